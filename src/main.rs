@@ -1,0 +1,46 @@
+//! `xskdbg`: the command-line front end of the toolkit.
+//!
+//! Each subcommand lives in `cmd/<name>.rs` with its own `Args` and `run`;
+//! this file only parses the command line and maps results to exit codes
+//! (0 clean, 1 findings, 2 usage or input error).
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Did my application or the kernel put the same UMEM frame in two places?
+#[derive(Parser)]
+#[command(name = "xskdbg", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Rebuild every descriptor's history from an ftrace trace and name the culprit.
+    Analyze(cmd::analyze::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version on stdout with exit 0; usage errors get 2.
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let result = match cli.command {
+        Command::Analyze(args) => cmd::analyze::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xskdbg: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
