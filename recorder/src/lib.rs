@@ -1,0 +1,1 @@
+//! xskdbg recorder (being written).
