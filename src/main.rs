@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Rebuild every descriptor's history from an ftrace trace and name the culprit.
     Analyze(cmd::analyze::Args),
+    /// Check tracefs, BTF, probe backends, XDP features, veth queues and privileges.
+    Doctor(cmd::doctor::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Analyze(args) => cmd::analyze::run(args),
+        Command::Doctor(args) => cmd::doctor::run(args),
     };
     match result {
         Ok(code) => code,
