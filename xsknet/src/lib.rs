@@ -1,0 +1,36 @@
+//! A real AF_XDP testbed on veth, for the recorder and probes tests and the soak.
+//!
+//! Everything here talks to the running kernel; nothing is simulated.
+//!
+//! - [`netns`]: uniquely named network namespaces, deleted on drop; run code
+//!   or threads inside them.
+//! - [`veth`]: veth pairs across namespaces with queue counts that let
+//!   driver-mode XDP attach, optionally the same ifindex on both ends.
+//! - [`xdp`]: the XDP program (`src/bpf/redirect.bpf.c`) that redirects each
+//!   frame to the AF_XDP socket of its rx queue (XSKMAP), attached through a
+//!   BPF link that detaches on drop.
+//! - [`xsk`]: one UMEM shared by AF_XDP sockets on several queues, devices and
+//!   namespaces (copy mode, via `xdpilone`), with the raw ring handles.
+//! - [`packet`]: pure building and checking of UDP and TCP-shaped frames.
+//! - [`traffic`]: an AF_PACKET generator that sends those frames from a peer
+//!   namespace, steered to chosen rx queues, and a receive loop.
+//! - [`sys`]: the seam to iproute2/ethtool/tc and the raw system calls.
+//! - [`testenv`]: the root/BPF precondition check tests use (skip, or fail
+//!   under `CI=true`).
+
+pub mod error;
+pub mod netns;
+pub mod packet;
+pub mod sys;
+pub mod testenv;
+pub mod traffic;
+pub mod veth;
+pub mod xdp;
+pub mod xsk;
+
+pub use error::{Error, Result};
+pub use netns::NetNs;
+pub use veth::{Veth, VethBuilder, VethEnd};
+pub use xdp::{XdpMode, XdpProgram};
+pub use xdpilone::xdp::XdpDesc;
+pub use xsk::{SharedUmem, SocketKey, UmemArea, UmemConfig, XskSocket, XskStats};
