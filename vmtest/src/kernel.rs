@@ -1,0 +1,370 @@
+//! Which kernel the guest boots: Debian's packaged 6.1 cloud kernel (downloaded once
+//! into a cache outside the repository) or any bzImage given by path.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::host::{self, run_tool};
+use crate::modules::ModuleIndex;
+use crate::VmError;
+
+/// The packages looked for: `linux-image-6.1.0-NN-cloud-amd64-unsigned`.
+pub const DEBIAN_PATTERN: &str = "linux-image-6.1.0-NN-cloud-amd64-unsigned";
+/// Prefix given to `apt-cache pkgnames`.
+const DEBIAN_PREFIX: &str = "linux-image-6.1.0-";
+
+/// Name of the marker file that says a cached kernel was completely unpacked.
+const COMPLETE: &str = ".complete";
+
+/// The kernel to boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelSource {
+    /// Debian's `linux-image-6.1.0-NN-cloud-amd64-unsigned`: the given ABI number NN, or
+    /// the newest one `apt-cache` offers.
+    Debian {
+        /// ABI number (`56` in `6.1.0-56`); `None` for the newest.
+        abi: Option<u32>,
+    },
+    /// A bzImage on disk, e.g. a self-built kernel with everything the guest needs
+    /// built in; modules only if `modules_dir` (a `/lib/modules/VER` tree with
+    /// `modules.dep`) is given.
+    Path {
+        /// The bzImage.
+        image: PathBuf,
+        /// Its modules, if any are to be loaded.
+        modules_dir: Option<PathBuf>,
+    },
+}
+
+impl KernelSource {
+    /// Parses the CLI form: `debian`, `debian:NN` or a path.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "debian" {
+            return Ok(KernelSource::Debian { abi: None });
+        }
+        if let Some(abi) = s.strip_prefix("debian:") {
+            let abi = abi.trim_start_matches("6.1.0-").parse().map_err(|_| {
+                format!("--kernel {s}: expected debian:NN with NN the ABI number, e.g. debian:56")
+            })?;
+            return Ok(KernelSource::Debian { abi: Some(abi) });
+        }
+        if s.is_empty() {
+            return Err("--kernel: expected `debian`, `debian:NN` or a bzImage path".into());
+        }
+        Ok(KernelSource::Path {
+            image: PathBuf::from(s),
+            modules_dir: None,
+        })
+    }
+}
+
+/// A kernel ready to boot.
+#[derive(Debug, Clone)]
+pub struct PreparedKernel {
+    /// The bzImage.
+    pub image: PathBuf,
+    /// The kernel release (`uname -r`), when known.
+    pub release: Option<String>,
+    /// `/lib/modules/VER` on the host, when modules are to be loaded.
+    pub modules_dir: Option<PathBuf>,
+    /// The module index of `modules_dir`.
+    pub modules: Option<ModuleIndex>,
+    /// For messages: where the kernel came from.
+    pub description: String,
+}
+
+/// The Debian package name for an ABI number.
+pub fn debian_package(abi: u32) -> String {
+    format!("linux-image-6.1.0-{abi}-cloud-amd64-unsigned")
+}
+
+/// The ABI number of a Debian cloud kernel package name.
+pub fn debian_abi(package: &str) -> Option<u32> {
+    package
+        .strip_prefix("linux-image-6.1.0-")?
+        .strip_suffix("-cloud-amd64-unsigned")?
+        .parse()
+        .ok()
+}
+
+/// The newest ABI number among package names, one a line (`apt-cache pkgnames`; the
+/// first word of each line counts, so `apt-cache search` output works too).
+pub fn newest_abi(apt_cache_search: &str) -> Option<u32> {
+    apt_cache_search
+        .lines()
+        .filter_map(|l| debian_abi(l.split_whitespace().next()?))
+        .max()
+}
+
+/// Checks the x86 boot protocol header of a bzImage: 0xAA55 at 0x1FE, "HdrS" at 0x202.
+pub fn check_bzimage(head: &[u8]) -> Result<(), String> {
+    if head.len() < 0x210 {
+        return Err("too short to be a bzImage".into());
+    }
+    if head[0x1FE..0x200] != [0x55, 0xAA] || &head[0x202..0x206] != b"HdrS" {
+        return Err(
+            "not an x86 bzImage (no boot sector signature / \"HdrS\" header); \
+                    pass arch/x86/boot/bzImage, not vmlinux"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// The version string a bzImage carries (`kernel_version` field of the setup header),
+/// e.g. `6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP ...`.
+pub fn bzimage_version(image: &[u8]) -> Option<String> {
+    let ptr = u16::from_le_bytes([*image.get(0x20E)?, *image.get(0x20F)?]) as usize;
+    if ptr == 0 {
+        return None;
+    }
+    let start = ptr + 0x200;
+    let rest = image.get(start..)?;
+    let end = rest.iter().take(512).position(|&b| b == 0)?;
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+}
+
+/// Resolves a kernel source into files on disk, downloading Debian's package if needed.
+pub fn prepare(source: &KernelSource) -> Result<PreparedKernel, VmError> {
+    match source {
+        KernelSource::Path { image, modules_dir } => prepare_path(image, modules_dir.as_deref()),
+        KernelSource::Debian { abi } => prepare_debian(*abi, &host::cache_dir()),
+    }
+}
+
+fn prepare_path(image: &Path, modules_dir: Option<&Path>) -> Result<PreparedKernel, VmError> {
+    let bytes = fs::read(image).map_err(|e| VmError::BadKernel {
+        path: image.to_path_buf(),
+        reason: format!("cannot read: {e}"),
+    })?;
+    check_bzimage(&bytes).map_err(|reason| VmError::BadKernel {
+        path: image.to_path_buf(),
+        reason,
+    })?;
+    let release =
+        bzimage_version(&bytes).and_then(|v| v.split_whitespace().next().map(str::to_string));
+    let modules = match modules_dir {
+        Some(dir) => Some(load_index(dir)?),
+        None => None,
+    };
+    Ok(PreparedKernel {
+        image: image.to_path_buf(),
+        release,
+        modules_dir: modules_dir.map(Path::to_path_buf),
+        modules,
+        description: format!("bzImage {}", image.display()),
+    })
+}
+
+/// Reads `modules.dep` and `modules.builtin` of a `/lib/modules/VER` directory.
+pub fn load_index(dir: &Path) -> Result<ModuleIndex, VmError> {
+    let dep_path = dir.join("modules.dep");
+    let dep = fs::read_to_string(&dep_path).map_err(|e| {
+        VmError::io(
+            format!(
+                "{}: (run `depmod -b ROOT VER` to create it)",
+                dep_path.display()
+            ),
+            e,
+        )
+    })?;
+    let builtin = fs::read_to_string(dir.join("modules.builtin")).unwrap_or_default();
+    ModuleIndex::parse(&dep, &builtin).map_err(|source| VmError::Module {
+        dir: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn prepare_debian(abi: Option<u32>, cache: &Path) -> Result<PreparedKernel, VmError> {
+    let root = fetch_debian(abi, cache)?;
+    let modules_base = root.join("lib/modules");
+    let release = single_release(&modules_base)?;
+    let image = root.join("boot").join(format!("vmlinuz-{release}"));
+    let modules_dir = modules_base.join(&release);
+    let index = load_index(&modules_dir)?;
+    let package = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(PreparedKernel {
+        image,
+        release: Some(release.clone()),
+        modules_dir: Some(modules_dir),
+        modules: Some(index),
+        description: format!("Debian {package}"),
+    })
+}
+
+fn single_release(modules_base: &Path) -> Result<String, VmError> {
+    let mut releases = Vec::new();
+    let entries = fs::read_dir(modules_base)
+        .map_err(|e| VmError::io(format!("cannot list {}", modules_base.display()), e))?;
+    for entry in entries.flatten() {
+        if entry.path().is_dir() {
+            releases.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    match releases.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => Err(VmError::BadKernel {
+            path: modules_base.to_path_buf(),
+            reason: format!("expected exactly one kernel release directory, found {releases:?}"),
+        }),
+    }
+}
+
+/// Downloads (once) and unpacks Debian's cloud kernel package into
+/// `CACHE/kernels/PACKAGE/` and returns that directory (holding `boot/` and
+/// `lib/modules/VER/` with a `modules.dep` made by `depmod`).
+pub fn fetch_debian(abi: Option<u32>, cache: &Path) -> Result<PathBuf, VmError> {
+    let kernels = cache.join("kernels");
+    let abi = match abi {
+        Some(abi) => abi,
+        None => {
+            // A prefix listing is quicker than a regex search over all descriptions.
+            let out = run_tool("apt-cache", ["pkgnames", DEBIAN_PREFIX], None, false)?;
+            match newest_abi(&String::from_utf8_lossy(&out.stdout)) {
+                Some(abi) => abi,
+                // No apt lists (offline CI image): fall back to the newest cached one.
+                None => newest_cached(&kernels).ok_or_else(|| VmError::NoDebianKernel {
+                    pattern: DEBIAN_PATTERN.to_string(),
+                    cache: kernels.clone(),
+                })?,
+            }
+        }
+    };
+    let package = debian_package(abi);
+    let dest = kernels.join(&package);
+    if dest.join(COMPLETE).exists() {
+        return Ok(dest);
+    }
+    fs::create_dir_all(&kernels).map_err(|e| {
+        VmError::io(
+            format!("cannot create cache directory {}", kernels.display()),
+            e,
+        )
+    })?;
+    // Unpack into a private directory and rename it into place, so a killed download
+    // never leaves a half-unpacked kernel that looks complete.
+    let work = tempfile::Builder::new()
+        .prefix(&format!(".{package}-"))
+        .tempdir_in(&kernels)
+        .map_err(|e| {
+            VmError::io(
+                format!("cannot create a directory in {}", kernels.display()),
+                e,
+            )
+        })?;
+    run_tool(
+        "apt-get",
+        ["download", package.as_str()],
+        Some(work.path()),
+        false,
+    )?;
+    let deb = fs::read_dir(work.path())
+        .map_err(|e| VmError::io(format!("cannot list {}", work.path().display()), e))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or_else(|| VmError::ToolFailed {
+            command: format!("apt-get download {package}"),
+            status: "exit 0".into(),
+            stderr: "no .deb file appeared".into(),
+        })?;
+    let tree = work.path().join(&package);
+    run_tool(
+        "dpkg-deb",
+        ["-x".as_ref(), deb.as_os_str(), tree.as_os_str()],
+        None,
+        false,
+    )?;
+    let release = single_release(&tree.join("lib/modules"))?;
+    if !tree
+        .join("lib/modules")
+        .join(&release)
+        .join("modules.dep")
+        .exists()
+    {
+        run_tool(
+            "depmod",
+            ["-b".as_ref(), tree.as_os_str(), release.as_ref()],
+            None,
+            false,
+        )?;
+    }
+    fs::write(tree.join(COMPLETE), format!("{release}\n"))
+        .map_err(|e| VmError::io(format!("cannot write {}", tree.join(COMPLETE).display()), e))?;
+    let _ = fs::remove_file(&deb);
+    match fs::rename(&tree, &dest) {
+        Ok(()) => Ok(dest),
+        // Another run unpacked the same package meanwhile: use theirs.
+        Err(_) if dest.join(COMPLETE).exists() => Ok(dest),
+        Err(e) => Err(VmError::io(
+            format!("cannot move {} to {}", tree.display(), dest.display()),
+            e,
+        )),
+    }
+}
+
+fn newest_cached(kernels: &Path) -> Option<u32> {
+    fs::read_dir(kernels)
+        .ok()?
+        .flatten()
+        .filter(|e| e.path().join(COMPLETE).exists())
+        .filter_map(|e| debian_abi(&e.file_name().to_string_lossy()))
+        .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_abi_is_numeric_not_lexical() {
+        let out = "linux-image-6.1.0-9-cloud-amd64-unsigned - Linux 6.1 for x86-64 cloud\n\
+                   linux-image-6.1.0-56-cloud-amd64-unsigned - Linux 6.1 for x86-64 cloud\n\
+                   linux-image-6.1.0-47-cloud-amd64-unsigned - Linux 6.1 for x86-64 cloud\n\
+                   linux-image-6.1.0-60-cloud-amd64 - signed, not wanted\n";
+        assert_eq!(newest_abi(out), Some(56));
+        assert_eq!(newest_abi(""), None);
+        assert_eq!(
+            debian_package(56),
+            "linux-image-6.1.0-56-cloud-amd64-unsigned"
+        );
+    }
+
+    #[test]
+    fn kernel_source_parses_cli_forms() {
+        assert_eq!(
+            KernelSource::parse("debian"),
+            Ok(KernelSource::Debian { abi: None })
+        );
+        assert_eq!(
+            KernelSource::parse("debian:55"),
+            Ok(KernelSource::Debian { abi: Some(55) })
+        );
+        assert!(KernelSource::parse("debian:x").is_err());
+        assert_eq!(
+            KernelSource::parse("/k/bzImage"),
+            Ok(KernelSource::Path {
+                image: "/k/bzImage".into(),
+                modules_dir: None
+            })
+        );
+    }
+
+    #[test]
+    fn bzimage_header_checks() {
+        let mut img = vec![0u8; 0x400];
+        assert!(check_bzimage(&img).is_err());
+        assert!(check_bzimage(&img[..0x100]).is_err());
+        img[0x1FE] = 0x55;
+        img[0x1FF] = 0xAA;
+        img[0x202..0x206].copy_from_slice(b"HdrS");
+        assert!(check_bzimage(&img).is_ok());
+        // kernel_version points (relative to 0x200) at a NUL-terminated string.
+        img[0x20E..0x210].copy_from_slice(&0x100u16.to_le_bytes());
+        img[0x300..0x310].copy_from_slice(b"6.1.0-56 (x) #1\0");
+        assert_eq!(bzimage_version(&img).as_deref(), Some("6.1.0-56 (x) #1"));
+    }
+}
