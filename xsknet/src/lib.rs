@@ -17,6 +17,27 @@
 //! - [`sys`]: the seam to iproute2/ethtool/tc and the raw system calls.
 //! - [`testenv`]: the root/BPF precondition check tests use (skip, or fail
 //!   under `CI=true`).
+//!
+//! # Observed on Linux 6.18 (the test host)
+//!
+//! - veth takes driver-mode XDP when its rx queue count is at least the
+//!   peer's tx queue count; otherwise BPF_LINK_CREATE fails with ENOSPC.
+//!   Generic mode attaches regardless.
+//! - Frames from an AF_PACKET socket reach the driver-mode program with the
+//!   sender's TSO on or off.
+//! - Copy mode only: binding with XDP_ZEROCOPY on veth fails with EOPNOTSUPP.
+//!   In copy mode an RX descriptor's addr is chunk + 256
+//!   (XDP_PACKET_HEADROOM) + the UMEM headroom.
+//! - Sockets bound with XDP_SHARED_UMEM must pass no other bind flags (EINVAL);
+//!   they inherit copy mode from the UMEM's socket. Sharing works across
+//!   namespaces and across devices with the same ifindex; the socket keys
+//!   then differ only by netns cookie.
+//! - A frame that arrives while FILL is empty is dropped
+//!   (rx_fill_ring_empty_descs); veth's per-queue ring holds 256 frames, so
+//!   senders that must not lose frames keep a window below that.
+//! - The kernel has no `act_skbedit`, so tc cannot steer a frame to a tx
+//!   queue; with PACKET_QDISC_BYPASS the sending CPU picks it
+//!   ([`traffic::queue_for_cpu`]).
 
 pub mod error;
 pub mod netns;

@@ -242,6 +242,11 @@ impl Generator {
 /// its descriptor, and its chunk goes back on FILL. `free` holds the frame
 /// addresses the socket may put on FILL. `received` is bumped per frame (the
 /// generator's window reads it). Returns the number received.
+///
+/// Stock FILL ([`XskSocket::fill_from`]) before the first frame is sent:
+/// a frame that arrives while FILL is empty is dropped by the kernel
+/// (`rx_fill_ring_empty_descs`, `rx_dropped`), and this loop only fills once
+/// it runs.
 pub fn receive_loop(
     sock: &mut XskSocket,
     free: &mut Vec<u64>,
