@@ -284,6 +284,8 @@ pub const MARK: &str = "xskdbg-vm:";
 pub const MARK_STARTED: &str = "xskdbg-vm: init started";
 /// Console marker: everything ran and the results were written.
 pub const MARK_DONE: &str = "xskdbg-vm: done";
+/// Console marker prefix of `command NNN started`.
+pub const MARK_COMMAND: &str = "xskdbg-vm: command ";
 /// Console marker prefix of init's errors.
 pub const MARK_ERROR: &str = "xskdbg-vm: error:";
 

@@ -530,11 +530,26 @@ fn finish(
     }
     let unpacked = results::unpack_disk(disk, &dest)?;
     let lines: Vec<String> = spec.commands.iter().map(|c| c.line.clone()).collect();
-    let guest = if unpacked {
+    let mut guest = if unpacked {
         results::decode(&dest, &lines, timeouts)
     } else {
         results::GuestResults::default()
     };
+    // The guest saves after each command; the one running when it died is known only
+    // from the console.
+    if let Some(n) = qrun.last_started {
+        if !guest.done && n == guest.commands.len() && n < lines.len() {
+            guest.commands.push(CommandResult {
+                index: n,
+                command: lines[n].clone(),
+                exit_code: None,
+                timed_out: false,
+                elapsed: None,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            });
+        }
+    }
     let outcome = VmOutcome {
         commands: guest.commands,
         out_dir: spec.out_dir.clone(),

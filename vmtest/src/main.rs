@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Boot a guest, run the commands in order, save their results.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Fetch (once) and print the kernel a run would boot.
     Kernel {
         /// `debian` (newest 6.1 cloud kernel apt offers), `debian:NN`, or a bzImage path.
@@ -110,7 +110,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Cmd::Run(args) => run(args),
+        Cmd::Run(args) => run(*args),
         Cmd::Kernel { kernel } => show_kernel(&kernel).map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::host::spawn_error;
-use crate::initramfs::{MARK_DONE, MARK_ERROR, MARK_STARTED};
+use crate::initramfs::{MARK_COMMAND, MARK_DONE, MARK_ERROR, MARK_STARTED};
 use crate::VmError;
 
 /// The qemu binary used.
@@ -135,6 +135,8 @@ pub enum ConsoleEvent {
     GuestError(String),
     /// `Kernel panic - not syncing: ...`.
     Panic(String),
+    /// The guest started command N.
+    CommandStarted(usize),
     /// A kernel warning, BUG or oops line.
     KernelWarning(String),
 }
@@ -152,6 +154,12 @@ pub fn classify(line: &str) -> Option<ConsoleEvent> {
     }
     if line.trim_end() == MARK_DONE || line.ends_with(MARK_DONE) {
         return Some(ConsoleEvent::Done);
+    }
+    if let Some(i) = line.find(MARK_COMMAND) {
+        let rest = &line[i + MARK_COMMAND.len()..];
+        if let Some(n) = rest.strip_suffix(" started").and_then(|n| n.parse().ok()) {
+            return Some(ConsoleEvent::CommandStarted(n));
+        }
     }
     if line.contains("Kernel panic - not syncing") {
         return Some(ConsoleEvent::Panic(line.trim().to_string()));
@@ -199,6 +207,8 @@ pub struct QemuRun {
     pub warnings: Vec<String>,
     /// Errors the guest's init reported.
     pub guest_errors: Vec<String>,
+    /// The last command the console said had started.
+    pub last_started: Option<usize>,
     /// qemu's standard error (first 64 KiB).
     pub stderr: String,
 }
@@ -298,6 +308,7 @@ pub fn supervise(
         wall_time: Duration::ZERO,
         warnings: Vec::new(),
         guest_errors: Vec::new(),
+        last_started: None,
         stderr: String::new(),
     };
     let mut done_or_panic: Option<(Ending, Instant)> = None;
@@ -313,6 +324,7 @@ pub fn supervise(
             *dp = Some((Ending::Panic(line), Instant::now()));
         }
         ConsoleEvent::GuestError(e) => run.guest_errors.push(e),
+        ConsoleEvent::CommandStarted(n) => run.last_started = Some(n),
         ConsoleEvent::KernelWarning(w) => {
             if run.warnings.len() < 50 {
                 run.warnings.push(w);
@@ -408,6 +420,10 @@ mod tests {
             Some(ConsoleEvent::KernelWarning(_))
         ));
         assert_eq!(classify("xskdbg-vm: command 000 exited 0"), None);
+        assert_eq!(
+            classify("xskdbg-vm: command 012 started"),
+            Some(ConsoleEvent::CommandStarted(12))
+        );
         assert_eq!(classify("[    0.000000] Linux version 6.1.0"), None);
     }
 
