@@ -1,0 +1,505 @@
+//! Attaching a backend: all or nothing. Every program is loaded and every
+//! link made before [`attach`] returns; on any failure everything already
+//! made is dropped again (links die with their fds, kprobe events are
+//! removed, tracefs settings restored), so there is never a half-attached
+//! state. [`Attached`] undoes everything on drop.
+
+use std::mem::MaybeUninit;
+use std::path::Path;
+
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, Object, OpenObject};
+use xskdbg_tracefs::{Buffer, TraceFs};
+
+use crate::backend::{Backend, Caps, OPTIONAL_FUNCS};
+use crate::btf::KernelBtf;
+use crate::error::{ProbeError, Result};
+use crate::filter::Filters;
+use crate::kprobe_events::{self, ProbeDef, GROUP};
+use crate::sys;
+
+mod skel_tp {
+    include!(concat!(env!("OUT_DIR"), "/tracepoint.skel.rs"));
+}
+mod skel_fe {
+    include!(concat!(env!("OUT_DIR"), "/fentry.skel.rs"));
+}
+mod skel_kp {
+    include!(concat!(env!("OUT_DIR"), "/kprobe.skel.rs"));
+}
+
+/// What to attach and where its output goes.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The backend (or `auto`).
+    pub backend: Backend,
+    /// Which sockets to record.
+    pub filters: Filters,
+    /// The ring buffer the events must reach (an instance or the top level).
+    pub buffer: Buffer,
+    /// Group for the `tracefs` backend's kprobe events (normally
+    /// [`kprobe_events::GROUP`]; must start with it).
+    pub group: String,
+}
+
+/// A loaded skeleton, kept for its maps and so its programs stay loaded.
+enum Loaded {
+    Tp(skel_tp::TracepointSkel<'static>),
+    Fe(skel_fe::FentrySkel<'static>),
+    Kp(skel_kp::KprobeSkel<'static>),
+}
+
+impl Loaded {
+    fn object(&self) -> &Object {
+        match self {
+            Loaded::Tp(s) => s.object(),
+            Loaded::Fe(s) => s.object(),
+            Loaded::Kp(s) => s.object(),
+        }
+    }
+}
+
+/// Restores one tracefs control file on drop.
+struct Restore {
+    buffer: Buffer,
+    rel: String,
+    old: Vec<u8>,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let old = String::from_utf8_lossy(&self.old);
+        let v = old.trim();
+        // An empty filter file reads "none"; writing "0" clears it.
+        let v = if v == "none" { "0" } else { v };
+        if let Err(e) = self.buffer.write_file(&self.rel, v.as_bytes()) {
+            eprintln!("xskdbg-probes: restoring {}: {e}", self.rel);
+        }
+    }
+}
+
+fn set_restoring(buffer: &Buffer, rel: &str, value: &[u8]) -> Result<Restore> {
+    let old = buffer.read_file(rel)?;
+    buffer.write_file(rel, value)?;
+    Ok(Restore {
+        buffer: buffer.clone(),
+        rel: rel.to_string(),
+        old,
+    })
+}
+
+/// kprobe events created by the `tracefs` backend; removed on drop.
+struct KprobeEvents {
+    tfs: TraceFs,
+    names: Vec<String>, // group/name
+}
+
+impl KprobeEvents {
+    fn add(&mut self, line: &str, ev: String) -> std::io::Result<()> {
+        write_kprobe_events(&self.tfs, line)?;
+        self.names.push(ev);
+        Ok(())
+    }
+}
+
+fn write_kprobe_events(tfs: &TraceFs, line: &str) -> std::io::Result<()> {
+    // Opened without O_TRUNC: truncating kprobe_events would delete every
+    // kprobe event on the system, not only ours.
+    let w = tfs.sys().open_writer(&tfs.root().join("kprobe_events"))?;
+    let n = w.write_once(line.as_bytes())?;
+    if n != line.len() {
+        return Err(std::io::Error::other(format!("short write {n}/{}", line.len())));
+    }
+    Ok(())
+}
+
+impl Drop for KprobeEvents {
+    fn drop(&mut self) {
+        for ev in self.names.drain(..).rev() {
+            if let Err(e) = write_kprobe_events(&self.tfs, &format!("-:{ev}")) {
+                eprintln!("xskdbg-probes: removing kprobe event {ev}: {e}");
+            }
+        }
+    }
+}
+
+/// Attached probes. Dropping detaches everything and restores tracefs.
+pub struct Attached {
+    backend: Backend,
+    header: String,
+    notes: Vec<String>,
+    // Field order is drop order: links before their objects, event enables
+    // restored before kprobe events are removed (enabled events are busy).
+    links: Vec<Link>,
+    loaded: Vec<Loaded>,
+    restores: Vec<Restore>,
+    kprobes: Option<KprobeEvents>,
+    filters: Filters,
+}
+
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attached")
+            .field("backend", &self.backend)
+            .field("links", &self.links.len())
+            .field("notes", &self.notes)
+            .finish()
+    }
+}
+
+impl Attached {
+    /// The backend that attached.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The `xskdbg:1 probe ...` header line to write into the buffer.
+    pub fn header_line(&self) -> &str {
+        &self.header
+    }
+
+    /// Why this backend was chosen, what was skipped, and similar remarks.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Number of BPF links or kprobe events attached.
+    pub fn probe_count(&self) -> usize {
+        self.links.len() + self.kprobes.as_ref().map_or(0, |k| k.names.len())
+    }
+
+    /// Re-reads the socket inodes of the `--pid` process into the BPF
+    /// filter (sockets it opened since the last call start being recorded).
+    /// Returns how many sockets match.
+    pub fn refresh_pid_filter(&self) -> Result<usize> {
+        let Some(pid) = self.filters.pid else {
+            return Ok(0);
+        };
+        let inodes = sys::process_socket_inodes(pid);
+        for l in &self.loaded {
+            let obj = l.object();
+            for m in obj.maps() {
+                if m.name() == "socks" {
+                    for ino in &inodes {
+                        m.update(&ino.to_ne_bytes(), &[1u8], MapFlags::ANY)
+                            .map_err(|e| refused(self.backend, "update map socks", e, ""))?;
+                    }
+                }
+            }
+        }
+        Ok(inodes.len())
+    }
+
+    /// Detaches now (same as dropping).
+    pub fn detach(self) {}
+}
+
+fn refused(backend: Backend, what: &str, e: impl std::fmt::Display, offers: &str) -> ProbeError {
+    ProbeError::Refused {
+        backend,
+        what: what.to_string(),
+        cause: e.to_string(),
+        offers: offers.to_string(),
+    }
+}
+
+/// Attaches `req.backend` (trying each backend in [`Backend::AUTO_ORDER`]
+/// for `auto`), enables the output event in `req.buffer`, and returns the
+/// guard. The caller writes [`Attached::header_line`] into the buffer.
+pub fn attach(req: &Request) -> Result<Attached> {
+    if !req.group.starts_with(GROUP) {
+        return Err(ProbeError::Usage(format!(
+            "kprobe group {:?} must start with {GROUP:?} so `detach --all` finds it",
+            req.group
+        )));
+    }
+    let tfs = TraceFs::find()?;
+    let caps = sys::caps(&tfs);
+    if req.backend != Backend::Auto {
+        if let Some(why) = caps.precheck(req.backend) {
+            return Err(refused(req.backend, "precheck", why, &caps.summary()));
+        }
+        return attach_one(req.backend, req, &tfs, &caps);
+    }
+    let mut tried = Vec::new();
+    for b in Backend::AUTO_ORDER {
+        if let Some(why) = caps.precheck(b) {
+            tried.push(format!("  {b}: {why}"));
+            continue;
+        }
+        match attach_one(b, req, &tfs, &caps) {
+            Ok(mut a) => {
+                let mut notes = vec![format!("auto chose {b}")];
+                notes.extend(tried.iter().map(|t| format!("skipped{t}")));
+                notes.append(&mut a.notes);
+                a.notes = notes;
+                return Ok(a);
+            }
+            Err(e) => tried.push(format!("  {b}: {e}")),
+        }
+    }
+    Err(ProbeError::NoBackend {
+        tried: tried.join("\n"),
+        offers: caps.summary(),
+    })
+}
+
+fn storage() -> &'static mut MaybeUninit<OpenObject> {
+    // The skeleton borrows its object storage for its whole life; the
+    // storage is a few pointers, leaked once per attach.
+    Box::leak(Box::new(MaybeUninit::uninit()))
+}
+
+fn attach_one(backend: Backend, req: &Request, tfs: &TraceFs, caps: &Caps) -> Result<Attached> {
+    let offers = caps.summary();
+    let mut a = Attached {
+        backend,
+        header: backend.header_line(&caps.release),
+        notes: Vec::new(),
+        links: Vec::new(),
+        loaded: Vec::new(),
+        restores: Vec::new(),
+        kprobes: None,
+        filters: req.filters.clone(),
+    };
+    let missing_opt: Vec<&str> = OPTIONAL_FUNCS
+        .iter()
+        .copied()
+        .filter(|f| caps.funcs_missing.iter().any(|m| m == f))
+        .collect();
+    match backend {
+        Backend::Auto => return Err(ProbeError::Usage("auto is not a backend".into())),
+        Backend::Tracepoint => {
+            let s = load_tp(&[], &offers)?;
+            a.loaded.push(Loaded::Tp(s));
+        }
+        Backend::Fentry | Backend::Kprobe => {
+            // Programs of missing optional functions are not loaded (an
+            // fentry on a missing function fails the whole object load).
+            let skip: Vec<String> = missing_opt.iter().map(|f| prog_for(backend, f)).flatten().collect();
+            for f in &missing_opt {
+                a.notes.push(format!("{f} not in /proc/kallsyms (inlined?): not probed"));
+            }
+            let new_tx = sys::version_of(&caps.release).is_some_and(|v| v >= (6, 6));
+            if backend == Backend::Fentry {
+                let b = skel_fe::FentrySkelBuilder::default();
+                let mut open = b
+                    .open(storage())
+                    .map_err(|e| refused(backend, "open BPF object", e, &offers))?;
+                if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+                    ro.destructor_arg_is_addr = !new_tx;
+                }
+                set_autoload(open.open_object_mut(), &skip);
+                let s = open
+                    .load()
+                    .map_err(|e| refused(backend, "load fentry programs", e, &offers))?;
+                a.loaded.push(Loaded::Fe(s));
+            } else {
+                let b = skel_kp::KprobeSkelBuilder::default();
+                let mut open = b
+                    .open(storage())
+                    .map_err(|e| refused(backend, "open BPF object", e, &offers))?;
+                if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+                    ro.destructor_arg_is_addr = !new_tx;
+                }
+                set_autoload(open.open_object_mut(), &skip);
+                let s = open
+                    .load()
+                    .map_err(|e| refused(backend, "load kprobe programs", e, &offers))?;
+                a.loaded.push(Loaded::Kp(s));
+            }
+            // The XDP error tracepoints go with every backend.
+            let tp = load_tp(&["tp_xdp_redirect", "tp_napi_poll"], &offers)?;
+            a.loaded.push(Loaded::Tp(tp));
+        }
+        Backend::Tracefs => {
+            attach_tracefs(&mut a, req, tfs, caps)?;
+        }
+    }
+    if !a.loaded.is_empty() {
+        // Filters first, so nothing unfiltered is ever printed.
+        let val = req.filters.to_map_value();
+        for l in &a.loaded {
+            for m in l.object().maps() {
+                if m.name() == "filter" {
+                    m.update(&0u32.to_ne_bytes(), &val, MapFlags::ANY)
+                        .map_err(|e| refused(backend, "set filter map", e, &offers))?;
+                }
+            }
+        }
+        a.refresh_pid_filter()?;
+        // bpf_trace_printk output reaches an instance only when the instance
+        // enables the bpf_trace_printk event (the top level enables it when a
+        // program using the helper loads).
+        let rel = "events/bpf_trace/bpf_trace_printk/enable";
+        a.restores.push(set_restoring(&req.buffer, rel, b"1")?);
+        for l in &a.loaded {
+            for p in l.object().progs_mut() {
+                if !p.autoload() {
+                    continue;
+                }
+                let name = p.name().to_string_lossy().into_owned();
+                let link = p
+                    .attach()
+                    .map_err(|e| refused(backend, &format!("attach {name}"), e, &offers))?;
+                a.links.push(link);
+            }
+        }
+    }
+    Ok(a)
+}
+
+/// The program names of `backend` that probe function `f`.
+fn prog_for(backend: Backend, f: &str) -> Vec<String> {
+    let (fe, kp): (&[&str], &[&str]) = match f {
+        "xp_raw_get_data" => (&["fe_raw_get_data"], &["kp_raw_get_data"]),
+        "xsk_tx_peek_desc" => (&["fx_peek"], &["kp_peek", "kr_peek"]),
+        "xsk_tx_completed" => (&["fe_tx_completed"], &["kp_tx_completed"]),
+        "xsk_destruct_skb" => (&["fe_destruct_skb"], &["kp_destruct_skb"]),
+        _ => (&[], &[]),
+    };
+    let v = if backend == Backend::Fentry { fe } else { kp };
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn set_autoload(obj: &mut OpenObject, skip: &[String]) {
+    for mut p in obj.progs_mut() {
+        let name = p.name().to_string_lossy().into_owned();
+        if skip.iter().any(|s| *s == name) {
+            p.set_autoload(false);
+        }
+    }
+}
+
+fn load_tp(skip: &[&str], offers: &str) -> Result<skel_tp::TracepointSkel<'static>> {
+    let backend = Backend::Tracepoint;
+    let b = skel_tp::TracepointSkelBuilder::default();
+    let mut open = b
+        .open(storage())
+        .map_err(|e| refused(backend, "open BPF object", e, offers))?;
+    let skip: Vec<String> = skip.iter().map(|s| s.to_string()).collect();
+    set_autoload(open.open_object_mut(), &skip);
+    open.load()
+        .map_err(|e| refused(backend, "load tp_btf programs", e, offers))
+}
+
+fn attach_tracefs(a: &mut Attached, req: &Request, tfs: &TraceFs, caps: &Caps) -> Result<()> {
+    let offers = caps.summary();
+    let btf = KernelBtf::open(Path::new(sys::VMLINUX_BTF))?;
+    let offs = kprobe_events::Offsets::from_btf(&btf)?;
+    if offs.xskb_orig_addr.is_none() {
+        a.notes.push(
+            "struct xdp_buff_xsk has no orig_addr on this kernel: __xsk_rcv_zc_L7 events carry no addr=".into(),
+        );
+    }
+    if req.filters.pid.is_some() || req.filters.queue.is_some() || req.filters.netns_cookie.is_some() {
+        a.notes.push("the tracefs backend cannot filter by pid, queue or netns: recording every AF_XDP socket".into());
+    }
+    let mut ke = KprobeEvents {
+        tfs: tfs.clone(),
+        names: Vec::new(),
+    };
+    let defs: Vec<ProbeDef> = kprobe_events::defs(&offs, &req.group);
+    let mut enables = Vec::new();
+    for d in &defs {
+        if caps.funcs_missing.iter().any(|m| *m == d.func) {
+            if d.required {
+                return Err(refused(Backend::Tracefs, &format!("kprobe on {}", d.func), "function not in /proc/kallsyms", &offers));
+            }
+            a.notes.push(format!("{} not in /proc/kallsyms (inlined?): not probed", d.func));
+            continue;
+        }
+        let ev = format!("{}/{}", req.group, d.name);
+        ke.add(&d.line, ev)
+            .map_err(|e| refused(Backend::Tracefs, &format!("write kprobe_events {:?}", d.line), e, &offers))?;
+        enables.push(d.clone());
+    }
+    a.kprobes = Some(ke);
+    for d in &enables {
+        let base = format!("events/{}/{}", req.group, d.name);
+        if let Some(f) = &d.filter {
+            a.restores.push(set_restoring(&req.buffer, &format!("{base}/filter"), f.as_bytes())?);
+        }
+        a.restores.push(set_restoring(&req.buffer, &format!("{base}/enable"), b"1")?);
+    }
+    // The native XDP error tracepoints, which the analyzer reads as ftrace prints them.
+    for ev in ["xdp_exception", "xdp_redirect_err"] {
+        if req.buffer.has_event("xdp", ev) {
+            let rel = format!("events/xdp/{ev}/enable");
+            a.restores.push(set_restoring(&req.buffer, &rel, b"1")?);
+        }
+    }
+    Ok(())
+}
+
+/// Removes leftovers of earlier runs that could not clean up (SIGKILL):
+/// kprobe events whose group starts with `xskdbg`, and ftrace instances
+/// whose name starts with `xskdbg-`. Returns what was removed.
+pub fn detach_all() -> Result<Vec<String>> {
+    let tfs = TraceFs::find()?;
+    let mut removed = Vec::new();
+    let inst_dir = tfs.root().join("instances");
+    let mut instances: Vec<String> = std::fs::read_dir(&inst_dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("xskdbg-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    instances.sort();
+    let ke_path = tfs.root().join("kprobe_events");
+    let ke = std::fs::read_to_string(&ke_path).unwrap_or_default();
+    let events = kprobe_events::leftovers(&ke, GROUP);
+    // Disable our events everywhere first: an enabled event cannot be removed.
+    for ev in &events {
+        let mut bufs = vec![tfs.top()];
+        for i in &instances {
+            if let Ok(b) = tfs.instance(i) {
+                bufs.push(b);
+            }
+        }
+        for b in bufs {
+            let rel = format!("events/{ev}/enable");
+            if b.path(&rel).exists() {
+                let _ = b.write_file(&rel, b"0");
+            }
+        }
+    }
+    for ev in events {
+        write_kprobe_events(&tfs, &format!("-:{ev}")).map_err(|e| ProbeError::Io {
+            op: "remove kprobe event (write -:EVENT to)",
+            path: ke_path.clone(),
+            source: e,
+        })?;
+        removed.push(format!("kprobe event {ev}"));
+    }
+    for i in instances {
+        let p = inst_dir.join(&i);
+        std::fs::remove_dir(&p).map_err(|e| ProbeError::Io {
+            op: "remove ftrace instance",
+            path: p.clone(),
+            source: e,
+        })?;
+        removed.push(format!("instance {i}"));
+    }
+    Ok(removed)
+}
+
+/// Leftovers [`detach_all`] would remove, without removing them.
+pub fn leftovers() -> Result<Vec<String>> {
+    let tfs = TraceFs::find()?;
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(tfs.root().join("instances")) {
+        for e in rd.filter_map(|e| e.ok()) {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with("xskdbg-") {
+                v.push(format!("instance {n}"));
+            }
+        }
+    }
+    let ke = std::fs::read_to_string(tfs.root().join("kprobe_events")).unwrap_or_default();
+    v.extend(kprobe_events::leftovers(&ke, GROUP).into_iter().map(|e| format!("kprobe event {e}")));
+    v.sort();
+    Ok(v)
+}

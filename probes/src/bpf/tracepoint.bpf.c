@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The `tracepoint` backend: no function probe at all, so it loads on
+ * locked-down kernels (no kprobes, fentry refused). tp_btf programs on
+ *   xdp:xdp_redirect      fires right after __xsk_map_redirect() (native XDP)
+ *                         or xsk_generic_rcv() (generic XDP) succeeded, i.e.
+ *                         after xskq_prod_reserve_desc() bumped
+ *                         rx->cached_prod and wrote the slot's addr/len;
+ *   xdp:xdp_redirect_err  the same call failed (frame dropped);
+ *   xdp:xdp_exception     the XDP program aborted or returned a bad action;
+ *   napi:napi_poll        a NAPI poll returned: the driver's xdp_do_flush()
+ *                         (xsk_flush of every socket this CPU touched) ran
+ *                         before it.
+ * GPL because bpf_trace_printk/vprintk are GPL-only helpers.
+ */
+#include "xskdbg.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Kept in sync with BPF_MAP_TYPE_XSKMAP (stable UAPI value). */
+#define XSKMAP_TYPE 17
+
+SEC("tp_btf/xdp_redirect")
+int BPF_PROG(tp_xdp_redirect, const struct net_device *dev, const struct bpf_prog *xdp,
+	     const void *tgt, int err, enum bpf_map_type map_type, __u32 map_id, __u32 index)
+{
+	struct xdp_sock *xs = (struct xdp_sock *)tgt;
+	struct rx_state st;
+	struct xdp_desc d;
+	struct xsk_id id;
+	const char *mode;
+	__u32 slot;
+
+	if (map_type != XSKMAP_TYPE || !xs)
+		return 0;
+	xsk_id_read(xs, &id);
+	if (!xsk_pass(xs, &id))
+		return 0;
+	if (rx_state_read(xs, &st))
+		return 0;
+	/* The reservation for this packet is the last one made on this
+	 * socket: slot = cached_prod - 1 (unmasked). */
+	slot = st.cached_prod - 1;
+	rx_desc_read(&st, slot, &d);
+	/* Generic XDP keeps its program in dev->xdp_prog; drivers keep theirs
+	 * privately. Zero-copy sockets are always driver mode. */
+	if (BPF_CORE_READ(xs, zc))
+		mode = "zc";
+	else if ((__u64)BPF_CORE_READ(dev, xdp_prog) == (__u64)xdp)
+		mode = "skb";
+	else
+		mode = "drv";
+	if (d.options)
+		bpf_printk("xskdbg:1 krx xs=%llx sk=%llx:%x:%x a=%llx len=%x opt=%x slot=%x kpool=%llx prod=%x fcons=%x mode=%s",
+			   id.xs, id.cookie, id.ifindex, id.queue, d.addr, d.len, d.options, slot,
+			   id.pool, st.prod, fill_cons(id.pool), mode);
+	else
+		bpf_printk("xskdbg:1 krx xs=%llx sk=%llx:%x:%x a=%llx len=%x slot=%x kpool=%llx prod=%x fcons=%x mode=%s",
+			   id.xs, id.cookie, id.ifindex, id.queue, d.addr, d.len, slot, id.pool,
+			   st.prod, fill_cons(id.pool), mode);
+	touched_add(id.xs);
+	return 0;
+}
+
+SEC("tp_btf/xdp_redirect_err")
+int BPF_PROG(tp_xdp_redirect_err, const struct net_device *dev, const struct bpf_prog *xdp,
+	     const void *tgt, int err, enum bpf_map_type map_type, __u32 map_id, __u32 index)
+{
+	struct xdp_sock *xs = (struct xdp_sock *)tgt;
+	struct rx_state st;
+	struct xsk_id id;
+
+	if (map_type != XSKMAP_TYPE || !xs)
+		return 0;
+	xsk_id_read(xs, &id);
+	if (!xsk_pass(xs, &id))
+		return 0;
+	if (rx_state_read(xs, &st))
+		return 0;
+	bpf_printk("xskdbg:1 kxdperr why=redirect xs=%llx sk=%llx:%x:%x errno=%x kpool=%llx cprod=%x prod=%x fcons=%x",
+		   id.xs, id.cookie, id.ifindex, id.queue, -err, id.pool, st.cached_prod, st.prod,
+		   fill_cons(id.pool));
+	return 0;
+}
+
+SEC("tp_btf/xdp_exception")
+int BPF_PROG(tp_xdp_exception, const struct net_device *dev, const struct bpf_prog *xdp, __u32 act)
+{
+	__u32 ifindex = BPF_CORE_READ(dev, ifindex);
+	__u64 cookie = BPF_CORE_READ(dev, nd_net.net, net_cookie);
+
+	if (!dev_pass(cookie, ifindex))
+		return 0;
+	bpf_printk("xskdbg:1 kxdperr why=exception dev=%llx:%x act=%x", cookie, ifindex, act);
+	return 0;
+}
+
+SEC("tp_btf/napi_poll")
+int BPF_PROG(tp_napi_poll, struct napi_struct *napi, int work, int budget)
+{
+	__u32 zero = 0;
+	struct touched *t = bpf_map_lookup_elem(&touched, &zero);
+	__u32 ifindex = 0;
+	struct net_device *dev;
+
+	/* Only polls that redirected into a probed socket matter. */
+	if (!t || !t->n)
+		return 0;
+	dev = BPF_CORE_READ(napi, dev);
+	if (dev)
+		ifindex = BPF_CORE_READ(dev, ifindex);
+	bpf_printk("xskdbg:1 kpoll napi=%llx dev=%x work=%x budget=%x", (__u64)napi, ifindex, work,
+		   budget);
+	touched_flush("poll");
+	return 0;
+}

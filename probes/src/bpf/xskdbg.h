@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Shared by every xskdbg probe object: the filter map, socket identity
+ * (netns cookie, ifindex, queue), RX ring reads and the line prefixes of
+ * docs/TRACE-FORMAT.md. Numbers print in lower-case hex without 0x.
+ */
+#ifndef XSKDBG_H
+#define XSKDBG_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#define XSKDBG_F_QUEUE 1u  /* filter.queue is set */
+#define XSKDBG_F_SOCKS 2u  /* only sockets whose inode is in `socks` */
+
+/* Mirrors `probes/src/lib.rs` `FilterCfg`; 0 means "any". */
+struct xskdbg_filter {
+	__u64 netns_cookie;
+	__u32 ifindex;
+	__u32 queue;
+	__u32 flags;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xskdbg_filter);
+} filter SEC(".maps");
+
+/* Socket inodes of the process given with --pid (filled by user space). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} socks SEC(".maps");
+
+/* Identity of one AF_XDP socket: the `sk=` key of TRACE-FORMAT.md. */
+struct xsk_id {
+	__u64 xs;
+	__u64 cookie;
+	__u64 pool;
+	__u32 ifindex;
+	__u32 queue;
+};
+
+static __always_inline void xsk_id_read(struct xdp_sock *xs, struct xsk_id *id)
+{
+	struct net_device *dev = BPF_CORE_READ(xs, dev);
+
+	id->xs = (__u64)xs;
+	id->ifindex = BPF_CORE_READ(dev, ifindex);
+	id->cookie = BPF_CORE_READ(dev, nd_net.net, net_cookie);
+	id->queue = BPF_CORE_READ(xs, queue_id);
+	id->pool = (__u64)BPF_CORE_READ(xs, pool);
+}
+
+static __always_inline __u64 sock_inode(struct xdp_sock *xs)
+{
+	struct socket *sock = BPF_CORE_READ(xs, sk.sk_socket);
+	struct socket_alloc *sa = container_of(sock, struct socket_alloc, socket);
+
+	if (!sock)
+		return 0;
+	return BPF_CORE_READ(sa, vfs_inode.i_ino);
+}
+
+static __always_inline struct xskdbg_filter *filter_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&filter, &zero);
+}
+
+/* Device-level filter (events that have no socket, e.g. xdp_exception). */
+static __always_inline bool dev_pass(__u64 cookie, __u32 ifindex)
+{
+	struct xskdbg_filter *f = filter_get();
+
+	if (!f)
+		return true;
+	if (f->netns_cookie && f->netns_cookie != cookie)
+		return false;
+	if (f->ifindex && f->ifindex != ifindex)
+		return false;
+	return true;
+}
+
+static __always_inline bool xsk_pass(struct xdp_sock *xs, const struct xsk_id *id)
+{
+	struct xskdbg_filter *f = filter_get();
+	__u64 ino;
+
+	if (!f)
+		return true;
+	if (f->netns_cookie && f->netns_cookie != id->cookie)
+		return false;
+	if (f->ifindex && f->ifindex != id->ifindex)
+		return false;
+	if ((f->flags & XSKDBG_F_QUEUE) && f->queue != id->queue)
+		return false;
+	if (f->flags & XSKDBG_F_SOCKS) {
+		ino = sock_inode(xs);
+		if (!bpf_map_lookup_elem(&socks, &ino))
+			return false;
+	}
+	return true;
+}
+
+/* RX ring state of a socket, read at one instant. */
+struct rx_state {
+	__u32 cached_prod; /* kernel's private producer (reservations) */
+	__u32 prod;        /* ring->producer: what user space can see */
+	__u32 mask;
+	__u32 pad;
+	struct xdp_ring *ring;
+};
+
+static __always_inline int rx_state_read(struct xdp_sock *xs, struct rx_state *st)
+{
+	struct xsk_queue *rx = BPF_CORE_READ(xs, rx);
+	struct xdp_ring *ring;
+
+	if (!rx)
+		return -1;
+	ring = BPF_CORE_READ(rx, ring);
+	st->cached_prod = BPF_CORE_READ(rx, cached_prod);
+	st->mask = BPF_CORE_READ(rx, ring_mask);
+	st->ring = ring;
+	st->prod = BPF_CORE_READ(ring, producer);
+	return 0;
+}
+
+/* The descriptor in RX slot `slot` (unmasked counter). */
+static __always_inline void rx_desc_read(const struct rx_state *st, __u32 slot,
+					 struct xdp_desc *d)
+{
+	struct xdp_rxtx_ring *rr = (struct xdp_rxtx_ring *)st->ring;
+	__u32 idx = slot & st->mask;
+
+	__builtin_memset(d, 0, sizeof(*d));
+	bpf_core_read(d, sizeof(*d), &rr->desc[idx]);
+}
+
+/* Cached consumer of the pool's FILL ring: advances once per frame the
+ * kernel takes from FILL (frames reused from the pool's free list do not). */
+static __always_inline __u32 fill_cons(__u64 pool)
+{
+	struct xsk_buff_pool *p = (struct xsk_buff_pool *)pool;
+
+	return BPF_CORE_READ(p, fq, cached_cons);
+}
+
+/* Per-CPU set of sockets that received since the last end of a NAPI poll:
+ * the sockets whose producer the CPU's pending flush will publish. */
+#define TOUCHED_MAX 8
+struct touched {
+	__u64 xs[TOUCHED_MAX];
+	__u32 n;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct touched);
+} touched SEC(".maps");
+
+static __always_inline void touched_add(__u64 xs)
+{
+	__u32 zero = 0;
+	struct touched *t = bpf_map_lookup_elem(&touched, &zero);
+	__u32 i, n;
+
+	if (!t)
+		return;
+	n = t->n;
+	for (i = 0; i < TOUCHED_MAX; i++) {
+		if (i >= n)
+			break;
+		if (t->xs[i] == xs)
+			return;
+	}
+	if (n < TOUCHED_MAX) {
+		t->xs[n & (TOUCHED_MAX - 1)] = xs;
+		t->n = n + 1;
+	}
+}
+
+/* Prints `kflush` for every touched socket (producer as published now) and
+ * empties the set. `at` tells where the line was produced. */
+static __always_inline void touched_flush(const char *at)
+{
+	__u32 zero = 0;
+	struct touched *t = bpf_map_lookup_elem(&touched, &zero);
+	struct xdp_sock *xs;
+	struct xsk_id id;
+	struct rx_state st;
+	__u32 i;
+
+	if (!t)
+		return;
+	for (i = 0; i < TOUCHED_MAX; i++) {
+		if (i >= t->n)
+			break;
+		xs = (struct xdp_sock *)t->xs[i];
+		xsk_id_read(xs, &id);
+		if (rx_state_read(xs, &st))
+			continue;
+		bpf_printk("xskdbg:1 kflush xs=%llx sk=%llx:%x:%x prod=%x cprod=%x at=%s",
+			   id.xs, id.cookie, id.ifindex, id.queue, st.prod, st.cached_prod, at);
+	}
+	t->n = 0;
+}
+
+#endif /* XSKDBG_H */
