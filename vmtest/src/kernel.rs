@@ -69,6 +69,9 @@ pub struct PreparedKernel {
     pub modules_dir: Option<PathBuf>,
     /// The module index of `modules_dir`.
     pub modules: Option<ModuleIndex>,
+    /// The kernel's build config; the guest gets it as `/boot/config-RELEASE`, where
+    /// libbpf (Kconfig externs) and `bpftool feature` look for it.
+    pub config: Option<PathBuf>,
     /// For messages: where the kernel came from.
     pub description: String,
 }
@@ -152,6 +155,12 @@ fn prepare_path(image: &Path, modules_dir: Option<&Path>) -> Result<PreparedKern
         release,
         modules_dir: modules_dir.map(Path::to_path_buf),
         modules,
+        // A kernel build tree keeps its config next to arch/x86/boot/bzImage.
+        config: image
+            .ancestors()
+            .nth(4)
+            .map(|tree| tree.join(".config"))
+            .filter(|c| c.is_file()),
         description: format!("bzImage {}", image.display()),
     })
 }
@@ -180,6 +189,7 @@ fn prepare_debian(abi: Option<u32>, cache: &Path) -> Result<PreparedKernel, VmEr
     let modules_base = root.join("lib/modules");
     let release = single_release(&modules_base)?;
     let image = root.join("boot").join(format!("vmlinuz-{release}"));
+    let config = Some(root.join("boot").join(format!("config-{release}"))).filter(|c| c.is_file());
     let modules_dir = modules_base.join(&release);
     let index = load_index(&modules_dir)?;
     let package = root
@@ -191,6 +201,7 @@ fn prepare_debian(abi: Option<u32>, cache: &Path) -> Result<PreparedKernel, VmEr
         release: Some(release.clone()),
         modules_dir: Some(modules_dir),
         modules: Some(index),
+        config,
         description: format!("Debian {package}"),
     })
 }

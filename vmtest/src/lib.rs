@@ -399,6 +399,10 @@ fn build_initramfs(
         })?;
     fs.add_binary(GUEST_IP, ip)?;
 
+    if let (Some(config), Some(release)) = (&kernel.config, &kernel.release) {
+        fs.add_host_path(&format!("/boot/config-{release}"), config)?;
+    }
+
     for bin in &spec.binaries {
         let name = bin.guest_name()?;
         fs.add_binary(&format!("{GUEST_BIN_DIR}/{name}"), &bin.host)?;

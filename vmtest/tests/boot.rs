@@ -141,11 +141,18 @@ fn debian_guest_runs_commands_and_returns_files() {
 }
 
 #[test]
-fn kernel_panic_is_reported_with_the_results_saved_before_it() {
+fn kernel_panic_is_reported_with_the_results_saved_before_it_and_path_kernels_boot() {
     require_vm!();
     let _one = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let mut spec = spec(dir.path());
+    // Boot the Debian image as a plain bzImage path with its modules directory, the
+    // way a self-built kernel with modules is given.
+    let debian = kernel::prepare(&KernelSource::Debian { abi: None }).unwrap();
+    spec.kernel = KernelSource::Path {
+        image: debian.image.clone(),
+        modules_dir: debian.modules_dir.clone(),
+    };
     spec.commands = vec![
         "echo before-panic > $XSKDBG_OUT/before.txt; echo ok".into(),
         "echo c > /proc/sysrq-trigger".into(),
