@@ -1,0 +1,14 @@
+//! Decides whether the checks are compiled in: cfg `xskdbg_on` is set when
+//! feature `enabled` is on, unless feature `debug-only` asks for builds with
+//! debug assertions only and this build has none.
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(xskdbg_on)");
+    println!("cargo::rerun-if-changed=build.rs");
+    let enabled = std::env::var_os("CARGO_FEATURE_ENABLED").is_some();
+    let debug_only = std::env::var_os("CARGO_FEATURE_DEBUG_ONLY").is_some();
+    let debug_assertions = std::env::var_os("CARGO_CFG_DEBUG_ASSERTIONS").is_some();
+    if enabled && (!debug_only || debug_assertions) {
+        println!("cargo::rustc-cfg=xskdbg_on");
+    }
+}

@@ -1,0 +1,563 @@
+//! Configuration and report types, the same whether the recorder is on or off.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// `XDP_PKT_CONTD`: this descriptor's packet continues in the next descriptor.
+pub const XDP_PKT_CONTD: u32 = 1;
+
+/// Bit where unaligned mode keeps a descriptor's offset (`XSK_UNALIGNED_BUF_OFFSET_SHIFT`).
+pub const UNALIGNED_OFFSET_SHIFT: u32 = 48;
+
+/// Mask of the base address in unaligned mode (`XSK_UNALIGNED_BUF_ADDR_MASK`).
+pub const UNALIGNED_ADDR_MASK: u64 = (1 << UNALIGNED_OFFSET_SHIFT) - 1;
+
+/// The poison value of the seed story, written back into consumed RX slots.
+pub const DEFAULT_POISON: u64 = 0xdead_beef_dead_beef;
+
+/// One RX/TX ring descriptor, laid out like the kernel's `struct xdp_desc`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct XdpDesc {
+    /// Raw address as it sits in the ring (unaligned mode: offset in bits 48..63).
+    pub addr: u64,
+    /// Packet (fragment) length.
+    pub len: u32,
+    /// Option bits; [`XDP_PKT_CONTD`] marks a fragment that is not the last.
+    pub options: u32,
+}
+
+impl XdpDesc {
+    /// A descriptor without options.
+    pub const fn new(addr: u64, len: u32) -> XdpDesc {
+        XdpDesc {
+            addr,
+            len,
+            options: 0,
+        }
+    }
+}
+
+/// How the UMEM is addressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrMode {
+    /// Frames are `chunk_size`-aligned; addresses inside a chunk name the chunk.
+    Aligned,
+    /// `XDP_UMEM_UNALIGNED_CHUNK_FLAG`: the low 48 bits are the buffer's base,
+    /// bits 48..63 an offset the kernel adds.
+    Unaligned,
+}
+
+/// A UMEM as the application registered it.
+#[derive(Debug, Clone)]
+pub struct UmemConfig {
+    /// Size of the UMEM area in bytes.
+    pub size: u64,
+    /// Frame (chunk) size in bytes.
+    pub chunk_size: u32,
+    /// Aligned or unaligned chunks.
+    pub mode: AddrMode,
+    /// Headroom the app asked for (informational, written to the `umem` line).
+    pub headroom: u32,
+    /// The value the app writes into consumed RX slots; an RX descriptor
+    /// carrying it is a slot the kernel exposed before writing it.
+    pub poison: Option<u64>,
+}
+
+impl UmemConfig {
+    /// An aligned UMEM of `frames` frames of `chunk_size` bytes, no poison.
+    pub fn aligned(frames: u32, chunk_size: u32) -> UmemConfig {
+        UmemConfig {
+            size: u64::from(frames) * u64::from(chunk_size),
+            chunk_size,
+            mode: AddrMode::Aligned,
+            headroom: 0,
+            poison: None,
+        }
+    }
+
+    /// An unaligned UMEM of `frames` frames of `chunk_size` bytes, no poison.
+    pub fn unaligned(frames: u32, chunk_size: u32) -> UmemConfig {
+        UmemConfig {
+            mode: AddrMode::Unaligned,
+            ..UmemConfig::aligned(frames, chunk_size)
+        }
+    }
+
+    /// The same configuration with a poison value.
+    pub fn with_poison(mut self, poison: u64) -> UmemConfig {
+        self.poison = Some(poison);
+        self
+    }
+}
+
+/// Identity of a socket or a buffer pool's device queue:
+/// `(network namespace cookie, ifindex, queue id)`. ifindex alone collides
+/// across network namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SockKey {
+    /// `SO_NETNS_COOKIE` of the socket.
+    pub netns_cookie: u64,
+    /// Interface index inside that namespace.
+    pub ifindex: u32,
+    /// Queue id the socket is bound to.
+    pub queue_id: u32,
+}
+
+impl SockKey {
+    /// A key from its three parts.
+    pub const fn new(netns_cookie: u64, ifindex: u32, queue_id: u32) -> SockKey {
+        SockKey {
+            netns_cookie,
+            ifindex,
+            queue_id,
+        }
+    }
+}
+
+impl fmt::Display for SockKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:x}:{:x}:{:x}",
+            self.netns_cookie, self.ifindex, self.queue_id
+        )
+    }
+}
+
+/// A buffer pool: the FILL + COMPLETION pair bound to one device queue.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Device queue the pool is bound to.
+    pub key: SockKey,
+    /// FILL ring size (entries).
+    pub fill_size: u32,
+    /// COMPLETION ring size (entries).
+    pub comp_size: u32,
+}
+
+impl PoolConfig {
+    /// A pool on `key` with the default ring sizes (2048).
+    pub fn new(key: SockKey) -> PoolConfig {
+        PoolConfig {
+            key,
+            fill_size: 2048,
+            comp_size: 2048,
+        }
+    }
+}
+
+/// An `XDP_STATISTICS` snapshot (`struct xdp_statistics`).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct XdpStats {
+    /// Packets dropped for reasons other than invalid descriptors.
+    pub rx_dropped: u64,
+    /// Invalid descriptors dropped on RX.
+    pub rx_invalid_descs: u64,
+    /// Invalid descriptors dropped on TX.
+    pub tx_invalid_descs: u64,
+    /// Packets dropped because the RX ring was full.
+    pub rx_ring_full: u64,
+    /// Times the FILL ring was found empty.
+    pub rx_fill_ring_empty_descs: u64,
+    /// Times the TX ring was found empty.
+    pub tx_ring_empty_descs: u64,
+}
+
+/// Where `XDP_STATISTICS` come from: the socket fd, or anything else in tests.
+pub trait StatsSource: Send + Sync {
+    /// Read a snapshot now.
+    fn read(&self) -> std::io::Result<XdpStats>;
+}
+
+/// An AF_XDP socket: its RX + TX rings.
+#[derive(Clone)]
+pub struct SockConfig {
+    /// `(netns cookie, ifindex, queue)` of the socket.
+    pub key: SockKey,
+    /// A human label such as `ingress q:1`, written on the `sock` line.
+    pub label: Option<String>,
+    /// The socket's fd: its `XDP_STATISTICS` explain free-list recycling.
+    pub fd: Option<i32>,
+    /// Overrides `fd` as the statistics source.
+    pub stats: Option<Arc<dyn StatsSource>>,
+    /// RX ring size (entries).
+    pub rx_size: u32,
+    /// TX ring size (entries).
+    pub tx_size: u32,
+    /// Most frames one received packet can span (multi-buffer); one dropped
+    /// packet can recycle this many frames.
+    pub max_frags: u32,
+}
+
+impl fmt::Debug for SockConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SockConfig")
+            .field("key", &self.key)
+            .field("label", &self.label)
+            .field("fd", &self.fd)
+            .field("stats", &self.stats.as_ref().map(|_| "custom"))
+            .field("rx_size", &self.rx_size)
+            .field("tx_size", &self.tx_size)
+            .field("max_frags", &self.max_frags)
+            .finish()
+    }
+}
+
+impl SockConfig {
+    /// A socket on `key` with default ring sizes (2048), no fd, no label.
+    pub fn new(key: SockKey) -> SockConfig {
+        SockConfig {
+            key,
+            label: None,
+            fd: None,
+            stats: None,
+            rx_size: 2048,
+            tx_size: 2048,
+            max_frags: 1,
+        }
+    }
+
+    /// The same configuration with a label.
+    pub fn label(mut self, label: impl Into<String>) -> SockConfig {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// The same configuration with the socket fd (for `XDP_STATISTICS`).
+    pub fn fd(mut self, fd: i32) -> SockConfig {
+        self.fd = Some(fd);
+        self
+    }
+
+    /// The same configuration with a custom statistics source.
+    pub fn stats(mut self, stats: Arc<dyn StatsSource>) -> SockConfig {
+        self.stats = Some(stats);
+        self
+    }
+}
+
+/// Who owns a frame, as the recorder tracks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum State {
+    /// Never seen.
+    Unknown = 0,
+    /// On a FILL ring (the kernel's, for receiving).
+    Fill = 1,
+    /// Read from an RX ring (the app's).
+    Rx = 2,
+    /// On a TX ring (the kernel's, for sending).
+    Tx = 3,
+    /// Read from a COMPLETION ring (the app's).
+    Comp = 4,
+    /// Taken from the app's free list by a thread.
+    Held = 5,
+    /// On the app's free list.
+    Free = 6,
+}
+
+impl State {
+    /// The word used in trace lines.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            State::Unknown => "unknown",
+            State::Fill => "fill",
+            State::Rx => "rx",
+            State::Tx => "tx",
+            State::Comp => "comp",
+            State::Held => "held",
+            State::Free => "free",
+        }
+    }
+
+    /// The name the seed story prints (`Fill`, `Comp`, ...).
+    pub const fn title(self) -> &'static str {
+        match self {
+            State::Unknown => "Unknown",
+            State::Fill => "Fill",
+            State::Rx => "Rx",
+            State::Tx => "Tx",
+            State::Comp => "Comp",
+            State::Held => "Held",
+            State::Free => "Free",
+        }
+    }
+
+    /// Decode from the low bits of a frame word.
+    pub const fn from_u8(v: u8) -> State {
+        match v {
+            1 => State::Fill,
+            2 => State::Rx,
+            3 => State::Tx,
+            4 => State::Comp,
+            5 => State::Held,
+            6 => State::Free,
+            _ => State::Unknown,
+        }
+    }
+
+    /// The states a frame may come from to enter `self` (a bit per state).
+    pub const fn allowed_from(self) -> u8 {
+        const fn b(s: State) -> u8 {
+            1 << s as u8
+        }
+        match self {
+            // The app gives the kernel a frame it owns (or sees for the first time).
+            State::Fill | State::Tx => {
+                b(State::Rx) | b(State::Comp) | b(State::Held) | b(State::Free) | b(State::Unknown)
+            }
+            // Only the kernel moves FILL to RX and TX to COMPLETION.
+            State::Rx => b(State::Fill),
+            State::Comp => b(State::Tx),
+            State::Held => b(State::Free) | b(State::Rx) | b(State::Comp) | b(State::Unknown),
+            State::Free => b(State::Held) | b(State::Rx) | b(State::Comp) | b(State::Unknown),
+            State::Unknown => 0,
+        }
+    }
+
+    /// Whether `from -> self` is a valid move.
+    pub const fn valid_from(self, from: State) -> bool {
+        self.allowed_from() & (1 << from as u8) != 0
+    }
+}
+
+/// What went wrong; the words are the analyzer's finding kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ViolationKind {
+    /// A frame moved between states in a way that puts it in two places.
+    InvalidTransition,
+    /// A frame entered a state it was already in (twice on FILL, twice held...).
+    DuplicateInFlight,
+    /// RX did not return FILL order (per pool) or COMPLETION did not return
+    /// TX order (per socket), and free-list recycling does not explain it.
+    FifoOrder,
+    /// An RX descriptor carried the poison value: the kernel exposed a slot
+    /// before writing it.
+    PoisonedDescriptor,
+    /// A frame came back through a pool other than the one it was given to.
+    WrongPool,
+    /// An address outside the UMEM.
+    AddressOutOfRange,
+    /// The fragments of one multi-buffer packet were split between threads
+    /// or interleaved with another packet.
+    MultibufferSplit,
+}
+
+impl ViolationKind {
+    /// The `kind=` word.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ViolationKind::InvalidTransition => "invalid_transition",
+            ViolationKind::DuplicateInFlight => "duplicate_in_flight",
+            ViolationKind::FifoOrder => "fifo_order",
+            ViolationKind::PoisonedDescriptor => "poisoned_descriptor",
+            ViolationKind::WrongPool => "wrong_pool",
+            ViolationKind::AddressOutOfRange => "address_out_of_range",
+            ViolationKind::MultibufferSplit => "multibuffer_split",
+        }
+    }
+}
+
+/// One violation caught in-process.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    /// What went wrong.
+    pub kind: ViolationKind,
+    /// The raw descriptor address.
+    pub addr: u64,
+    /// The frame it names (chunk base, or the low 48 bits when unaligned).
+    pub frame: u64,
+    /// State before.
+    pub from: State,
+    /// State asked for.
+    pub to: State,
+    /// Socket involved.
+    pub sk: Option<SockKey>,
+    /// Pool involved.
+    pub pool: Option<u32>,
+    /// For FIFO violations: the frame that should have come.
+    pub expected: Option<u64>,
+    /// For FIFO violations: what followed `expected` in the FIFO (bounded).
+    pub remaining: Vec<u64>,
+    /// How many FIFO entries were left out of `remaining`.
+    pub more: usize,
+    /// The socket's label.
+    pub label: Option<String>,
+    /// The line written to the sink.
+    pub line: String,
+    /// The offending thread's stack, symbolized (feature `stacks`).
+    pub stack: Vec<String>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(l) = &self.label {
+            write!(f, "{l} ")?;
+        }
+        match self.kind {
+            ViolationKind::InvalidTransition | ViolationKind::DuplicateInFlight => write!(
+                f,
+                "descriptor {:#x} (frame {:#x}) transitioned from {} to {}",
+                self.addr,
+                self.frame,
+                self.from.title(),
+                self.to.title()
+            )?,
+            ViolationKind::FifoOrder => {
+                write!(
+                    f,
+                    "descriptor {:#x} {} -> {}: expected {:#x} remaining: [",
+                    self.addr,
+                    self.from.title(),
+                    self.to.title(),
+                    self.expected.unwrap_or(0)
+                )?;
+                for (i, r) in self.remaining.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{r:x}")?;
+                }
+                if self.more > 0 {
+                    write!(f, ", … {} more", self.more)?;
+                }
+                f.write_str("]")?;
+            }
+            k => write!(
+                f,
+                "{}: descriptor {:#x} (frame {:#x}) {} -> {}",
+                k.as_str(),
+                self.addr,
+                self.frame,
+                self.from.title(),
+                self.to.title()
+            )?,
+        }
+        if let Some(sk) = self.sk {
+            write!(f, " (sk={sk})")?;
+        }
+        Ok(())
+    }
+}
+
+/// What the recorder does after writing a violation and freezing the buffer.
+#[derive(Clone, Default)]
+pub enum Policy {
+    /// Panic (the seed story's choice). Across the C API this aborts.
+    #[default]
+    Panic,
+    /// Print the violation to stderr and continue.
+    Log,
+    /// Call this function and continue.
+    Callback(Arc<dyn Fn(&Violation) + Send + Sync>),
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Policy::Panic => f.write_str("Panic"),
+            Policy::Log => f.write_str("Log"),
+            Policy::Callback(_) => f.write_str("Callback"),
+        }
+    }
+}
+
+/// Where the recorder writes its lines.
+#[derive(Debug, Clone, Default)]
+pub enum SinkConfig {
+    /// Nowhere: checks only.
+    #[default]
+    Null,
+    /// An in-memory ring of the last `events` lines.
+    Memory {
+        /// How many lines to keep.
+        events: usize,
+    },
+    /// `trace_marker` of the top-level buffer (`instance: None`) or of a
+    /// named, existing instance, on the tracefs found at the usual places.
+    TraceMarker {
+        /// Instance name.
+        instance: Option<String>,
+    },
+    /// `trace_marker` of a buffer the caller already has (an instance it
+    /// created, or a fake tracefs in tests).
+    Buffer(xskdbg_tracefs::Buffer),
+}
+
+/// Where the memory ring goes when a violation happens.
+#[derive(Debug, Clone, Default)]
+pub enum DumpTarget {
+    /// Keep it in memory ([`crate::Recorder::dump`]).
+    #[default]
+    None,
+    /// Print it to stderr.
+    Stderr,
+    /// Write it to this file (atomically).
+    File(PathBuf),
+}
+
+/// How to build a [`crate::Recorder`].
+#[derive(Debug, Clone)]
+pub struct RecorderConfig {
+    /// Where lines go.
+    pub sink: SinkConfig,
+    /// What to do on a violation.
+    pub policy: Policy,
+    /// Where the memory ring is dumped on a violation (memory sink only).
+    pub dump: DumpTarget,
+    /// Freeze the buffer (`tracing_on` = 0) on the first violation.
+    pub freeze: bool,
+    /// Capture and symbolize the offending thread's stack (feature `stacks`).
+    pub stacks: bool,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        RecorderConfig {
+            sink: SinkConfig::Null,
+            policy: Policy::Panic,
+            dump: DumpTarget::None,
+            freeze: true,
+            stacks: false,
+        }
+    }
+}
+
+impl RecorderConfig {
+    /// A configuration with this sink and the default policy (panic).
+    pub fn new(sink: SinkConfig) -> RecorderConfig {
+        RecorderConfig {
+            sink,
+            ..RecorderConfig::default()
+        }
+    }
+
+    /// The same configuration with another policy.
+    pub fn policy(mut self, policy: Policy) -> RecorderConfig {
+        self.policy = policy;
+        self
+    }
+}
+
+/// Errors of recorder setup. Checks never return errors: they report
+/// violations through the policy.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// tracefs could not be used; the inner error names the path and the fix.
+    #[error("recorder sink: {0}")]
+    TraceFs(#[from] xskdbg_tracefs::Error),
+    /// A configuration value is unusable.
+    #[error("invalid recorder configuration: {0}")]
+    Config(String),
+    /// A system call failed.
+    #[error("{what}: {source}")]
+    Sys {
+        /// What was being done.
+        what: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,243 @@
+//! Checked wrappers around xdpilone's ring handles (feature `xdpilone`).
+//!
+//! Each wrapper owns the xdpilone handle and the recorder handle and calls
+//! the check on every batch, at the right moment: produced entries (FILL,
+//! TX) are recorded after they are written and *before* the commit makes
+//! them visible to the kernel, so another thread can never see the kernel's
+//! answer before the recorder knows the question; consumed entries (RX,
+//! COMPLETION) are recorded before they are released.
+//!
+//! With the recorder compiled out the wrappers still work, minus the checks.
+
+use std::io;
+
+use xdpilone::xdp::XdpDesc as XDesc;
+use xdpilone::{CompletionQueue, DeviceQueue, FillQueue, RingRx, RingTx};
+
+use crate::sys::RxRingMap;
+use crate::types::XdpDesc;
+use crate::{Pool, Sock};
+
+// xdpilone's descriptor is the kernel's `struct xdp_desc`, like ours.
+const _: () = {
+    assert!(std::mem::size_of::<XDesc>() == std::mem::size_of::<XdpDesc>());
+    assert!(std::mem::align_of::<XDesc>() == std::mem::align_of::<XdpDesc>());
+};
+
+/// View xdpilone descriptors as the recorder's (same `repr(C)` layout).
+#[inline]
+pub fn as_descs(d: &[XDesc]) -> &[XdpDesc] {
+    // SAFETY: both are `#[repr(C)] { u64, u32, u32 }` (checked above), so the
+    // slice has the same size, alignment and valid bit patterns.
+    unsafe { std::slice::from_raw_parts(d.as_ptr().cast::<XdpDesc>(), d.len()) }
+}
+
+impl From<XDesc> for XdpDesc {
+    fn from(d: XDesc) -> XdpDesc {
+        XdpDesc {
+            addr: d.addr,
+            len: d.len,
+            options: d.options,
+        }
+    }
+}
+
+/// Anything with a FILL ring: [`DeviceQueue`] or its [`FillQueue`] half.
+pub trait HasFill {
+    /// Reserve up to `max` FILL slots.
+    fn fill_ring(&mut self, max: u32) -> xdpilone::WriteFill<'_>;
+}
+
+/// Anything with a COMPLETION ring: [`DeviceQueue`] or its [`CompletionQueue`] half.
+pub trait HasComp {
+    /// Peek up to `max` completions.
+    fn comp_ring(&mut self, max: u32) -> xdpilone::ReadComplete<'_>;
+}
+
+impl HasFill for DeviceQueue {
+    fn fill_ring(&mut self, max: u32) -> xdpilone::WriteFill<'_> {
+        self.fill(max)
+    }
+}
+
+impl HasFill for FillQueue {
+    fn fill_ring(&mut self, max: u32) -> xdpilone::WriteFill<'_> {
+        self.fill(max)
+    }
+}
+
+impl HasComp for DeviceQueue {
+    fn comp_ring(&mut self, max: u32) -> xdpilone::ReadComplete<'_> {
+        self.complete(max)
+    }
+}
+
+impl HasComp for CompletionQueue {
+    fn comp_ring(&mut self, max: u32) -> xdpilone::ReadComplete<'_> {
+        self.complete(max)
+    }
+}
+
+/// A FILL and/or COMPLETION ring checked against a recorder [`Pool`].
+pub struct CheckedPool<Q> {
+    q: Q,
+    pool: Pool,
+}
+
+impl<Q> CheckedPool<Q> {
+    /// Wrap `q` (a [`DeviceQueue`], [`FillQueue`] or [`CompletionQueue`]).
+    pub fn new(q: Q, pool: Pool) -> Self {
+        CheckedPool { q, pool }
+    }
+
+    /// The wrapped handle (operations on it are not checked).
+    pub fn inner(&mut self) -> &mut Q {
+        &mut self.q
+    }
+
+    /// Unwrap.
+    pub fn into_inner(self) -> Q {
+        self.q
+    }
+}
+
+impl<Q: HasFill> CheckedPool<Q> {
+    /// Put as many of `addrs` on FILL as fit, in order; returns how many.
+    pub fn fill(&mut self, addrs: &[u64]) -> usize {
+        let max = addrs.len().min(u32::MAX as usize) as u32;
+        let mut w = self.q.fill_ring(max);
+        let n = w.insert(addrs.iter().copied()) as usize;
+        // Recorded before the commit makes them the kernel's.
+        self.pool.fill(&addrs[..n]);
+        w.commit();
+        n
+    }
+}
+
+impl<Q: HasComp> CheckedPool<Q> {
+    /// Read up to `out.len()` completed frames; returns how many.
+    pub fn complete(&mut self, out: &mut [u64]) -> usize {
+        let max = out.len().min(u32::MAX as usize) as u32;
+        let mut r = self.q.comp_ring(max);
+        let mut n = 0;
+        while n < out.len() {
+            match r.read() {
+                Some(a) => {
+                    out[n] = a;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        self.pool.comp(&out[..n]);
+        r.release();
+        n
+    }
+}
+
+/// An RX ring checked against a recorder [`Sock`], optionally writing the
+/// poison value back into every consumed slot.
+pub struct CheckedRx {
+    rx: RingRx,
+    sock: Sock,
+    map: Option<RxRingMap>,
+    poison: Option<u64>,
+    next: u32,
+}
+
+impl CheckedRx {
+    /// Wrap `rx`; ring indexes are counted from 0.
+    pub fn new(rx: RingRx, sock: Sock) -> Self {
+        CheckedRx {
+            rx,
+            sock,
+            map: None,
+            poison: None,
+            next: 0,
+        }
+    }
+
+    /// Wrap `rx` and map its ring a second time (`ring_size` entries) to
+    /// read the real consumer index and, with `poison`, write that value
+    /// into each slot after reading it: a slot the kernel later exposes
+    /// before writing reads back as the poison (the seed story's test).
+    pub fn with_ring(
+        rx: RingRx,
+        sock: Sock,
+        ring_size: u32,
+        poison: Option<u64>,
+    ) -> io::Result<Self> {
+        let map = RxRingMap::map(rx.as_raw_fd(), ring_size)?;
+        Ok(CheckedRx {
+            next: map.consumer(),
+            rx,
+            sock,
+            map: Some(map),
+            poison,
+        })
+    }
+
+    /// Read up to `out.len()` descriptors; returns how many.
+    pub fn receive(&mut self, out: &mut [XDesc]) -> usize {
+        let max = out.len().min(u32::MAX as usize) as u32;
+        let mut r = self.rx.receive(max);
+        let mut n = 0;
+        while n < out.len() {
+            match r.read() {
+                Some(d) => {
+                    out[n] = d;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        let idx = self.map.as_ref().map_or(self.next, RxRingMap::consumer);
+        self.sock.rx_at(idx, as_descs(&out[..n]));
+        if let (Some(m), Some(p)) = (&self.map, self.poison) {
+            m.poison(idx, n as u32, p);
+        }
+        r.release();
+        self.next = idx.wrapping_add(n as u32);
+        n
+    }
+
+    /// The wrapped ring (operations on it are not checked).
+    pub fn inner(&mut self) -> &mut RingRx {
+        &mut self.rx
+    }
+}
+
+/// A TX ring checked against a recorder [`Sock`].
+pub struct CheckedTx {
+    tx: RingTx,
+    sock: Sock,
+    next: u32,
+}
+
+impl CheckedTx {
+    /// Wrap `tx`; ring indexes are counted from 0.
+    pub fn new(tx: RingTx, sock: Sock) -> Self {
+        CheckedTx { tx, sock, next: 0 }
+    }
+
+    /// Put as many of `descs` on TX as fit, in order; returns how many.
+    pub fn transmit(&mut self, descs: &[XDesc]) -> usize {
+        let max = descs.len().min(u32::MAX as usize) as u32;
+        let mut w = self.tx.transmit(max);
+        let n = w.insert(descs.iter().copied()) as usize;
+        self.sock.tx_at(self.next, as_descs(&descs[..n]));
+        w.commit();
+        self.next = self.next.wrapping_add(n as u32);
+        n
+    }
+
+    /// Kick the kernel to send (`sendto` with `MSG_DONTWAIT`).
+    pub fn wake(&self) {
+        self.tx.wake();
+    }
+
+    /// The wrapped ring (operations on it are not checked).
+    pub fn inner(&mut self) -> &mut RingTx {
+        &mut self.tx
+    }
+}

@@ -1,0 +1,177 @@
+//! Sinks: trace_marker through the tracefs seam (fake, no root needed),
+//! batching and line splitting, freezing, errors that name the path.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use xskdbg_recorder::tracefs::fake::FakeSys;
+use xskdbg_recorder::tracefs::TraceFs;
+use xskdbg_recorder::{
+    Policy, PoolConfig, Recorder, RecorderConfig, SinkConfig, SockConfig, XdpDesc,
+};
+
+use super::common::{seed_umem, SK};
+
+fn fake_marker() -> (Arc<FakeSys>, TraceFs) {
+    let sys = Arc::new(FakeSys::new("/fake/tracing"));
+    let fs = TraceFs::at_with(sys.clone(), "/fake/tracing").unwrap();
+    (sys, fs)
+}
+
+fn trace_lines(buf: &xskdbg_recorder::tracefs::Buffer) -> Vec<String> {
+    String::from_utf8(buf.read_trace().unwrap())
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            l.split_once("tracing_mark_write: ")
+                .map(|(_, b)| b.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn one_marker_write_per_batch_and_freeze_on_violation() {
+    let (_sys, fs) = fake_marker();
+    let inst = fs.create_instance("rec").unwrap();
+    let rec =
+        Recorder::new(RecorderConfig::new(SinkConfig::Buffer(inst.buffer())).policy(Policy::Log))
+            .unwrap();
+    let u = rec.umem(seed_umem()).unwrap();
+    let p = u.pool(PoolConfig::new(SK)).unwrap();
+    let s = p.socket(SockConfig::new(SK)).unwrap();
+    let frames: Vec<u64> = (0..32u64).map(|i| i * 2048).collect();
+    p.fill(&frames);
+    let descs: Vec<XdpDesc> = frames.iter().map(|&a| XdpDesc::new(a + 256, 64)).collect();
+    s.rx(&descs);
+    let lines = trace_lines(&inst);
+    // umem, pool, sock, then one line per batch of 32.
+    assert_eq!(lines.len(), 5, "{lines:#?}");
+    assert!(lines[3].starts_with("xskdbg:1 fill pool=1 n=20 a=0,800,1000,"));
+    assert!(lines[4].starts_with("xskdbg:1 rx sk=1:5:1 pool=1 idx=0 n=20 d=100:40,900:40,"));
+    assert!(inst.tracing_on().unwrap());
+    s.tx(&[XdpDesc::new(0x100, 64)]);
+    s.tx(&[XdpDesc::new(0x100, 64)]);
+    assert!(!inst.tracing_on().unwrap(), "not frozen");
+    let lines = trace_lines(&inst);
+    assert_eq!(
+        lines.last().unwrap(),
+        "xskdbg:1 violation kind=duplicate_in_flight sk=1:5:1 pool=1 a=100 frame=0 from=tx to=tx"
+    );
+    assert_eq!(rec.violations(), 1);
+    // Later batches are not written (and not counted as sink errors).
+    p.fill(&[0x8000]);
+    assert_eq!(trace_lines(&inst).len(), lines.len());
+    assert_eq!(rec.sink_errors(), 0);
+    drop((s, p, u, rec));
+    inst.remove().unwrap();
+}
+
+#[test]
+fn big_batches_are_split_below_the_marker_limit() {
+    let (_sys, fs) = fake_marker();
+    let rec = Recorder::new(RecorderConfig::new(SinkConfig::Buffer(fs.top()))).unwrap();
+    let u = rec.umem(seed_umem()).unwrap();
+    let p = u.pool(PoolConfig::new(SK)).unwrap();
+    let s = p.socket(SockConfig::new(SK)).unwrap();
+    let frames: Vec<u64> = (0..250u64).map(|i| 0x1ff0000 - i * 2048).collect();
+    p.fill(&frames);
+    let descs: Vec<XdpDesc> = frames
+        .iter()
+        .map(|&a| XdpDesc {
+            addr: a + 256,
+            len: 0xffff,
+            options: 1,
+        })
+        .collect();
+    s.rx_at(0xfffffff0, &descs);
+    let lines = trace_lines(&fs.top());
+    let rx: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("xskdbg:1 rx "))
+        .collect();
+    assert_eq!(rx.len(), 3);
+    for (l, idx, n) in [
+        (rx[0], "fffffff0", "64"),
+        (rx[1], "54", "64"),
+        (rx[2], "b8", "32"),
+    ] {
+        assert!(l.len() < 4000);
+        assert!(l.contains(&format!(" idx={idx} n={n} d=")), "{l}");
+    }
+    let fills: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("xskdbg:1 fill "))
+        .collect();
+    assert_eq!(fills.len(), 2);
+    assert!(fills[0].contains(" n=c8 ") && fills[1].contains(" n=32 "));
+}
+
+#[test]
+fn a_missing_instance_names_the_path_and_the_fix() {
+    let (_sys, fs) = fake_marker();
+    let e = fs.instance("nope").unwrap_err();
+    let msg = xskdbg_recorder::Error::from(e).to_string();
+    assert!(msg.contains("/fake/tracing/instances/nope"), "{msg}");
+    assert!(msg.contains("mkdir"), "{msg}");
+}
+
+#[test]
+fn recorder_new_reports_tracefs_problems_instead_of_panicking() {
+    // On this machine either tracefs is reachable (then the instance is
+    // missing) or it is not (not mounted / no permission): an error either way.
+    let name = format!("xskdbg-no-such-instance-{}", std::process::id());
+    let e = Recorder::new(RecorderConfig::new(SinkConfig::TraceMarker {
+        instance: Some(name.clone()),
+    }))
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("instances/{name}")) || msg.contains("mount -t tracefs"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_denied_marker_is_an_error_with_the_path() {
+    let (sys, fs) = fake_marker();
+    sys.deny("/fake/tracing/trace_marker");
+    let e = Recorder::new(RecorderConfig::new(SinkConfig::Buffer(fs.top()))).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("/fake/tracing/trace_marker") && msg.contains("root"),
+        "{msg}"
+    );
+    assert!(Path::new("/").exists());
+}
+
+#[test]
+fn memory_ring_dump_goes_to_a_file_on_violation() {
+    let dir = std::env::temp_dir().join(format!("xskdbg-rec-dump-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("flight.txt");
+    let rec = Recorder::new(RecorderConfig {
+        sink: SinkConfig::Memory { events: 16 },
+        policy: Policy::Log,
+        dump: xskdbg_recorder::DumpTarget::File(path.clone()),
+        freeze: true,
+        stacks: false,
+    })
+    .unwrap();
+    let u = rec.umem(seed_umem()).unwrap();
+    for i in 0..100u64 {
+        u.hold(&[i * 2048]);
+    }
+    u.hold(&[0]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let body: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once("tracing_mark_write: ").map(|(_, b)| b))
+        .collect();
+    assert_eq!(body.len(), 16, "{text}");
+    assert_eq!(
+        *body.last().unwrap(),
+        "xskdbg:1 violation kind=duplicate_in_flight a=0 frame=0 from=held to=held"
+    );
+    assert!(body.contains(&"xskdbg:1 hold n=1 a=31800"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
