@@ -1,0 +1,2594 @@
+//! The per-frame state machine and the checkers.
+//!
+//! [`Analyzer`] consumes decoded lines in trace order and keeps, per frame
+//! (chunk), how many times each ring holds it; per pool, the FILL order; per
+//! kernel socket (`xs`), the RX positions the kernel wrote and the open
+//! producer section of each CPU; per socket and per CPU, a ring of recent
+//! events for timelines. Memory depends on live frames and sockets, not on
+//! the trace length.
+//!
+//! Checkers fire "raw" findings as they go. [`Analyzer::finish`] then drops
+//! those whose evidence reaches back before every CPU's buffer had started
+//! (unknown past), folds rules firing on the same line into one finding
+//! (`also`), and files later anomalies of a frame/socket that already has a
+//! finding under it (`consequences`): one finding per root cause.
+//!
+//! Before the address → frame mapping is known (no `--chunk-size`, no `umem`
+//! line yet), the first few thousand lines are kept and replayed once the
+//! chunk size is inferred.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::chunk::{self, Mapping};
+use crate::parse::{
+    parse_line, AddrList, AppOp, Event, FlushMode, KernelOp, Line, Meta, Op, RingState, SeedOp,
+    SockKey,
+};
+use crate::report::{
+    ChunkInfo, CpuSummary, Finding, History, Kind, OverallVerdict, ProbeInfo, Related, Report,
+    SocketSummary, Summary, TimelineEntry, TsRef, Verdict, SCHEMA_VERSION,
+};
+use crate::timeline::{self, Entry, Ring};
+use crate::Error;
+
+/// The poison value the seed story's application wrote into consumed RX slots.
+pub const DEFAULT_POISON: u64 = 0xdead_beef_dead_beef;
+
+/// Analysis options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Chunk (frame) size; `None` to take it from a `umem` line or infer it.
+    pub chunk_size: Option<u64>,
+    /// Force unaligned mode (frames compare by the low 48 bits).
+    pub unaligned: bool,
+    /// Poison value; `None` for the `umem` line's or [`DEFAULT_POISON`].
+    pub poison: Option<u64>,
+    /// Collect one descriptor's whole life ([`Report::history`]).
+    pub history: Option<u64>,
+    /// Timeline events shown before a finding's detection point.
+    pub context: usize,
+    /// Name of the input, for messages.
+    pub input_name: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            chunk_size: None,
+            unaligned: false,
+            poison: None,
+            history: None,
+            context: 24,
+            input_name: "<input>".into(),
+        }
+    }
+}
+
+const MAX_BUFFERED_LINES: usize = 8192;
+const ENOUGH_SAMPLES: usize = 64;
+const MAX_SAMPLES: usize = 4096;
+const KQ_CAP: usize = 16384;
+const FIFO_CAP: usize = 1 << 16;
+const MAX_RAW: usize = 100_000;
+const MAX_SNAPSHOTS: usize = 2000;
+const MAX_CONSEQUENCES: usize = 50;
+const MAX_HISTORY: usize = 100_000;
+const NONE: u32 = u32::MAX;
+
+/// Timestamp text kept inline (no allocation).
+#[derive(Clone, Copy, Default)]
+struct TsText {
+    buf: [u8; 24],
+    len: u8,
+}
+
+impl TsText {
+    fn new(s: &[u8]) -> Self {
+        let mut t = TsText::default();
+        let n = s.len().min(24);
+        t.buf[..n].copy_from_slice(&s[..n]);
+        t.len = n as u8;
+        t
+    }
+    fn as_string(&self) -> String {
+        String::from_utf8_lossy(&self.buf[..self.len as usize]).into_owned()
+    }
+}
+
+/// A reference to one event.
+#[derive(Clone, Copy, Default)]
+struct At {
+    line: u64,
+    order: u64,
+    ns: Option<u64>,
+    cpu: u32,
+    ts: TsText,
+}
+
+impl At {
+    fn of(ev: &Event<'_>) -> At {
+        At {
+            line: ev.line,
+            order: ev.ts.order,
+            ns: ev.ts.ns,
+            cpu: ev.cpu,
+            ts: TsText::new(ev.ts.text),
+        }
+    }
+    fn tsref(&self) -> TsRef {
+        TsRef {
+            ts: self.ts.as_string(),
+            ts_ns: self.ns,
+            line: self.line,
+        }
+    }
+    /// `line 12 (CPU 2, 542812.657026)`
+    fn cite(&self) -> String {
+        format!(
+            "line {} (CPU {}, {})",
+            self.line,
+            self.cpu,
+            self.ts.as_string()
+        )
+    }
+}
+
+/// Who holds a frame on the application side.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum AppHold {
+    /// The app does not hold it (every copy is in a kernel-owned ring).
+    No,
+    Rx,
+    Comp,
+    Held,
+    Free,
+}
+
+struct Frame {
+    /// Copies on FILL (app produced, kernel not yet received).
+    fill: u16,
+    /// Copies the kernel wrote to RX that the app has not read.
+    krx: u16,
+    /// Copies on TX not yet completed.
+    tx: u16,
+    /// Completions produced by the kernel not yet consumed by the app.
+    kcomp: u16,
+    app: AppHold,
+    last: At,
+    krx_ks: u32,
+    tx_as: u32,
+}
+
+impl Frame {
+    fn new(at: At) -> Frame {
+        Frame {
+            fill: 0,
+            krx: 0,
+            tx: 0,
+            kcomp: 0,
+            app: AppHold::No,
+            last: at,
+            krx_ks: NONE,
+            tx_as: NONE,
+        }
+    }
+    fn kernel_copies(&self) -> u16 {
+        self.fill + self.krx + self.tx + self.kcomp
+    }
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.fill > 0 {
+            parts.push(if self.fill > 1 {
+                format!("on FILL {} times", self.fill)
+            } else {
+                "on FILL".into()
+            });
+        }
+        if self.krx > 0 {
+            parts.push("on RX (written by the kernel, not yet read)".into());
+        }
+        if self.tx > 0 {
+            parts.push("on TX (not yet completed)".into());
+        }
+        if self.kcomp > 0 {
+            parts.push("on COMPLETION (not yet consumed)".into());
+        }
+        match self.app {
+            AppHold::No => {}
+            AppHold::Rx => parts.push("held by the app after RX".into()),
+            AppHold::Comp => parts.push("held by the app after COMPLETION".into()),
+            AppHold::Held => parts.push("held by an app thread".into()),
+            AppHold::Free => parts.push("on the app's free list".into()),
+        }
+        if parts.is_empty() {
+            "nowhere known".into()
+        } else {
+            parts.join(" and ")
+        }
+    }
+    fn state_name(&self) -> &'static str {
+        if self.fill > 0 {
+            "FILL"
+        } else if self.krx > 0 {
+            "RX"
+        } else if self.tx > 0 {
+            "TX"
+        } else if self.kcomp > 0 {
+            "COMP"
+        } else {
+            match self.app {
+                AppHold::Rx => "RX",
+                AppHold::Comp => "COMP",
+                AppHold::Held => "HELD",
+                AppHold::Free => "FREE",
+                AppHold::No => "UNKNOWN",
+            }
+        }
+    }
+}
+
+struct ASock {
+    name: String,
+    pool: u32,
+    ks: u32,
+    ring: Ring,
+    rx: u64,
+    tx_fifo: VecDeque<(u64, At)>,
+    tx_consumed: u64,
+    tx_seq: u64,
+}
+
+#[derive(Clone, Copy)]
+struct KRx {
+    frame: u64,
+    addr: u64,
+    slot: Option<u64>,
+    at: At,
+    written: bool,
+    published_unwritten: bool,
+}
+
+struct Section {
+    cpu: u32,
+    start: At,
+    frames: Vec<u64>,
+    intruders: Vec<(At, u64, u64)>,
+}
+
+struct KSock {
+    xs: u64,
+    asock: u32,
+    q: VecDeque<KRx>,
+    aligned: bool,
+    sections: Vec<Section>,
+    racy: Vec<u64>,
+    flush_seen: bool,
+    rxdone_seen: bool,
+    published: Option<u64>,
+    krx: u64,
+    ring: Ring,
+}
+
+struct Pool {
+    fifo: VecDeque<(u64, u64, At)>,
+    kernel_consumes: bool,
+    seq: u64,
+    consumed_max: u64,
+    peak: usize,
+}
+
+struct CpuState {
+    first: At,
+    last: At,
+    events: u64,
+    marker: bool,
+    ring: Ring,
+    open: Vec<u32>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RingId {
+    K(u32),
+    A(u32),
+    Cpu(u32),
+}
+
+/// A finding before folding.
+struct Raw {
+    kind: Kind,
+    verdict: Verdict,
+    rule: &'static str,
+    addr: Option<u64>,
+    frame: Option<u64>,
+    frames: Vec<u64>,
+    at: At,
+    cpus: Vec<u32>,
+    xs: Option<u64>,
+    ks: u32,
+    socket: Option<String>,
+    slot: Option<u64>,
+    explanation: String,
+    evidence_from: u64,
+    recorder: bool,
+    timeline: Vec<TimelineEntry>,
+}
+
+struct Tail {
+    raw: usize,
+    rings: [Option<RingId>; 4],
+    left: u8,
+}
+
+enum Buffered {
+    Line(u64, Vec<u8>),
+    Meta(Meta),
+}
+
+/// The streaming analyzer. Feed it every line in order, then call
+/// [`Analyzer::finish`].
+pub struct Analyzer {
+    opts: Options,
+    mapping: Option<Mapping>,
+    chunk_source: &'static str,
+    chunk_note: String,
+    umem_chunk: Option<(u64, bool)>,
+    samples: FxHashSet<u64>,
+    buffered: Vec<Buffered>,
+    poison: u64,
+
+    frames: FxHashMap<u64, Frame>,
+    asocks: Vec<ASock>,
+    by_sk: FxHashMap<SockKey, u32>,
+    by_label: FxHashMap<Vec<u8>, u32>,
+    ksocks: Vec<KSock>,
+    by_xs: FxHashMap<u64, u32>,
+    pools: Vec<Pool>,
+    by_pool: FxHashMap<u64, u32>,
+    cpus: FxHashMap<u32, CpuState>,
+
+    raws: Vec<Raw>,
+    raw_overflow: u64,
+    raw_by_frame: FxHashMap<u64, u32>,
+    snapshots: usize,
+    tails: Vec<Tail>,
+
+    lines: u64,
+    events: u64,
+    skipped: u64,
+    skipped_lines: Vec<u64>,
+    lost: u64,
+    entries: Option<(u64, u64)>,
+    recycled: u64,
+    probe: Option<ProbeInfo>,
+    flush_mode: Option<FlushMode>,
+    history: Option<(u64, Vec<TimelineEntry>, u64)>,
+    drops_seen: bool,
+    seen_fill: bool,
+    seen_tx: bool,
+    seen_kcomp: bool,
+    kernel_rx_seen: bool,
+}
+
+impl Analyzer {
+    /// A new analyzer.
+    pub fn new(opts: Options) -> Analyzer {
+        let mut a = Analyzer {
+            poison: opts.poison.unwrap_or(DEFAULT_POISON),
+            mapping: None,
+            chunk_source: "inferred",
+            chunk_note: String::new(),
+            umem_chunk: None,
+            samples: FxHashSet::default(),
+            buffered: Vec::new(),
+            frames: FxHashMap::default(),
+            asocks: Vec::new(),
+            by_sk: FxHashMap::default(),
+            by_label: FxHashMap::default(),
+            ksocks: Vec::new(),
+            by_xs: FxHashMap::default(),
+            pools: Vec::new(),
+            by_pool: FxHashMap::default(),
+            cpus: FxHashMap::default(),
+            raws: Vec::new(),
+            raw_overflow: 0,
+            raw_by_frame: FxHashMap::default(),
+            snapshots: 0,
+            tails: Vec::new(),
+            lines: 0,
+            events: 0,
+            skipped: 0,
+            skipped_lines: Vec::new(),
+            lost: 0,
+            entries: None,
+            recycled: 0,
+            probe: None,
+            flush_mode: None,
+            history: None,
+            drops_seen: false,
+            seen_fill: false,
+            seen_tx: false,
+            seen_kcomp: false,
+            kernel_rx_seen: false,
+            opts,
+        };
+        if let Some(c) = a.opts.chunk_size {
+            let chunk = c.max(1).next_power_of_two();
+            a.mapping = Some(if a.opts.unaligned {
+                Mapping::Unaligned
+            } else {
+                Mapping::Aligned { chunk }
+            });
+            a.chunk_source = "option";
+            a.chunk_note = if a.opts.unaligned {
+                "unaligned mode (--unaligned): frames compare by the low 48 bits".into()
+            } else {
+                format!("chunk size {chunk:#x} from --chunk-size")
+            };
+        } else if a.opts.unaligned {
+            a.mapping = Some(Mapping::Unaligned);
+            a.chunk_source = "option";
+            a.chunk_note = "unaligned mode (--unaligned): frames compare by the low 48 bits".into();
+        }
+        if let Some(h) = a.opts.history {
+            a.history = Some((h, Vec::new(), 0));
+        }
+        a
+    }
+
+    /// Feed one decoded line (any kind). Lines must come in input order.
+    pub fn feed_line(&mut self, line: &Line<'_>) {
+        self.lines = self.lines.max(line.number());
+        match line {
+            Line::Blank { .. } => {}
+            Line::Bad { line, .. } => self.skip(*line),
+            Line::Meta { meta, .. } => {
+                if let Meta::CpuBufferStarted(cpu) = meta {
+                    // Recorded live: the marker precedes the CPU's first entry.
+                    self.cpus
+                        .entry(*cpu)
+                        .or_insert_with(|| CpuState::new(At::default()))
+                        .marker = true;
+                }
+                if self.mapping.is_none() {
+                    self.buffered.push(Buffered::Meta(*meta));
+                } else {
+                    self.meta(*meta);
+                }
+            }
+            Line::Event(ev) => self.feed(ev),
+        }
+    }
+
+    /// Feed one entry (as produced by [`crate::parse::parse_line`]).
+    pub fn feed(&mut self, ev: &Event<'_>) {
+        self.lines = self.lines.max(ev.line);
+        self.events += 1;
+        let at = At::of(ev);
+        let c = self.cpus.entry(ev.cpu).or_insert_with(|| CpuState::new(at));
+        if c.events == 0 {
+            c.first = at;
+        }
+        c.events += 1;
+        c.last = at;
+        if self.mapping.is_some() {
+            self.process(ev);
+            return;
+        }
+        // Still learning the chunk size: sample, keep the line, replay later.
+        if let Op::App(AppOp::Umem {
+            chunk,
+            unaligned,
+            poison,
+            ..
+        }) = &ev.op
+        {
+            if let Some(p) = poison {
+                if self.opts.poison.is_none() {
+                    self.poison = *p;
+                }
+            }
+            if let Some(c) = chunk {
+                self.umem_chunk = Some((*c, *unaligned));
+            } else if *unaligned {
+                self.umem_chunk = Some((0, true));
+            }
+        }
+        let poison = self.poison;
+        let samples = &mut self.samples;
+        let mut add = |a: u64| {
+            if a != poison && samples.len() < MAX_SAMPLES {
+                samples.insert(a);
+            }
+        };
+        for_each_addr(&ev.op, &mut add);
+        // The recorder's outstanding lists are addresses too: good samples.
+        match &ev.op {
+            Op::Seed(SeedOp::Transition {
+                expected,
+                remaining,
+                ..
+            }) => {
+                expected.iter().for_each(|&e| add(e));
+                remaining
+                    .iter()
+                    .for_each(|r| r.iter().for_each(|d| add(d.addr)));
+            }
+            Op::App(AppOp::Violation {
+                expected,
+                remaining,
+                ..
+            }) => {
+                expected.iter().for_each(|&e| add(e));
+                remaining.iter().for_each(|d| add(d.addr));
+            }
+            _ => {}
+        }
+        self.buffered.push(Buffered::Line(ev.line, ev.raw.to_vec()));
+        if self.umem_chunk.is_some()
+            || self.samples.len() >= ENOUGH_SAMPLES
+            || self.buffered.len() >= MAX_BUFFERED_LINES
+        {
+            self.decide();
+        }
+    }
+
+    fn skip(&mut self, line: u64) {
+        self.skipped += 1;
+        if self.skipped_lines.len() < 5 {
+            self.skipped_lines.push(line);
+        }
+    }
+
+    fn decide(&mut self) {
+        if self.mapping.is_some() {
+            return;
+        }
+        if let Some((c, unaligned)) = self.umem_chunk {
+            self.chunk_source = "umem";
+            if unaligned {
+                self.mapping = Some(Mapping::Unaligned);
+                self.chunk_note = "unaligned mode from the recorder's umem line: frames compare by the low 48 bits".into();
+            } else {
+                let chunk = c.max(chunk::MIN_CHUNK).next_power_of_two();
+                self.mapping = Some(Mapping::Aligned { chunk });
+                self.chunk_note = format!("chunk size {chunk:#x} from the recorder's umem line");
+            }
+        } else {
+            let mut s: Vec<u64> = self.samples.iter().copied().collect();
+            s.sort_unstable();
+            let (m, inferred, note) = chunk::infer(&s);
+            self.mapping = Some(m);
+            self.chunk_source = if inferred { "inferred" } else { "default" };
+            self.chunk_note = note;
+        }
+        let buffered = std::mem::take(&mut self.buffered);
+        for b in buffered {
+            match b {
+                Buffered::Meta(m) => self.meta(m),
+                Buffered::Line(n, raw) => {
+                    if let Line::Event(ev) = parse_line(n, &raw) {
+                        self.process(&ev);
+                    }
+                }
+            }
+        }
+    }
+
+    fn meta(&mut self, m: Meta) {
+        match m {
+            Meta::CpuBufferStarted(_) => {}
+            Meta::Entries {
+                in_buffer, written, ..
+            } => self.entries = Some((in_buffer, written)),
+            Meta::Lost { count, .. } => self.lost += count,
+        }
+    }
+
+    fn frame_of(&self, addr: u64) -> u64 {
+        self.mapping
+            .unwrap_or(Mapping::Aligned {
+                chunk: chunk::MIN_CHUNK,
+            })
+            .frame(addr)
+    }
+
+    // -----------------------------------------------------------------------
+    // sockets and pools
+
+    fn asock_named(&mut self, name: String) -> u32 {
+        let i = self.asocks.len() as u32;
+        self.asocks.push(ASock {
+            name,
+            pool: NONE,
+            ks: NONE,
+            ring: Ring::default(),
+            rx: 0,
+            tx_fifo: VecDeque::new(),
+            tx_consumed: 0,
+            tx_seq: 0,
+        });
+        i
+    }
+
+    fn asock_sk(&mut self, sk: SockKey) -> u32 {
+        if let Some(&i) = self.by_sk.get(&sk) {
+            return i;
+        }
+        let i = self.asock_named(sk.to_string());
+        self.by_sk.insert(sk, i);
+        i
+    }
+
+    fn asock_label(&mut self, label: &[u8]) -> u32 {
+        if let Some(&i) = self.by_label.get(label) {
+            return i;
+        }
+        let i = self.asock_named(String::from_utf8_lossy(label).into_owned());
+        self.by_label.insert(label.to_vec(), i);
+        i
+    }
+
+    fn ksock(&mut self, xs: u64) -> u32 {
+        if let Some(&i) = self.by_xs.get(&xs) {
+            return i;
+        }
+        let i = self.ksocks.len() as u32;
+        self.ksocks.push(KSock {
+            xs,
+            asock: NONE,
+            q: VecDeque::new(),
+            aligned: false,
+            sections: Vec::new(),
+            racy: Vec::new(),
+            flush_seen: false,
+            rxdone_seen: false,
+            published: None,
+            krx: 0,
+            ring: Ring::default(),
+        });
+        self.by_xs.insert(xs, i);
+        i
+    }
+
+    fn link(&mut self, a: u32, k: u32) {
+        if self.asocks[a as usize].ks == NONE && self.ksocks[k as usize].asock == NONE {
+            self.asocks[a as usize].ks = k;
+            self.ksocks[k as usize].asock = a;
+        }
+    }
+
+    fn pool_id(&mut self, id: u64) -> u32 {
+        if let Some(&i) = self.by_pool.get(&id) {
+            return i;
+        }
+        let i = self.new_pool();
+        self.by_pool.insert(id, i);
+        i
+    }
+
+    fn new_pool(&mut self) -> u32 {
+        let i = self.pools.len() as u32;
+        self.pools.push(Pool {
+            fifo: VecDeque::new(),
+            kernel_consumes: false,
+            seq: 0,
+            consumed_max: 0,
+            peak: 0,
+        });
+        i
+    }
+
+    /// The pool of an app socket (created on first use when nothing declared one).
+    fn asock_pool(&mut self, a: u32) -> u32 {
+        let p = self.asocks[a as usize].pool;
+        if p != NONE {
+            return p;
+        }
+        let p = self.new_pool();
+        self.asocks[a as usize].pool = p;
+        p
+    }
+
+    fn sock_name(&self, ks: u32, a: u32) -> Option<String> {
+        let a = if a != NONE {
+            a
+        } else if ks != NONE {
+            self.ksocks[ks as usize].asock
+        } else {
+            NONE
+        };
+        (a != NONE).then(|| self.asocks[a as usize].name.clone())
+    }
+
+    // -----------------------------------------------------------------------
+    // per event
+
+    fn route(&mut self, op: &Op<'_>) -> (u32, u32) {
+        match op {
+            Op::Kernel(k) => {
+                let (xs, sk) = match k {
+                    KernelOp::Rx { xs, sk, .. } | KernelOp::Flush { xs, sk, .. } => {
+                        (Some(*xs), *sk)
+                    }
+                    KernelOp::RxDone { xs, .. } => (Some(*xs), None),
+                    KernelOp::Tx { xs, sk, .. } | KernelOp::Comp { xs, sk, .. } => (*xs, *sk),
+                    KernelOp::Probe { .. } | KernelOp::Poll { .. } => (None, None),
+                };
+                let ks = xs.map_or(NONE, |x| self.ksock(x));
+                let a = sk.map_or(NONE, |s| self.asock_sk(s));
+                if ks != NONE && a != NONE {
+                    self.link(a, ks);
+                }
+                (ks, a)
+            }
+            Op::App(app) => {
+                let a = match app {
+                    AppOp::Sock { sk, .. } | AppOp::Rx { sk, .. } | AppOp::Tx { sk, .. } => {
+                        self.asock_sk(*sk)
+                    }
+                    AppOp::Fill { sk, pool, .. } | AppOp::Comp { sk, pool, .. } => match (sk, pool)
+                    {
+                        (Some(s), _) => self.asock_sk(*s),
+                        (None, Some(p)) => {
+                            let p = self.pool_id(*p);
+                            self.asocks
+                                .iter()
+                                .position(|s| s.pool == p)
+                                .map_or(NONE, |i| i as u32)
+                        }
+                        _ => NONE,
+                    },
+                    AppOp::Violation { sk: Some(s), .. } | AppOp::Stats { sk: Some(s), .. } => {
+                        self.asock_sk(*s)
+                    }
+                    _ => NONE,
+                };
+                (NONE, a)
+            }
+            Op::Seed(SeedOp::Transition { label: Some(l), .. }) => (NONE, self.asock_label(l)),
+            _ => (NONE, NONE),
+        }
+    }
+
+    fn process(&mut self, ev: &Event<'_>) {
+        let at = At::of(ev);
+        let (ks, a) = self.route(&ev.op);
+        let mut fr = [0u64; 4];
+        let mut n = 0;
+        {
+            let m = self.mapping.unwrap_or(Mapping::Aligned {
+                chunk: chunk::MIN_CHUNK,
+            });
+            let poison = self.poison;
+            for_each_addr(&ev.op, |addr| {
+                if n < 4 && addr != poison {
+                    fr[n] = m.frame(addr);
+                    n += 1;
+                }
+            });
+        }
+        let frames = &fr[..n];
+        let rid = if ks != NONE {
+            RingId::K(ks)
+        } else if a != NONE {
+            RingId::A(a)
+        } else {
+            RingId::Cpu(ev.cpu)
+        };
+        match rid {
+            RingId::K(k) => self.ksocks[k as usize].ring.push(ev, frames),
+            RingId::A(x) => self.asocks[x as usize].ring.push(ev, frames),
+            RingId::Cpu(c) => {
+                if let Some(cs) = self.cpus.get_mut(&c) {
+                    cs.ring.push(ev, frames);
+                }
+            }
+        }
+        if let Some((h, list, omitted)) = &mut self.history {
+            let hf = self
+                .mapping
+                .unwrap_or(Mapping::Aligned {
+                    chunk: chunk::MIN_CHUNK,
+                })
+                .frame(*h);
+            let touches = frames.contains(&hf) || {
+                let mut hit = false;
+                let m = self.mapping.unwrap_or(Mapping::Aligned {
+                    chunk: chunk::MIN_CHUNK,
+                });
+                for_each_addr(&ev.op, |x| hit |= m.frame(x) == hf);
+                hit
+            };
+            if touches {
+                if list.len() < MAX_HISTORY {
+                    let mut e = Entry::default();
+                    e.set(ev, frames);
+                    list.push(e.to_public(true));
+                } else {
+                    *omitted += 1;
+                }
+            }
+        }
+        match &ev.op {
+            Op::App(op) => self.app_op(op, at, a),
+            Op::Kernel(op) => self.kernel_op(op, at, ks),
+            Op::Seed(SeedOp::Transition {
+                addr,
+                from,
+                to,
+                expected,
+                remaining,
+                ..
+            }) => {
+                let recorder = expected.map(|e| (e, remaining.unwrap_or_default()));
+                self.transition(a, *addr, Some(*from), *to, None, at, recorder);
+            }
+            Op::Seed(SeedOp::Note { addr }) => {
+                let f = self.frame_of(*addr);
+                if let Some(fs) = self.frames.get_mut(&f) {
+                    fs.last = at;
+                }
+            }
+            Op::Unknown => {}
+        }
+        // After the op: a seed socket may just have been joined to its xs.
+        if !self.tails.is_empty() {
+            let frames = &fr[..n];
+            self.feed_tails(rid, ev, frames);
+        }
+    }
+
+    fn feed_tails(&mut self, rid: RingId, ev: &Event<'_>, frames: &[u64]) {
+        let mut i = 0;
+        while i < self.tails.len() {
+            let t = &mut self.tails[i];
+            let linked = |r: &Option<RingId>| match (*r, rid) {
+                (Some(a), b) if a == b => true,
+                (Some(RingId::K(k)), RingId::A(x)) => self.asocks[x as usize].ks == k,
+                (Some(RingId::A(x)), RingId::K(k)) => self.ksocks[k as usize].asock == x,
+                _ => false,
+            };
+            if t.rings.iter().any(linked) {
+                let raw = &mut self.raws[t.raw];
+                if raw.timeline.last().is_none_or(|e| e.line < ev.line) {
+                    let hl = frames.iter().any(|f| raw.frames.contains(f));
+                    let mut e = Entry::default();
+                    e.set(ev, frames);
+                    raw.timeline.push(e.to_public(hl));
+                }
+                t.left -= 1;
+                if t.left == 0 {
+                    self.tails.swap_remove(i);
+                    continue;
+                }
+            }
+            i += 1;
+        }
+    }
+
+    fn app_op(&mut self, op: &AppOp<'_>, at: At, a: u32) {
+        match op {
+            AppOp::Umem { .. } | AppOp::Other { .. } => {}
+            AppOp::Pool { pool, sk, .. } => {
+                let p = self.pool_id(*pool);
+                if let Some(sk) = sk {
+                    let s = self.asock_sk(*sk);
+                    if self.asocks[s as usize].pool == NONE {
+                        self.asocks[s as usize].pool = p;
+                    }
+                }
+            }
+            AppOp::Sock { pool, label, .. } => {
+                if let Some(p) = pool {
+                    let p = self.pool_id(*p);
+                    self.asocks[a as usize].pool = p;
+                }
+                if let Some(l) = label {
+                    self.asocks[a as usize].name = String::from_utf8_lossy(l).into_owned();
+                    self.by_label.entry(l.to_vec()).or_insert(a);
+                }
+            }
+            AppOp::Fill { pool, addrs, .. } => {
+                let p = match pool {
+                    Some(p) => self.pool_id(*p),
+                    None if a != NONE => self.asock_pool(a),
+                    None => self.pool_id(u64::MAX),
+                };
+                for d in addrs.iter() {
+                    self.app_fill(a, p, d.addr, None, at);
+                }
+            }
+            AppOp::Rx { idx, descs, .. } => {
+                for (i, d) in descs.iter().enumerate() {
+                    let pos = idx.map(|x| x.wrapping_add(i as u64));
+                    self.app_read(a, d.addr, None, pos, at, None);
+                }
+            }
+            AppOp::Tx { descs, .. } => {
+                for d in descs.iter() {
+                    self.app_tx(a, d.addr, None, at);
+                }
+            }
+            AppOp::Comp { addrs, .. } => {
+                for d in addrs.iter() {
+                    self.app_comp(a, d.addr, None, at);
+                }
+            }
+            AppOp::Hold { addrs } => {
+                for d in addrs.iter() {
+                    self.app_own(d.addr, AppHold::Held, at);
+                }
+            }
+            AppOp::Free { addrs } => {
+                for d in addrs.iter() {
+                    self.app_own(d.addr, AppHold::Free, at);
+                }
+            }
+            AppOp::Stats {
+                rx_dropped,
+                rx_full,
+                ..
+            } => {
+                if rx_dropped.unwrap_or(0) > 0 || rx_full.unwrap_or(0) > 0 {
+                    self.drops_seen = true;
+                }
+            }
+            AppOp::Violation {
+                kind,
+                addr,
+                from,
+                to,
+                expected,
+                remaining,
+                ..
+            } => {
+                self.recorder_violation(a, kind, *addr, *from, *to, *expected, *remaining, at);
+            }
+        }
+    }
+
+    fn kernel_op(&mut self, op: &KernelOp<'_>, at: At, ks: u32) {
+        match op {
+            KernelOp::Probe {
+                backend,
+                kernel,
+                flush,
+            } => {
+                self.flush_mode = Some(*flush);
+                self.probe = Some(ProbeInfo {
+                    backend: String::from_utf8_lossy(backend).into_owned(),
+                    kernel: (!kernel.is_empty())
+                        .then(|| String::from_utf8_lossy(kernel).into_owned()),
+                    flush: *flush,
+                });
+            }
+            KernelOp::Rx { addr, slot, .. } => self.kernel_rx(ks, *addr, *slot, at),
+            KernelOp::RxDone { slot, .. } => {
+                let k = &mut self.ksocks[ks as usize];
+                k.rxdone_seen = true;
+                if let Some(e) = k.q.iter_mut().find(|e| e.slot == Some(*slot)) {
+                    e.written = true;
+                }
+            }
+            KernelOp::Flush { prod, exact, .. } => {
+                let exact = *exact || !matches!(self.flush_mode, Some(FlushMode::Inferred));
+                if let Some(p) = prod {
+                    let k = &mut self.ksocks[ks as usize];
+                    k.published = Some(k.published.map_or(*p, |q| q.max(*p)));
+                    if k.rxdone_seen {
+                        for e in k.q.iter_mut() {
+                            if e.slot.is_some_and(|s| s < *p) && !e.written {
+                                e.published_unwritten = true;
+                            }
+                        }
+                    }
+                }
+                let why = if exact {
+                    "its flush"
+                } else {
+                    "its flush (inferred position)"
+                };
+                self.close_section(ks, at, exact, why);
+            }
+            KernelOp::Poll { .. } => {
+                let open = self
+                    .cpus
+                    .get_mut(&at.cpu)
+                    .map(|c| std::mem::take(&mut c.open))
+                    .unwrap_or_default();
+                for k in open {
+                    self.close_section(
+                        k,
+                        at,
+                        false,
+                        "the end of its NAPI poll (no flush event seen)",
+                    );
+                }
+            }
+            KernelOp::Tx { addr, .. } => {
+                let f = self.frame_of(*addr);
+                if let Some(fs) = self.frames.get_mut(&f) {
+                    fs.last = at;
+                }
+            }
+            KernelOp::Comp { addrs, .. } => {
+                for d in addrs.iter() {
+                    self.seen_kcomp = true;
+                    self.kernel_comp(ks, d.addr, at);
+                }
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // findings
+
+    #[allow(clippy::too_many_arguments)]
+    fn raw(
+        &mut self,
+        kind: Kind,
+        verdict: Verdict,
+        rule: &'static str,
+        addr: Option<u64>,
+        frames: Vec<u64>,
+        at: At,
+        mut cpus: Vec<u32>,
+        ks: u32,
+        a: u32,
+        slot: Option<u64>,
+        explanation: String,
+        evidence_from: u64,
+        recorder: bool,
+        now_line: u64,
+    ) {
+        if self.raws.len() >= MAX_RAW {
+            self.raw_overflow += 1;
+            return;
+        }
+        cpus.sort_unstable();
+        cpus.dedup();
+        let ks = if ks == NONE && a != NONE {
+            self.asocks[a as usize].ks
+        } else {
+            ks
+        };
+        let a = if a == NONE && ks != NONE {
+            self.ksocks[ks as usize].asock
+        } else {
+            a
+        };
+        let idx = self.raws.len();
+        // Only a frame's first finding (a likely root) gets a timeline.
+        let first_for_frames = frames.iter().all(|f| !self.raw_by_frame.contains_key(f));
+        for f in &frames {
+            self.raw_by_frame.entry(*f).or_insert(idx as u32);
+        }
+        let mut timeline = Vec::new();
+        if (first_for_frames || kind == Kind::ConcurrentProducer) && self.snapshots < MAX_SNAPSHOTS
+        {
+            self.snapshots += 1;
+            let mut rings: Vec<RingId> = Vec::new();
+            if ks != NONE {
+                rings.push(RingId::K(ks));
+            }
+            if a != NONE {
+                rings.push(RingId::A(a));
+            }
+            for c in &cpus {
+                rings.push(RingId::Cpu(*c));
+            }
+            let refs = rings.iter().filter_map(|r| match r {
+                RingId::K(k) => Some(&self.ksocks[*k as usize].ring),
+                RingId::A(x) => Some(&self.asocks[*x as usize].ring),
+                RingId::Cpu(c) => self.cpus.get(c).map(|s| &s.ring),
+            });
+            timeline = timeline::snapshot(refs, &frames, &[at.line], now_line, self.opts.context);
+            if self.tails.len() < 16 {
+                let mut t = [None; 4];
+                for (i, r) in rings.iter().take(4).enumerate() {
+                    t[i] = Some(*r);
+                }
+                self.tails.push(Tail {
+                    raw: idx,
+                    rings: t,
+                    left: 6,
+                });
+            }
+        }
+        let socket = self.sock_name(ks, a);
+        self.raws.push(Raw {
+            kind,
+            verdict,
+            rule,
+            addr,
+            frame: frames.first().copied(),
+            frames,
+            at,
+            cpus,
+            xs: (ks != NONE).then(|| self.ksocks[ks as usize].xs),
+            ks,
+            socket,
+            slot,
+            explanation,
+            evidence_from,
+            recorder,
+            timeline,
+        });
+    }
+
+    // -----------------------------------------------------------------------
+    // kernel receive, producer sections, RX positions
+
+    fn kernel_rx(&mut self, ks: u32, addr: u64, slot: Option<u64>, at: At) {
+        self.kernel_rx_seen = true;
+        let f = self.frame_of(addr);
+        self.open_section(ks, at, f, addr);
+        let k = &mut self.ksocks[ks as usize];
+        k.krx += 1;
+        k.q.push_back(KRx {
+            frame: f,
+            addr,
+            slot,
+            at,
+            written: false,
+            published_unwritten: false,
+        });
+        if k.q.len() > KQ_CAP {
+            k.q.pop_front();
+        }
+        let a = k.asock;
+        let pool = if a != NONE {
+            self.asocks[a as usize].pool
+        } else {
+            NONE
+        };
+        let seen_fill = self.seen_fill;
+        let Some(fs) = self.frames.get_mut(&f) else {
+            let mut fs = Frame::new(at);
+            fs.krx = 1;
+            fs.krx_ks = ks;
+            self.frames.insert(f, fs);
+            return;
+        };
+        let prev = fs.last;
+        fs.last = at;
+        fs.krx_ks = ks;
+        if fs.fill > 0 {
+            fs.fill -= 1;
+            fs.krx += 1;
+            if pool != NONE {
+                self.fifo_consume(pool, f, true);
+            }
+            return;
+        }
+        let was = fs.describe();
+        let state = fs.state_name();
+        let twice = fs.krx > 0;
+        fs.krx += 1;
+        if !seen_fill {
+            return; // fills are not traced: nothing to compare with
+        }
+        let xs = self.ksocks[ks as usize].xs;
+        let (kind, rule, what) = if twice {
+            (
+                Kind::DuplicateInFlight,
+                "duplicate_in_flight/rx-twice",
+                "a second time while its first copy was still on RX",
+            )
+        } else {
+            (
+                Kind::InvalidTransition,
+                "invalid_transition/not-from-fill",
+                "without it being on FILL",
+            )
+        };
+        let expl = format!(
+            "The kernel received frame {f:#x} (addr {addr:#x}) into RX of xs {xs:#x} on CPU {} at {} {what}: \
+             the trace shows it {was} since {} ({state} -> RX). The kernel produced a frame it had not been given, \
+             so the same frame is now in two places.",
+            at.cpu,
+            at.ts.as_string(),
+            prev.cite(),
+        );
+        self.raw(
+            kind,
+            Verdict::Kernel,
+            rule,
+            Some(addr),
+            vec![f],
+            at,
+            vec![at.cpu, prev.cpu],
+            ks,
+            NONE,
+            slot,
+            expl,
+            prev.order,
+            false,
+            at.line,
+        );
+        let expl =
+            format!("frame {f:#x} came out of RX but was not outstanding on FILL ({state} -> RX)");
+        self.raw(
+            Kind::FifoOrder,
+            Verdict::Kernel,
+            "fifo_order/not-outstanding",
+            Some(addr),
+            vec![f],
+            at,
+            vec![at.cpu],
+            ks,
+            NONE,
+            slot,
+            expl,
+            prev.order,
+            false,
+            at.line,
+        );
+    }
+
+    fn open_section(&mut self, ks: u32, at: At, f: u64, addr: u64) {
+        let k = &mut self.ksocks[ks as usize];
+        for s in k.sections.iter_mut() {
+            if s.cpu != at.cpu && s.intruders.len() < 8 {
+                s.intruders.push((at, f, addr));
+            }
+        }
+        if let Some(s) = k.sections.iter_mut().find(|s| s.cpu == at.cpu) {
+            if s.frames.len() < 16 {
+                s.frames.push(f);
+            }
+            return;
+        }
+        k.sections.push(Section {
+            cpu: at.cpu,
+            start: at,
+            frames: vec![f],
+            intruders: Vec::new(),
+        });
+        if let Some(c) = self.cpus.get_mut(&at.cpu) {
+            if !c.open.contains(&ks) {
+                c.open.push(ks);
+            }
+        }
+    }
+
+    fn close_section(&mut self, ks: u32, at: At, exact: bool, why: &str) {
+        let k = &mut self.ksocks[ks as usize];
+        k.flush_seen = true;
+        let Some(i) = k.sections.iter().position(|s| s.cpu == at.cpu) else {
+            return;
+        };
+        let s = k.sections.swap_remove(i);
+        if let Some(c) = self.cpus.get_mut(&at.cpu) {
+            c.open.retain(|&x| x != ks);
+        }
+        if s.intruders.is_empty() {
+            return;
+        }
+        let k = &mut self.ksocks[ks as usize];
+        let xs = k.xs;
+        let still_open: Vec<String> = k
+            .sections
+            .iter()
+            .map(|o| {
+                format!(
+                    "CPU {} (open since line {}, {})",
+                    o.cpu,
+                    o.start.line,
+                    o.start.ts.as_string()
+                )
+            })
+            .collect();
+        // The intruding receive's frame first: it is the finding's `addr`.
+        let mut frames: Vec<u64> = Vec::new();
+        for f in s.intruders.iter().map(|(_, f, _)| f).chain(s.frames.iter()) {
+            if !frames.contains(f) {
+                frames.push(*f);
+            }
+        }
+        for f in &frames {
+            if k.racy.len() < 64 && !k.racy.contains(f) {
+                k.racy.push(*f);
+            }
+        }
+        let (iat, _, iaddr) = s.intruders[0];
+        let mut cpus = vec![s.cpu];
+        cpus.extend(s.intruders.iter().map(|(a, _, _)| a.cpu));
+        let mut others = String::new();
+        for (a, _, addr) in s.intruders.iter().skip(1) {
+            let _ = write!(
+                others,
+                "; CPU {} also received {addr:#x} at {}",
+                a.cpu,
+                a.cite()
+            );
+        }
+        let mut expl = format!(
+            "For xs {xs:#x}, CPU {} opened a producer section with its first receive at {} and closed it with {why} \
+             at {}; meanwhile CPU {} received {iaddr:#x} for the same socket at {}{others}. An RX ring has a single \
+             producer: with two CPUs producing at once, one CPU's flush publishes the producer index over a slot \
+             the other has reserved but not written yet, so user space reads a stale or poisoned descriptor \
+             (the veth race of the seed story, fixed in fa349e396e48).",
+            s.cpu,
+            s.start.cite(),
+            at.cite(),
+            iat.cpu,
+            iat.cite(),
+        );
+        if !still_open.is_empty() {
+            let _ = write!(
+                expl,
+                " When CPU {} flushed, {} still had reservations it had not flushed.",
+                s.cpu,
+                still_open.join(", ")
+            );
+        }
+        let (verdict, rule) = if exact {
+            (Verdict::Kernel, "concurrent_producer/flush")
+        } else {
+            expl.push_str(
+                " The section's end is not an exact flush event (flush=inferred or only a NAPI poll end); a correct \
+                 driver can show a short overlap between napi_complete_done and that point, so this is inconclusive.",
+            );
+            (Verdict::Inconclusive, "concurrent_producer/inferred-end")
+        };
+        self.raw(
+            Kind::ConcurrentProducer,
+            verdict,
+            rule,
+            Some(iaddr),
+            frames,
+            iat,
+            cpus,
+            ks,
+            NONE,
+            None,
+            expl,
+            // Each CPU's history is complete from its own first event, so the
+            // overlap needs nothing older than the intruding receive.
+            iat.order,
+            false,
+            at.line,
+        );
+        // The closing flush is evidence too.
+        if let Some(r) = self
+            .raws
+            .last_mut()
+            .filter(|r| r.kind == Kind::ConcurrentProducer)
+        {
+            for e in r
+                .timeline
+                .iter_mut()
+                .filter(|e| e.line == at.line || e.line == s.start.line)
+            {
+                e.highlighted = true;
+            }
+        }
+    }
+
+    /// The kernel's RX entry for the app's read at `pos` (slot) or, without
+    /// slots, the next one in order once the sequences are aligned.
+    fn kq_take(&mut self, ks: u32, f: u64, pos: Option<u64>) -> Option<KRx> {
+        let k = &mut self.ksocks[ks as usize];
+        if let Some(pos) = pos {
+            if k.q.front().is_some_and(|e| e.slot.is_some()) {
+                while k.q.front().is_some_and(|e| e.slot.is_some_and(|s| s < pos)) {
+                    k.q.pop_front();
+                }
+                if k.q.front().is_some_and(|e| e.slot == Some(pos)) {
+                    k.aligned = true;
+                    return k.q.pop_front();
+                }
+                return None;
+            }
+        }
+        if !k.aligned {
+            // The app's first reads may be of frames received before the trace
+            // started; align on the first frame both sides saw.
+            let i = k.q.iter().take(256).position(|e| e.frame == f)?;
+            k.q.drain(..i);
+            k.aligned = true;
+        }
+        k.q.pop_front()
+    }
+
+    // -----------------------------------------------------------------------
+    // application side
+
+    fn transition(
+        &mut self,
+        a: u32,
+        addr: u64,
+        from: Option<RingState>,
+        to: RingState,
+        pos: Option<u64>,
+        at: At,
+        recorder: Option<(u64, AddrList<'_>)>,
+    ) {
+        match to {
+            RingState::Fill => {
+                let p = if a != NONE {
+                    self.asock_pool(a)
+                } else {
+                    self.pool_id(u64::MAX)
+                };
+                self.app_fill(a, p, addr, from, at);
+            }
+            RingState::Rx => self.app_read(a, addr, from, pos, at, recorder),
+            RingState::Tx => self.app_tx(a, addr, from, at),
+            RingState::Comp => self.app_comp(a, addr, from, at),
+            RingState::Held => self.app_own(addr, AppHold::Held, at),
+            RingState::Free => self.app_own(addr, AppHold::Free, at),
+            RingState::Unknown => {}
+        }
+    }
+
+    fn claimed_mismatch(fs: &Frame, from: Option<RingState>) -> bool {
+        let Some(from) = from else { return false };
+        let actual = match fs.app {
+            AppHold::Rx => RingState::Rx,
+            AppHold::Comp => RingState::Comp,
+            AppHold::Held => RingState::Held,
+            AppHold::Free => RingState::Free,
+            AppHold::No => return false,
+        };
+        from != actual && !matches!(from, RingState::Unknown)
+    }
+
+    fn app_fill(&mut self, a: u32, p: u32, addr: u64, from: Option<RingState>, at: At) {
+        if addr == self.poison {
+            return;
+        }
+        self.seen_fill = true;
+        let f = self.frame_of(addr);
+        let pool = &mut self.pools[p as usize];
+        pool.seq += 1;
+        let seq = pool.seq;
+        pool.fifo.push_back((f, seq, at));
+        if pool.fifo.len() > FIFO_CAP {
+            pool.fifo.pop_front();
+        }
+        pool.peak = pool.peak.max(pool.fifo.len());
+        let Some(fs) = self.frames.get_mut(&f) else {
+            let mut fs = Frame::new(at);
+            fs.fill = 1;
+            self.frames.insert(f, fs);
+            return;
+        };
+        let prev = fs.last;
+        let was = fs.describe();
+        let state = fs.state_name();
+        let dup = fs.kernel_copies() > 0;
+        let mismatch = !dup && Self::claimed_mismatch(fs, from);
+        fs.fill += 1;
+        fs.app = AppHold::No;
+        fs.last = at;
+        if dup {
+            self.app_dup(a, addr, f, "FILL", &was, state, prev, at);
+        } else if mismatch {
+            self.claimed(a, addr, f, from, "FILL", &was, prev, at);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn app_dup(
+        &mut self,
+        a: u32,
+        addr: u64,
+        f: u64,
+        ring: &str,
+        was: &str,
+        state: &str,
+        prev: At,
+        at: At,
+    ) {
+        let expl = format!(
+            "The application put frame {f:#x} (addr {addr:#x}) on {ring} at {} while the kernel still owned it: \
+             the trace shows it {was} since {}. The same frame is now in two kernel-owned places, which corrupts \
+             packets (the AF_XDP FAQ case); the application made this move.",
+            at.cite(),
+            prev.cite()
+        );
+        let rule = if ring == "FILL" {
+            "duplicate_in_flight/fill-while-kernel-owned"
+        } else {
+            "duplicate_in_flight/tx-while-kernel-owned"
+        };
+        self.raw(
+            Kind::DuplicateInFlight,
+            Verdict::Application,
+            rule,
+            Some(addr),
+            vec![f],
+            at,
+            vec![at.cpu, prev.cpu],
+            NONE,
+            a,
+            None,
+            expl,
+            prev.order,
+            false,
+            at.line,
+        );
+        let expl = format!("{state} -> {ring} is not a valid move for frame {f:#x}");
+        self.raw(
+            Kind::InvalidTransition,
+            Verdict::Application,
+            "invalid_transition/app-into-kernel-owned",
+            Some(addr),
+            vec![f],
+            at,
+            vec![at.cpu],
+            NONE,
+            a,
+            None,
+            expl,
+            prev.order,
+            false,
+            at.line,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn claimed(
+        &mut self,
+        a: u32,
+        addr: u64,
+        f: u64,
+        from: Option<RingState>,
+        to: &str,
+        was: &str,
+        prev: At,
+        at: At,
+    ) {
+        let from = from.map_or("?", RingState::name);
+        let expl = format!(
+            "The application says frame {f:#x} (addr {addr:#x}) moved {from} -> {to} at {}, but the trace shows it \
+             {was} since {}. The app's own bookkeeping disagrees with its ring operations; no kernel event is \
+             involved, so the trace cannot say which side is wrong.",
+            at.cite(),
+            prev.cite()
+        );
+        self.raw(
+            Kind::InvalidTransition,
+            Verdict::Inconclusive,
+            "invalid_transition/claimed-from",
+            Some(addr),
+            vec![f],
+            at,
+            vec![at.cpu, prev.cpu],
+            NONE,
+            a,
+            None,
+            expl,
+            prev.order,
+            false,
+            at.line,
+        );
+    }
+
+    fn app_read(
+        &mut self,
+        a: u32,
+        addr: u64,
+        from: Option<RingState>,
+        pos: Option<u64>,
+        at: At,
+        recorder: Option<(u64, AddrList<'_>)>,
+    ) {
+        let poisoned = addr == self.poison;
+        let f = self.frame_of(addr);
+        if a != NONE {
+            self.asocks[a as usize].rx += 1;
+            // Seed traces name sockets by label only: join the label to the
+            // kernel socket that just received this frame.
+            if self.asocks[a as usize].ks == NONE && !poisoned {
+                if let Some(fs) = self.frames.get(&f) {
+                    if fs.krx > 0 && fs.krx_ks != NONE {
+                        self.link(a, fs.krx_ks);
+                    }
+                }
+            }
+        }
+        let ks = if a != NONE {
+            self.asocks[a as usize].ks
+        } else {
+            NONE
+        };
+        let kpos = if ks != NONE && !(poisoned && !self.ksocks[ks as usize].aligned) {
+            self.kq_take(ks, f, pos)
+        } else {
+            None
+        };
+        let past_producer = match (pos, ks) {
+            (Some(p), k) if k != NONE => {
+                self.ksocks[k as usize].published.is_some_and(|pr| p >= pr)
+            }
+            _ => false,
+        };
+        if poisoned {
+            let racy = kpos.is_some_and(|e| self.ksocks[ks as usize].racy.contains(&e.frame));
+            let (verdict, rule, why) = if kpos.is_some_and(|e| e.published_unwritten) {
+                (
+                    Verdict::Kernel,
+                    "poisoned_descriptor/published-before-write",
+                    "a flush published this slot before the kernel's write of it landed",
+                )
+            } else if racy {
+                (Verdict::Kernel, "poisoned_descriptor/concurrent-producer", "the kernel entry for this position was produced during overlapping producer sections on two CPUs, so a flush could publish it before its write landed")
+            } else if past_producer {
+                (
+                    Verdict::Application,
+                    "poisoned_descriptor/read-past-producer",
+                    "the application read a position the kernel had not published yet",
+                )
+            } else {
+                (Verdict::Inconclusive, "poisoned_descriptor/no-evidence", "no flush or slot evidence says whether the kernel published the slot early or the application read past the producer")
+            };
+            let mut expl = format!(
+                "The application read the poison value {addr:#x} from RX at {}: a slot it had poisoned after \
+                 consuming it was handed out again without the kernel's write. Verdict: {why}.",
+                at.cite()
+            );
+            let mut frames = Vec::new();
+            let mut cpus = vec![at.cpu];
+            let mut ev_from = at.order;
+            if let Some(e) = kpos {
+                let _ = write!(
+                    expl,
+                    " At this position the kernel had written {:#x} at {}.",
+                    e.addr,
+                    e.at.cite()
+                );
+                frames.push(e.frame);
+                cpus.push(e.at.cpu);
+                ev_from = e.at.order;
+            }
+            self.raw(
+                Kind::PoisonedDescriptor,
+                verdict,
+                rule,
+                Some(addr),
+                frames.clone(),
+                at,
+                cpus.clone(),
+                ks,
+                a,
+                pos.or(kpos.and_then(|e| e.slot)),
+                expl,
+                ev_from,
+                false,
+                at.line,
+            );
+            if let Some(e) = kpos {
+                let expl = format!("the kernel wrote {:#x} at this RX position ({}) but the application read {addr:#x}", e.addr, e.at.cite());
+                self.raw(
+                    Kind::RxMismatch,
+                    Verdict::Kernel,
+                    "rx_mismatch/position",
+                    Some(addr),
+                    frames,
+                    at,
+                    cpus,
+                    ks,
+                    a,
+                    pos,
+                    expl,
+                    ev_from,
+                    false,
+                    at.line,
+                );
+            }
+            if let Some((exp, rem)) = recorder {
+                self.recorder_fifo(a, addr, f, exp, rem, at);
+            }
+            return;
+        }
+        if let Some(e) = kpos {
+            if e.frame != f {
+                let (verdict, rule, why) = if e.published_unwritten {
+                    (
+                        Verdict::Kernel,
+                        "rx_mismatch/published-before-write",
+                        "a flush published the slot before the kernel's write landed",
+                    )
+                } else if past_producer {
+                    (
+                        Verdict::Application,
+                        "rx_mismatch/read-past-producer",
+                        "the application read a position the kernel had not published yet",
+                    )
+                } else {
+                    (Verdict::Kernel, "rx_mismatch/position", "the RX ring is written only by the kernel, and what the application found there is not what the kernel wrote (an application reading past the producer index would also show this; no flush/slot event here says it did)")
+                };
+                let expl = format!(
+                    "The kernel wrote frame {:#x} (addr {:#x}) into RX of this socket on CPU {} at {}, but at that \
+                     position the application read {addr:#x} at {}. Verdict: {why}.",
+                    e.frame,
+                    e.addr,
+                    e.at.cpu,
+                    e.at.cite(),
+                    at.cite(),
+                );
+                self.raw(
+                    Kind::RxMismatch,
+                    verdict,
+                    rule,
+                    Some(addr),
+                    vec![f, e.frame],
+                    at,
+                    vec![at.cpu, e.at.cpu],
+                    ks,
+                    a,
+                    pos.or(e.slot),
+                    expl,
+                    e.at.order,
+                    false,
+                    at.line,
+                );
+            }
+        }
+        let tracing_kernel = ks != NONE && self.ksocks[ks as usize].krx > 0;
+        let seen_fill = self.seen_fill;
+        let pool = if a != NONE {
+            self.asocks[a as usize].pool
+        } else {
+            NONE
+        };
+        match self.frames.get_mut(&f) {
+            None => {
+                let mut fs = Frame::new(at);
+                fs.app = AppHold::Rx;
+                self.frames.insert(f, fs);
+            }
+            Some(fs) => {
+                let prev = fs.last;
+                fs.last = at;
+                if fs.krx > 0 {
+                    fs.krx -= 1;
+                    fs.app = AppHold::Rx;
+                } else if fs.fill > 0 && !tracing_kernel {
+                    fs.fill -= 1;
+                    fs.app = AppHold::Rx;
+                    if pool != NONE {
+                        self.fifo_consume(pool, f, false);
+                    }
+                } else if fs.fill > 0 {
+                    // Read but never received by the kernel: the RX mismatch
+                    // above already reports it; the FILL copy is still there.
+                    fs.app = AppHold::Rx;
+                } else if seen_fill {
+                    let was = fs.describe();
+                    let state = fs.state_name();
+                    fs.app = AppHold::Rx;
+                    let expl = format!(
+                        "The application read frame {f:#x} (addr {addr:#x}) from RX at {}, but the trace shows it \
+                         {was} since {} and never put on FILL again ({state} -> RX). Only the kernel produces RX, \
+                         so the kernel handed out a frame it did not own.",
+                        at.cite(),
+                        prev.cite()
+                    );
+                    self.raw(
+                        Kind::InvalidTransition,
+                        Verdict::Kernel,
+                        "invalid_transition/rx-not-given",
+                        Some(addr),
+                        vec![f],
+                        at,
+                        vec![at.cpu, prev.cpu],
+                        ks,
+                        a,
+                        pos,
+                        expl,
+                        prev.order,
+                        false,
+                        at.line,
+                    );
+                    let expl = format!("frame {f:#x} came out of RX but was not outstanding on FILL ({state} -> RX)");
+                    self.raw(
+                        Kind::FifoOrder,
+                        Verdict::Kernel,
+                        "fifo_order/not-outstanding",
+                        Some(addr),
+                        vec![f],
+                        at,
+                        vec![at.cpu],
+                        ks,
+                        a,
+                        pos,
+                        expl,
+                        prev.order,
+                        false,
+                        at.line,
+                    );
+                } else {
+                    fs.app = AppHold::Rx;
+                }
+            }
+        }
+        let _ = from;
+        if let Some((exp, rem)) = recorder {
+            self.recorder_fifo(a, addr, f, exp, rem, at);
+        }
+    }
+
+    fn recorder_fifo(
+        &mut self,
+        a: u32,
+        addr: u64,
+        f: u64,
+        expected: u64,
+        remaining: AddrList<'_>,
+        at: At,
+    ) {
+        let m = self.mapping.unwrap_or(Mapping::Aligned {
+            chunk: chunk::MIN_CHUNK,
+        });
+        let listed = remaining.iter().any(|d| m.frame(d.addr) == f);
+        let truncated = remaining.truncated();
+        let (verdict, rule, why) = if listed {
+            (Verdict::Inconclusive, "fifo_order/recorder-out-of-order", "it is still listed as outstanding on FILL, so it arrived out of FILL order; free-list recycling alone could explain that")
+        } else if addr == self.poison {
+            (
+                Verdict::Inconclusive,
+                "fifo_order/recorder-poison",
+                "the value is the poison, not a frame",
+            )
+        } else if truncated {
+            (
+                Verdict::Inconclusive,
+                "fifo_order/recorder-not-listed",
+                "it is not in the printed part of the outstanding list, which was cut",
+            )
+        } else {
+            (
+                Verdict::Kernel,
+                "fifo_order/recorder-not-outstanding",
+                "it was not outstanding on FILL at all",
+            )
+        };
+        let expl = format!(
+            "The recorder caught this in-process at {}: RX gave {addr:#x} where FILL order expected {expected:#x}; {why}.",
+            at.cite()
+        );
+        let ef = self.frame_of(expected);
+        self.raw(
+            Kind::FifoOrder,
+            verdict,
+            rule,
+            Some(addr),
+            vec![f, ef],
+            at,
+            vec![at.cpu],
+            NONE,
+            a,
+            None,
+            expl,
+            at.order,
+            true,
+            at.line,
+        );
+    }
+
+    fn fifo_consume(&mut self, p: u32, f: u64, by_kernel: bool) {
+        let pool = &mut self.pools[p as usize];
+        if by_kernel {
+            pool.kernel_consumes = true;
+        } else if pool.kernel_consumes {
+            return;
+        }
+        if pool.fifo.front().is_some_and(|e| e.0 == f) {
+            let (_, seq, _) = pool.fifo.pop_front().unwrap_or_default();
+            pool.consumed_max = pool.consumed_max.max(seq);
+            return;
+        }
+        if let Some(i) = pool.fifo.iter().position(|e| e.0 == f) {
+            // Out of FILL order but outstanding: the kernel's free list
+            // (LIFO, used before the FILL ring) explains this.
+            let (_, seq, _) = pool.fifo.remove(i).unwrap_or_default();
+            pool.consumed_max = pool.consumed_max.max(seq);
+            self.recycled += 1;
+        }
+    }
+
+    fn app_tx(&mut self, a: u32, addr: u64, from: Option<RingState>, at: At) {
+        if addr == self.poison {
+            return;
+        }
+        self.seen_tx = true;
+        let f = self.frame_of(addr);
+        if a != NONE {
+            let s = &mut self.asocks[a as usize];
+            s.tx_seq += 1;
+            let seq = s.tx_seq;
+            s.tx_fifo.push_back((f, at));
+            let _ = seq;
+            if s.tx_fifo.len() > FIFO_CAP {
+                s.tx_fifo.pop_front();
+            }
+        }
+        let Some(fs) = self.frames.get_mut(&f) else {
+            let mut fs = Frame::new(at);
+            fs.tx = 1;
+            fs.tx_as = a;
+            self.frames.insert(f, fs);
+            return;
+        };
+        let prev = fs.last;
+        let was = fs.describe();
+        let state = fs.state_name();
+        let dup = fs.kernel_copies() > 0;
+        let mismatch = !dup && Self::claimed_mismatch(fs, from);
+        fs.tx += 1;
+        fs.tx_as = a;
+        fs.app = AppHold::No;
+        fs.last = at;
+        if dup {
+            self.app_dup(a, addr, f, "TX", &was, state, prev, at);
+        } else if mismatch {
+            self.claimed(a, addr, f, from, "TX", &was, prev, at);
+        }
+    }
+
+    fn tx_fifo_check(&mut self, a: u32, f: u64, addr: u64, at: At) {
+        if a == NONE {
+            return;
+        }
+        let s = &mut self.asocks[a as usize];
+        if s.tx_fifo.front().is_some_and(|e| e.0 == f) {
+            s.tx_fifo.pop_front();
+            s.tx_consumed += 1;
+            return;
+        }
+        let Some(i) = s.tx_fifo.iter().position(|e| e.0 == f) else {
+            return;
+        };
+        let (head, head_at) = s.tx_fifo[0];
+        s.tx_fifo.remove(i);
+        s.tx_consumed += 1;
+        let expl = format!(
+            "Frame {f:#x} (addr {addr:#x}) completed at {} before {head:#x}, which was put on TX earlier at {}. \
+             Completions usually come back in TX order (copy mode and the common zero-copy drivers); a driver that \
+             completes out of order would explain it, so this alone is inconclusive.",
+            at.cite(),
+            head_at.cite()
+        );
+        self.raw(
+            Kind::FifoOrder,
+            Verdict::Inconclusive,
+            "fifo_order/tx-completion-order",
+            Some(addr),
+            vec![f, head],
+            at,
+            vec![at.cpu],
+            NONE,
+            a,
+            None,
+            expl,
+            head_at.order,
+            false,
+            at.line,
+        );
+    }
+
+    fn kernel_comp(&mut self, ks: u32, addr: u64, at: At) {
+        let f = self.frame_of(addr);
+        let seen_tx = self.seen_tx;
+        let Some(fs) = self.frames.get_mut(&f) else {
+            let mut fs = Frame::new(at);
+            fs.kcomp = 1;
+            self.frames.insert(f, fs);
+            return;
+        };
+        let prev = fs.last;
+        fs.last = at;
+        if fs.tx > 0 {
+            fs.tx -= 1;
+            fs.kcomp += 1;
+            let a = fs.tx_as;
+            self.tx_fifo_check(a, f, addr, at);
+            return;
+        }
+        fs.kcomp += 1;
+        if !seen_tx {
+            return;
+        }
+        let was = fs.describe();
+        let state = fs.state_name();
+        let expl = format!(
+            "The kernel completed frame {f:#x} (addr {addr:#x}) at {}, but the trace shows it {was} since {}, \
+             not on TX ({state} -> COMP): the kernel returned a frame it was not sending.",
+            at.cite(),
+            prev.cite()
+        );
+        self.raw(
+            Kind::InvalidTransition,
+            Verdict::Kernel,
+            "invalid_transition/comp-not-sent",
+            Some(addr),
+            vec![f],
+            at,
+            vec![at.cpu, prev.cpu],
+            ks,
+            NONE,
+            None,
+            expl,
+            prev.order,
+            false,
+            at.line,
+        );
+    }
+
+    fn app_comp(&mut self, a: u32, addr: u64, from: Option<RingState>, at: At) {
+        let f = self.frame_of(addr);
+        let seen_tx = self.seen_tx;
+        let seen_kcomp = self.seen_kcomp;
+        let Some(fs) = self.frames.get_mut(&f) else {
+            let mut fs = Frame::new(at);
+            fs.app = AppHold::Comp;
+            self.frames.insert(f, fs);
+            return;
+        };
+        let prev = fs.last;
+        fs.last = at;
+        let _ = from;
+        if fs.kcomp > 0 {
+            fs.kcomp -= 1;
+            fs.app = AppHold::Comp;
+            return;
+        }
+        if fs.tx > 0 {
+            fs.tx -= 1;
+            fs.app = AppHold::Comp;
+            let txa = if fs.tx_as != NONE { fs.tx_as } else { a };
+            if !seen_kcomp {
+                self.tx_fifo_check(txa, f, addr, at);
+            }
+            return;
+        }
+        let was = fs.describe();
+        let state = fs.state_name();
+        fs.app = AppHold::Comp;
+        if !seen_tx {
+            return;
+        }
+        let expl = format!(
+            "The application took frame {f:#x} (addr {addr:#x}) from COMPLETION at {}, but the trace shows it \
+             {was} since {}, never sent on TX ({state} -> COMP). Only the kernel produces completions, so the \
+             kernel returned a frame it was not sending.",
+            at.cite(),
+            prev.cite()
+        );
+        self.raw(
+            Kind::InvalidTransition,
+            Verdict::Kernel,
+            "invalid_transition/comp-not-sent",
+            Some(addr),
+            vec![f],
+            at,
+            vec![at.cpu, prev.cpu],
+            NONE,
+            a,
+            None,
+            expl,
+            prev.order,
+            false,
+            at.line,
+        );
+    }
+
+    fn app_own(&mut self, addr: u64, hold: AppHold, at: At) {
+        let f = self.frame_of(addr);
+        let Some(fs) = self.frames.get_mut(&f) else {
+            let mut fs = Frame::new(at);
+            fs.app = hold;
+            self.frames.insert(f, fs);
+            return;
+        };
+        let prev = fs.last;
+        let was = fs.describe();
+        let state = fs.state_name();
+        let bad = fs.kernel_copies() > 0;
+        fs.app = hold;
+        fs.last = at;
+        if bad {
+            let what = if hold == AppHold::Free {
+                "returned it to its free list"
+            } else {
+                "took it for a thread"
+            };
+            let expl = format!(
+                "The application {what} at {}, but frame {f:#x} (addr {addr:#x}) is {was} since {} \
+                 ({state} -> {}): the app is about to reuse a frame the kernel still owns.",
+                at.cite(),
+                prev.cite(),
+                if hold == AppHold::Free { "FREE" } else { "HELD" }
+            );
+            self.raw(
+                Kind::InvalidTransition,
+                Verdict::Application,
+                "invalid_transition/app-reuses-kernel-owned",
+                Some(addr),
+                vec![f],
+                at,
+                vec![at.cpu, prev.cpu],
+                NONE,
+                NONE,
+                None,
+                expl,
+                prev.order,
+                false,
+                at.line,
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn recorder_violation(
+        &mut self,
+        a: u32,
+        kind: &[u8],
+        addr: u64,
+        from: Option<RingState>,
+        to: Option<RingState>,
+        expected: Option<u64>,
+        remaining: AddrList<'_>,
+        at: At,
+    ) {
+        let f = self.frame_of(addr);
+        let Some(k) = Kind::parse(kind) else { return };
+        if k == Kind::FifoOrder {
+            if let Some(e) = expected {
+                self.recorder_fifo(a, addr, f, e, remaining, at);
+                return;
+            }
+        }
+        let verdict = match (k, to) {
+            (Kind::InvalidTransition, Some(RingState::Rx | RingState::Comp)) => Verdict::Kernel,
+            (Kind::InvalidTransition, Some(RingState::Fill | RingState::Tx)) => {
+                Verdict::Application
+            }
+            _ => Verdict::Inconclusive,
+        };
+        let mut expl = format!(
+            "The recorder reported {} in-process for {addr:#x} at {}",
+            k.name(),
+            at.cite()
+        );
+        if let (Some(fr), Some(t)) = (from, to) {
+            let _ = write!(expl, " ({} -> {})", fr.name(), t.name());
+        }
+        expl.push('.');
+        self.raw(
+            k,
+            verdict,
+            "recorder/violation",
+            Some(addr),
+            vec![f],
+            at,
+            vec![at.cpu],
+            NONE,
+            a,
+            None,
+            expl,
+            at.order,
+            true,
+            at.line,
+        );
+    }
+
+    // -----------------------------------------------------------------------
+    // the end
+
+    /// Like [`Analyzer::finish`], but an input without any entry is an error.
+    pub fn finish_checked(self) -> Result<Report, Error> {
+        if self.events == 0 {
+            return Err(Error::NoEntries {
+                lines: self.lines,
+                skipped: self.skipped,
+                first: self
+                    .skipped_lines
+                    .first()
+                    .map(|l| format!(", first at line {l}"))
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(self.finish())
+    }
+
+    /// Finish the analysis and build the report.
+    pub fn finish(mut self) -> Report {
+        if self.mapping.is_none() {
+            self.decide();
+        }
+        self.leaks();
+        let mut notes = Vec::new();
+
+        // When every CPU's buffer had started.
+        let marked: Vec<&CpuState> = self
+            .cpus
+            .values()
+            .filter(|c| c.marker && c.events > 0)
+            .collect();
+        let complete = if !marked.is_empty() {
+            marked
+                .iter()
+                .map(|c| c.first)
+                .max_by_key(|a| (a.order, a.line))
+        } else {
+            self.cpus
+                .values()
+                .filter(|c| c.events > 0)
+                .map(|c| c.first)
+                .max_by_key(|a| (a.order, a.line))
+        };
+        let cf = complete.map(|c| c.order);
+
+        let raws = std::mem::take(&mut self.raws);
+        let mut unjudged = 0u64;
+        let mut kept: Vec<Raw> = Vec::with_capacity(raws.len());
+        for r in raws {
+            if cf.is_some_and(|c| r.evidence_from < c) {
+                unjudged += 1;
+            } else {
+                kept.push(r);
+            }
+        }
+        kept.sort_by_key(|r| (r.at.line, r.kind.rank(), r.recorder));
+
+        // Same moment → one group (recorder reports join the analyzer's
+        // finding on the same frame within a few lines).
+        struct Group {
+            primary: Raw,
+            also: Vec<Raw>,
+        }
+        let mut groups: Vec<Group> = Vec::new();
+        for r in kept {
+            if let Some(g) = groups.last_mut() {
+                let same_line = g.primary.at.line == r.at.line;
+                let near_recorder = r.recorder
+                    && r.at.line.saturating_sub(g.primary.at.line) <= 16
+                    && r.frames.iter().any(|f| g.primary.frames.contains(f));
+                if same_line || near_recorder {
+                    g.also.push(r);
+                    continue;
+                }
+            }
+            groups.push(Group {
+                primary: r,
+                also: Vec::new(),
+            });
+        }
+
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut root_frames: FxHashMap<u64, usize> = FxHashMap::default();
+        let mut root_xs: FxHashMap<u32, usize> = FxHashMap::default();
+        for g in groups {
+            let p = &g.primary;
+            let by_frame = p
+                .frames
+                .iter()
+                .chain(g.also.iter().flat_map(|r| r.frames.iter()))
+                .find_map(|f| root_frames.get(f).copied());
+            let by_sock = (p.ks != NONE
+                && matches!(
+                    p.kind,
+                    Kind::ConcurrentProducer | Kind::PoisonedDescriptor | Kind::RxMismatch
+                ))
+            .then(|| root_xs.get(&p.ks).copied())
+            .flatten();
+            if let Some(root) = by_frame.or(by_sock) {
+                let f = &mut findings[root];
+                for e in f.timeline.iter_mut().filter(|e| e.line == p.at.line) {
+                    e.highlighted = true;
+                }
+                if f.consequences.len() < MAX_CONSEQUENCES {
+                    f.consequences.push(related(p));
+                } else {
+                    f.consequences_omitted += 1;
+                }
+                continue;
+            }
+            let idx = findings.len();
+            for f in p
+                .frames
+                .iter()
+                .chain(g.also.iter().flat_map(|r| r.frames.iter()))
+            {
+                root_frames.entry(*f).or_insert(idx);
+            }
+            if p.kind == Kind::ConcurrentProducer && p.ks != NONE {
+                root_xs.entry(p.ks).or_insert(idx);
+            }
+            let Group { mut primary, also } = g;
+            if primary.socket.is_none() {
+                // The socket may have been joined to its xs after the finding.
+                primary.socket = self.sock_name(primary.ks, NONE);
+            }
+            findings.push(Finding {
+                kind: primary.kind,
+                verdict: primary.verdict,
+                rule: primary.rule.to_string(),
+                addr: primary.addr.map(|a| format!("{a:#x}")),
+                frame: primary.frame.map(|f| format!("{f:#x}")),
+                ts: primary.at.ts.as_string(),
+                ts_ns: primary.at.ns,
+                cpus: primary.cpus,
+                xs: primary.xs.map(|x| format!("{x:#x}")),
+                socket: primary.socket,
+                slot: primary.slot,
+                line: primary.at.line,
+                explanation: primary.explanation,
+                also: also.iter().map(related).collect(),
+                consequences: Vec::new(),
+                consequences_omitted: 0,
+                timeline: primary.timeline,
+            });
+        }
+
+        let verdict = if findings.is_empty() {
+            OverallVerdict::Clean
+        } else {
+            let first = findings[0].verdict;
+            if findings.iter().all(|f| f.verdict == first) {
+                match first {
+                    Verdict::Kernel => OverallVerdict::Kernel,
+                    Verdict::Application => OverallVerdict::Application,
+                    Verdict::Inconclusive => OverallVerdict::Inconclusive,
+                }
+            } else {
+                OverallVerdict::Mixed
+            }
+        };
+
+        if self.raw_overflow > 0 {
+            notes.push(format!(
+                "{} further anomalies were not recorded (limit {MAX_RAW})",
+                self.raw_overflow
+            ));
+        }
+        for k in &self.ksocks {
+            if k.krx > 0 && !k.flush_seen {
+                notes.push(format!(
+                    "xs {:#x}: no flush or NAPI poll events, so producer overlap (concurrent_producer) cannot be checked",
+                    k.xs
+                ));
+            }
+        }
+        if self.flush_mode == Some(FlushMode::Inferred) {
+            notes.push("probe header says flush=inferred: producer sections end at an inferred point; overlaps are inconclusive".into());
+        }
+        if self.flush_mode == Some(FlushMode::None) {
+            notes.push("probe header says flush=none: without flush events producer overlap cannot be proven".into());
+        }
+        if !self.kernel_rx_seen {
+            notes.push("no kernel receive events: RX positions cannot be compared with what the kernel wrote".into());
+        }
+        if let Some((inb, w)) = self.entries {
+            if w > inb {
+                notes.push(format!(
+                    "the ring buffers wrapped: {} of {w} entries were overwritten",
+                    w - inb
+                ));
+            }
+        }
+        if unjudged > 0 {
+            notes.push(format!(
+                "{unjudged} anomalies reach back before every CPU's buffer had started (unknown past) and were not judged"
+            ));
+        }
+
+        let mut cpus: Vec<CpuSummary> = self
+            .cpus
+            .iter()
+            .filter(|(_, c)| c.events > 0)
+            .map(|(n, c)| CpuSummary {
+                cpu: *n,
+                events: c.events,
+                first: c.first.tsref(),
+                last: c.last.tsref(),
+                buffer_started: c.marker,
+            })
+            .collect();
+        cpus.sort_by_key(|c| c.cpu);
+
+        let mut sockets: Vec<SocketSummary> = self
+            .asocks
+            .iter()
+            .map(|s| SocketSummary {
+                socket: s.name.clone(),
+                xs: if s.ks != NONE {
+                    vec![format!("{:#x}", self.ksocks[s.ks as usize].xs)]
+                } else {
+                    Vec::new()
+                },
+                rx: s.rx,
+                krx: if s.ks != NONE {
+                    self.ksocks[s.ks as usize].krx
+                } else {
+                    0
+                },
+            })
+            .collect();
+        for k in self.ksocks.iter().filter(|k| k.asock == NONE) {
+            sockets.push(SocketSummary {
+                socket: format!("xs={:#x}", k.xs),
+                xs: vec![format!("{:#x}", k.xs)],
+                rx: 0,
+                krx: k.krx,
+            });
+        }
+
+        let (mode, size) = match self.mapping {
+            Some(Mapping::Unaligned) => ("unaligned", None),
+            Some(Mapping::Aligned { chunk }) => ("aligned", Some(format!("{chunk:#x}"))),
+            None => ("aligned", None),
+        };
+        let history = self.history.take().map(|(h, events, omitted)| History {
+            addr: format!("{h:#x}"),
+            frame: format!("{:#x}", self.frame_of(h)),
+            events,
+            omitted,
+        });
+        let summary = Summary {
+            verdict,
+            findings: findings.len() as u64,
+            lines: self.lines,
+            events: self.events,
+            lines_skipped: self.skipped,
+            skipped_lines: self.skipped_lines.clone(),
+            complete_from: complete.map(|c| c.tsref()),
+            unjudged_before_complete: unjudged,
+            cpus,
+            recycled_reorders: self.recycled,
+            chunk: ChunkInfo {
+                mode,
+                size,
+                source: self.chunk_source,
+                samples: self.samples.len() as u64,
+                note: self.chunk_note.clone(),
+            },
+            backend: self.probe.clone().or_else(|| {
+                self.kernel_rx_seen.then(|| ProbeInfo {
+                    backend: "perf-probe".into(),
+                    kernel: None,
+                    flush: if self.ksocks.iter().any(|k| k.flush_seen) {
+                        FlushMode::Exact
+                    } else {
+                        FlushMode::None
+                    },
+                })
+            }),
+            sockets,
+            frames: self.frames.len() as u64,
+            entries_in_buffer: self.entries.map(|e| e.0),
+            entries_written: self.entries.map(|e| e.1),
+            lost_events: self.lost,
+            notes,
+        };
+        Report {
+            schema_version: SCHEMA_VERSION,
+            findings,
+            summary,
+            history,
+        }
+    }
+
+    /// Frames the FILL (or TX) order has long passed without them coming back.
+    fn leaks(&mut self) {
+        let mut found = Vec::new();
+        for (pi, p) in self.pools.iter().enumerate() {
+            let gap = (2 * p.peak as u64).max(256);
+            for &(f, seq, at) in &p.fifo {
+                if p.consumed_max > seq + gap {
+                    let passed = p.consumed_max - seq;
+                    found.push((pi, f, at, passed, "FILL", "RX"));
+                }
+            }
+        }
+        for s in &self.asocks {
+            let gap = 256u64;
+            let n = s.tx_fifo.len() as u64;
+            // Entries still queued while many later ones completed.
+            for (i, &(f, at)) in s.tx_fifo.iter().enumerate() {
+                let later_done = s.tx_consumed.saturating_sub(n.saturating_sub(i as u64));
+                if i == 0 && later_done > gap {
+                    found.push((usize::MAX, f, at, later_done, "TX", "COMPLETION"));
+                }
+            }
+        }
+        for (_, f, at, passed, ring, back) in found {
+            let still = self
+                .frames
+                .get(&f)
+                .map(|fs| fs.kernel_copies() > 0)
+                .unwrap_or(false);
+            if !still {
+                continue;
+            }
+            let drops = if self.drops_seen {
+                " XDP_STATISTICS shows drops;"
+            } else {
+                ""
+            };
+            let expl = format!(
+                "Frame {f:#x} left the application on {ring} at {} and never came back on {back}, while {passed} \
+                 frames queued after it did.{drops} The kernel may have dropped it as an invalid descriptor \
+                 (an application error), kept it on its free list, or lost it; the trace does not say which.",
+                at.cite()
+            );
+            self.raw(
+                Kind::FrameLeak,
+                Verdict::Inconclusive,
+                "frame_leak/passed-by-ring",
+                Some(f),
+                vec![f],
+                at,
+                vec![at.cpu],
+                NONE,
+                NONE,
+                None,
+                expl,
+                at.order,
+                false,
+                at.line,
+            );
+        }
+    }
+}
+
+impl CpuState {
+    fn new(at: At) -> CpuState {
+        CpuState {
+            first: at,
+            last: at,
+            events: 0,
+            marker: false,
+            ring: Ring::default(),
+            open: Vec::new(),
+        }
+    }
+}
+
+fn related(r: &Raw) -> Related {
+    Related {
+        kind: r.kind,
+        rule: r.rule.to_string(),
+        verdict: r.verdict,
+        addr: r.addr.map(|a| format!("{a:#x}")),
+        frame: r.frame.map(|f| format!("{f:#x}")),
+        ts: r.at.ts.as_string(),
+        ts_ns: r.at.ns,
+        line: r.at.line,
+        cpus: r.cpus.clone(),
+        explanation: r.explanation.clone(),
+    }
+}
+
+/// Call `f` with every descriptor address an operation moves (not the
+/// recorder's `expected`/`remaining` context lists).
+pub fn for_each_addr(op: &Op<'_>, mut f: impl FnMut(u64)) {
+    let mut list = |l: &AddrList<'_>| l.iter().for_each(|d| f(d.addr));
+    match op {
+        Op::App(a) => match a {
+            AppOp::Fill { addrs, .. }
+            | AppOp::Comp { addrs, .. }
+            | AppOp::Hold { addrs }
+            | AppOp::Free { addrs } => list(addrs),
+            AppOp::Rx { descs, .. } | AppOp::Tx { descs, .. } => list(descs),
+            AppOp::Violation { addr, .. } => f(*addr),
+            _ => {}
+        },
+        Op::Kernel(k) => match k {
+            KernelOp::Rx { addr, .. } | KernelOp::Tx { addr, .. } => f(*addr),
+            KernelOp::Comp { addrs, .. } => list(addrs),
+            _ => {}
+        },
+        Op::Seed(SeedOp::Transition { addr, .. }) => f(*addr),
+        Op::Seed(SeedOp::Note { addr }) => f(*addr),
+        Op::Unknown => {}
+    }
+}

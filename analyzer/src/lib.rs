@@ -1,0 +1,116 @@
+//! `xskdbg-analyzer`: rebuild every AF_XDP descriptor's history from an ftrace
+//! trace and name the culprit when one UMEM frame ends up in two places.
+//!
+//! The crate is pure logic: it never touches the kernel.
+//!
+//! - [`parse`]: one text line → [`parse::Line`] / [`parse::Event`] with the
+//!   decoded [`parse::Op`] (project ops of `docs/TRACE-FORMAT.md`, the seed
+//!   story's free-form vocabulary, perf-probe kprobe events), all borrowed.
+//! - [`reader`]: [`TraceReader`], a streaming line reader over one reusable
+//!   buffer, and [`open_input`] (path or `-`, gzip/zstd by magic bytes).
+//! - [`analyzer`]: [`Analyzer`], the per-frame state machine and checkers;
+//!   feed it lines, then [`Analyzer::finish`] gives a [`Report`].
+//! - [`report`]: [`Report`], [`Finding`], [`Summary`]: serialize to the
+//!   `--json` document of `docs/JSON.md`.
+//! - [`render`]: the human report (optionally colored).
+//!
+//! ```no_run
+//! use xskdbg_analyzer::{analyze_reader, Options};
+//! let f = std::fs::File::open("trace.txt").unwrap();
+//! let report = analyze_reader(f, &Options::default()).unwrap();
+//! println!("{}", report.to_json());
+//! ```
+
+pub mod analyzer;
+mod chunk;
+pub mod parse;
+pub mod reader;
+pub mod render;
+pub mod report;
+mod timeline;
+
+use std::io::Read;
+
+pub use analyzer::{Analyzer, Options, DEFAULT_POISON};
+pub use parse::{Event, Line, Op};
+pub use reader::{open_input, Input, TraceReader};
+pub use report::{Finding, Kind, Report, Summary, TimelineEntry, Verdict};
+
+/// Errors of the library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading the input failed.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file (or `<stdin>`).
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The input has no ftrace entry at all.
+    #[error(
+        "no ftrace entries in {lines} lines ({skipped} unparsable{first}): expected lines like \
+         `task-1234 [001] ..... 5.000001: tracing_mark_write: ...` (read /sys/kernel/tracing/trace, \
+         trace_pipe or `trace-cmd report` output)"
+    )]
+    NoEntries {
+        /// Lines read.
+        lines: u64,
+        /// Lines skipped as unparsable.
+        skipped: u64,
+        /// `, first at line N` or empty.
+        first: String,
+    },
+}
+
+/// Analyze a whole trace from a reader (already decompressed; wrap with
+/// [`reader::decompress`] for gzip/zstd).
+pub fn analyze_reader(reader: impl Read, opts: &Options) -> Result<Report, Error> {
+    analyze_reader_with(reader, opts, &mut |_: &Event<'_>| {})
+}
+
+/// Like [`analyze_reader`], calling `observer` with every parsed entry in
+/// trace order, in the same single pass (e.g. to build statistics tables).
+pub fn analyze_reader_with(
+    reader: impl Read,
+    opts: &Options,
+    observer: &mut dyn FnMut(&Event<'_>),
+) -> Result<Report, Error> {
+    analyze_reader_progress(reader, opts, observer, &mut |_| {})
+}
+
+/// Like [`analyze_reader_with`], also calling `progress` with the number of
+/// input bytes consumed so far (every 4 MiB or so).
+pub fn analyze_reader_progress(
+    reader: impl Read,
+    opts: &Options,
+    observer: &mut dyn FnMut(&Event<'_>),
+    progress: &mut dyn FnMut(u64),
+) -> Result<Report, Error> {
+    let mut r = TraceReader::new(reader);
+    let mut a = Analyzer::new(opts.clone());
+    let mut next_tick = 4u64 << 20;
+    loop {
+        let line = match r.next_line() {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            Err(e) => {
+                return Err(Error::Io {
+                    path: opts.input_name.clone(),
+                    source: e,
+                })
+            }
+        };
+        if let Line::Event(ev) = &line {
+            observer(ev);
+        }
+        a.feed_line(&line);
+        if r.bytes_read() >= next_tick {
+            progress(r.bytes_read());
+            next_tick = r.bytes_read() + (4 << 20);
+        }
+    }
+    progress(r.bytes_read());
+    a.finish_checked()
+}

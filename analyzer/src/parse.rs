@@ -1,0 +1,1421 @@
+//! Decoding one text line of an ftrace trace into a [`Line`].
+//!
+//! Everything here works on `&[u8]` borrowed from the reader's buffer: no
+//! allocation per line. A line is either an [`Event`] (an ftrace entry
+//! `TASK-PID [CPU] FLAGS TIMESTAMP: EVENT: BODY`), a [`Meta`] line the
+//! analyzer needs (`##### CPU N buffer started ####`, the entries header, lost
+//! events), a header/blank line, or a [`Line::Bad`] line that is counted and
+//! skipped. The event body is decoded into an [`Op`]: one of the project's own
+//! operations (`docs/TRACE-FORMAT.md`), a line of the seed story's free-form
+//! vocabulary, a perf-probe style kprobe event, or [`Op::Unknown`] (kept as
+//! timeline context, never judged).
+
+use memchr::memmem;
+
+/// The version of `docs/TRACE-FORMAT.md` this parser reads (`xskdbg:1 `).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Lines longer than this are skipped without being buffered whole.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// One line of the input, decoded.
+#[derive(Debug, Clone)]
+pub enum Line<'a> {
+    /// An ftrace entry.
+    Event(Event<'a>),
+    /// A line that is not an entry but carries information the analysis uses.
+    Meta {
+        /// 1-based line number.
+        line: u64,
+        /// What it says.
+        meta: Meta,
+    },
+    /// A comment/header line (`# tracer: nop`, trace-cmd preamble) or an empty line.
+    Blank {
+        /// 1-based line number.
+        line: u64,
+    },
+    /// A line that could not be parsed; the analyzer counts and skips it.
+    Bad {
+        /// 1-based line number.
+        line: u64,
+        /// The line's bytes (possibly cut for very long lines).
+        raw: &'a [u8],
+        /// Why it was rejected.
+        reason: BadReason,
+    },
+}
+
+impl Line<'_> {
+    /// The 1-based line number.
+    pub fn number(&self) -> u64 {
+        match self {
+            Line::Event(e) => e.line,
+            Line::Meta { line, .. } | Line::Blank { line } | Line::Bad { line, .. } => *line,
+        }
+    }
+}
+
+/// Why a line was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadReason {
+    /// Not an ftrace entry and not a known header line.
+    NotAnEntry,
+    /// Longer than [`MAX_LINE`] bytes.
+    TooLong,
+    /// A project line (`xskdbg:1 ...`) with a missing or malformed field.
+    BadField,
+}
+
+impl BadReason {
+    /// A short human description.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BadReason::NotAnEntry => "not an ftrace entry",
+            BadReason::TooLong => "line longer than 64 KiB",
+            BadReason::BadField => "xskdbg line with a missing or malformed field",
+        }
+    }
+}
+
+/// Information lines that are not entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meta {
+    /// `##### CPU N buffer started ####`: CPU N's ring buffer wrapped; its
+    /// history before the next entry on that CPU is lost.
+    CpuBufferStarted(u32),
+    /// `# entries-in-buffer/entries-written: A/B   #P:N`.
+    Entries {
+        /// Entries still in the buffers.
+        in_buffer: u64,
+        /// Entries ever written (more means the buffers wrapped).
+        written: u64,
+        /// Number of CPUs (`#P:`), when printed.
+        cpus: Option<u32>,
+    },
+    /// `CPU:N [LOST M EVENTS]` (trace_pipe) or trace-cmd's equivalent.
+    Lost {
+        /// The CPU that lost events.
+        cpu: u32,
+        /// How many.
+        count: u64,
+    },
+}
+
+/// An entry's timestamp as written, with its numeric value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp<'a> {
+    /// The text as the trace wrote it (`542812.657026`).
+    pub text: &'a [u8],
+    /// Nanoseconds when the clock is a time (`secs.frac`); `None` for
+    /// counter clocks (`counter`, `x86-tsc`) that print a bare integer.
+    pub ns: Option<u64>,
+    /// A value that orders entries: the nanoseconds, or the raw counter.
+    pub order: u64,
+}
+
+/// One ftrace entry: `TASK-PID [CPU] FLAGS TIMESTAMP: EVENT: BODY`.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    /// 1-based line number in the input.
+    pub line: u64,
+    /// The whole line without its line ending.
+    pub raw: &'a [u8],
+    /// Task name (may contain `-` and spaces).
+    pub task: &'a [u8],
+    /// The PID (digits after the last `-` of `TASK-PID`).
+    pub pid: Option<u32>,
+    /// The CPU column.
+    pub cpu: u32,
+    /// The flags column (irqs-off, need-resched, ...), as written.
+    pub flags: &'a [u8],
+    /// The timestamp.
+    pub ts: Timestamp<'a>,
+    /// The event name (`tracing_mark_write`, `__xsk_rcv_zc_L7`, ...).
+    pub name: &'a [u8],
+    /// The body after `EVENT: `.
+    pub body: &'a [u8],
+    /// The decoded operation.
+    pub op: Op<'a>,
+}
+
+/// What an entry's body means to the analyzer.
+#[derive(Debug, Clone)]
+pub enum Op<'a> {
+    /// An application operation of the project format (written by the recorder).
+    App(AppOp<'a>),
+    /// A kernel operation: project `k*` ops or perf-probe kprobe events.
+    Kernel(KernelOp<'a>),
+    /// The free-form vocabulary of the seed story's traces.
+    Seed(SeedOp<'a>),
+    /// Anything else: kept as timeline context, never judged.
+    Unknown,
+}
+
+/// A socket key `sk=<netns_cookie>:<ifindex>:<queue_id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SockKey {
+    /// Network namespace cookie.
+    pub netns: u64,
+    /// Interface index inside that namespace.
+    pub ifindex: u64,
+    /// Queue id.
+    pub queue: u64,
+}
+
+impl std::fmt::Display for SockKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:x}:{:x}:{:x}", self.netns, self.ifindex, self.queue)
+    }
+}
+
+/// One descriptor of a project list: `addr[:len[:options]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Desc {
+    /// The raw descriptor address as it sat in the ring.
+    pub addr: u64,
+    /// Packet length, when written.
+    pub len: Option<u64>,
+    /// Options field (0 when omitted).
+    pub options: u64,
+}
+
+/// A comma-separated list of descriptors or addresses, decoded lazily.
+///
+/// Project lists are `a,b,c` (hex without `0x`, optional `:len[:options]`);
+/// seed lists (`remaining: [1dba100, 1627100, …, ]`) have spaces, an ellipsis
+/// and may be cut; [`AddrList::iter`] skips anything that is not hex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AddrList<'a> {
+    /// The list text.
+    pub text: &'a [u8],
+}
+
+impl<'a> AddrList<'a> {
+    /// Iterate over the descriptors that parse.
+    pub fn iter(&self) -> impl Iterator<Item = Desc> + 'a {
+        self.text.split(|&b| b == b',').filter_map(|item| {
+            let item = trim(item);
+            let mut parts = item.split(|&b| b == b':');
+            let addr = parse_hex(strip_0x(parts.next()?))?;
+            let len = match parts.next() {
+                Some(p) => Some(parse_hex(p)?),
+                None => None,
+            };
+            let options = match parts.next() {
+                Some(p) => parse_hex(p)?,
+                None => 0,
+            };
+            Some(Desc { addr, len, options })
+        })
+    }
+
+    /// Number of entries that parse.
+    pub fn count(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// True when the list shows signs of being cut (`…`, `...`, no closing
+    /// bracket in a seed list).
+    pub fn truncated(&self) -> bool {
+        memmem::find(self.text, "…".as_bytes()).is_some()
+            || memmem::find(self.text, b"...").is_some()
+    }
+}
+
+/// Ring/ownership states named by the app (`FILL -> RX`, `from=fill`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RingState {
+    /// On the FILL ring (kernel owns).
+    Fill,
+    /// Consumed from RX (app holds it).
+    Rx,
+    /// On the TX ring (kernel owns).
+    Tx,
+    /// Consumed from COMPLETION (app holds it).
+    Comp,
+    /// Held by an application thread.
+    Held,
+    /// On the application's free list.
+    Free,
+    /// The writer did not know.
+    Unknown,
+}
+
+impl RingState {
+    /// Parse `FILL`, `Rx`, `comp`, `Completion`, `held`, `free`, ...
+    pub fn parse(word: &[u8]) -> Option<RingState> {
+        let w = word;
+        let eq = |s: &str| w.eq_ignore_ascii_case(s.as_bytes());
+        Some(if eq("fill") {
+            RingState::Fill
+        } else if eq("rx") {
+            RingState::Rx
+        } else if eq("tx") {
+            RingState::Tx
+        } else if eq("comp") || eq("completion") || eq("cq") {
+            RingState::Comp
+        } else if eq("held") || eq("hold") {
+            RingState::Held
+        } else if eq("free") {
+            RingState::Free
+        } else if eq("unknown") {
+            RingState::Unknown
+        } else {
+            return None;
+        })
+    }
+
+    /// Upper-case name as the seed traces print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RingState::Fill => "FILL",
+            RingState::Rx => "RX",
+            RingState::Tx => "TX",
+            RingState::Comp => "COMP",
+            RingState::Held => "HELD",
+            RingState::Free => "FREE",
+            RingState::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// Application operations of the project format (`docs/TRACE-FORMAT.md`).
+#[derive(Debug, Clone)]
+pub enum AppOp<'a> {
+    /// `umem`: declares a UMEM and its chunk size.
+    Umem {
+        /// UMEM id.
+        umem: u64,
+        /// Size in bytes.
+        size: Option<u64>,
+        /// Chunk (frame) size.
+        chunk: Option<u64>,
+        /// `mode=unaligned`.
+        unaligned: bool,
+        /// Headroom, when given.
+        headroom: Option<u64>,
+        /// Poison value the app writes into consumed RX slots.
+        poison: Option<u64>,
+    },
+    /// `pool`: declares a buffer pool (FILL+COMP pair).
+    Pool {
+        /// Pool id.
+        pool: u64,
+        /// UMEM id.
+        umem: Option<u64>,
+        /// Socket whose device/queue the pool is bound to.
+        sk: Option<SockKey>,
+    },
+    /// `sock`: declares a socket and its pool.
+    Sock {
+        /// Socket key.
+        sk: SockKey,
+        /// Pool id.
+        pool: Option<u64>,
+        /// UMEM id.
+        umem: Option<u64>,
+        /// Optional user label (rest of line).
+        label: Option<&'a [u8]>,
+    },
+    /// `fill`: the app produced these frames on FILL, in order.
+    Fill {
+        /// Pool id.
+        pool: Option<u64>,
+        /// Socket, when given.
+        sk: Option<SockKey>,
+        /// Addresses.
+        addrs: AddrList<'a>,
+    },
+    /// `rx`: the app consumed these descriptors from RX.
+    Rx {
+        /// Socket key.
+        sk: SockKey,
+        /// Pool id, when given.
+        pool: Option<u64>,
+        /// Consumer counter of the first descriptor (unmasked).
+        idx: Option<u64>,
+        /// Descriptors.
+        descs: AddrList<'a>,
+    },
+    /// `tx`: the app produced these descriptors on TX.
+    Tx {
+        /// Socket key.
+        sk: SockKey,
+        /// Producer counter of the first descriptor.
+        idx: Option<u64>,
+        /// Descriptors.
+        descs: AddrList<'a>,
+    },
+    /// `comp`: the app consumed these frames from COMPLETION.
+    Comp {
+        /// Pool id.
+        pool: Option<u64>,
+        /// Socket, when given.
+        sk: Option<SockKey>,
+        /// Addresses.
+        addrs: AddrList<'a>,
+    },
+    /// `hold`: frames taken from the app's free list.
+    Hold {
+        /// Addresses.
+        addrs: AddrList<'a>,
+    },
+    /// `free`: frames returned to the app's free list.
+    Free {
+        /// Addresses.
+        addrs: AddrList<'a>,
+    },
+    /// `stats`: an `XDP_STATISTICS` snapshot.
+    Stats {
+        /// Socket key.
+        sk: Option<SockKey>,
+        /// `rx_dropped`.
+        rx_dropped: Option<u64>,
+        /// `rx_full` (rx_ring_full).
+        rx_full: Option<u64>,
+    },
+    /// `violation`: the recorder caught a violation in-process.
+    Violation {
+        /// Finding kind name as written.
+        kind: &'a [u8],
+        /// Socket, when given.
+        sk: Option<SockKey>,
+        /// Pool, when given.
+        pool: Option<u64>,
+        /// The descriptor value.
+        addr: u64,
+        /// `from=` state.
+        from: Option<RingState>,
+        /// `to=` state.
+        to: Option<RingState>,
+        /// `expected=` address.
+        expected: Option<u64>,
+        /// `remaining=` list.
+        remaining: AddrList<'a>,
+    },
+    /// A project op this parser does not know (newer writer): context only.
+    Other {
+        /// The operation word.
+        op: &'a [u8],
+    },
+}
+
+/// How the probes saw RX publication (`probe ... flush=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlushMode {
+    /// `kflush` lines come from the flush itself.
+    Exact,
+    /// The backend only sees where publication must have happened.
+    Inferred,
+    /// No flush information.
+    None,
+}
+
+/// Kernel operations: the project's `k*` ops and perf-probe kprobe events.
+#[derive(Debug, Clone)]
+pub enum KernelOp<'a> {
+    /// `probe`: which backend produced the kernel events.
+    Probe {
+        /// `backend=`.
+        backend: &'a [u8],
+        /// `kernel=`.
+        kernel: &'a [u8],
+        /// `flush=`.
+        flush: FlushMode,
+    },
+    /// The kernel reserved an RX slot for a frame (`krx`, `__xsk_rcv_zc_L7`).
+    Rx {
+        /// Kernel socket pointer.
+        xs: u64,
+        /// Socket key, when printed.
+        sk: Option<SockKey>,
+        /// The descriptor address.
+        addr: u64,
+        /// Packet length.
+        len: Option<u64>,
+        /// RX slot (`cached_prod` before the increment, unmasked).
+        slot: Option<u64>,
+        /// Pool pointer (`kpool=`, or the seed's `fq=` fill queue pointer).
+        kpool: Option<u64>,
+    },
+    /// `krxdone`: the slot's addr/len are written.
+    RxDone {
+        /// Kernel socket pointer.
+        xs: u64,
+        /// Slot.
+        slot: u64,
+    },
+    /// The kernel published the RX producer (`kflush`, `xsk_flush`).
+    Flush {
+        /// Kernel socket pointer.
+        xs: u64,
+        /// Socket key, when printed.
+        sk: Option<SockKey>,
+        /// Published producer value.
+        prod: Option<u64>,
+        /// True for a perf-probe on `xsk_flush` itself.
+        exact: bool,
+    },
+    /// The kernel took a frame from TX (`ktx`, `xp_raw_get_data`).
+    Tx {
+        /// Kernel socket pointer, when printed.
+        xs: Option<u64>,
+        /// Socket key, when printed.
+        sk: Option<SockKey>,
+        /// The descriptor address.
+        addr: u64,
+    },
+    /// `kcomp`: the kernel produced completions.
+    Comp {
+        /// Kernel socket pointer.
+        xs: Option<u64>,
+        /// Socket key, when printed.
+        sk: Option<SockKey>,
+        /// Pool pointer.
+        kpool: Option<u64>,
+        /// Number of completions.
+        n: Option<u64>,
+        /// Addresses, when printed.
+        addrs: AddrList<'a>,
+    },
+    /// `kpoll` / `napi_poll`: a NAPI poll ended on this CPU.
+    Poll {
+        /// Work done.
+        work: Option<u64>,
+        /// Budget.
+        budget: Option<u64>,
+    },
+}
+
+/// The seed story's free-form trace_marker vocabulary.
+#[derive(Debug, Clone)]
+pub enum SeedOp<'a> {
+    /// `ingress q:1 0x16ce900 FILL -> RX[: expected 0x.. remaining: [..]]`.
+    Transition {
+        /// The socket label before the address (`ingress q:1`), if any.
+        label: Option<&'a [u8]>,
+        /// The descriptor value.
+        addr: u64,
+        /// Claimed previous state.
+        from: RingState,
+        /// New state.
+        to: RingState,
+        /// `expected 0x..`: the recorder's expected FIFO head.
+        expected: Option<u64>,
+        /// `remaining: [...]`: the recorder's view of the FIFO.
+        remaining: Option<AddrList<'a>>,
+    },
+    /// `0x16ce900 egress_tx_queue forward`: a note about a descriptor.
+    Note {
+        /// The descriptor value.
+        addr: u64,
+    },
+}
+
+// ---------------------------------------------------------------------------
+// byte helpers
+
+const NBSP: &[u8] = b"\xc2\xa0";
+
+fn is_ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Trim ASCII blanks and UTF-8 no-break spaces (blog copies have them).
+pub fn trim(mut s: &[u8]) -> &[u8] {
+    loop {
+        if let Some((&f, rest)) = s.split_first() {
+            if is_ws(f) || f == b'\r' {
+                s = rest;
+                continue;
+            }
+        }
+        if s.starts_with(NBSP) {
+            s = &s[2..];
+            continue;
+        }
+        break;
+    }
+    loop {
+        if let Some((&l, rest)) = s.split_last() {
+            if is_ws(l) || l == b'\r' {
+                s = rest;
+                continue;
+            }
+        }
+        if s.ends_with(NBSP) {
+            s = &s[..s.len() - 2];
+            continue;
+        }
+        break;
+    }
+    s
+}
+
+fn strip_0x(s: &[u8]) -> &[u8] {
+    if s.len() > 2 && s[0] == b'0' && (s[1] == b'x' || s[1] == b'X') {
+        &s[2..]
+    } else {
+        s
+    }
+}
+
+/// Parse lower/upper-case hex without `0x`; `None` when empty, not hex or
+/// wider than 64 bits.
+pub fn parse_hex(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in s {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u64::from(d);
+    }
+    Some(v)
+}
+
+/// Parse hex with an optional `0x` prefix.
+pub fn parse_hex0x(s: &[u8]) -> Option<u64> {
+    parse_hex(strip_0x(s))
+}
+
+fn parse_dec(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(b - b'0');
+    }
+    Some(v)
+}
+
+/// Parse a timestamp token (without the trailing `:`).
+pub fn parse_timestamp(text: &[u8]) -> Option<Timestamp<'_>> {
+    match memchr::memchr(b'.', text) {
+        Some(dot) => {
+            let secs = parse_dec(&text[..dot])?;
+            let frac = &text[dot + 1..];
+            if frac.is_empty() || !frac.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let used = &frac[..frac.len().min(9)];
+            let mut f = parse_dec(used)?;
+            for _ in used.len()..9 {
+                f *= 10;
+            }
+            let ns = secs.checked_mul(1_000_000_000)?.checked_add(f)?;
+            Some(Timestamp {
+                text,
+                ns: Some(ns),
+                order: ns,
+            })
+        }
+        None => {
+            let v = parse_dec(text)?;
+            Some(Timestamp {
+                text,
+                ns: None,
+                order: v,
+            })
+        }
+    }
+}
+
+/// Split off the next whitespace-separated token (NBSP counts as space).
+fn next_token(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    let s = trim_start(s);
+    if s.is_empty() {
+        return None;
+    }
+    let mut i = 0;
+    while i < s.len() && !is_ws(s[i]) && !s[i..].starts_with(NBSP) {
+        i += 1;
+    }
+    Some((&s[..i], &s[i..]))
+}
+
+fn trim_start(mut s: &[u8]) -> &[u8] {
+    loop {
+        if let Some((&f, rest)) = s.split_first() {
+            if is_ws(f) {
+                s = rest;
+                continue;
+            }
+        }
+        if s.starts_with(NBSP) {
+            s = &s[2..];
+            continue;
+        }
+        return s;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// line parsing
+
+/// Decode one line (without its `\n`; a trailing `\r` is ignored).
+pub fn parse_line(line: u64, raw: &[u8]) -> Line<'_> {
+    let raw = match raw.last() {
+        Some(b'\r') => &raw[..raw.len() - 1],
+        _ => raw,
+    };
+    if raw.len() > MAX_LINE {
+        return Line::Bad {
+            line,
+            raw: &raw[..256],
+            reason: BadReason::TooLong,
+        };
+    }
+    let t = trim(raw);
+    if t.is_empty() {
+        return Line::Blank { line };
+    }
+    if t[0] == b'#' {
+        return parse_hash_line(line, t);
+    }
+    if let Some(meta) = parse_lost(t) {
+        return Line::Meta { line, meta };
+    }
+    match parse_entry(line, raw) {
+        Some(Ok(ev)) => Line::Event(ev),
+        Some(Err(reason)) => Line::Bad { line, raw, reason },
+        None => {
+            if is_trace_cmd_preamble(t) {
+                Line::Blank { line }
+            } else {
+                Line::Bad {
+                    line,
+                    raw,
+                    reason: BadReason::NotAnEntry,
+                }
+            }
+        }
+    }
+}
+
+fn is_trace_cmd_preamble(t: &[u8]) -> bool {
+    t.starts_with(b"cpus=")
+        || t.starts_with(b"version = ")
+        || (t.starts_with(b"CPU ") && t.ends_with(b" is empty"))
+        || t.starts_with(b"CPU:") && memmem::find(t, b"LOST").is_none()
+}
+
+fn parse_hash_line(line: u64, t: &[u8]) -> Line<'_> {
+    if memmem::find(t, b"buffer started").is_some() {
+        if let Some(p) = memmem::find(t, b"CPU") {
+            let rest = trim_start(&t[p + 3..]);
+            let end = rest
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(rest.len());
+            if let Some(cpu) = parse_dec(&rest[..end]) {
+                if let Ok(cpu) = u32::try_from(cpu) {
+                    return Line::Meta {
+                        line,
+                        meta: Meta::CpuBufferStarted(cpu),
+                    };
+                }
+            }
+        }
+    }
+    const ENTRIES: &[u8] = b"entries-in-buffer/entries-written:";
+    if let Some(p) = memmem::find(t, ENTRIES) {
+        let rest = &t[p + ENTRIES.len()..];
+        if let Some((tok, rest)) = next_token(rest) {
+            if let Some(slash) = memchr::memchr(b'/', tok) {
+                if let (Some(a), Some(b)) = (parse_dec(&tok[..slash]), parse_dec(&tok[slash + 1..]))
+                {
+                    let cpus = memmem::find(rest, b"#P:").and_then(|q| {
+                        let r = &rest[q + 3..];
+                        let end = r
+                            .iter()
+                            .position(|b| !b.is_ascii_digit())
+                            .unwrap_or(r.len());
+                        parse_dec(&r[..end]).and_then(|v| u32::try_from(v).ok())
+                    });
+                    return Line::Meta {
+                        line,
+                        meta: Meta::Entries {
+                            in_buffer: a,
+                            written: b,
+                            cpus,
+                        },
+                    };
+                }
+            }
+        }
+    }
+    Line::Blank { line }
+}
+
+/// `CPU:2 [LOST 123 EVENTS]` (trace_pipe / trace-cmd).
+fn parse_lost(t: &[u8]) -> Option<Meta> {
+    let rest = t
+        .strip_prefix(b"CPU:")
+        .or_else(|| t.strip_prefix(b"CPU "))?;
+    let end = rest.iter().position(|b| !b.is_ascii_digit())?;
+    let cpu = u32::try_from(parse_dec(&rest[..end])?).ok()?;
+    let p = memmem::find(rest, b"[LOST ")?;
+    let r = &rest[p + 6..];
+    let e = r.iter().position(|b| !b.is_ascii_digit())?;
+    let count = parse_dec(&r[..e])?;
+    Some(Meta::Lost { cpu, count })
+}
+
+/// `None` if the line is not shaped like an entry; `Some(Err)` if it is an
+/// entry whose project body is malformed.
+fn parse_entry(line: u64, raw: &[u8]) -> Option<Result<Event<'_>, BadReason>> {
+    let s = trim_start(raw);
+    // The CPU column is the first `[digits]` (task names rarely hold one; if
+    // they do, the timestamp check below rejects the wrong split).
+    let mut from = 0;
+    let (open, close, cpu) = loop {
+        let open = from + memchr::memchr(b'[', &s[from..])?;
+        let close_rel = memchr::memchr(b']', &s[open..])?;
+        let close = open + close_rel;
+        if let Some(cpu) = parse_dec(&s[open + 1..close]).and_then(|c| u32::try_from(c).ok()) {
+            if open > 0 {
+                break (open, close, cpu);
+            }
+        }
+        from = open + 1;
+    };
+    let task_pid = trim(&s[..open]);
+    if task_pid.is_empty() {
+        return None;
+    }
+    let (task, pid) = match memchr::memrchr(b'-', task_pid) {
+        Some(d) => match parse_dec(&task_pid[d + 1..]).and_then(|p| u32::try_from(p).ok()) {
+            Some(pid) => (&task_pid[..d], Some(pid)),
+            None => (task_pid, None),
+        },
+        None => (task_pid, None),
+    };
+    // Flags (zero or more tokens), then `TIMESTAMP:`.
+    let after = &s[close + 1..];
+    let mut rest = after;
+    let mut ts = None;
+    for _ in 0..4 {
+        let (tok, r) = next_token(rest)?;
+        if let Some(text) = tok.strip_suffix(b":") {
+            if let Some(t) = parse_timestamp(text) {
+                ts = Some((t, tok));
+                rest = r;
+                break;
+            }
+        }
+        rest = r;
+    }
+    let (ts, ts_tok) = ts?;
+    let flags_end = ts_tok.as_ptr() as usize - after.as_ptr() as usize;
+    let flags = trim(&after[..flags_end]);
+    let r = trim_start(rest);
+    let colon = memchr::memchr(b':', r)?;
+    let name = &r[..colon];
+    if name.is_empty() || name.iter().any(|&b| is_ws(b)) {
+        return None;
+    }
+    let mut body = &r[colon + 1..];
+    if let Some(b) = body.strip_prefix(b" ") {
+        body = b;
+    }
+    let op = match decode_body(name, body) {
+        Ok(op) => op,
+        Err(reason) => return Some(Err(reason)),
+    };
+    Some(Ok(Event {
+        line,
+        raw,
+        task,
+        pid,
+        cpu,
+        flags,
+        ts,
+        name,
+        body,
+        op,
+    }))
+}
+
+fn decode_body<'a>(name: &[u8], body: &'a [u8]) -> Result<Op<'a>, BadReason> {
+    if name.starts_with(b"__xsk_rcv_zc") {
+        return Ok(perf_rx(body).map(Op::Kernel).unwrap_or(Op::Unknown));
+    }
+    if name.starts_with(b"xp_raw_get_data") {
+        return Ok(match kv_hex(body, b"addr") {
+            Some(addr) => Op::Kernel(KernelOp::Tx {
+                xs: kv_hex(body, b"xs"),
+                sk: None,
+                addr,
+            }),
+            None => Op::Unknown,
+        });
+    }
+    if name.starts_with(b"xsk_flush") || name.starts_with(b"__xsk_map_flush") {
+        return Ok(match kv_hex(body, b"xs") {
+            Some(xs) => Op::Kernel(KernelOp::Flush {
+                xs,
+                sk: None,
+                prod: None,
+                exact: true,
+            }),
+            None => Op::Unknown,
+        });
+    }
+    if name == b"napi_poll" {
+        return Ok(Op::Kernel(napi_poll(body)));
+    }
+    let mut msg = trim_start(body);
+    // trace-cmd prints `print: tracing_mark_write: msg` or `print: ip: msg`.
+    if name == b"print" {
+        if let Some(m) = msg.strip_prefix(b"tracing_mark_write: ") {
+            msg = m;
+        } else if let Some((tok, r)) = next_token(msg) {
+            if tok.ends_with(b":") && (tok.starts_with(b"0x") || tok.starts_with(b"(")) {
+                msg = trim_start(r);
+            }
+        }
+    }
+    if let Some(rest) = msg.strip_prefix(b"xskdbg:") {
+        return project_line(rest);
+    }
+    let marker = matches!(
+        name,
+        b"tracing_mark_write" | b"print" | b"bpf_trace_printk" | b"bputs" | b"bprint"
+    );
+    if marker {
+        if let Some(op) = seed_line(msg) {
+            return Ok(Op::Seed(op));
+        }
+    }
+    Ok(Op::Unknown)
+}
+
+/// `(__xsk_rcv_zc+0x9b/0x250) addr=0x16ce900 len=0x4e xs=0x.. fq=0x..`
+fn perf_rx(body: &[u8]) -> Option<KernelOp<'_>> {
+    Some(KernelOp::Rx {
+        xs: kv_hex(body, b"xs")?,
+        sk: None,
+        addr: kv_hex(body, b"addr")?,
+        len: kv_hex(body, b"len"),
+        slot: None,
+        kpool: kv_hex(body, b"fq").or_else(|| kv_hex(body, b"pool")),
+    })
+}
+
+/// `napi poll on napi struct 0000.. for device eth0 work 1 budget 64`
+fn napi_poll(body: &[u8]) -> KernelOp<'_> {
+    let word_after = |w: &[u8]| -> Option<u64> {
+        let p = memmem::find(body, w)?;
+        let (tok, _) = next_token(&body[p + w.len()..])?;
+        parse_dec(tok)
+    };
+    KernelOp::Poll {
+        work: word_after(b" work "),
+        budget: word_after(b" budget "),
+    }
+}
+
+/// Find `key=VALUE` (space separated) in a perf-probe body; value hex with
+/// optional `0x`.
+fn kv_hex(body: &[u8], key: &[u8]) -> Option<u64> {
+    kv(body, key).and_then(parse_hex0x)
+}
+
+fn kv<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let mut from = 0;
+    while let Some(p) = memmem::find(&body[from..], key) {
+        let at = from + p;
+        let start_ok = at == 0 || is_ws(body[at - 1]);
+        let eq = at + key.len();
+        if start_ok && body.get(eq) == Some(&b'=') {
+            let v = &body[eq + 1..];
+            let end = v.iter().position(|&b| is_ws(b)).unwrap_or(v.len());
+            return Some(&v[..end]);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------
+// project lines
+
+/// Fields of a project line: up to 32 `key=value` pairs.
+struct Fields<'a> {
+    kv: [(&'a [u8], &'a [u8]); 32],
+    n: usize,
+}
+
+impl<'a> Fields<'a> {
+    fn parse(mut s: &'a [u8]) -> Fields<'a> {
+        let mut f = Fields {
+            kv: [(&[][..], &[][..]); 32],
+            n: 0,
+        };
+        while f.n < f.kv.len() {
+            s = trim_start(s);
+            if s.is_empty() {
+                break;
+            }
+            if s.starts_with(b"label=") {
+                f.kv[f.n] = (b"label", trim(&s[6..]));
+                f.n += 1;
+                break;
+            }
+            let end = s.iter().position(|&b| b == b' ').unwrap_or(s.len());
+            let tok = &s[..end];
+            if let Some(eq) = memchr::memchr(b'=', tok) {
+                f.kv[f.n] = (&tok[..eq], &tok[eq + 1..]);
+                f.n += 1;
+            }
+            s = &s[end..];
+        }
+        f
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&'a [u8]> {
+        self.kv[..self.n]
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+    }
+
+    /// Optional hex field; `Err` when present but malformed.
+    fn hex(&self, key: &[u8]) -> Result<Option<u64>, BadReason> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => parse_hex0x(v).map(Some).ok_or(BadReason::BadField),
+        }
+    }
+
+    fn req_hex(&self, key: &[u8]) -> Result<u64, BadReason> {
+        self.hex(key)?.ok_or(BadReason::BadField)
+    }
+
+    fn sk(&self) -> Result<Option<SockKey>, BadReason> {
+        match self.get(b"sk") {
+            None => Ok(None),
+            Some(v) => parse_sk(v).map(Some).ok_or(BadReason::BadField),
+        }
+    }
+
+    fn req_sk(&self) -> Result<SockKey, BadReason> {
+        self.sk()?.ok_or(BadReason::BadField)
+    }
+
+    fn list(&self, key: &[u8]) -> AddrList<'a> {
+        AddrList {
+            text: self.get(key).unwrap_or(&[]),
+        }
+    }
+
+    fn state(&self, key: &[u8]) -> Option<RingState> {
+        self.get(key).and_then(RingState::parse)
+    }
+}
+
+/// Parse `netns:ifindex:queue` (hex).
+pub fn parse_sk(v: &[u8]) -> Option<SockKey> {
+    let mut it = v.split(|&b| b == b':');
+    let k = SockKey {
+        netns: parse_hex(it.next()?)?,
+        ifindex: parse_hex(it.next()?)?,
+        queue: parse_hex(it.next()?)?,
+    };
+    if it.next().is_some() {
+        return None;
+    }
+    Some(k)
+}
+
+/// After `xskdbg:`: `1 op k=v ...`.
+fn project_line(rest: &[u8]) -> Result<Op<'_>, BadReason> {
+    let sp = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+    if parse_dec(&rest[..sp]) != Some(u64::from(FORMAT_VERSION)) {
+        // A newer (or garbled) version: context only, never judged.
+        return Ok(Op::Unknown);
+    }
+    let (op, fields) = match next_token(&rest[sp..]) {
+        Some(x) => x,
+        None => return Err(BadReason::BadField),
+    };
+    let f = Fields::parse(fields);
+    Ok(match op {
+        b"umem" => Op::App(AppOp::Umem {
+            umem: f.hex(b"umem")?.unwrap_or(0),
+            size: f.hex(b"size")?,
+            chunk: f.hex(b"chunk")?,
+            unaligned: f.get(b"mode") == Some(b"unaligned"),
+            headroom: f.hex(b"headroom")?,
+            poison: f.hex(b"poison")?,
+        }),
+        b"pool" => Op::App(AppOp::Pool {
+            pool: f.req_hex(b"pool")?,
+            umem: f.hex(b"umem")?,
+            sk: f.sk()?,
+        }),
+        b"sock" => Op::App(AppOp::Sock {
+            sk: f.req_sk()?,
+            pool: f.hex(b"pool")?,
+            umem: f.hex(b"umem")?,
+            label: f.get(b"label").filter(|l| !l.is_empty()),
+        }),
+        b"fill" => Op::App(AppOp::Fill {
+            pool: f.hex(b"pool")?,
+            sk: f.sk()?,
+            addrs: req_list(&f, b"a")?,
+        }),
+        b"rx" => Op::App(AppOp::Rx {
+            sk: f.req_sk()?,
+            pool: f.hex(b"pool")?,
+            idx: f.hex(b"idx")?,
+            descs: req_list(&f, b"d")?,
+        }),
+        b"tx" => Op::App(AppOp::Tx {
+            sk: f.req_sk()?,
+            idx: f.hex(b"idx")?,
+            descs: req_list(&f, b"d")?,
+        }),
+        b"comp" => Op::App(AppOp::Comp {
+            pool: f.hex(b"pool")?,
+            sk: f.sk()?,
+            addrs: req_list(&f, b"a")?,
+        }),
+        b"hold" => Op::App(AppOp::Hold {
+            addrs: req_list(&f, b"a")?,
+        }),
+        b"free" => Op::App(AppOp::Free {
+            addrs: req_list(&f, b"a")?,
+        }),
+        b"stats" => Op::App(AppOp::Stats {
+            sk: f.sk()?,
+            rx_dropped: f.hex(b"rx_dropped")?,
+            rx_full: f.hex(b"rx_full")?,
+        }),
+        b"violation" => Op::App(AppOp::Violation {
+            kind: f.get(b"kind").ok_or(BadReason::BadField)?,
+            sk: f.sk()?,
+            pool: f.hex(b"pool")?,
+            addr: f.req_hex(b"a")?,
+            from: f.state(b"from"),
+            to: f.state(b"to"),
+            expected: f.hex(b"expected")?,
+            remaining: f.list(b"remaining"),
+        }),
+        b"probe" => Op::Kernel(KernelOp::Probe {
+            backend: f.get(b"backend").unwrap_or(b""),
+            kernel: f.get(b"kernel").unwrap_or(b""),
+            flush: match f.get(b"flush") {
+                Some(b"exact") => FlushMode::Exact,
+                Some(b"inferred") => FlushMode::Inferred,
+                _ => FlushMode::None,
+            },
+        }),
+        b"krx" => Op::Kernel(KernelOp::Rx {
+            xs: f.req_hex(b"xs")?,
+            sk: f.sk()?,
+            addr: f.req_hex(b"a")?,
+            len: f.hex(b"len")?,
+            slot: f.hex(b"slot")?,
+            kpool: f.hex(b"kpool")?,
+        }),
+        b"krxdone" => Op::Kernel(KernelOp::RxDone {
+            xs: f.req_hex(b"xs")?,
+            slot: f.req_hex(b"slot")?,
+        }),
+        b"kflush" => Op::Kernel(KernelOp::Flush {
+            xs: f.req_hex(b"xs")?,
+            sk: f.sk()?,
+            prod: f.hex(b"prod")?,
+            exact: false,
+        }),
+        b"ktx" => Op::Kernel(KernelOp::Tx {
+            xs: f.hex(b"xs")?,
+            sk: f.sk()?,
+            addr: f.req_hex(b"a")?,
+        }),
+        b"kcomp" => Op::Kernel(KernelOp::Comp {
+            xs: f.hex(b"xs")?,
+            sk: f.sk()?,
+            kpool: f.hex(b"kpool")?,
+            n: f.hex(b"n")?,
+            addrs: f.list(b"a"),
+        }),
+        b"kpoll" => Op::Kernel(KernelOp::Poll {
+            work: f.hex(b"work")?,
+            budget: f.hex(b"budget")?,
+        }),
+        other => Op::App(AppOp::Other { op: other }),
+    })
+}
+
+fn req_list<'a>(f: &Fields<'a>, key: &[u8]) -> Result<AddrList<'a>, BadReason> {
+    let text = f.get(key).ok_or(BadReason::BadField)?;
+    let l = AddrList { text };
+    // Every item must parse: a half-parsed batch would silently drop frames.
+    if text.is_empty()
+        || text
+            .split(|&b| b == b',')
+            .any(|i| AddrList { text: i }.iter().next().is_none())
+    {
+        return Err(BadReason::BadField);
+    }
+    Ok(l)
+}
+
+// ---------------------------------------------------------------------------
+// seed vocabulary
+
+/// `LABEL 0xADDR FROM -> TO[: expected 0x.. remaining: [..]]`, `0xADDR note`,
+/// `descriptor DEC transitioned from X to Y`.
+fn seed_line(msg: &[u8]) -> Option<SeedOp<'_>> {
+    if let Some(p) = memmem::find(msg, b" -> ") {
+        let left = trim(&msg[..p]);
+        let right = trim_start(&msg[p + 4..]);
+        let from_start = left.iter().rposition(|&b| is_ws(b)).map_or(0, |i| i + 1);
+        let from = RingState::parse(&left[from_start..])?;
+        let left2 = trim(&left[..from_start]);
+        let addr_start = left2.iter().rposition(|&b| is_ws(b)).map_or(0, |i| i + 1);
+        let addr = parse_hex0x(&left2[addr_start..])?;
+        let label = trim(&left2[..addr_start]);
+        let to_end = right
+            .iter()
+            .position(|b| !b.is_ascii_alphabetic())
+            .unwrap_or(right.len());
+        let to = RingState::parse(&right[..to_end])?;
+        let tail = &right[to_end..];
+        let expected = memmem::find(tail, b"expected").and_then(|q| {
+            let r = trim_start(&tail[q + 8..]);
+            let end = r
+                .iter()
+                .position(|b| !b.is_ascii_hexdigit() && *b != b'x')
+                .unwrap_or(r.len());
+            // `expected 0x1000900remaining:` has no space: stop at the first non-hex.
+            let tok = &r[..end];
+            let tok = strip_0x(tok);
+            let hex_end = tok
+                .iter()
+                .position(|b| !b.is_ascii_hexdigit())
+                .unwrap_or(tok.len());
+            parse_hex(&tok[..hex_end])
+        });
+        let remaining = memmem::find(tail, b"remaining").map(|q| {
+            let r = &tail[q..];
+            let r = match memchr::memchr(b'[', r) {
+                Some(o) => &r[o + 1..],
+                None => &r[r.len()..],
+            };
+            let end = memchr::memchr(b']', r).unwrap_or(r.len());
+            AddrList { text: &r[..end] }
+        });
+        return Some(SeedOp::Transition {
+            label: if label.is_empty() { None } else { Some(label) },
+            addr,
+            from,
+            to,
+            expected,
+            remaining,
+        });
+    }
+    if let Some(rest) = msg.strip_prefix(b"descriptor ") {
+        // flowtrackd's panic text: `descriptor 26476800 transitioned from Fill to Tx`
+        let (num, r) = next_token(rest)?;
+        let addr = parse_dec(num)?;
+        let r = trim_start(r).strip_prefix(b"transitioned from ")?;
+        let (from, r) = next_token(r)?;
+        let r = trim_start(r).strip_prefix(b"to ")?;
+        let (to, _) = next_token(r)?;
+        let to = to.strip_suffix(b"'").unwrap_or(to);
+        return Some(SeedOp::Transition {
+            label: None,
+            addr,
+            from: RingState::parse(from)?,
+            to: RingState::parse(to)?,
+            expected: None,
+            remaining: None,
+        });
+    }
+    let (tok, _) = next_token(msg)?;
+    if tok.starts_with(b"0x") {
+        return Some(SeedOp::Note {
+            addr: parse_hex0x(tok)?,
+        });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(s: &str) -> Event<'_> {
+        match parse_line(1, s.as_bytes()) {
+            Line::Event(e) => e,
+            other => panic!("not an event: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn seed_kernel_rx_line_with_nbsp() {
+        let s = "\u{a0}\u{a0} iperf2-127018\u{a0}  [002] d.Z1. 542812.657090: __xsk_rcv_zc_L7: (__xsk_rcv_zc+0x9b/0x250) addr=0x13d3900 len=0x4e xs=0xffffa0c6e26ab400 fq=0xffffa0c72db94c40";
+        let e = ev(s);
+        assert_eq!(e.task, b"iperf2");
+        assert_eq!(e.pid, Some(127018));
+        assert_eq!(e.cpu, 2);
+        assert_eq!(e.flags, b"d.Z1.");
+        assert_eq!(e.ts.ns, Some(542_812_657_090_000));
+        match e.op {
+            Op::Kernel(KernelOp::Rx {
+                xs,
+                addr,
+                len,
+                kpool,
+                ..
+            }) => {
+                assert_eq!(xs, 0xffffa0c6e26ab400);
+                assert_eq!(addr, 0x13d3900);
+                assert_eq!(len, Some(0x4e));
+                assert_eq!(kpool, Some(0xffffa0c72db94c40));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn seed_transition_with_glued_remaining_and_ellipsis() {
+        let s = "flowtrackd-9chS-142014  [000] \u{2026}.. 609766.698617: tracing_mark_write: ingress q:1 0xdeadbeefdeadbeef FILL -> RX: expected 0x1000900remaining: [fe4100, f9c100, \u{2026},]";
+        let e = ev(s);
+        assert_eq!(e.task, b"flowtrackd-9chS");
+        assert_eq!(e.pid, Some(142014));
+        match e.op {
+            Op::Seed(SeedOp::Transition {
+                label,
+                addr,
+                from,
+                to,
+                expected,
+                remaining,
+            }) => {
+                assert_eq!(label, Some(&b"ingress q:1"[..]));
+                assert_eq!(addr, 0xdeadbeefdeadbeef);
+                assert_eq!((from, to), (RingState::Fill, RingState::Rx));
+                assert_eq!(expected, Some(0x1000900));
+                let r = remaining.unwrap();
+                assert_eq!(
+                    r.iter().map(|d| d.addr).collect::<Vec<_>>(),
+                    vec![0xfe4100, 0xf9c100]
+                );
+                assert!(r.truncated());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn project_lines() {
+        let e = ev(" fwd-1234  [001] ..... 1234.567890: tracing_mark_write: xskdbg:1 rx sk=1:5:1 pool=1 idx=3c n=2 d=16ce900:4e,160a100:4e");
+        match e.op {
+            Op::App(AppOp::Rx { sk, idx, descs, .. }) => {
+                assert_eq!(
+                    sk,
+                    SockKey {
+                        netns: 1,
+                        ifindex: 5,
+                        queue: 1
+                    }
+                );
+                assert_eq!(idx, Some(0x3c));
+                let d: Vec<_> = descs.iter().collect();
+                assert_eq!(d.len(), 2);
+                assert_eq!(d[1].addr, 0x160a100);
+                assert_eq!(d[1].len, Some(0x4e));
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = ev(" <idle>-0  [002] d.s.. 1234.567901: bpf_trace_printk: xskdbg:1 krx xs=ffff9b2c4a1e8000 sk=1:5:1 a=13d3900 len=4e slot=3e");
+        assert!(matches!(
+            e.op,
+            Op::Kernel(KernelOp::Rx {
+                slot: Some(0x3e),
+                ..
+            })
+        ));
+        let e = ev("a-1 [000] .... 5.000000001: tracing_mark_write: xskdbg:1 sock sk=1:5:1 pool=1 umem=1 label=ingress q:1");
+        assert!(matches!(
+            e.op,
+            Op::App(AppOp::Sock {
+                label: Some(b"ingress q:1"),
+                ..
+            })
+        ));
+        let bad = parse_line(
+            7,
+            b"a-1 [000] .... 5.0: tracing_mark_write: xskdbg:1 fill pool=1 n=2 a=12,zz",
+        );
+        assert!(matches!(
+            bad,
+            Line::Bad {
+                reason: BadReason::BadField,
+                line: 7,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn headers_and_meta() {
+        assert!(matches!(
+            parse_line(1, b"##### CPU 2 buffer started ####"),
+            Line::Meta {
+                meta: Meta::CpuBufferStarted(2),
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse_line(
+                1,
+                b"# entries-in-buffer/entries-written: 918959/953688441   #P:4"
+            ),
+            Line::Meta {
+                meta: Meta::Entries {
+                    in_buffer: 918959,
+                    written: 953688441,
+                    cpus: Some(4)
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse_line(1, b"CPU:1 [LOST 12 EVENTS]"),
+            Line::Meta {
+                meta: Meta::Lost { cpu: 1, count: 12 },
+                ..
+            }
+        ));
+        assert!(matches!(parse_line(1, b"garbage here"), Line::Bad { .. }));
+        assert!(matches!(parse_line(1, b"\r"), Line::Blank { .. }));
+    }
+
+    #[test]
+    fn counter_clock_and_trace_cmd() {
+        let e = ev("  task-with-dash-77 [003] 123456789: print: tracing_mark_write: 0x1000 egress_tx_queue forward");
+        assert_eq!(e.ts.ns, None);
+        assert_eq!(e.ts.order, 123456789);
+        assert_eq!(e.task, b"task-with-dash");
+        assert!(matches!(e.op, Op::Seed(SeedOp::Note { addr: 0x1000 })));
+    }
+}

@@ -1,0 +1,139 @@
+//! `xskdbg analyze`: read an ftrace trace, rebuild every descriptor's history
+//! and name the culprit. Exit 0 clean, 1 findings, 2 usage/input error.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use xskdbg_analyzer::render::{self, Style};
+use xskdbg_analyzer::{analyze_reader_progress, open_input, Error, Options};
+
+/// Files at least this large get a progress bar (when stderr is a TTY).
+const PROGRESS_MIN: u64 = 64 << 20;
+
+/// When to color the human report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a TTY, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Arguments of `xskdbg analyze`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The trace: a file (`/sys/kernel/tracing/trace` copy, trace_pipe capture,
+    /// `trace-cmd report` text), `-` for stdin; .gz and .zst are read transparently.
+    #[arg(value_name = "TRACE")]
+    pub trace: PathBuf,
+    /// Print the machine report (docs/JSON.md) instead of the human one.
+    #[arg(long)]
+    pub json: bool,
+    /// Show one descriptor's whole life, per CPU (e.g. 0x16ce900).
+    #[arg(long, value_name = "ADDR", value_parser = parse_u64)]
+    pub history: Option<u64>,
+    /// UMEM chunk (frame) size, e.g. 2048 or 0x1000; inferred when absent.
+    #[arg(long, value_name = "BYTES", value_parser = parse_u64)]
+    pub chunk_size: Option<u64>,
+    /// Unaligned UMEM: compare frames by the low 48 bits of the address.
+    #[arg(long)]
+    pub unaligned: bool,
+    /// The value the application writes into consumed RX slots.
+    #[arg(long, value_name = "VALUE", value_parser = parse_u64)]
+    pub poison: Option<u64>,
+    /// Timeline events shown before each finding.
+    #[arg(long, value_name = "N", default_value_t = 24)]
+    pub context: usize,
+    /// Color the human report.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// Accept `0x16ce900`, `16ce900` is ambiguous so hex needs `0x`; plain digits are decimal.
+fn parse_u64(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let r = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16)
+    } else {
+        t.parse::<u64>()
+    };
+    r.map_err(|_| format!("`{s}` is not a number: write hex with 0x (0x16ce900) or decimal (2048)"))
+}
+
+/// Run `xskdbg analyze`.
+pub fn run(args: Args) -> Result<ExitCode> {
+    if let Some(c) = args.chunk_size {
+        if !args.unaligned && (!c.is_power_of_two() || !(0x800..=0x10000).contains(&c)) {
+            bail!(
+                "--chunk-size {c:#x}: an aligned UMEM's chunk is a power of two from 0x800 to 0x10000; \
+                 pass --unaligned for an unaligned UMEM"
+            );
+        }
+    }
+    let input = open_input(&args.trace).map_err(anyhow::Error::new)?;
+    let name = input.name.clone();
+    let opts = Options {
+        chunk_size: args.chunk_size,
+        unaligned: args.unaligned,
+        poison: args.poison,
+        history: args.history,
+        context: args.context,
+        input_name: name.clone(),
+    };
+
+    let bar = match input.file_size {
+        Some(size) if size >= PROGRESS_MIN && io::stderr().is_terminal() => {
+            let b = indicatif::ProgressBar::new(size);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            Some(b)
+        }
+        _ => None,
+    };
+    let result = analyze_reader_progress(input.reader, &opts, &mut |_| {}, &mut |n| {
+        if let Some(b) = &bar {
+            b.set_position(n);
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(e @ Error::NoEntries { .. }) => {
+            return Err(anyhow::Error::new(e).context(format!("{name} is not usable")))
+        }
+        Err(e) => return Err(anyhow::Error::new(e)),
+    };
+
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let written = if args.json {
+        writeln!(out, "{}", report.to_json())
+    } else {
+        let color = match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        };
+        render::human(&report, &name, Style { color }, &mut out)
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => {}
+        // `xskdbg analyze t | head`: a closed pipe is not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(e).context("cannot write the report to stdout"),
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}
