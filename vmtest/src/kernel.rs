@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::host::{self, run_tool};
 use crate::modules::ModuleIndex;
@@ -232,9 +233,7 @@ pub fn fetch_debian(abi: Option<u32>, cache: &Path) -> Result<PathBuf, VmError> 
     let abi = match abi {
         Some(abi) => abi,
         None => {
-            // A prefix listing is quicker than a regex search over all descriptions.
-            let out = run_tool("apt-cache", ["pkgnames", DEBIAN_PREFIX], None, false)?;
-            match newest_abi(&String::from_utf8_lossy(&out.stdout)) {
+            match newest_offered_abi()? {
                 Some(abi) => abi,
                 // No apt lists (offline CI image): fall back to the newest cached one.
                 None => newest_cached(&kernels).ok_or_else(|| VmError::NoDebianKernel {
@@ -315,6 +314,18 @@ pub fn fetch_debian(abi: Option<u32>, cache: &Path) -> Result<PathBuf, VmError> 
             e,
         )),
     }
+}
+
+/// The newest ABI apt offers, asked once per process (apt-cache takes a second or two).
+fn newest_offered_abi() -> Result<Option<u32>, VmError> {
+    static NEWEST: OnceLock<Option<u32>> = OnceLock::new();
+    if let Some(abi) = NEWEST.get() {
+        return Ok(*abi);
+    }
+    // A prefix listing is quicker than a regex search over all descriptions.
+    let out = run_tool("apt-cache", ["pkgnames", DEBIAN_PREFIX], None, false)?;
+    let abi = newest_abi(&String::from_utf8_lossy(&out.stdout));
+    Ok(*NEWEST.get_or_init(|| abi))
 }
 
 fn newest_cached(kernels: &Path) -> Option<u32> {

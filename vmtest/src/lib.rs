@@ -518,10 +518,16 @@ fn finish(
                     .status
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "no status".into()),
-                stderr: if qrun.stderr.trim().is_empty() {
-                    format!("(no stderr); last console lines:\n{}", console_tail())
-                } else {
-                    qrun.stderr.trim().to_string()
+                stderr: {
+                    let mut text = if qrun.stderr.trim().is_empty() {
+                        format!("(no stderr); last console lines:\n{}", console_tail())
+                    } else {
+                        qrun.stderr.trim().to_string()
+                    };
+                    if accel == Accel::Kvm {
+                        text.push_str("\n(KVM does not work on this host: use --accel tcg, or --accel auto to fall back)");
+                    }
+                    text
                 },
             },
         });

@@ -324,7 +324,12 @@ pub fn supervise(
             *dp = Some((Ending::Panic(line), Instant::now()));
         }
         ConsoleEvent::GuestError(e) => run.guest_errors.push(e),
-        ConsoleEvent::CommandStarted(n) => run.last_started = Some(n),
+        ConsoleEvent::CommandStarted(n) => {
+            // Also proof of a running init, should the start marker have been garbled
+            // by kernel messages on the same console line.
+            run.boot_time.get_or_insert(start.elapsed());
+            run.last_started = Some(n);
+        }
         ConsoleEvent::KernelWarning(w) => {
             if run.warnings.len() < 50 {
                 run.warnings.push(w);
