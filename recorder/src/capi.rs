@@ -1,1 +1,543 @@
-//! C API (being written).
+//! The C API (`include/xskdbg.h`), for libxdp applications; built into the
+//! static library `libxskdbg_recorder.a`.
+//!
+//! Handles are opaque boxes. Functions taking a handle accept NULL and then
+//! do nothing (or return -1). Setup functions return 0 or -1 with the reason
+//! in [`xskdbg_last_error`]. A violation never unwinds into C: the "panic"
+//! policy prints the violation and aborts.
+
+#![allow(non_camel_case_types, reason = "the C header's names")]
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::Arc;
+
+use crate::types::{
+    AddrMode, Policy, PoolConfig, RecorderConfig, SinkConfig, SockConfig, SockKey, UmemConfig,
+    Violation, XdpDesc,
+};
+use crate::{Pool, Recorder, Sock, Umem};
+
+/// `XSKDBG_SINK_NULL`.
+pub const XSKDBG_SINK_NULL: c_int = 0;
+/// `XSKDBG_SINK_MEMORY`.
+pub const XSKDBG_SINK_MEMORY: c_int = 1;
+/// `XSKDBG_SINK_TRACE_MARKER`.
+pub const XSKDBG_SINK_TRACE_MARKER: c_int = 2;
+/// `XSKDBG_POLICY_ABORT`.
+pub const XSKDBG_POLICY_ABORT: c_int = 0;
+/// `XSKDBG_POLICY_LOG`.
+pub const XSKDBG_POLICY_LOG: c_int = 1;
+/// `XSKDBG_POLICY_CALLBACK`.
+pub const XSKDBG_POLICY_CALLBACK: c_int = 2;
+
+/// `struct xskdbg_violation`: valid only during the callback.
+#[repr(C)]
+#[derive(Debug)]
+pub struct xskdbg_violation {
+    /// Finding kind, e.g. `"fifo_order"`.
+    pub kind: *const c_char,
+    /// Raw descriptor address.
+    pub addr: u64,
+    /// Frame (chunk base or low 48 bits).
+    pub frame: u64,
+    /// State before (`"fill"`, `"rx"`, ...).
+    pub from: *const c_char,
+    /// State asked for.
+    pub to: *const c_char,
+    /// FIFO head expected instead (when `has_expected`).
+    pub expected: u64,
+    /// Whether `expected` is set.
+    pub has_expected: c_int,
+    /// The whole `violation` line as written.
+    pub line: *const c_char,
+}
+
+/// `xskdbg_violation_cb`.
+pub type xskdbg_violation_cb = Option<unsafe extern "C" fn(*const xskdbg_violation, *mut c_void)>;
+
+/// `struct xskdbg_config`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct xskdbg_config {
+    /// `XSKDBG_SINK_*`.
+    pub sink: c_int,
+    /// For the trace_marker sink: instance name, NULL for the top-level buffer.
+    pub instance: *const c_char,
+    /// For the memory sink: lines kept (0: 4096).
+    pub memory_events: u32,
+    /// `XSKDBG_POLICY_*`.
+    pub policy: c_int,
+    /// For `XSKDBG_POLICY_CALLBACK`.
+    pub callback: xskdbg_violation_cb,
+    /// Passed to `callback`.
+    pub user: *mut c_void,
+    /// Non-zero: do not freeze the buffer on the first violation.
+    pub no_freeze: c_int,
+}
+
+/// Opaque recorder handle.
+#[derive(Debug)]
+pub struct xskdbg_recorder(Recorder);
+/// Opaque UMEM handle.
+#[derive(Debug)]
+pub struct xskdbg_umem(Umem);
+/// Opaque pool handle.
+#[derive(Debug)]
+pub struct xskdbg_pool(Pool);
+/// Opaque socket handle.
+#[derive(Debug)]
+pub struct xskdbg_sock(Sock);
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_error(msg: impl std::fmt::Display) -> c_int {
+    let s = CString::new(msg.to_string().replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = s);
+    -1
+}
+
+/// The last setup error of the calling thread ("" if none). Valid until the
+/// thread's next failing call.
+#[no_mangle]
+pub extern "C" fn xskdbg_last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// Whether the library was built with the checks compiled in (1) or not (0).
+#[no_mangle]
+pub extern "C" fn xskdbg_enabled() -> c_int {
+    c_int::from(Recorder::ENABLED)
+}
+
+struct CCallback {
+    f: unsafe extern "C" fn(*const xskdbg_violation, *mut c_void),
+    user: usize,
+}
+
+fn call_c(cb: &CCallback, v: &Violation) {
+    let kind = CString::new(v.kind.as_str()).unwrap_or_default();
+    let from = CString::new(v.from.as_str()).unwrap_or_default();
+    let to = CString::new(v.to.as_str()).unwrap_or_default();
+    let line = CString::new(v.line.replace('\0', " ")).unwrap_or_default();
+    let cv = xskdbg_violation {
+        kind: kind.as_ptr(),
+        addr: v.addr,
+        frame: v.frame,
+        from: from.as_ptr(),
+        to: to.as_ptr(),
+        expected: v.expected.unwrap_or(0),
+        has_expected: c_int::from(v.expected.is_some()),
+        line: line.as_ptr(),
+    };
+    // SAFETY: the C caller registered `f` to be called with this struct and
+    // its `user` pointer; the strings live until the call returns.
+    unsafe { (cb.f)(&cv, cb.user as *mut c_void) };
+}
+
+/// Create a recorder. Returns 0 and sets `*out`, or -1 (see `xskdbg_last_error`).
+///
+/// # Safety
+/// `cfg` and `out` must be valid pointers; `cfg->instance` NULL or a C string.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_recorder_new(
+    cfg: *const xskdbg_config,
+    out: *mut *mut xskdbg_recorder,
+) -> c_int {
+    if cfg.is_null() || out.is_null() {
+        return set_error("xskdbg_recorder_new: NULL argument");
+    }
+    // SAFETY: checked non-NULL; the caller passes a valid config.
+    let c = unsafe { &*cfg };
+    let sink = match c.sink {
+        XSKDBG_SINK_NULL => SinkConfig::Null,
+        XSKDBG_SINK_MEMORY => SinkConfig::Memory {
+            events: if c.memory_events == 0 {
+                4096
+            } else {
+                c.memory_events as usize
+            },
+        },
+        XSKDBG_SINK_TRACE_MARKER => SinkConfig::TraceMarker {
+            instance: if c.instance.is_null() {
+                None
+            } else {
+                // SAFETY: non-NULL C string from the caller.
+                Some(
+                    unsafe { CStr::from_ptr(c.instance) }
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+            },
+        },
+        other => return set_error(format!("xskdbg_recorder_new: unknown sink {other}")),
+    };
+    let policy = match c.policy {
+        XSKDBG_POLICY_ABORT => Policy::Callback(Arc::new(|v: &Violation| {
+            eprintln!("xskdbg: {v}");
+            std::process::abort();
+        })),
+        XSKDBG_POLICY_LOG => Policy::Log,
+        XSKDBG_POLICY_CALLBACK => match c.callback {
+            Some(f) => {
+                let cb = CCallback {
+                    f,
+                    user: c.user as usize,
+                };
+                Policy::Callback(Arc::new(move |v: &Violation| call_c(&cb, v)))
+            }
+            None => {
+                return set_error("xskdbg_recorder_new: XSKDBG_POLICY_CALLBACK without callback")
+            }
+        },
+        other => return set_error(format!("xskdbg_recorder_new: unknown policy {other}")),
+    };
+    let cfg = RecorderConfig {
+        sink,
+        policy,
+        freeze: c.no_freeze == 0,
+        ..RecorderConfig::default()
+    };
+    match Recorder::new(cfg) {
+        Ok(r) => {
+            // SAFETY: `out` checked non-NULL.
+            unsafe { *out = Box::into_raw(Box::new(xskdbg_recorder(r))) };
+            0
+        }
+        Err(e) => set_error(e),
+    }
+}
+
+/// Free a recorder (the UMEM, pool and socket handles keep working).
+///
+/// # Safety
+/// `r` NULL or from `xskdbg_recorder_new`, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_recorder_free(r: *mut xskdbg_recorder) {
+    if !r.is_null() {
+        // SAFETY: from Box::into_raw in xskdbg_recorder_new.
+        drop(unsafe { Box::from_raw(r) });
+    }
+}
+
+/// Register a UMEM of `size` bytes in chunks of `chunk_size`.
+///
+/// # Safety
+/// `r` NULL or valid; `out` valid.
+#[no_mangle]
+#[allow(clippy::too_many_arguments, reason = "a flat C signature")]
+pub unsafe extern "C" fn xskdbg_umem_new(
+    r: *const xskdbg_recorder,
+    size: u64,
+    chunk_size: u32,
+    unaligned: c_int,
+    headroom: u32,
+    has_poison: c_int,
+    poison: u64,
+    out: *mut *mut xskdbg_umem,
+) -> c_int {
+    if r.is_null() || out.is_null() {
+        return set_error("xskdbg_umem_new: NULL argument");
+    }
+    let cfg = UmemConfig {
+        size,
+        chunk_size,
+        mode: if unaligned != 0 {
+            AddrMode::Unaligned
+        } else {
+            AddrMode::Aligned
+        },
+        headroom,
+        poison: (has_poison != 0).then_some(poison),
+    };
+    // SAFETY: checked non-NULL, valid by contract.
+    match unsafe { &*r }.0.umem(cfg) {
+        Ok(u) => {
+            // SAFETY: `out` checked non-NULL.
+            unsafe { *out = Box::into_raw(Box::new(xskdbg_umem(u))) };
+            0
+        }
+        Err(e) => set_error(e),
+    }
+}
+
+/// Free a UMEM handle.
+///
+/// # Safety
+/// NULL or from `xskdbg_umem_new`, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_umem_free(u: *mut xskdbg_umem) {
+    if !u.is_null() {
+        // SAFETY: from Box::into_raw.
+        drop(unsafe { Box::from_raw(u) });
+    }
+}
+
+/// Register the buffer pool (FILL + COMPLETION) bound to a device queue.
+///
+/// # Safety
+/// `u` NULL or valid; `out` valid.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_pool_new(
+    u: *const xskdbg_umem,
+    netns_cookie: u64,
+    ifindex: u32,
+    queue_id: u32,
+    fill_size: u32,
+    comp_size: u32,
+    out: *mut *mut xskdbg_pool,
+) -> c_int {
+    if u.is_null() || out.is_null() {
+        return set_error("xskdbg_pool_new: NULL argument");
+    }
+    let cfg = PoolConfig {
+        key: SockKey::new(netns_cookie, ifindex, queue_id),
+        fill_size,
+        comp_size,
+    };
+    // SAFETY: checked non-NULL.
+    match unsafe { &*u }.0.pool(cfg) {
+        Ok(p) => {
+            // SAFETY: `out` checked non-NULL.
+            unsafe { *out = Box::into_raw(Box::new(xskdbg_pool(p))) };
+            0
+        }
+        Err(e) => set_error(e),
+    }
+}
+
+/// Free a pool handle.
+///
+/// # Safety
+/// NULL or from `xskdbg_pool_new`, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_pool_free(p: *mut xskdbg_pool) {
+    if !p.is_null() {
+        // SAFETY: from Box::into_raw.
+        drop(unsafe { Box::from_raw(p) });
+    }
+}
+
+/// Register a socket on a pool. `fd` (or -1) gives `XDP_STATISTICS`;
+/// `label` may be NULL.
+///
+/// # Safety
+/// `p` NULL or valid; `label` NULL or a C string; `out` valid.
+#[no_mangle]
+#[allow(clippy::too_many_arguments, reason = "a flat C signature")]
+pub unsafe extern "C" fn xskdbg_sock_new(
+    p: *const xskdbg_pool,
+    netns_cookie: u64,
+    ifindex: u32,
+    queue_id: u32,
+    fd: c_int,
+    label: *const c_char,
+    rx_size: u32,
+    tx_size: u32,
+    out: *mut *mut xskdbg_sock,
+) -> c_int {
+    if p.is_null() || out.is_null() {
+        return set_error("xskdbg_sock_new: NULL argument");
+    }
+    let mut cfg = SockConfig::new(SockKey::new(netns_cookie, ifindex, queue_id));
+    cfg.rx_size = rx_size;
+    cfg.tx_size = tx_size;
+    if fd >= 0 {
+        cfg.fd = Some(fd);
+    }
+    if !label.is_null() {
+        // SAFETY: non-NULL C string from the caller.
+        cfg.label = Some(
+            unsafe { CStr::from_ptr(label) }
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    // SAFETY: checked non-NULL.
+    match unsafe { &*p }.0.socket(cfg) {
+        Ok(s) => {
+            // SAFETY: `out` checked non-NULL.
+            unsafe { *out = Box::into_raw(Box::new(xskdbg_sock(s))) };
+            0
+        }
+        Err(e) => set_error(e),
+    }
+}
+
+/// Free a socket handle.
+///
+/// # Safety
+/// NULL or from `xskdbg_sock_new`, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_sock_free(s: *mut xskdbg_sock) {
+    if !s.is_null() {
+        // SAFETY: from Box::into_raw.
+        drop(unsafe { Box::from_raw(s) });
+    }
+}
+
+/// # Safety
+/// `p` is NULL or `n` readable elements.
+unsafe fn slice<'a, T>(p: *const T, n: u32) -> &'a [T] {
+    if p.is_null() || n == 0 {
+        &[]
+    } else {
+        // SAFETY: by the caller's contract.
+        unsafe { std::slice::from_raw_parts(p, n as usize) }
+    }
+}
+
+/// The app put `n` frames on the pool's FILL ring, in this order.
+///
+/// # Safety
+/// `p` NULL or valid; `addrs` NULL or `n` readable values.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_fill(p: *const xskdbg_pool, addrs: *const u64, n: u32) {
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: by contract.
+    unsafe { (*p).0.fill(slice(addrs, n)) }
+}
+
+/// The app read `n` frames from the pool's COMPLETION ring, in this order.
+///
+/// # Safety
+/// `p` NULL or valid; `addrs` NULL or `n` readable values.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_comp(p: *const xskdbg_pool, addrs: *const u64, n: u32) {
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: by contract.
+    unsafe { (*p).0.comp(slice(addrs, n)) }
+}
+
+/// The app read `n` descriptors from RX, the first at consumer index `idx`.
+///
+/// # Safety
+/// `s` NULL or valid; `descs` NULL or `n` readable `struct xdp_desc`.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_rx(s: *const xskdbg_sock, idx: u32, descs: *const XdpDesc, n: u32) {
+    if s.is_null() {
+        return;
+    }
+    // SAFETY: by contract.
+    unsafe { (*s).0.rx_at(idx, slice(descs, n)) }
+}
+
+/// The app put `n` descriptors on TX, the first at producer index `idx`.
+///
+/// # Safety
+/// `s` NULL or valid; `descs` NULL or `n` readable `struct xdp_desc`.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_tx(s: *const xskdbg_sock, idx: u32, descs: *const XdpDesc, n: u32) {
+    if s.is_null() {
+        return;
+    }
+    // SAFETY: by contract.
+    unsafe { (*s).0.tx_at(idx, slice(descs, n)) }
+}
+
+/// The app took `n` frames from its own free list.
+///
+/// # Safety
+/// `u` NULL or valid; `addrs` NULL or `n` readable values.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_hold(u: *const xskdbg_umem, addrs: *const u64, n: u32) {
+    if u.is_null() {
+        return;
+    }
+    // SAFETY: by contract.
+    unsafe { (*u).0.hold(slice(addrs, n)) }
+}
+
+/// The app returned `n` frames to its own free list.
+///
+/// # Safety
+/// `u` NULL or valid; `addrs` NULL or `n` readable values.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_release(u: *const xskdbg_umem, addrs: *const u64, n: u32) {
+    if u.is_null() {
+        return;
+    }
+    // SAFETY: by contract.
+    unsafe { (*u).0.free(slice(addrs, n)) }
+}
+
+/// Violations seen so far.
+///
+/// # Safety
+/// `r` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_violations(r: *const xskdbg_recorder) -> u64 {
+    if r.is_null() {
+        return 0;
+    }
+    // SAFETY: by contract.
+    unsafe { (*r).0.violations() }
+}
+
+/// FILL→RX mismatches explained as free-list recycling.
+///
+/// # Safety
+/// `r` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_recycled(r: *const xskdbg_recorder) -> u64 {
+    if r.is_null() {
+        return 0;
+    }
+    // SAFETY: by contract.
+    unsafe { (*r).0.recycled() }
+}
+
+/// Copy the memory ring (as an ftrace trace text) into `buf`, NUL-terminated
+/// and cut to `len - 1` bytes; returns the full length.
+///
+/// # Safety
+/// `r` NULL or valid; `buf` NULL or `len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_dump(
+    r: *const xskdbg_recorder,
+    buf: *mut c_char,
+    len: usize,
+) -> usize {
+    if r.is_null() {
+        return 0;
+    }
+    // SAFETY: by contract.
+    let d = unsafe { (*r).0.dump() };
+    if !buf.is_null() && len > 0 {
+        let n = d.len().min(len - 1);
+        // SAFETY: `buf` has `len` writable bytes; we write `n + 1 <= len`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(d.as_ptr(), buf.cast::<u8>(), n);
+            *buf.add(n) = 0;
+        }
+    }
+    d.len()
+}
+
+/// Write `poison` into the addresses of RX slots `first .. first + n`
+/// (consumer counter, unmasked) of a mapped ring of `mask + 1` entries:
+/// call after reading them, before `xsk_ring_cons__release`.
+///
+/// # Safety
+/// `ring` is the descriptor array of a mapped RX ring with `mask + 1`
+/// entries, and the slots are owned by the caller.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_poison_rx(
+    ring: *mut XdpDesc,
+    mask: u32,
+    first: u32,
+    n: u32,
+    poison: u64,
+) {
+    if ring.is_null() {
+        return;
+    }
+    // SAFETY: by contract.
+    unsafe { crate::sys::poison_rx_slots(ring, mask, first, n, poison) }
+}
