@@ -199,35 +199,48 @@ impl Initramfs {
         guest_path(guest).is_ok_and(|k| self.nodes.contains_key(&k))
     }
 
-    /// Writes the archive (cpio newc, gzip) atomically to `dest`.
-    pub fn write_gz(&self, dest: &Path) -> Result<(), VmError> {
+    /// Writes the archive (cpio newc, gzip'd if `gzip`) atomically to `dest`.
+    pub fn write(&self, dest: &Path, gzip: bool) -> Result<(), VmError> {
         let dir = dest.parent().unwrap_or(Path::new("."));
         let tmp = tempfile::NamedTempFile::new_in(dir)
             .map_err(|e| VmError::io(format!("cannot create a file in {}", dir.display()), e))?;
         let werr = |e| VmError::io(format!("cannot write {}", dest.display()), e);
-        // Level 1: the guest inflates under emulation; a bigger archive costs less than
-        // slower inflation of a better-compressed one.
-        let gz = GzEncoder::new(BufWriter::new(tmp.as_file()), Compression::fast());
-        let mut cpio = CpioWriter::new(gz);
-        for (name, node) in self.with_parents() {
-            match node {
-                Node::Dir => cpio.dir(&name, 0o755),
-                Node::Bytes { perm, data } => cpio.file(&name, *perm, data),
-                Node::HostFile { perm, path } => {
-                    let data = fs::read(path)
-                        .map_err(|e| VmError::io(format!("cannot read {}", path.display()), e))?;
-                    cpio.file(&name, *perm, &data)
-                }
-                Node::Symlink(target) => cpio.symlink(&name, target),
-                Node::CharDev { major, minor } => cpio.char_dev(&name, 0o600, *major, *minor),
-            }
-            .map_err(werr)?;
+        let out = BufWriter::new(tmp.as_file());
+        if gzip {
+            // Level 1: the guest inflates under emulation; a bigger archive costs less
+            // than slower inflation of a better-compressed one.
+            let gz = self
+                .write_cpio(GzEncoder::new(out, Compression::fast()))
+                .map_err(werr)?;
+            gz.finish().map_err(werr)?.flush().map_err(werr)?;
+        } else {
+            self.write_cpio(out).map_err(werr)?.flush().map_err(werr)?;
         }
-        let gz = cpio.finish().map_err(werr)?;
-        gz.finish().map_err(werr)?.flush().map_err(werr)?;
         tmp.persist(dest)
             .map_err(|e| VmError::io(format!("cannot write {}", dest.display()), e.error))?;
         Ok(())
+    }
+
+    fn write_cpio<W: Write>(&self, out: W) -> std::io::Result<W> {
+        let mut cpio = CpioWriter::new(out);
+        for (name, node) in self.with_parents() {
+            match node {
+                Node::Dir => cpio.dir(&name, 0o755)?,
+                Node::Bytes { perm, data } => cpio.file(&name, *perm, data)?,
+                Node::HostFile { perm, path } => {
+                    let data = fs::read(path).map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })?;
+                    cpio.file(&name, *perm, &data)?
+                }
+                Node::Symlink(target) => cpio.symlink(&name, target)?,
+                Node::CharDev { major, minor } => cpio.char_dev(&name, 0o600, *major, *minor)?,
+            }
+        }
+        cpio.finish()
     }
 
     /// All nodes plus any missing parent directories, parents first (a BTreeMap orders
@@ -471,8 +484,29 @@ mod tests {
         assert!(pos("deep") < pos("deep/a"));
         assert!(pos("deep/a/b") < pos("deep/a/b/c"));
         let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("initrd.gz");
-        fs.write_gz(&out).unwrap();
-        assert!(fs::metadata(&out).unwrap().len() > 100);
+        for gzip in [false, true] {
+            let out = dir.path().join("initrd");
+            fs.write(&out, gzip).unwrap();
+            // The system's cpio (scripts/setup.sh installs it) must list what we wrote.
+            let script = if gzip {
+                "zcat \"$0\" | cpio -t"
+            } else {
+                "cpio -t < \"$0\""
+            };
+            let list = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .arg(&out)
+                .output()
+                .unwrap();
+            assert!(
+                list.status.success(),
+                "cpio -t: {}",
+                String::from_utf8_lossy(&list.stderr)
+            );
+            let names = String::from_utf8_lossy(&list.stdout);
+            assert!(names.lines().any(|l| l == "deep/a/b/c"), "{names}");
+            assert!(names.lines().any(|l| l == "dev/console"), "{names}");
+        }
     }
 }

@@ -233,7 +233,7 @@ pub fn fetch_debian(abi: Option<u32>, cache: &Path) -> Result<PathBuf, VmError> 
     let abi = match abi {
         Some(abi) => abi,
         None => {
-            match newest_offered_abi()? {
+            match newest_offered_abi(&kernels)? {
                 Some(abi) => abi,
                 // No apt lists (offline CI image): fall back to the newest cached one.
                 None => newest_cached(&kernels).ok_or_else(|| VmError::NoDebianKernel {
@@ -316,16 +316,60 @@ pub fn fetch_debian(abi: Option<u32>, cache: &Path) -> Result<PathBuf, VmError> 
     }
 }
 
-/// The newest ABI apt offers, asked once per process (apt-cache takes a second or two).
-fn newest_offered_abi() -> Result<Option<u32>, VmError> {
+/// The newest ABI apt offers. apt-cache parses every package list on each call (1–4 s
+/// here: Debian's container images keep no pkgcache), so the answer is remembered per
+/// process and, on disk, until the package lists change (`apt-get update`).
+fn newest_offered_abi(kernels: &Path) -> Result<Option<u32>, VmError> {
     static NEWEST: OnceLock<Option<u32>> = OnceLock::new();
     if let Some(abi) = NEWEST.get() {
         return Ok(*abi);
     }
+    let memo_path = kernels.join(".newest-abi");
+    let stamp = lists_stamp(Path::new(APT_LISTS));
+    if let Some(stamp) = &stamp {
+        let memo = fs::read_to_string(&memo_path).unwrap_or_default();
+        if let Some(abi) = read_memo(&memo, stamp) {
+            return Ok(*NEWEST.get_or_init(|| Some(abi)));
+        }
+    }
     // A prefix listing is quicker than a regex search over all descriptions.
     let out = run_tool("apt-cache", ["pkgnames", DEBIAN_PREFIX], None, false)?;
     let abi = newest_abi(&String::from_utf8_lossy(&out.stdout));
+    if let (Some(stamp), Some(abi)) = (&stamp, abi) {
+        // Best effort: a read-only cache only costs the next run another apt-cache.
+        let _ = fs::create_dir_all(kernels).and_then(|()| {
+            let tmp = tempfile::NamedTempFile::new_in(kernels)?;
+            fs::write(tmp.path(), format!("{stamp} {abi}\n"))?;
+            tmp.persist(&memo_path).map(|_| ()).map_err(|e| e.error)
+        });
+    }
     Ok(*NEWEST.get_or_init(|| abi))
+}
+
+/// Where apt keeps its package lists.
+const APT_LISTS: &str = "/var/lib/apt/lists";
+
+/// A stamp that changes whenever apt's package lists do: the newest modification time
+/// (ns) among the `*Packages*` files, and their count.
+fn lists_stamp(dir: &Path) -> Option<String> {
+    let mut newest = 0u128;
+    let mut count = 0usize;
+    for entry in fs::read_dir(dir).ok()?.flatten() {
+        if !entry.file_name().to_string_lossy().contains("_Packages") {
+            continue;
+        }
+        let mtime = entry.metadata().ok()?.modified().ok()?;
+        let ns = mtime.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+        newest = newest.max(ns);
+        count += 1;
+    }
+    (count > 0).then(|| format!("{newest}/{count}"))
+}
+
+/// The ABI remembered for `stamp` in a memo file's text (`STAMP ABI`).
+fn read_memo(memo: &str, stamp: &str) -> Option<u32> {
+    let (s, abi) = memo.trim().split_once(' ')?;
+    (s == stamp).then(|| abi.parse().ok()).flatten()
 }
 
 fn newest_cached(kernels: &Path) -> Option<u32> {
@@ -353,6 +397,21 @@ mod tests {
             debian_package(56),
             "linux-image-6.1.0-56-cloud-amd64-unsigned"
         );
+    }
+
+    #[test]
+    fn the_newest_abi_memo_is_only_valid_for_its_stamp() {
+        assert_eq!(read_memo("123/3 56\n", "123/3"), Some(56));
+        assert_eq!(read_memo("123/3 56\n", "124/3"), None);
+        assert_eq!(read_memo("", "1/1"), None);
+        assert_eq!(read_memo("123/3 x", "123/3"), None);
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(lists_stamp(dir.path()), None);
+        fs::write(dir.path().join("deb_main_binary-amd64_Packages.lz4"), "x").unwrap();
+        let a = lists_stamp(dir.path()).unwrap();
+        assert!(a.ends_with("/1"), "{a}");
+        fs::write(dir.path().join("sec_main_binary-amd64_Packages.lz4"), "y").unwrap();
+        assert_ne!(lists_stamp(dir.path()).unwrap(), a);
     }
 
     #[test]

@@ -197,6 +197,9 @@ pub struct VmSpec {
     pub result_disk_mb: u64,
     /// Copy the guest console to our stderr as it arrives.
     pub echo_console: bool,
+    /// Gzip the initramfs. Off by default: under emulation the guest inflates slowly,
+    /// and an uncompressed archive only costs host-side memory for a moment.
+    pub gzip_initramfs: bool,
 }
 
 impl VmSpec {
@@ -219,6 +222,7 @@ impl VmSpec {
             out_dir: out_dir.into(),
             result_disk_mb: 1024,
             echo_console: false,
+            gzip_initramfs: false,
         }
     }
 }
@@ -312,7 +316,7 @@ pub fn run(spec: &VmSpec) -> Result<VmOutcome, VmError> {
         .prefix("xskdbg-vm-")
         .tempdir()
         .map_err(|e| VmError::io("cannot create a temporary directory", e))?;
-    let initrd = work.path().join("initrd.gz");
+    let initrd = work.path().join("initrd.cpio");
     let timeouts = build_initramfs(spec, &kernel, &initrd)?;
 
     let accels: &[Accel] = match spec.accel {
@@ -476,7 +480,7 @@ fn build_initramfs(
         env,
     };
     fs.add_bytes("/init", 0o755, init_script(&plan)?.into_bytes())?;
-    fs.write_gz(dest)?;
+    fs.write(dest, spec.gzip_initramfs)?;
     Ok(timeouts)
 }
 

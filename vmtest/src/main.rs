@@ -89,6 +89,9 @@ struct RunArgs {
     /// Size of the raw result disk in MiB (sparse on the host).
     #[arg(long, default_value_t = 1024)]
     result_disk_mb: u64,
+    /// Gzip the initramfs (default: uncompressed, which boots faster under TCG).
+    #[arg(long)]
+    gzip: bool,
     /// Copy the guest console to stderr as it arrives.
     #[arg(long, short)]
     verbose: bool,
@@ -182,6 +185,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     spec.result_disk_mb = args.result_disk_mb;
     spec.echo_console = args.verbose;
+    spec.gzip_initramfs = args.gzip;
 
     match xskdbg_vmtest::run(&spec) {
         Ok(outcome) => {
