@@ -1,0 +1,3 @@
+//! All integration tests of `xskdbg-visual` in one binary (see `suite/`).
+
+mod suite;

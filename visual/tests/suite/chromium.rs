@@ -1,0 +1,254 @@
+//! The HTML report opened in headless Chromium: the script runs, the SVG
+//! lanes and the highlighted events exist in the live DOM, and a screenshot
+//! shows them (saved under the test output directory).
+//!
+//! Needs Debian's `chromium` (installed by `scripts/setup.sh`); set
+//! `XSKDBG_CHROMIUM` to use another binary. Without it the test skips with
+//! a message, except under `CI=true`, where it fails.
+//! `XSKDBG_UPDATE_IMAGES=1` also refreshes `docs/images/seed-race.png`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xskdbg_visual::html::{self, Options};
+
+use super::{analyze_file, fixtures, out_dir, stem};
+
+fn find_chromium() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("XSKDBG_CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        for name in [
+            "chromium",
+            "chromium-browser",
+            "google-chrome",
+            "google-chrome-stable",
+        ] {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+fn chromium_or_skip() -> Option<PathBuf> {
+    match find_chromium() {
+        Some(p) => Some(p),
+        None if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true and no chromium in PATH: install Debian's chromium (scripts/setup.sh does) or set XSKDBG_CHROMIUM")
+        }
+        None => {
+            eprintln!(
+                "SKIP: no chromium in PATH (apt-get install chromium, or set XSKDBG_CHROMIUM)"
+            );
+            None
+        }
+    }
+}
+
+/// Run headless Chromium on `url` with `extra` arguments; stdout goes to
+/// `stdout_to`. Hangs are cut after a generous limit (a stuck browser, not a
+/// performance check).
+fn run_chromium(bin: &Path, url: &str, extra: &[String], stdout_to: &Path) {
+    let profile = tempfile::tempdir().expect("profile dir");
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()))
+    .args(extra)
+    .arg(url)
+    .stdin(Stdio::null())
+    .stdout(File::create(stdout_to).expect("stdout file"))
+    .stderr(Stdio::null());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for chromium") {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not exit on {url}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "chromium failed on {url}: {status}");
+}
+
+/// The DOM after the page's script ran.
+fn dump_dom(bin: &Path, page: &Path, out: &Path) -> String {
+    let url = format!("file://{}", page.display());
+    run_chromium(bin, &url, &["--dump-dom".to_string()], out);
+    std::fs::read_to_string(out).expect("dumped DOM")
+}
+
+/// A screenshot of `url` (`WxH`), decoded to RGB(A) rows.
+fn screenshot(bin: &Path, url: &str, png: &Path, w: u32, h: u32) -> (u32, u32, usize, Vec<u8>) {
+    let _ = std::fs::remove_file(png);
+    let log = png.with_extension("log");
+    run_chromium(
+        bin,
+        url,
+        &[
+            format!("--screenshot={}", png.display()),
+            format!("--window-size={w},{h}"),
+        ],
+        &log,
+    );
+    let dec = png::Decoder::new(File::open(png).expect("screenshot written"));
+    let mut r = dec.read_info().expect("a PNG");
+    let mut buf = vec![0; r.output_buffer_size()];
+    let info = r.next_frame(&mut buf).expect("PNG frame");
+    let chans = info.color_type.samples();
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, chans, buf)
+}
+
+/// Pixels within a small distance of `rgb`.
+fn count_color(px: &[u8], chans: usize, rgb: [u8; 3]) -> usize {
+    px.chunks_exact(chans)
+        .filter(|p| (0..3).all(|i| (i32::from(p[i]) - i32::from(rgb[i])).abs() <= 12))
+        .count()
+}
+
+#[test]
+fn fixtures_with_findings_render_in_chromium() {
+    let Some(bin) = chromium_or_skip() else {
+        return;
+    };
+    let dir = out_dir("chromium");
+    let mut tested = 0;
+    for p in fixtures() {
+        let (report, mut spool) = analyze_file(&p);
+        if report.findings.is_empty() {
+            continue;
+        }
+        tested += 1;
+        let name = stem(&p);
+        let page = dir.join(format!("{name}.html"));
+        let opts = Options {
+            input_name: format!("{name}.txt"),
+            ..Default::default()
+        };
+        html::write_with(&report, Some(&mut spool), &opts, &page).expect("write html");
+
+        let dom = dump_dom(&bin, &page, &dir.join(format!("{name}.dom.html")));
+        let figs = report.findings.len().min(opts.max_figures);
+        assert!(
+            dom.contains(&format!("data-ready=\"{figs}\"")),
+            "{name}: the script did not finish on every figure"
+        );
+        let parts: Vec<&str> = dom.split("<div class=\"fig\"").skip(1).collect();
+        assert_eq!(parts.len(), figs, "{name}: one figure per finding");
+        for (i, (f, fig)) in report.findings.iter().zip(&parts).enumerate() {
+            let lanes = fig.matches("class=\"lane cpu\"").count();
+            assert!(
+                lanes >= f.cpus.len().max(1),
+                "{name} #{i}: {lanes} CPU lanes for CPUs {:?}",
+                f.cpus
+            );
+            for c in &f.cpus {
+                assert!(
+                    fig.contains(&format!("data-cpu=\"{c}\"")),
+                    "{name} #{i}: no lane for CPU {c}"
+                );
+            }
+            assert!(fig.contains(" hl\""), "{name} #{i}: no highlighted event");
+            assert!(
+                fig.contains("class=\"pt moment\""),
+                "{name} #{i}: no moment line"
+            );
+            // Drawn by the script: axis ticks and placed labels.
+            let axis = fig.split("<g class=\"axis\"").nth(1).expect("axis group");
+            assert!(
+                axis.trim_start()
+                    .starts_with("transform=\"translate(0,0)\"><line"),
+                "{name} #{i}: no axis ticks"
+            );
+            assert!(
+                fig.contains("visibility: visible"),
+                "{name} #{i}: no label placed"
+            );
+        }
+
+        let png = dir.join(format!("{name}.png"));
+        let (w, h, chans, px) = screenshot(
+            &bin,
+            &format!("file://{}", page.display()),
+            &png,
+            1320,
+            1000,
+        );
+        assert_eq!((w, h), (1320, 1000), "{name}: screenshot size");
+        // The first figure is on screen: highlight red, lane grey, RX blue.
+        let red = count_color(&px, chans, [0xe0, 0x31, 0x31]);
+        let lane = count_color(&px, chans, [0xf8, 0xf9, 0xfa]);
+        assert!(
+            red > 200,
+            "{name}: {red} highlight pixels in {}",
+            png.display()
+        );
+        assert!(
+            lane > 5000,
+            "{name}: {lane} lane pixels in {}",
+            png.display()
+        );
+        eprintln!("{name}: screenshot {}", png.display());
+    }
+    assert!(tested > 0, "no fixture with a finding");
+}
+
+/// The README's picture of the seed story's race (written only with
+/// `XSKDBG_UPDATE_IMAGES=1`; always rendered and checked).
+#[test]
+fn seed_race_picture() {
+    let Some(bin) = chromium_or_skip() else {
+        return;
+    };
+    let p = super::fixtures_dir().join("seed-race.txt");
+    let (report, mut spool) = analyze_file(&p);
+    let dir = out_dir("chromium");
+    let page = dir.join("seed-race-readme.html");
+    let opts = Options {
+        input_name: "seed-race.txt".into(),
+        ..Default::default()
+    };
+    html::write_with(&report, Some(&mut spool), &opts, &page).expect("write html");
+    let png = dir.join("seed-race-readme.png");
+    let url = format!("file://{}#finding-0", page.display());
+    let (_, _, chans, px) = screenshot(&bin, &url, &png, 1280, 760);
+    // The overlap band's hatch and the lifeline's RX ring colour are on screen.
+    assert!(
+        count_color(&px, chans, [0xfa, 0x52, 0x52]) > 50,
+        "overlap hatch visible"
+    );
+    assert!(
+        count_color(&px, chans, [0x74, 0xc0, 0xfc]) > 500,
+        "RX ring lifeline visible"
+    );
+    if std::env::var("XSKDBG_UPDATE_IMAGES").as_deref() == Ok("1") {
+        let dst = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/images/seed-race.png");
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(&png, &dst).expect("copy to docs/images");
+        eprintln!("updated {}", dst.display());
+    }
+}
