@@ -89,8 +89,9 @@ pub enum VmError {
     },
     /// The guest's init never started within the boot timeout.
     #[error(
-        "the guest did not reach its init within {after:?} ({accel}){hint}; \
-         console log: {console_log}; last console lines:\n{console_tail}"
+        "the guest did not reach its init within {:.1} s ({accel}){hint}; \
+         console log: {console_log}; last console lines:\n{console_tail}",
+        .after.as_secs_f64()
     )]
     BootTimeout {
         /// The accelerator used.
@@ -118,9 +119,10 @@ pub enum VmError {
     },
     /// The whole run exceeded its time budget; qemu was killed.
     #[error(
-        "the VM run exceeded its timeout of {after:?} and qemu was killed \
+        "the VM run exceeded its timeout of {:.0} s and qemu was killed \
          (raise --timeout, or --cmd-timeout to bound each command); console log: {console_log}; \
-         last console lines:\n{console_tail}"
+         last console lines:\n{console_tail}",
+        .after.as_secs_f64()
     )]
     Timeout {
         /// The overall timeout.

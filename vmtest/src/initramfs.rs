@@ -378,11 +378,13 @@ while [ ! -b /dev/vda ] && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 save() {
   [ -b /dev/vda ] || return
   sync
-  set -o pipefail
-  if ! tar -cf - -C /results . 2>/tmp/tar.err | dd of=/dev/vda bs=1M conv=fsync 2>/tmp/dd.err; then
+  if ! (set -o pipefail; tar -cf - -C /results . 2>/tmp/tar.err | dd of=/dev/vda bs=1M conv=fsync 2>/tmp/dd.err); then
     say "error: writing results to /dev/vda failed: $(cat /tmp/tar.err /tmp/dd.err | tr '\n' ' ')"
+    # Keep at least the commands' own results: try again without $XSKDBG_OUT.
+    echo "the results did not fit the result disk ($(cat /tmp/dd.err | tr '\n' ' ')); \$XSKDBG_OUT was left out" > /results/save_error
+    (cd /results && set -o pipefail && tar -cf - $(ls -A | grep -vx out) | dd of=/dev/vda bs=1M conv=fsync 2>/dev/null) \
+      || say "error: even without \$XSKDBG_OUT the results do not fit the result disk"
   fi
-  set +o pipefail
 }
 run_cmd() {
   d=/results/cmd/$1

@@ -542,7 +542,19 @@ fn finish(
         fs::remove_dir_all(&dest)
             .map_err(|e| VmError::io(format!("cannot replace {}", dest.display()), e))?;
     }
-    let unpacked = results::unpack_disk(disk, &dest)?;
+    let unpacked = match results::unpack_disk(disk, &dest) {
+        Ok(unpacked) => unpacked,
+        // A guest that could not write its archive says why on the console.
+        Err(e) if !qrun.guest_errors.is_empty() => {
+            return Err(VmError::GuestFailed {
+                reason: format!("{e} (guest errors: {})", qrun.guest_errors.join("; ")),
+                console_log: console_log.to_path_buf(),
+                console_tail: console_tail(),
+                partial: None,
+            })
+        }
+        Err(e) => return Err(e),
+    };
     let lines: Vec<String> = spec.commands.iter().map(|c| c.line.clone()).collect();
     let mut guest = if unpacked {
         results::decode(&dest, &lines, timeouts)
@@ -570,7 +582,7 @@ fn finish(
         files_dir: dest.join("out"),
         console_log: console_log.to_path_buf(),
         kernel: kernel.description.clone(),
-        kernel_release: guest.kernel_release,
+        kernel_release: guest.kernel_release.or_else(|| kernel.release.clone()),
         accel,
         boot_time: qrun.boot_time,
         guest_boot_uptime: guest.boot_uptime.map(Duration::from_secs_f64),
@@ -578,10 +590,21 @@ fn finish(
         kernel_warnings: qrun.warnings.clone(),
         module_failures: guest.module_failures,
     };
-    if guest.done && qrun.ending != Ending::Timeout {
+    if guest.done && qrun.ending != Ending::Timeout && guest.save_error.is_none() {
         return Ok(outcome);
     }
     let partial = Some(Box::new(outcome));
+    if let Some(why) = guest.save_error {
+        return Err(VmError::GuestFailed {
+            reason: format!(
+                "{why}: raise the result disk ({} MiB now; result_disk_mb, --result-disk-mb)",
+                spec.result_disk_mb
+            ),
+            console_log: console_log.to_path_buf(),
+            console_tail: console_tail(),
+            partial,
+        });
+    }
     Err(match &qrun.ending {
         Ending::Panic(line) => VmError::KernelPanic {
             line: line.clone(),

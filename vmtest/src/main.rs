@@ -119,7 +119,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("xskdbg-vm: {e:#}");
+            // Not eprintln!: a closed stderr (`| head`) must not turn into a panic.
+            let _ = writeln!(std::io::stderr(), "xskdbg-vm: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -128,14 +129,14 @@ fn main() -> ExitCode {
 fn show_kernel(spec: &str) -> anyhow::Result<()> {
     let source = KernelSource::parse(spec).map_err(anyhow::Error::msg)?;
     let k = kernel::prepare(&source).context("cannot prepare the kernel")?;
-    println!("kernel: {}", k.description);
-    println!("image: {}", k.image.display());
+    let mut text = format!("kernel: {}\nimage: {}\n", k.description, k.image.display());
     if let Some(r) = &k.release {
-        println!("release: {r}");
+        text.push_str(&format!("release: {r}\n"));
     }
     if let Some(d) = &k.modules_dir {
-        println!("modules: {}", d.display());
+        text.push_str(&format!("modules: {}\n", d.display()));
     }
+    let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(())
 }
 

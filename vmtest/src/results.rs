@@ -63,6 +63,8 @@ pub struct GuestResults {
     pub boot_uptime: Option<f64>,
     /// Modules that failed to load (`name: error`).
     pub module_failures: Vec<String>,
+    /// Why the guest could not save everything (its `$XSKDBG_OUT` was left out).
+    pub save_error: Option<String>,
 }
 
 /// Whether a command was killed by its timeout: SIGKILL'd and ran for at least the
@@ -89,6 +91,7 @@ pub fn decode(dir: &Path, commands: &[String], timeouts: &[u64]) -> GuestResults
         done: dir.join("done").exists(),
         kernel_release: text(dir.join("uname")).map(|s| s.trim().to_string()),
         boot_uptime: text(dir.join("boot_uptime")).and_then(|s| parse_secs(&s)),
+        save_error: text(dir.join("save_error")).map(|s| s.trim().to_string()),
         ..GuestResults::default()
     };
     if let Some(mods) = text(dir.join("modules")) {
@@ -228,6 +231,18 @@ mod tests {
         assert!(r.commands[1].timed_out);
         assert_eq!(r.commands[2].exit_code, None);
         assert_eq!(r.commands[2].command, "cat /x");
+    }
+
+    #[test]
+    fn a_save_error_is_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        write_results(dir.path());
+        assert_eq!(decode(dir.path(), &[], &[]).save_error, None);
+        fs::write(dir.path().join("save_error"), "did not fit\n").unwrap();
+        assert_eq!(
+            decode(dir.path(), &[], &[]).save_error.as_deref(),
+            Some("did not fit")
+        );
     }
 
     #[test]
