@@ -3,7 +3,9 @@
 mod common;
 
 mod addrs;
+mod analyzer;
 mod fifo;
+mod ftrace;
 mod multibuf;
 mod seed;
 mod sinks;

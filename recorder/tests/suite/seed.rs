@@ -75,7 +75,12 @@ pub const SEED_FIFO: [u64; 12] = [
 /// Replays the seed's trace: forward 0x16ce900 (RX→TX→COMP→FILL), receive
 /// 0x160a100, then 0x1229100 arrives while 0x13d3900 is expected.
 pub fn replay_seed_fifo(rig: &Rig) {
-    let u = rig.rec.umem(seed_umem()).unwrap();
+    replay_seed_fifo_on(&rig.rec);
+}
+
+/// [`replay_seed_fifo`] on any recorder.
+pub fn replay_seed_fifo_on(rec: &xskdbg_recorder::Recorder) {
+    let u = rec.umem(seed_umem()).unwrap();
     let pool = u
         .pool(xskdbg_recorder::PoolConfig::new(super::common::SK))
         .unwrap();

@@ -1,0 +1,124 @@
+//! The analyzer reads everything the recorder writes: the flight recorder's
+//! memory ring (rendered as ftrace text) goes through `xskdbg_analyzer`,
+//! which must report the same violation the recorder caught in-process,
+//! and nothing on a clean run.
+
+use xskdbg_analyzer::{analyze_reader, Options, Report};
+use xskdbg_recorder::XdpDesc;
+
+use super::common::{one_sock, seed_umem, Rig};
+
+fn analyze(rig: &Rig) -> Report {
+    let trace = rig.rec.dump();
+    analyze_reader(&trace[..], &Options::default()).unwrap_or_else(|e| {
+        panic!("analyzer rejected the recorder's trace: {e}\n{}", String::from_utf8_lossy(&trace))
+    })
+}
+
+fn hex(s: &Option<String>) -> Option<u64> {
+    let s = s.as_deref()?;
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).ok()
+}
+
+/// The analyzer parsed every line and reported the recorder's violation.
+fn assert_same_violation(rig: &Rig) {
+    let v = rig.violations();
+    assert_eq!(v.len(), 1, "{v:?}");
+    let v = &v[0];
+    let report = analyze(rig);
+    let trace = String::from_utf8_lossy(&rig.rec.dump()).into_owned();
+    assert_eq!(
+        report.summary.lines_skipped, 0,
+        "analyzer skipped lines {:?} of:\n{trace}",
+        report.summary.skipped_lines
+    );
+    let found = report.findings.iter().find(|f| {
+        f.kind.name() == v.kind.as_str() && hex(&f.frame) == Some(v.frame)
+    });
+    assert!(
+        found.is_some(),
+        "recorder caught {} but the analyzer reported {:#?}\ntrace:\n{trace}",
+        v.line,
+        report.findings
+    );
+}
+
+#[test]
+fn seed_fifo_violation_round_trips() {
+    let rig = Rig::new(true);
+    super::seed::replay_seed_fifo(&rig);
+    assert_same_violation(&rig);
+}
+
+#[test]
+fn seed_fill_to_tx_round_trips() {
+    let rig = Rig::new(true);
+    let (_u, p, s) = one_sock(&rig, seed_umem());
+    p.fill(&[0x1940000]);
+    s.tx(&[XdpDesc::new(26_476_800, 60)]);
+    assert_same_violation(&rig);
+}
+
+#[test]
+fn seed_comp_to_rx_round_trips() {
+    let rig = Rig::new(true);
+    let (_u, p, s) = one_sock(&rig, seed_umem());
+    s.tx(&[XdpDesc::new(18_422_016, 60)]);
+    p.comp(&[18_422_016]);
+    s.rx(&[XdpDesc::new(18_422_016, 60)]);
+    assert_same_violation(&rig);
+}
+
+#[test]
+fn seed_tx_to_rx_round_trips() {
+    let rig = Rig::new(true);
+    let (_u, _p, s) = one_sock(&rig, seed_umem());
+    s.tx(&[XdpDesc::new(3_154_176, 60)]);
+    s.rx(&[XdpDesc::new(3_154_176, 60)]);
+    assert_same_violation(&rig);
+}
+
+#[test]
+fn poisoned_descriptor_round_trips() {
+    let rig = Rig::new(true);
+    let (_u, p, s) = one_sock(
+        &rig,
+        seed_umem().with_poison(xskdbg_recorder::DEFAULT_POISON),
+    );
+    p.fill(&[0xff0800, 0x1000800]);
+    s.rx(&[XdpDesc::new(0xff0900, 0x42)]);
+    s.rx(&[XdpDesc::new(xskdbg_recorder::DEFAULT_POISON, 0x42)]);
+    let v = rig.violations();
+    assert_eq!(v.len(), 1);
+    let report = analyze(&rig);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.kind.name() == "poisoned_descriptor"),
+        "{:#?}",
+        report.findings
+    );
+}
+
+#[test]
+fn a_clean_run_has_no_findings() {
+    let rig = Rig::new(true);
+    let (u, p, s) = one_sock(&rig, seed_umem());
+    let frames: Vec<u64> = (0..64u64).map(|i| 0x10_0000 + i * 2048).collect();
+    let descs: Vec<XdpDesc> = frames.iter().map(|&a| XdpDesc::new(a + 256, 60)).collect();
+    u.free(&frames);
+    for _ in 0..5 {
+        u.hold(&frames);
+        p.fill(&frames);
+        s.rx(&descs);
+        s.tx(&descs);
+        p.comp(&frames);
+        u.free(&frames);
+    }
+    assert_eq!(rig.rec.violations(), 0);
+    let report = analyze(&rig);
+    assert_eq!(report.summary.lines_skipped, 0);
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    assert!(report.summary.events > 30);
+}
