@@ -20,7 +20,9 @@ pub fn package_for(tool: &str) -> &'static str {
         "depmod" => "kmod",
         "ldd" => "libc-bin",
         "busybox" => "busybox-static",
-        "ip" => "iproute2",
+        "ip" | "tc" => "iproute2",
+        "ethtool" => "ethtool",
+        "bpftool" => "bpftool",
         _ => "the package that provides it",
     }
 }

@@ -56,6 +56,16 @@ use qemu::{Ending, Limits, QemuConfig, QemuRun};
 /// and block driver for the result disk, and veth for AF_XDP tests.
 pub const DEFAULT_MODULES: [&str; 3] = ["virtio_pci", "virtio_blk", "veth"];
 
+/// Host tools every guest gets at `/usr/sbin/NAME` (with their libraries), and whether
+/// a missing one is an error: iproute2's `ip` and `tc` (network setup of the AF_XDP
+/// tests), `ethtool` (queue counts) and `bpftool` when the host has them.
+pub const GUEST_TOOLS: [(&str, bool); 4] = [
+    ("ip", true),
+    ("tc", true),
+    ("ethtool", false),
+    ("bpftool", false),
+];
+
 /// A host binary to put in the guest's `/opt/xskdbg/bin` (on `PATH`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binary {
@@ -374,7 +384,8 @@ fn build_initramfs(
 ) -> Result<Vec<u64>, VmError> {
     let mut fs = Initramfs::new();
 
-    // busybox: /bin/busybox and a link per applet, except `ip` (iproute2's is wanted).
+    // busybox: /bin/busybox and a link per applet, except the tools copied from the
+    // host (busybox's shell still runs its own `ip` applet first: call /usr/sbin/ip).
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()
         .map(Path::new)
@@ -387,21 +398,29 @@ fn build_initramfs(
     let list = host::run_tool(&busybox.to_string_lossy(), ["--list"], None, false)?;
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         let applet = applet.trim();
-        if applet.is_empty() || applet == "busybox" || applet == "ip" || applet.contains('/') {
+        let shadowed = GUEST_TOOLS.iter().any(|(tool, _)| *tool == applet);
+        if applet.is_empty() || applet == "busybox" || shadowed || applet.contains('/') {
             continue;
         }
         fs.add_symlink(&format!("/bin/{applet}"), "busybox")?;
     }
 
-    let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-        .ok_or_else(|| VmError::ToolMissing {
-            tool: "ip".into(),
-            package: host::package_for("ip").into(),
-        })?;
-    fs.add_binary(GUEST_IP, ip)?;
+    for (tool, required) in GUEST_TOOLS {
+        let found = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+            .into_iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.is_file());
+        match found {
+            Some(host_path) => fs.add_binary(&format!("/usr/sbin/{tool}"), &host_path)?,
+            None if required => {
+                return Err(VmError::ToolMissing {
+                    tool: tool.into(),
+                    package: host::package_for(tool).into(),
+                })
+            }
+            None => {}
+        }
+    }
 
     if let (Some(config), Some(release)) = (&kernel.config, &kernel.release) {
         fs.add_host_path(&format!("/boot/config-{release}"), config)?;
