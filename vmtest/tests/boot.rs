@@ -63,8 +63,11 @@ fn debian_guest_runs_commands_and_returns_files() {
     let cmds = [
         "uname -r",
         "ls /sys/kernel/tracing/kprobe_events /sys/kernel/btf/vmlinux && grep -c ' /sys/fs/bpf bpf ' /proc/mounts",
-        "echo 'p:xskdbg_vmtest_probe __xsk_rcv_zc' >> /sys/kernel/tracing/kprobe_events && cat /sys/kernel/tracing/kprobe_events",
-        "/usr/sbin/ip link add vmt0 type veth peer name vmt1 && /usr/sbin/ip -o link show vmt0",
+        "cd /sys/kernel/tracing && echo 'p:xskdbg_vmtest_probe __xsk_rcv_zc' >> kprobe_events \
+         && echo 'p:xskdbg_vmtest_open do_sys_openat2' >> kprobe_events \
+         && echo 1 > events/kprobes/enable && cat /etc/hosts > /dev/null \
+         && echo 0 > events/kprobes/enable && cat kprobe_events kprobe_profile",
+        "/usr/sbin/ip link add vmt0 type veth peer name vmt1 && /usr/sbin/ip -o link show vmt0 && /usr/sbin/tc -V",
         "vm-self --version",
         "mkdir -p $XSKDBG_OUT/sub && printf 'trace line\\n' > $XSKDBG_OUT/sub/trace.txt && head -c 3000000 /dev/urandom > $XSKDBG_OUT/big.bin",
         "echo to-stderr >&2; exit 7",
@@ -113,6 +116,11 @@ fn debian_guest_runs_commands_and_returns_files() {
         .contains("xskdbg_vmtest_probe __xsk_rcv_zc"));
     assert!(c[3].success(), "veth: {}", c[3].stderr_str());
     assert!(c[3].stdout_str().contains("vmt0@vmt1"));
+    assert!(
+        c[3].stdout_str().contains("tc utility"),
+        "{}",
+        c[3].stdout_str()
+    );
     assert!(c[4].success(), "{}", c[4].stderr_str());
     assert!(c[4].stdout_str().contains("xskdbg-vm"));
     assert!(c[5].success(), "{}", c[5].stderr_str());
