@@ -77,6 +77,8 @@ const MAX_SNAPSHOTS: usize = 2000;
 const MAX_CONSEQUENCES: usize = 50;
 const MAX_HISTORY: usize = 100_000;
 const NONE: u32 = u32::MAX;
+/// A frame the app holds while it took this many others is leaked.
+const APP_LEAK_GAP: u64 = 256;
 
 /// Timestamp text kept inline (no allocation).
 #[derive(Clone, Copy, Default)]
@@ -160,6 +162,10 @@ struct Frame {
     last: At,
     krx_ks: u32,
     tx_as: u32,
+    /// The app's consumption counter when the app last took the frame.
+    held_at: u64,
+    /// The descriptor value the app took it as.
+    held_addr: u64,
 }
 
 impl Frame {
@@ -173,6 +179,8 @@ impl Frame {
             last: at,
             krx_ks: NONE,
             tx_as: NONE,
+            held_at: 0,
+            held_addr: 0,
         }
     }
     fn kernel_copies(&self) -> u16 {
@@ -263,6 +271,8 @@ struct KSock {
     asock: u32,
     q: VecDeque<KRx>,
     aligned: bool,
+    /// Order of the last kernel entry a read matched.
+    anchor: Option<u64>,
     sections: Vec<Section>,
     racy: Vec<u64>,
     flush_seen: bool,
@@ -370,6 +380,17 @@ pub struct Analyzer {
     seen_tx: bool,
     seen_kcomp: bool,
     kernel_rx_seen: bool,
+    /// Running estimate of when every CPU seen so far had started.
+    complete_now: u64,
+    marked_max: u64,
+    first_max: u64,
+    markers_seen: bool,
+    /// Descriptors the app took from RX or COMPLETION so far.
+    app_taken: u64,
+    /// Longest hold (in app takes) of a frame the app did return.
+    max_return_hold: u64,
+    /// The app logs its own free list (`free`/`hold` lines).
+    app_free_traced: bool,
 }
 
 impl Analyzer {
@@ -412,6 +433,13 @@ impl Analyzer {
             seen_tx: false,
             seen_kcomp: false,
             kernel_rx_seen: false,
+            app_taken: 0,
+            complete_now: 0,
+            marked_max: 0,
+            first_max: 0,
+            markers_seen: false,
+            max_return_hold: 0,
+            app_free_traced: false,
             opts,
         };
         if let Some(c) = a.opts.chunk_size {
@@ -470,6 +498,16 @@ impl Analyzer {
         let c = self.cpus.entry(ev.cpu).or_insert_with(|| CpuState::new(at));
         if c.events == 0 {
             c.first = at;
+            if c.marker {
+                self.markers_seen = true;
+                self.marked_max = self.marked_max.max(at.order);
+            }
+            self.first_max = self.first_max.max(at.order);
+            self.complete_now = if self.markers_seen {
+                self.marked_max
+            } else {
+                self.first_max
+            };
         }
         c.events += 1;
         c.last = at;
@@ -641,6 +679,7 @@ impl Analyzer {
             asock: NONE,
             q: VecDeque::new(),
             aligned: false,
+            anchor: None,
             sections: Vec::new(),
             racy: Vec::new(),
             flush_seen: false,
@@ -1369,9 +1408,16 @@ impl Analyzer {
         }
     }
 
-    /// The kernel's RX entry for the app's read at `pos` (slot) or, without
-    /// slots, the next one in order once the sequences are aligned.
-    fn kq_take(&mut self, ks: u32, f: u64, pos: Option<u64>) -> Option<KRx> {
+    /// The kernel's RX entry at the position of the app's read of frame `f`,
+    /// and the oldest moment the comparison relies on.
+    ///
+    /// With slots (`idx=`/`slot=`) the position is exact. Without, the
+    /// sequences are matched in order: RX is a FIFO, so once one read matched
+    /// a kernel receive (the anchor), the next read is the next receive,
+    /// unless receives were lost because a CPU's buffer had not started yet.
+    /// Then a read that matches nothing is not evidence: the entry stays.
+    fn kq_take(&mut self, ks: u32, f: u64, pos: Option<u64>) -> Option<(KRx, u64)> {
+        let complete_now = self.complete_now;
         let k = &mut self.ksocks[ks as usize];
         if let Some(pos) = pos {
             if k.q.front().is_some_and(|e| e.slot.is_some()) {
@@ -1380,19 +1426,49 @@ impl Analyzer {
                 }
                 if k.q.front().is_some_and(|e| e.slot == Some(pos)) {
                     k.aligned = true;
-                    return k.q.pop_front();
+                    let e = k.q.pop_front()?;
+                    return Some((e, e.at.order));
                 }
                 return None;
             }
         }
+        let find = |k: &KSock| k.q.iter().take(256).position(|e| e.frame == f);
         if !k.aligned {
             // The app's first reads may be of frames received before the trace
             // started; align on the first frame both sides saw.
-            let i = k.q.iter().take(256).position(|e| e.frame == f)?;
+            let i = find(k)?;
             k.q.drain(..i);
             k.aligned = true;
+            let e = k.q.pop_front()?;
+            k.anchor = Some(e.at.order);
+            return Some((e, e.at.order));
         }
-        k.q.pop_front()
+        if k.q.front().is_some_and(|e| e.frame == f) {
+            let e = k.q.pop_front()?;
+            k.anchor = Some(e.at.order);
+            return Some((e, e.at.order));
+        }
+        let judgeable = k.anchor.is_some_and(|a| a >= complete_now);
+        let anchor = k.anchor.unwrap_or(0);
+        match find(k) {
+            Some(i) => {
+                // The app read a later entry: the ones before it were skipped.
+                let front = k.q.front().copied();
+                k.q.drain(..i);
+                let e = k.q.pop_front()?;
+                k.anchor = Some(e.at.order);
+                match front {
+                    Some(fr) if judgeable => Some((fr, anchor.min(fr.at.order))),
+                    _ => Some((e, e.at.order)),
+                }
+            }
+            None if judgeable => {
+                let e = k.q.pop_front()?;
+                Some((e, anchor.min(e.at.order)))
+            }
+            // A receive lost before every CPU's buffer started: keep the entry.
+            None => None,
+        }
     }
 
     // -----------------------------------------------------------------------
@@ -1462,6 +1538,13 @@ impl Analyzer {
         let was = fs.describe();
         let state = fs.state_name();
         let dup = fs.kernel_copies() > 0;
+        if matches!(fs.app, AppHold::Rx | AppHold::Comp | AppHold::Held) {
+            // How long the app kept a frame it did give back: the yardstick
+            // for "never came back" (an app's own free list is not traced).
+            self.max_return_hold = self
+                .max_return_hold
+                .max(self.app_taken.saturating_sub(fs.held_at));
+        }
         let mismatch = !dup && Self::claimed_mismatch(fs, from);
         fs.fill += 1;
         fs.app = AppHold::No;
@@ -1492,6 +1575,51 @@ impl Analyzer {
             at.cite(),
             prev.cite()
         );
+        let cpus = vec![at.cpu, prev.cpu];
+        if state == ring {
+            // The same ring twice: a duplicate, not a forbidden move.
+            let rule = if ring == "FILL" {
+                "duplicate_in_flight/fill-twice"
+            } else {
+                "duplicate_in_flight/tx-twice"
+            };
+            self.raw(
+                Kind::DuplicateInFlight,
+                Verdict::Application,
+                rule,
+                Some(addr),
+                vec![f],
+                at,
+                cpus,
+                NONE,
+                a,
+                None,
+                expl,
+                prev.order,
+                false,
+                at.line,
+            );
+            return;
+        }
+        // A forbidden move (FILL -> TX, TX -> FILL before completion, ...)
+        // that also leaves the frame in two places.
+        self.raw(
+            Kind::InvalidTransition,
+            Verdict::Application,
+            "invalid_transition/app-into-kernel-owned",
+            Some(addr),
+            vec![f],
+            at,
+            cpus.clone(),
+            NONE,
+            a,
+            None,
+            format!("{state} -> {ring}: {expl}"),
+            prev.order,
+            false,
+            at.line,
+        );
+        let short = format!("frame {f:#x} is now both {was} and on {ring}");
         let rule = if ring == "FILL" {
             "duplicate_in_flight/fill-while-kernel-owned"
         } else {
@@ -1504,28 +1632,11 @@ impl Analyzer {
             Some(addr),
             vec![f],
             at,
-            vec![at.cpu, prev.cpu],
+            cpus,
             NONE,
             a,
             None,
-            expl,
-            prev.order,
-            false,
-            at.line,
-        );
-        let expl = format!("{state} -> {ring} is not a valid move for frame {f:#x}");
-        self.raw(
-            Kind::InvalidTransition,
-            Verdict::Application,
-            "invalid_transition/app-into-kernel-owned",
-            Some(addr),
-            vec![f],
-            at,
-            vec![at.cpu],
-            NONE,
-            a,
-            None,
-            expl,
+            short,
             prev.order,
             false,
             at.line,
@@ -1580,6 +1691,8 @@ impl Analyzer {
         recorder: Option<(u64, AddrList<'_>)>,
     ) {
         let poisoned = addr == self.poison;
+        self.app_taken += 1;
+        let taken = self.app_taken;
         let f = self.frame_of(addr);
         if a != NONE {
             self.asocks[a as usize].rx += 1;
@@ -1598,11 +1711,13 @@ impl Analyzer {
         } else {
             NONE
         };
-        let kpos = if ks != NONE && !(poisoned && !self.ksocks[ks as usize].aligned) {
+        let taken_k = if ks != NONE {
             self.kq_take(ks, f, pos)
         } else {
             None
         };
+        let kpos = taken_k.map(|(e, _)| e);
+        let kev = taken_k.map_or(at.order, |(_, ev)| ev);
         let past_producer = match (pos, ks) {
             (Some(p), k) if k != NONE => {
                 self.ksocks[k as usize].published.is_some_and(|pr| p >= pr)
@@ -1610,7 +1725,13 @@ impl Analyzer {
             _ => false,
         };
         if poisoned {
-            let racy = kpos.is_some_and(|e| self.ksocks[ks as usize].racy.contains(&e.frame));
+            let racy = ks != NONE
+                && match kpos {
+                    Some(e) => self.ksocks[ks as usize].racy.contains(&e.frame),
+                    // No position evidence, but this socket's producers
+                    // already overlapped: the race exposes such slots.
+                    None => !self.ksocks[ks as usize].racy.is_empty(),
+                };
             let (verdict, rule, why) = if kpos.is_some_and(|e| e.published_unwritten) {
                 (
                     Verdict::Kernel,
@@ -1645,7 +1766,7 @@ impl Analyzer {
                 );
                 frames.push(e.frame);
                 cpus.push(e.at.cpu);
-                ev_from = e.at.order;
+                ev_from = kev;
             }
             self.raw(
                 Kind::PoisonedDescriptor,
@@ -1725,13 +1846,14 @@ impl Analyzer {
                     a,
                     pos.or(e.slot),
                     expl,
-                    e.at.order,
+                    kev,
                     false,
                     at.line,
                 );
             }
         }
         let tracing_kernel = ks != NONE && self.ksocks[ks as usize].krx > 0;
+        let complete_now = self.complete_now;
         let seen_fill = self.seen_fill;
         let pool = if a != NONE {
             self.asocks[a as usize].pool
@@ -1742,6 +1864,8 @@ impl Analyzer {
             None => {
                 let mut fs = Frame::new(at);
                 fs.app = AppHold::Rx;
+                fs.held_at = taken;
+                fs.held_addr = addr;
                 self.frames.insert(f, fs);
             }
             Some(fs) => {
@@ -1750,9 +1874,15 @@ impl Analyzer {
                 if fs.krx > 0 {
                     fs.krx -= 1;
                     fs.app = AppHold::Rx;
-                } else if fs.fill > 0 && !tracing_kernel {
+                    fs.held_at = taken;
+                    fs.held_addr = addr;
+                } else if fs.fill > 0 && (!tracing_kernel || prev.order < complete_now) {
+                    // Kernel receives are not traced, or this one may have
+                    // been lost before every CPU's buffer had started.
                     fs.fill -= 1;
                     fs.app = AppHold::Rx;
+                    fs.held_at = taken;
+                    fs.held_addr = addr;
                     if pool != NONE {
                         self.fifo_consume(pool, f, false);
                     }
@@ -1760,10 +1890,14 @@ impl Analyzer {
                     // Read but never received by the kernel: the RX mismatch
                     // above already reports it; the FILL copy is still there.
                     fs.app = AppHold::Rx;
+                    fs.held_at = taken;
+                    fs.held_addr = addr;
                 } else if seen_fill {
                     let was = fs.describe();
                     let state = fs.state_name();
                     fs.app = AppHold::Rx;
+                    fs.held_at = taken;
+                    fs.held_addr = addr;
                     let expl = format!(
                         "The application read frame {f:#x} (addr {addr:#x}) from RX at {}, but the trace shows it \
                          {was} since {} and never put on FILL again ({state} -> RX). Only the kernel produces RX, \
@@ -1806,6 +1940,8 @@ impl Analyzer {
                     );
                 } else {
                     fs.app = AppHold::Rx;
+                    fs.held_at = taken;
+                    fs.held_addr = addr;
                 }
             }
         }
@@ -1921,6 +2057,13 @@ impl Analyzer {
         let was = fs.describe();
         let state = fs.state_name();
         let dup = fs.kernel_copies() > 0;
+        if matches!(fs.app, AppHold::Rx | AppHold::Comp | AppHold::Held) {
+            // How long the app kept a frame it did give back: the yardstick
+            // for "never came back" (an app's own free list is not traced).
+            self.max_return_hold = self
+                .max_return_hold
+                .max(self.app_taken.saturating_sub(fs.held_at));
+        }
         let mismatch = !dup && Self::claimed_mismatch(fs, from);
         fs.tx += 1;
         fs.tx_as = a;
@@ -2007,7 +2150,7 @@ impl Analyzer {
         self.raw(
             Kind::InvalidTransition,
             Verdict::Kernel,
-            "invalid_transition/comp-not-sent",
+            "invalid_transition/kcomp-not-sent",
             Some(addr),
             vec![f],
             at,
@@ -2023,12 +2166,16 @@ impl Analyzer {
     }
 
     fn app_comp(&mut self, a: u32, addr: u64, from: Option<RingState>, at: At) {
+        self.app_taken += 1;
+        let taken = self.app_taken;
         let f = self.frame_of(addr);
         let seen_tx = self.seen_tx;
         let seen_kcomp = self.seen_kcomp;
         let Some(fs) = self.frames.get_mut(&f) else {
             let mut fs = Frame::new(at);
             fs.app = AppHold::Comp;
+            fs.held_at = taken;
+            fs.held_addr = addr;
             self.frames.insert(f, fs);
             return;
         };
@@ -2038,11 +2185,15 @@ impl Analyzer {
         if fs.kcomp > 0 {
             fs.kcomp -= 1;
             fs.app = AppHold::Comp;
+            fs.held_at = taken;
+            fs.held_addr = addr;
             return;
         }
         if fs.tx > 0 {
             fs.tx -= 1;
             fs.app = AppHold::Comp;
+            fs.held_at = taken;
+            fs.held_addr = addr;
             let txa = if fs.tx_as != NONE { fs.tx_as } else { a };
             if !seen_kcomp {
                 self.tx_fifo_check(txa, f, addr, at);
@@ -2052,20 +2203,36 @@ impl Analyzer {
         let was = fs.describe();
         let state = fs.state_name();
         fs.app = AppHold::Comp;
+        fs.held_at = taken;
+        fs.held_addr = addr;
         if !seen_tx {
             return;
         }
+        let (verdict, rule, why) = if seen_kcomp {
+            (
+                Verdict::Application,
+                "invalid_transition/comp-not-produced",
+                "The kernel's completions are traced and none covers this frame, so the application read a \
+                 completion the kernel never produced (a stale consumer index or a second pass over one batch).",
+            )
+        } else {
+            (
+                Verdict::Inconclusive,
+                "invalid_transition/comp-not-sent",
+                "Either the kernel completed a frame it was not sending or the application misread the \
+                 COMPLETION ring; without kernel completion events the trace cannot say which.",
+            )
+        };
         let expl = format!(
             "The application took frame {f:#x} (addr {addr:#x}) from COMPLETION at {}, but the trace shows it \
-             {was} since {}, never sent on TX ({state} -> COMP). Only the kernel produces completions, so the \
-             kernel returned a frame it was not sending.",
+             {was} since {}, not on TX ({state} -> COMP). {why}",
             at.cite(),
             prev.cite()
         );
         self.raw(
             Kind::InvalidTransition,
-            Verdict::Kernel,
-            "invalid_transition/comp-not-sent",
+            verdict,
+            rule,
             Some(addr),
             vec![f],
             at,
@@ -2081,6 +2248,7 @@ impl Analyzer {
     }
 
     fn app_own(&mut self, addr: u64, hold: AppHold, at: At) {
+        self.app_free_traced = true;
         let f = self.frame_of(addr);
         let Some(fs) = self.frames.get_mut(&f) else {
             let mut fs = Frame::new(at);
@@ -2364,6 +2532,13 @@ impl Analyzer {
         if self.flush_mode == Some(FlushMode::None) {
             notes.push("probe header says flush=none: without flush events producer overlap cannot be proven".into());
         }
+        if !self.app_free_traced && self.app_taken > 0 {
+            notes.push(
+                "the application's own free list is not traced (no free/hold lines): frames it keeps cannot be told \
+                 from leaked ones, so frame_leak only covers frames the rings passed by"
+                    .into(),
+            );
+        }
         if !self.kernel_rx_seen {
             notes.push("no kernel receive events: RX positions cannot be compared with what the kernel wrote".into());
         }
@@ -2499,6 +2674,48 @@ impl Analyzer {
                     found.push((usize::MAX, f, at, later_done, "TX", "COMPLETION"));
                 }
             }
+        }
+        // Frames the application took and never gave back while it kept
+        // taking others.
+        let gap = APP_LEAK_GAP.max(2 * self.max_return_hold);
+        // Without `free`/`hold` lines the app's own free list is invisible and
+        // a frame resting there looks exactly like a leaked one.
+        let app_free_traced = self.app_free_traced;
+        let mut held: Vec<(u64, At, u64, u64)> = self
+            .frames
+            .iter()
+            .filter(|_| app_free_traced)
+            .filter(|(_, fs)| {
+                matches!(fs.app, AppHold::Rx | AppHold::Comp | AppHold::Held)
+                    && fs.kernel_copies() == 0
+                    && self.app_taken.saturating_sub(fs.held_at) > gap
+            })
+            .map(|(f, fs)| (*f, fs.last, self.app_taken - fs.held_at, fs.held_addr))
+            .collect();
+        held.sort_by_key(|h| h.1.line);
+        for (f, at, passed, addr) in held {
+            let expl = format!(
+                "The application took frame {f:#x} at {} and never put it back on FILL or TX nor freed it, while \
+                 it took {passed} other descriptors from RX/COMPLETION since: the frame leaked in the application.",
+                at.cite()
+            );
+            let addr = if addr != 0 { addr } else { f };
+            self.raw(
+                Kind::FrameLeak,
+                Verdict::Application,
+                "frame_leak/app-held",
+                Some(addr),
+                vec![f],
+                at,
+                vec![at.cpu],
+                NONE,
+                NONE,
+                None,
+                expl,
+                at.order,
+                false,
+                at.line,
+            );
         }
         for (_, f, at, passed, ring, back) in found {
             let still = self

@@ -94,8 +94,8 @@ impl Kind {
             Kind::ConcurrentProducer => 0,
             Kind::PoisonedDescriptor => 1,
             Kind::RxMismatch => 2,
-            Kind::DuplicateInFlight => 3,
-            Kind::InvalidTransition => 4,
+            Kind::InvalidTransition => 3,
+            Kind::DuplicateInFlight => 4,
             Kind::FifoOrder => 5,
             Kind::FrameLeak => 6,
         }
