@@ -80,6 +80,10 @@ fn debian_guest_runs_commands_and_returns_files() {
     });
     spec.commands
         .push("echo still-running-after-timeout".into());
+    // MOD.PARAM=V on the command line must reach a module the guest insmods.
+    spec.append = "virtio_blk.queue_depth=77".into();
+    spec.commands
+        .push("cat /sys/module/virtio_blk/parameters/queue_depth".into());
 
     let out = match run(&spec) {
         Ok(out) => out,
@@ -139,6 +143,7 @@ fn debian_guest_runs_commands_and_returns_files() {
     assert!(c[8].timed_out, "{:?}", c[8]);
     assert!(!c[8].success());
     assert_eq!(c[9].stdout_str(), "still-running-after-timeout\n");
+    assert_eq!(c[10].stdout_str(), "77\n");
     assert!(out.module_failures.is_empty(), "{:?}", out.module_failures);
     let console = fs::read_to_string(&out.console_log).unwrap();
     assert!(console.contains("xskdbg-vm: done"));
