@@ -33,7 +33,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use xskdbg_analyzer::parse::{parse_line, parse_timestamp, Line};
+use xskdbg_analyzer::parse::{parse_line, parse_timestamp, FlushMode, Line};
 use xskdbg_analyzer::report::OverallVerdict;
 use xskdbg_analyzer::{Event, Finding, Report, TimelineEntry, Verdict, DEFAULT_POISON};
 
@@ -78,12 +78,21 @@ pub fn write_with(
     opts: &Options,
     out: &Path,
 ) -> Result<(), Error> {
+    let mut socks = Sockets::from_report(report);
     let windows = match spool {
-        Some(s) => windows_from_spool(report, s, opts)?,
+        Some(s) => windows_from_spool(report, s, opts, &mut socks)?,
         None => Vec::new(),
     };
-    let page = render(report, &windows, opts);
+    let page = render(report, &windows, opts, socks);
     write_atomic(out, |w| w.write_all(page.as_bytes()))
+}
+
+/// What every figure of a report shares.
+struct Ctx {
+    map: Mapping,
+    socks: Sockets,
+    /// The trace can show where producer sections end.
+    flush_known: bool,
 }
 
 /// One entry, owned.
@@ -98,6 +107,8 @@ struct Ev {
     body: String,
     raw: String,
     hl: bool,
+    /// The finding's own moment (its `line`).
+    moment: bool,
 }
 
 impl Ev {
@@ -114,6 +125,7 @@ impl Ev {
             body: e.body.clone(),
             raw: e.raw.clone(),
             hl: e.highlighted,
+            moment: false,
         }
     }
 
@@ -133,6 +145,7 @@ impl Ev {
             body: s(ev.body),
             raw: s(ev.raw),
             hl: false,
+            moment: false,
         }
     }
 }
@@ -142,6 +155,7 @@ fn windows_from_spool(
     report: &Report,
     spool: &mut Spool,
     opts: &Options,
+    socks: &mut Sockets,
 ) -> Result<Vec<Vec<Ev>>, Error> {
     let n = report.findings.len().min(opts.max_figures);
     // Findings by anchor line; each is captured once its anchor is reached.
@@ -153,6 +167,7 @@ fn windows_from_spool(
     let mut active: Vec<usize> = Vec::new();
     let mut ring: VecDeque<Ev> = VecDeque::with_capacity(opts.before + 1);
     spool.replay(|ev| {
+        socks.learn(&ev.op);
         let e = Ev::from_event(ev);
         active.retain(|&i| {
             if remaining_after[i] == 0 {
@@ -257,7 +272,7 @@ const JS: &str = include_str!("report.js");
 
 /// Render the whole page. `windows[i]`, when present and non-empty, are the
 /// spooled events around finding `i`.
-fn render(report: &Report, windows: &[Vec<Ev>], opts: &Options) -> String {
+fn render(report: &Report, windows: &[Vec<Ev>], opts: &Options, socks: Sockets) -> String {
     let mut o = String::with_capacity(64 * 1024);
     let title = if opts.input_name.is_empty() {
         "xskdbg report".to_string()
@@ -274,10 +289,19 @@ fn render(report: &Report, windows: &[Vec<Ev>], opts: &Options) -> String {
     summary(&mut o, report);
     o.push_str("</header>\n<main>\n");
     let map = Mapping::from_report(report);
-    let socks = Sockets::from_report(report);
+    let ctx = Ctx {
+        map,
+        socks,
+        // `flush=none`: the probes could not see where RX publication happens.
+        flush_known: report
+            .summary
+            .backend
+            .as_ref()
+            .is_none_or(|b| b.flush != FlushMode::None),
+    };
     for (i, f) in report.findings.iter().enumerate() {
         let win = windows.get(i).map(Vec::as_slice).unwrap_or(&[]);
-        finding(&mut o, i, f, win, i < opts.max_figures, map, &socks);
+        finding(&mut o, i, f, win, i < opts.max_figures, &ctx);
     }
     o.push_str("</main>\n");
     let _ = writeln!(o, "<script>{JS}</script>\n</body></html>");
@@ -395,15 +419,7 @@ fn summary(o: &mut String, r: &Report) {
     o.push_str("</section>\n");
 }
 
-fn finding(
-    o: &mut String,
-    i: usize,
-    f: &Finding,
-    win: &[Ev],
-    draw: bool,
-    map: Mapping,
-    socks: &Sockets,
-) {
+fn finding(o: &mut String, i: usize, f: &Finding, win: &[Ev], draw: bool, ctx: &Ctx) {
     let _ = write!(
         o,
         "<section class=\"finding\" id=\"finding-{i}\"><h2>#{} {} <span class=\"badge {}\">{}</span></h2>",
@@ -466,12 +482,15 @@ fn finding(
             e.hl = true;
         }
     }
+    if let Some(e) = by_line.get_mut(&f.line) {
+        e.moment = true;
+    }
     let evs: Vec<Ev> = by_line.into_values().collect();
     if draw {
         if evs.is_empty() {
             o.push_str("<p class=\"empty\">No trace events were recorded around this finding.</p>");
         } else {
-            figure(o, i, f, &evs, map, socks);
+            figure(o, i, f, &evs, ctx);
         }
     }
     related(o, "Also at this moment", &f.also, 0);
@@ -595,7 +614,8 @@ struct LifePt {
     state: Option<State>,
 }
 
-fn figure(o: &mut String, fi: usize, f: &Finding, evs: &[Ev], map: Mapping, socks: &Sockets) {
+fn figure(o: &mut String, fi: usize, f: &Finding, evs: &[Ev], ctx: &Ctx) {
+    let (map, socks, flush_known) = (ctx.map, &ctx.socks, ctx.flush_known);
     let n = evs.len();
     let classes: Vec<Class> = evs
         .iter()
@@ -800,7 +820,15 @@ fn figure(o: &mut String, fi: usize, f: &Finding, evs: &[Ev], map: Mapping, sock
     let _ = write!(o, "<g class=\"plot\" clip-path=\"url(#clip-{fi})\">");
 
     // Producer sections per CPU for the finding's socket, and their overlaps.
-    if let Some(sname) = &sock_name {
+    // Only when the window shows where sections end (a flush or a NAPI poll
+    // end): without them every receive would look like an unfinished
+    // section, and overlaps would be claimed that the trace cannot show.
+    let publishes = |i: usize| {
+        classes[i].mark == Mark::Poll
+            || (classes[i].mark == Mark::Flush && sock_name.is_some() && ev_sock[i] == sock_name)
+    };
+    let sections_known = flush_known && (0..n).any(publishes);
+    if let (Some(sname), true) = (&sock_name, sections_known) {
         let mut open: BTreeMap<u32, usize> = BTreeMap::new();
         let mut sections: Vec<(u32, usize, Option<usize>)> = Vec::new();
         for i in 0..n {
@@ -1058,6 +1086,12 @@ fn mark(
             e.line, e.cpu, e.ts, c.label, e.raw
         ))
     );
+    if e.moment {
+        let _ = write!(
+            o,
+            "<circle class=\"halo\" cx=\"0\" cy=\"{cy:.1}\" r=\"15\"/>"
+        );
+    }
     if e.hl {
         let _ = write!(
             o,
@@ -1167,6 +1201,7 @@ fn legend(o: &mut String) {
         "violation seen by the app",
     );
     item(o, "<circle class=\"lg ring\" r=\"6\"/>", "finding's events");
+    item(o, "<circle class=\"lg halo\" r=\"7\"/><line x1=\"0\" y1=\"-8\" x2=\"0\" y2=\"8\" class=\"lg mline\"/>", "the finding's moment");
     item(
         o,
         "<rect class=\"lg sect\" x=\"-7\" y=\"-5\" width=\"14\" height=\"10\"/>",

@@ -106,6 +106,14 @@ pub(crate) fn write_atomic(
         fill(&mut w).map_err(err)?;
         w.flush().map_err(err)?;
     }
+    // A report is for reading: not the temporary file's private 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(err)?;
+    }
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(out).map_err(|e| err(e.error))?;
     Ok(())

@@ -387,6 +387,8 @@ pub fn parse_hex(s: &str) -> Option<u64> {
 #[derive(Debug, Clone, Default)]
 pub struct Sockets {
     by_xs: HashMap<u64, String>,
+    /// Socket keys (`1:5:1`) to the label their `sock` line declared.
+    by_key: HashMap<String, String>,
 }
 
 impl Sockets {
@@ -400,7 +402,30 @@ impl Sockets {
                 }
             }
         }
-        Sockets { by_xs }
+        Sockets {
+            by_xs,
+            by_key: HashMap::new(),
+        }
+    }
+
+    /// Learn a key's label from a `sock` declaration, so that entries naming
+    /// the socket by key and by label land on one lane (the report's socket
+    /// names are labels when the trace declared them).
+    pub fn learn(&mut self, op: &Op<'_>) {
+        if let Op::App(AppOp::Sock {
+            sk, label: Some(l), ..
+        }) = op
+        {
+            let key = sk.to_string();
+            let label = lossy(l);
+            // Kernel pointers joined to the key follow it to the label.
+            for v in self.by_xs.values_mut() {
+                if *v == key {
+                    v.clone_from(&label);
+                }
+            }
+            self.by_key.insert(key, label);
+        }
     }
 
     /// The name to show for a socket id: the report's socket name when the
@@ -408,7 +433,8 @@ impl Sockets {
     pub fn name(&self, id: &SockId) -> String {
         match id {
             SockId::Xs(x) => self.by_xs.get(x).cloned().unwrap_or_else(|| id.to_string()),
-            SockId::Key(k) | SockId::Label(k) => k.clone(),
+            SockId::Key(k) => self.by_key.get(k).cloned().unwrap_or_else(|| k.clone()),
+            SockId::Label(k) => k.clone(),
         }
     }
 

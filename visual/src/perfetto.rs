@@ -289,7 +289,7 @@ impl<'a, W: Write> Exporter<'a, W> {
         let s = &self.report.summary;
         write!(
             self.w,
-            "{{\"displayTimeUnit\":\"ns\",\"otherData\":{{\"generator\":\"xskdbg\",\"input\":{},\"verdict\":{},\"findings\":{}}},\"traceEvents\":[\n",
+            "{{\"displayTimeUnit\":\"ns\",\"otherData\":{{\"generator\":\"xskdbg\",\"input\":{},\"verdict\":{},\"findings\":{}}},\"traceEvents\":[",
             json_str(&self.opts.input_name),
             serde_json::to_string(&s.verdict).unwrap_or_else(|_| "null".into()),
             s.findings
@@ -310,9 +310,8 @@ impl<'a, W: Write> Exporter<'a, W> {
     }
 
     fn obj(&mut self, s: &str) -> io::Result<()> {
-        if !self.first {
-            self.w.write_all(b",\n")?;
-        }
+        // One event per line keeps the file greppable.
+        self.w.write_all(if self.first { b"\n" } else { b",\n" })?;
         self.first = false;
         self.stats.trace_events += 1;
         self.w.write_all(s.as_bytes())
@@ -329,8 +328,8 @@ impl<'a, W: Write> Exporter<'a, W> {
     }
 
     fn cpu_tid(&mut self, cpu: u32) -> io::Result<u32> {
-        if !self.cpus.contains_key(&cpu) {
-            self.cpus.insert(cpu, None);
+        if let std::collections::hash_map::Entry::Vacant(v) = self.cpus.entry(cpu) {
+            v.insert(None);
             self.thread_meta(PID_CPU, cpu + 1, &format!("CPU {cpu}"), u64::from(cpu))?;
         }
         Ok(cpu + 1)
@@ -423,6 +422,7 @@ impl<'a, W: Write> Exporter<'a, W> {
 
     fn entry(&mut self, ev: &Event<'_>, inside: bool) -> io::Result<()> {
         let ns = ev.ts.ns.unwrap_or(ev.ts.order);
+        self.socks.learn(&ev.op);
         let c = classify(&ev.op, ev.name);
         if !inside {
             if self.inside {

@@ -47,6 +47,15 @@
       }
       el.setAttribute("transform", "translate(" + a.toFixed(1) + ",0)");
       el.__x = a;
+      if (el.classList.contains("moment")) {
+        // Near the right edge the tag goes to the left of the line.
+        var tag = el.querySelector("text.mtag");
+        if (tag) {
+          var right = a > self.L + self.PW - 260;
+          tag.setAttribute("x", right ? "-4" : "4");
+          tag.style.textAnchor = right ? "end" : "start";
+        }
+      }
       if (el.classList.contains("sl")) {
         var w = self.X(parseFloat(el.dataset[m2])) - a;
         el.style.visibility = w >= parseFloat(el.dataset.w) + 6 ? "visible" : "hidden";

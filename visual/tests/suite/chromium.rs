@@ -234,8 +234,9 @@ fn seed_race_picture() {
     };
     html::write_with(&report, Some(&mut spool), &opts, &page).expect("write html");
     let png = dir.join("seed-race-readme.png");
-    let url = format!("file://{}#finding-0", page.display());
-    let (_, _, chans, px) = screenshot(&bin, &url, &png, 1280, 760);
+    // The top of the page: summary, the finding, its timeline and legend.
+    let url = format!("file://{}", page.display());
+    let (_, _, chans, px) = screenshot(&bin, &url, &png, 1280, 980);
     // The overlap band's hatch and the lifeline's RX ring colour are on screen.
     assert!(
         count_color(&px, chans, [0xfa, 0x52, 0x52]) > 50,

@@ -179,4 +179,9 @@ fn a_window_of_hundreds_of_events_is_drawn() {
         fig.contains("class=\"seg s-fill\""),
         "FILL state on a lifeline"
     );
+    // The app names the socket by key, the kernel by xs: both are this socket.
+    assert!(
+        !fig.contains("faded"),
+        "every event belongs to the finding's socket"
+    );
 }

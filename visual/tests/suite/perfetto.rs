@@ -11,6 +11,14 @@ use xskdbg_visual::Spool;
 
 use super::{analyze_file, analyze_text, fixtures, out_dir, stem, synthetic_trace};
 
+/// Per track: B/E events as (ts, index, name, is_begin).
+type BeTracks = BTreeMap<(u64, u64), Vec<(f64, usize, String, bool)>>;
+/// Per track: X slices as (start, end, name).
+type XTracks = BTreeMap<(u64, u64), Vec<(f64, f64, String)>>;
+
+/// Per (cat, id): flow events as (ph, ts, track).
+type Flows = BTreeMap<(String, u64), Vec<(String, f64, (u64, u64))>>;
+
 /// Check a Chrome trace-event JSON document against the format's rules
 /// (docs: "Trace Event Format", the JSON Object Format); returns the events.
 pub fn validate(doc: &str) -> Vec<Value> {
@@ -24,9 +32,9 @@ pub fn validate(doc: &str) -> Vec<Value> {
     let mut thread_names: HashMap<(u64, u64), String> = HashMap::new();
     let mut process_names: HashMap<u64, String> = HashMap::new();
     // Per track: B/E in ts order; X slices as (start, end).
-    let mut be: BTreeMap<(u64, u64), Vec<(f64, usize, String, bool)>> = BTreeMap::new();
-    let mut xs: BTreeMap<(u64, u64), Vec<(f64, f64, String)>> = BTreeMap::new();
-    let mut flows: BTreeMap<(String, u64), Vec<(String, f64, (u64, u64))>> = BTreeMap::new();
+    let mut be: BeTracks = BTreeMap::new();
+    let mut xs: XTracks = BTreeMap::new();
+    let mut flows: Flows = BTreeMap::new();
     for (i, e) in evs.iter().enumerate() {
         let ph = e["ph"]
             .as_str()
