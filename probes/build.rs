@@ -58,7 +58,9 @@ fn gen_vmlinux_h(btf: &Path, dst: &Path) {
         .arg(btf)
         .args(["format", "c"])
         .output()
-        .unwrap_or_else(|e| panic!("running bpftool failed: {e} (install bpftool: scripts/setup.sh)"));
+        .unwrap_or_else(|e| {
+            panic!("running bpftool failed: {e} (install bpftool: scripts/setup.sh)")
+        });
     if !out.status.success() || out.stdout.is_empty() {
         panic!(
             "bpftool btf dump file {} failed: {}\n(the kernel needs CONFIG_DEBUG_INFO_BTF; or point XSKDBG_VMLINUX_BTF at a BTF file)",

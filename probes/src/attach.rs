@@ -108,7 +108,10 @@ fn write_kprobe_events(tfs: &TraceFs, line: &str) -> std::io::Result<()> {
     let w = tfs.sys().open_writer(&tfs.root().join("kprobe_events"))?;
     let n = w.write_once(line.as_bytes())?;
     if n != line.len() {
-        return Err(std::io::Error::other(format!("short write {n}/{}", line.len())));
+        return Err(std::io::Error::other(format!(
+            "short write {n}/{}",
+            line.len()
+        )));
     }
     Ok(())
 }
@@ -194,11 +197,44 @@ impl Attached {
     pub fn detach(self) {}
 }
 
+/// libbpf's messages of the current attempt (its own stderr printing is
+/// replaced so the reasons end up in the error instead of scattered lines).
+static LIBBPF_LOG: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn libbpf_print(_: libbpf_rs::PrintLevel, msg: String) {
+    if let Ok(mut v) = LIBBPF_LOG.lock() {
+        if v.len() >= 64 {
+            v.remove(0);
+        }
+        v.push(msg.trim_end().to_string());
+    }
+}
+
+/// The libbpf lines that say what failed, taken out of the log.
+fn libbpf_reasons() -> String {
+    let Ok(mut v) = LIBBPF_LOG.lock() else {
+        return String::new();
+    };
+    let lines: Vec<String> = v
+        .drain(..)
+        .filter(|l| l.contains("fail") || l.contains("error") || l.contains("-E"))
+        .collect();
+    // The last few are the most specific.
+    let n = lines.len();
+    lines[n.saturating_sub(3)..].join(" | ")
+}
+
 fn refused(backend: Backend, what: &str, e: impl std::fmt::Display, offers: &str) -> ProbeError {
+    let why = libbpf_reasons();
+    let cause = if why.is_empty() {
+        e.to_string()
+    } else {
+        format!("{e} (libbpf: {why})")
+    };
     ProbeError::Refused {
         backend,
         what: what.to_string(),
-        cause: e.to_string(),
+        cause,
         offers: offers.to_string(),
     }
 }
@@ -215,11 +251,21 @@ pub fn attach(req: &Request) -> Result<Attached> {
     }
     let tfs = TraceFs::find()?;
     let caps = sys::caps(&tfs);
+    let prev_print = libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Warn, libbpf_print)));
+    let r = attach_with_caps(req, &tfs, &caps);
+    libbpf_rs::set_print(prev_print);
+    if let Ok(mut v) = LIBBPF_LOG.lock() {
+        v.clear();
+    }
+    r
+}
+
+fn attach_with_caps(req: &Request, tfs: &TraceFs, caps: &Caps) -> Result<Attached> {
     if req.backend != Backend::Auto {
         if let Some(why) = caps.precheck(req.backend) {
             return Err(refused(req.backend, "precheck", why, &caps.summary()));
         }
-        return attach_one(req.backend, req, &tfs, &caps);
+        return attach_one(req.backend, req, tfs, caps);
     }
     let mut tried = Vec::new();
     for b in Backend::AUTO_ORDER {
@@ -227,7 +273,7 @@ pub fn attach(req: &Request) -> Result<Attached> {
             tried.push(format!("  {b}: {why}"));
             continue;
         }
-        match attach_one(b, req, &tfs, &caps) {
+        match attach_one(b, req, tfs, caps) {
             Ok(mut a) => {
                 let mut notes = vec![format!("auto chose {b}")];
                 notes.extend(tried.iter().map(|t| format!("skipped{t}")));
@@ -267,6 +313,20 @@ fn attach_one(backend: Backend, req: &Request, tfs: &TraceFs, caps: &Caps) -> Re
         .copied()
         .filter(|f| caps.funcs_missing.iter().any(|m| m == f))
         .collect();
+    // Loading a program that calls bpf_trace_printk makes the kernel enable
+    // the event in the top-level buffer; remember the old value to put it
+    // back (and keep our lines out of the top-level buffer meanwhile).
+    let printk_rel = "events/bpf_trace/bpf_trace_printk/enable";
+    let top = tfs.top();
+    let top_is_target = req.buffer.dir() == top.dir();
+    let mut top_restore = None;
+    if backend != Backend::Tracefs && !top_is_target && top.path(printk_rel).exists() {
+        top_restore = Some(Restore {
+            buffer: top.clone(),
+            rel: printk_rel.to_string(),
+            old: top.read_file(printk_rel)?,
+        });
+    }
     match backend {
         Backend::Auto => return Err(ProbeError::Usage("auto is not a backend".into())),
         Backend::Tracepoint => {
@@ -276,9 +336,13 @@ fn attach_one(backend: Backend, req: &Request, tfs: &TraceFs, caps: &Caps) -> Re
         Backend::Fentry | Backend::Kprobe => {
             // Programs of missing optional functions are not loaded (an
             // fentry on a missing function fails the whole object load).
-            let skip: Vec<String> = missing_opt.iter().map(|f| prog_for(backend, f)).flatten().collect();
+            let skip: Vec<String> = missing_opt
+                .iter()
+                .flat_map(|f| prog_for(backend, f))
+                .collect();
             for f in &missing_opt {
-                a.notes.push(format!("{f} not in /proc/kallsyms (inlined?): not probed"));
+                a.notes
+                    .push(format!("{f} not in /proc/kallsyms (inlined?): not probed"));
             }
             let new_tx = sys::version_of(&caps.release).is_some_and(|v| v >= (6, 6));
             if backend == Backend::Fentry {
@@ -328,11 +392,16 @@ fn attach_one(backend: Backend, req: &Request, tfs: &TraceFs, caps: &Caps) -> Re
             }
         }
         a.refresh_pid_filter()?;
+        if let Some(r) = top_restore.take() {
+            if String::from_utf8_lossy(&r.old).trim() == "0" {
+                top.write_file(printk_rel, b"0")?;
+            }
+            a.restores.push(r);
+        }
         // bpf_trace_printk output reaches an instance only when the instance
-        // enables the bpf_trace_printk event (the top level enables it when a
-        // program using the helper loads).
-        let rel = "events/bpf_trace/bpf_trace_printk/enable";
-        a.restores.push(set_restoring(&req.buffer, rel, b"1")?);
+        // enables the bpf_trace_printk event.
+        a.restores
+            .push(set_restoring(&req.buffer, printk_rel, b"1")?);
         for l in &a.loaded {
             for p in l.object().progs_mut() {
                 if !p.autoload() {
@@ -365,7 +434,7 @@ fn prog_for(backend: Backend, f: &str) -> Vec<String> {
 fn set_autoload(obj: &mut OpenObject, skip: &[String]) {
     for mut p in obj.progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
-        if skip.iter().any(|s| *s == name) {
+        if skip.contains(&name) {
             p.set_autoload(false);
         }
     }
@@ -392,7 +461,10 @@ fn attach_tracefs(a: &mut Attached, req: &Request, tfs: &TraceFs, caps: &Caps) -
             "struct xdp_buff_xsk has no orig_addr on this kernel: __xsk_rcv_zc_L7 events carry no addr=".into(),
         );
     }
-    if req.filters.pid.is_some() || req.filters.queue.is_some() || req.filters.netns_cookie.is_some() {
+    if req.filters.pid.is_some()
+        || req.filters.queue.is_some()
+        || req.filters.netns_cookie.is_some()
+    {
         a.notes.push("the tracefs backend cannot filter by pid, queue or netns: recording every AF_XDP socket".into());
     }
     let mut ke = KprobeEvents {
@@ -402,25 +474,44 @@ fn attach_tracefs(a: &mut Attached, req: &Request, tfs: &TraceFs, caps: &Caps) -
     let defs: Vec<ProbeDef> = kprobe_events::defs(&offs, &req.group);
     let mut enables = Vec::new();
     for d in &defs {
-        if caps.funcs_missing.iter().any(|m| *m == d.func) {
+        if caps.funcs_missing.contains(&d.func) {
             if d.required {
-                return Err(refused(Backend::Tracefs, &format!("kprobe on {}", d.func), "function not in /proc/kallsyms", &offers));
+                return Err(refused(
+                    Backend::Tracefs,
+                    &format!("kprobe on {}", d.func),
+                    "function not in /proc/kallsyms",
+                    &offers,
+                ));
             }
-            a.notes.push(format!("{} not in /proc/kallsyms (inlined?): not probed", d.func));
+            a.notes.push(format!(
+                "{} not in /proc/kallsyms (inlined?): not probed",
+                d.func
+            ));
             continue;
         }
         let ev = format!("{}/{}", req.group, d.name);
-        ke.add(&d.line, ev)
-            .map_err(|e| refused(Backend::Tracefs, &format!("write kprobe_events {:?}", d.line), e, &offers))?;
+        ke.add(&d.line, ev).map_err(|e| {
+            refused(
+                Backend::Tracefs,
+                &format!("write kprobe_events {:?}", d.line),
+                e,
+                &offers,
+            )
+        })?;
         enables.push(d.clone());
     }
     a.kprobes = Some(ke);
     for d in &enables {
         let base = format!("events/{}/{}", req.group, d.name);
         if let Some(f) = &d.filter {
-            a.restores.push(set_restoring(&req.buffer, &format!("{base}/filter"), f.as_bytes())?);
+            a.restores.push(set_restoring(
+                &req.buffer,
+                &format!("{base}/filter"),
+                f.as_bytes(),
+            )?);
         }
-        a.restores.push(set_restoring(&req.buffer, &format!("{base}/enable"), b"1")?);
+        a.restores
+            .push(set_restoring(&req.buffer, &format!("{base}/enable"), b"1")?);
     }
     // The native XDP error tracepoints, which the analyzer reads as ftrace prints them.
     for ev in ["xdp_exception", "xdp_redirect_err"] {
@@ -499,7 +590,11 @@ pub fn leftovers() -> Result<Vec<String>> {
         }
     }
     let ke = std::fs::read_to_string(tfs.root().join("kprobe_events")).unwrap_or_default();
-    v.extend(kprobe_events::leftovers(&ke, GROUP).into_iter().map(|e| format!("kprobe event {e}")));
+    v.extend(
+        kprobe_events::leftovers(&ke, GROUP)
+            .into_iter()
+            .map(|e| format!("kprobe event {e}")),
+    );
     v.sort();
     Ok(v)
 }

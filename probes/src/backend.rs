@@ -160,6 +160,9 @@ pub struct Caps {
     pub btf: bool,
     /// tracefs has `kprobe_events` (CONFIG_KPROBE_EVENTS).
     pub kprobe_events: bool,
+    /// The kernel has the kprobe PMU (`/sys/bus/event_source/devices/kprobe`),
+    /// i.e. BPF kprobes can attach (CONFIG_KPROBES).
+    pub kprobe_pmu: bool,
     /// The `xdp:xdp_redirect` and `napi:napi_poll` tracepoints exist.
     pub tracepoints: bool,
     /// Functions the function backends need that are in `/proc/kallsyms`.
@@ -183,6 +186,10 @@ impl Caps {
     pub fn summary(&self) -> String {
         let mut v = vec![format!("kernel {}", self.release)];
         v.push(format!("BTF {}", if self.btf { "yes" } else { "no" }));
+        v.push(format!(
+            "kprobe PMU {}",
+            if self.kprobe_pmu { "yes" } else { "no" }
+        ));
         v.push(format!(
             "kprobe_events {}",
             if self.kprobe_events { "yes" } else { "no" }
@@ -222,6 +229,9 @@ impl Caps {
                     None
                 }
             }
+            Backend::Kprobe if !self.kprobe_pmu && !self.kprobe_events => Some(
+                "no kprobe support: neither the kprobe PMU (/sys/bus/event_source/devices/kprobe) nor kprobe_events (CONFIG_KPROBES off)".into(),
+            ),
             Backend::Fentry | Backend::Kprobe => {
                 if !self.btf {
                     Some("no kernel BTF (/sys/kernel/btf/vmlinux): CO-RE needs it".into())
@@ -282,6 +292,7 @@ mod tests {
         Caps {
             release: "6.18".into(),
             btf: true,
+            kprobe_pmu: false,
             kprobe_events: false,
             tracepoints: true,
             funcs_present: vec!["__xsk_rcv_zc".into(), "sock_def_readable".into()],
@@ -293,12 +304,24 @@ mod tests {
     fn precheck_locked_down_host() {
         let c = locked_down();
         assert_eq!(c.precheck(Backend::Tracepoint), None);
-        assert_eq!(c.precheck(Backend::Fentry), None, "fentry is refused only at load");
-        assert!(c.precheck(Backend::Tracefs).unwrap().contains("kprobe_events"));
+        assert_eq!(
+            c.precheck(Backend::Fentry),
+            None,
+            "fentry is refused only at load"
+        );
+        assert!(c.precheck(Backend::Kprobe).unwrap().contains("kprobe PMU"));
+        assert!(c
+            .precheck(Backend::Tracefs)
+            .unwrap()
+            .contains("kprobe_events"));
         let mut c2 = c.clone();
+        c2.kprobe_pmu = true;
         c2.funcs_missing = vec!["__xsk_rcv_zc".into()];
         c2.funcs_present.retain(|f| f != "__xsk_rcv_zc");
-        assert!(c2.precheck(Backend::Kprobe).unwrap().contains("__xsk_rcv_zc"));
+        assert!(c2
+            .precheck(Backend::Kprobe)
+            .unwrap()
+            .contains("__xsk_rcv_zc"));
         c2.btf = false;
         assert!(c2.precheck(Backend::Tracepoint).unwrap().contains("BTF"));
         assert!(c2.summary().contains("BTF no"));

@@ -32,7 +32,10 @@ impl KernelBtf {
     }
 
     fn members(&self, id: TypeId) -> Option<Vec<Member>> {
-        let t: BtfType<'_> = self.btf.type_by_id::<BtfType<'_>>(id)?.skip_mods_and_typedefs();
+        let t: BtfType<'_> = self
+            .btf
+            .type_by_id::<BtfType<'_>>(id)?
+            .skip_mods_and_typedefs();
         let conv = |name: Option<&std::ffi::OsStr>, ty: TypeId, attr: MemberAttr| {
             let off = match attr {
                 MemberAttr::Normal { offset } => offset,

@@ -177,7 +177,9 @@ mod tests {
         );
         assert!(d[0].required);
         let d = defs(&offs(None), "xskdbgt1");
-        assert!(d[0].line.starts_with("p:xskdbgt1/__xsk_rcv_zc_L7 __xsk_rcv_zc len="));
+        assert!(d[0]
+            .line
+            .starts_with("p:xskdbgt1/__xsk_rcv_zc_L7 __xsk_rcv_zc len="));
         assert_eq!(d[1].filter.as_deref(), Some("family == 44"));
         assert!(d[1].line.contains("prod=+0(+16(+960(%di))):x32"));
     }

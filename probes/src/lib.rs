@@ -14,6 +14,7 @@
 //!   `kprobe_events` lines (pure), with field offsets from kernel BTF.
 //! - [`sys`]: the one seam that touches the kernel: capability probing,
 //!   loading/attaching BPF, writing `kprobe_events`.
+//! - [`session`]: one `xskdbg record` run, from instance to saved trace.
 //! - [`attach`]: attach a backend, all or nothing, behind a guard that
 //!   detaches on drop.
 
@@ -23,6 +24,7 @@ pub mod btf;
 pub mod error;
 pub mod filter;
 pub mod kprobe_events;
+pub mod session;
 pub mod sys;
 
 pub use attach::{attach, detach_all, leftovers, Attached, Request};

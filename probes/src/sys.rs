@@ -44,12 +44,17 @@ pub fn symbols_present(kallsyms: &str, names: &[&str]) -> Vec<bool> {
 /// Measures what the running kernel offers.
 pub fn caps(tfs: &TraceFs) -> Caps {
     let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-    let names: Vec<&str> = REQUIRED_FUNCS.iter().chain(OPTIONAL_FUNCS.iter()).copied().collect();
+    let names: Vec<&str> = REQUIRED_FUNCS
+        .iter()
+        .chain(OPTIONAL_FUNCS.iter())
+        .copied()
+        .collect();
     let found = symbols_present(&kallsyms, &names);
     let mut caps = Caps {
         release: kernel_release(),
         btf: Path::new(VMLINUX_BTF).exists(),
         kprobe_events: tfs.root().join("kprobe_events").exists(),
+        kprobe_pmu: Path::new("/sys/bus/event_source/devices/kprobe/type").exists(),
         tracepoints: tfs.top().has_event("xdp", "xdp_redirect")
             && tfs.top().has_event("napi", "napi_poll"),
         ..Caps::default()
@@ -99,7 +104,10 @@ mod tests {
                  ffffffff81a00200 T sock_def_readable\n\
                  ffffffffc0000000 t foo [veth]\n";
         assert_eq!(
-            symbols_present(k, &["__xsk_rcv_zc", "xsk_destruct_skb", "sock_def_readable", "x"]),
+            symbols_present(
+                k,
+                &["__xsk_rcv_zc", "xsk_destruct_skb", "sock_def_readable", "x"]
+            ),
             vec![true, false, true, false]
         );
     }

@@ -37,13 +37,21 @@ impl AppLog<'_> {
     fn fill(&self, addrs: &[u64]) {
         for c in addrs.chunks(64) {
             let a: Vec<String> = c.iter().map(|a| format!("{a:x}")).collect();
-            let l = format!("xskdbg:1 fill pool=1 sk={} n={:x} a={}", self.sk, c.len(), a.join(","));
+            let l = format!(
+                "xskdbg:1 fill pool=1 sk={} n={:x} a={}",
+                self.sk,
+                c.len(),
+                a.join(",")
+            );
             self.marker.write(l.as_bytes()).unwrap();
         }
     }
     fn rx(&mut self, descs: &[XdpDesc]) {
         for c in descs.chunks(64) {
-            let d: Vec<String> = c.iter().map(|d| format!("{:x}:{:x}", d.addr, d.len)).collect();
+            let d: Vec<String> = c
+                .iter()
+                .map(|d| format!("{:x}:{:x}", d.addr, d.len))
+                .collect();
             let l = format!(
                 "xskdbg:1 rx sk={} pool=1 idx={:x} n={:x} d={}",
                 self.sk,
@@ -98,7 +106,11 @@ fn run(tag: &str, double_fill: bool) -> Option<Run> {
     let marker = buf.open_marker().unwrap();
     marker.write(probes.header_line().as_bytes()).unwrap();
     let sk = format!("{:x}:{:x}:0", ns_x.cookie(), veth.a.ifindex);
-    let mut app = AppLog { marker: &marker, sk: sk.clone(), rx_idx: 0 };
+    let mut app = AppLog {
+        marker: &marker,
+        sk: sk.clone(),
+        rx_idx: 0,
+    };
     let decl = [
         format!(
             "xskdbg:1 umem umem=1 size={:x} chunk={:x} mode=aligned",
@@ -143,7 +155,13 @@ fn run(tag: &str, double_fill: bool) -> Option<Run> {
     while (got.len() as u64) < N && Instant::now() < deadline {
         // Pace: veth's per-queue ring holds 256 frames.
         while sent < N && sent - (got.len() as u64) < 64 {
-            build_frame(&spec, sent, LENGTHS[sent as usize % LENGTHS.len()], &mut frame).unwrap();
+            build_frame(
+                &spec,
+                sent,
+                LENGTHS[sent as usize % LENGTHS.len()],
+                &mut frame,
+            )
+            .unwrap();
             if gen.send_frame(&frame).unwrap() {
                 sent += 1;
             }
@@ -164,7 +182,12 @@ fn run(tag: &str, double_fill: bool) -> Option<Run> {
     assert_eq!(got.len() as u64, N, "frames received by the socket");
     drop(marker);
     inst.remove().unwrap();
-    Some(Run { trace, got, first_fill, sk })
+    Some(Run {
+        trace,
+        got,
+        first_fill,
+        sk,
+    })
 }
 
 fn analyze(trace: &str) -> xskdbg_analyzer::Report {
@@ -177,7 +200,13 @@ fn tracepoint_backend_records_every_receive_with_its_slot() {
     if !require_root("tracepoint_backend_records_every_receive_with_its_slot") {
         return;
     }
-    let Some(Run { trace, got, first_fill, sk }) = run("tpok", false) else {
+    let Some(Run {
+        trace,
+        got,
+        first_fill,
+        sk,
+    }) = run("tpok", false)
+    else {
         return;
     };
     let krx: Vec<_> = trace
@@ -190,7 +219,12 @@ fn tracepoint_backend_records_every_receive_with_its_slot() {
         trace.contains("xskdbg:1 probe backend=tracepoint"),
         "header line missing from the trace"
     );
-    assert_eq!(krx.len() as u64, N, "one krx per frame; trace:\n{}", tail(&trace));
+    assert_eq!(
+        krx.len() as u64,
+        N,
+        "one krx per frame; trace:\n{}",
+        tail(&trace)
+    );
     // One queue's receive runs in its NAPI context, so per-CPU order and
     // slot order agree.
     for (i, (kv, d)) in krx.iter().zip(&got).enumerate() {
@@ -202,7 +236,11 @@ fn tracepoint_backend_records_every_receive_with_its_slot() {
         // Frames come from FILL in FILL order (nothing was dropped).
         let chunk = d.addr & !(2048 - 1);
         assert_eq!(chunk, first_fill[i], "frame {i} not taken in FILL order");
-        assert_eq!(hex(kv, "fcons"), i as u64 + 1, "FILL consumer after frame {i}");
+        assert_eq!(
+            hex(kv, "fcons"),
+            i as u64 + 1,
+            "FILL consumer after frame {i}"
+        );
     }
     // Every poll that received ends with kpoll and an inferred kflush whose
     // producer covers the slots received on that CPU.
@@ -214,7 +252,10 @@ fn tracepoint_backend_records_every_receive_with_its_slot() {
         .collect();
     assert!(!flushes.is_empty(), "no kflush at=poll lines");
     assert_eq!(*flushes.last().unwrap(), N, "last published producer");
-    assert!(flushes.windows(2).all(|w| w[0] <= w[1]), "producer went backwards");
+    assert!(
+        flushes.windows(2).all(|w| w[0] <= w[1]),
+        "producer went backwards"
+    );
     assert!(trace.contains("xskdbg:1 kpoll napi="));
 
     let report = analyze(&trace);
@@ -232,11 +273,21 @@ fn analyzer_blames_the_app_for_a_frame_filled_twice() {
     if !require_root("analyzer_blames_the_app_for_a_frame_filled_twice") {
         return;
     }
-    let Some(Run { trace, got, first_fill, .. }) = run("tpdup", true) else {
+    let Some(Run {
+        trace,
+        got,
+        first_fill,
+        ..
+    }) = run("tpdup", true)
+    else {
         return;
     };
     assert_eq!(first_fill[0], first_fill[1]);
-    assert_eq!(got[0].addr & !2047, got[1].addr & !2047, "the kernel used the frame twice");
+    assert_eq!(
+        got[0].addr & !2047,
+        got[1].addr & !2047,
+        "the kernel used the frame twice"
+    );
     let report = analyze(&trace);
     let f = report
         .findings

@@ -18,7 +18,9 @@ pub fn project_line(line: &str) -> Option<(String, HashMap<String, String>)> {
 
 /// Parses a lower-case hex field without 0x.
 pub fn hex(kv: &HashMap<String, String>, k: &str) -> u64 {
-    let v = kv.get(k).unwrap_or_else(|| panic!("field {k} missing in {kv:?}"));
+    let v = kv
+        .get(k)
+        .unwrap_or_else(|| panic!("field {k} missing in {kv:?}"));
     u64::from_str_radix(v, 16).unwrap_or_else(|e| panic!("field {k}={v}: {e}"))
 }
 
