@@ -322,8 +322,9 @@ pub fn run(spec: &VmSpec) -> Result<VmOutcome, VmError> {
     let kernel = kernel::prepare(&spec.kernel)?;
     fs::create_dir_all(&spec.out_dir)
         .map_err(|e| VmError::io(format!("cannot create {}", spec.out_dir.display()), e))?;
+    sweep_stale_work_dirs(&std::env::temp_dir());
     let work = tempfile::Builder::new()
-        .prefix("xskdbg-vm-")
+        .prefix(&format!("{WORK_PREFIX}{}-", std::process::id()))
         .tempdir()
         .map_err(|e| VmError::io("cannot create a temporary directory", e))?;
     let initrd = work.path().join("initrd.cpio");
@@ -367,6 +368,35 @@ pub fn run(spec: &VmSpec) -> Result<VmOutcome, VmError> {
         }
     }
     Err(last_err.unwrap_or_else(|| VmError::Spec("no accelerator to try".into())))
+}
+
+/// Prefix of the per-run work directories (`xskdbg-vm-PID-XXXX` in the temp dir).
+const WORK_PREFIX: &str = "xskdbg-vm-";
+
+/// The PID in a work directory's name, if it is one of ours.
+fn work_dir_pid(name: &str) -> Option<u32> {
+    name.strip_prefix(WORK_PREFIX)?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Removes work directories (initramfs, result disk) left by runs that were killed
+/// before they could clean up (SIGKILL skips destructors).
+fn sweep_stale_work_dirs(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = work_dir_pid(&name) else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn create_disk(path: &Path, mb: u64) -> Result<(), VmError> {
@@ -688,6 +718,27 @@ mod tests {
         assert!(FileMapping::parse("a:relative").is_err());
         let f = FileMapping::parse("/etc/hostname").unwrap();
         assert_eq!(f.guest, "/etc/hostname");
+    }
+
+    #[test]
+    fn stale_work_dirs_are_swept_live_ones_kept() {
+        assert_eq!(work_dir_pid("xskdbg-vm-1234-abcd"), Some(1234));
+        assert_eq!(work_dir_pid("xskdbg-vm.1234"), None);
+        assert_eq!(work_dir_pid("other-1234-x"), None);
+        let tmp = tempfile::tempdir().unwrap();
+        // PID 0 never names a live process in /proc; our own PID does.
+        let dead = tmp.path().join("xskdbg-vm-0-aaaa");
+        let live = tmp
+            .path()
+            .join(format!("xskdbg-vm-{}-bbbb", std::process::id()));
+        let other = tmp.path().join("xskdbg-vm.out");
+        for d in [&dead, &live, &other] {
+            fs::create_dir(d).unwrap();
+        }
+        sweep_stale_work_dirs(tmp.path());
+        assert!(!dead.exists());
+        assert!(live.exists());
+        assert!(other.exists());
     }
 
     #[test]

@@ -245,13 +245,13 @@ pub fn supervise(
     let mut log = File::create(console_log)
         .map_err(|e| VmError::io(format!("cannot create {}", console_log.display()), e))?;
     let start = Instant::now();
-    let child = Command::new(QEMU)
-        .args(qemu_args(cfg))
+    let mut cmd = Command::new(QEMU);
+    cmd.args(qemu_args(cfg))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| spawn_error(QEMU, e))?;
+        .stderr(Stdio::piped());
+    die_with_parent(&mut cmd);
+    let child = cmd.spawn().map_err(|e| spawn_error(QEMU, e))?;
     let mut guard = ChildGuard(child);
     let mut stdout = guard
         .0
@@ -387,6 +387,29 @@ pub fn supervise(
     }
     run.wall_time = start.elapsed();
     Ok(run)
+}
+
+/// Makes the kernel kill qemu if this thread dies (SIGKILL of the test or of `xskdbg`),
+/// so no emulated guest keeps running unsupervised.
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl,
+    // which is async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Whether `prog` is an executable on `PATH`.
