@@ -188,7 +188,7 @@ pub struct VmSpec {
     pub timeout: Duration,
     /// Default limit of each command (else `timeout`).
     pub command_timeout: Option<Duration>,
-    /// Limit until the guest's init starts (default 120 s for TCG, 30 s for KVM).
+    /// Limit until the guest's init starts (default 120 s for TCG, 20 s for KVM: a working KVM guest boots in a second or two).
     pub boot_timeout: Option<Duration>,
     /// Binaries for `/opt/xskdbg/bin`, with their shared libraries.
     pub binaries: Vec<Binary>,
@@ -350,7 +350,7 @@ pub fn run(spec: &VmSpec) -> Result<VmOutcome, VmError> {
             disk: disk.clone(),
         };
         let boot = spec.boot_timeout.unwrap_or(match accel {
-            Accel::Kvm => Duration::from_secs(30),
+            Accel::Kvm => Duration::from_secs(20),
             _ => Duration::from_secs(120),
         });
         let limits = Limits {
@@ -402,7 +402,7 @@ fn sweep_stale_work_dirs(tmp: &Path) {
 fn create_disk(path: &Path, mb: u64) -> Result<(), VmError> {
     let f = fs::File::create(path)
         .map_err(|e| VmError::io(format!("cannot create {}", path.display()), e))?;
-    f.set_len(mb * 1024 * 1024)
+    f.set_len(mb.saturating_mul(1024 * 1024))
         .map_err(|e| VmError::io(format!("cannot size {}", path.display()), e))
 }
 

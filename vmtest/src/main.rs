@@ -65,7 +65,7 @@ struct RunArgs {
     /// Limit of each command in seconds (default: --timeout).
     #[arg(long)]
     cmd_timeout: Option<u64>,
-    /// Limit until the guest's init starts, in seconds (default 120 for tcg, 30 for kvm).
+    /// Limit until the guest's init starts, in seconds (default 120 for tcg, 20 for kvm).
     #[arg(long)]
     boot_timeout: Option<u64>,
     /// A binary for /opt/xskdbg/bin (on PATH), with its shared libraries; PATH:NAME renames it.
