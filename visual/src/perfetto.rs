@@ -208,10 +208,15 @@ pub fn write(
 
 /// A CPU slice waiting for the CPU's next entry to know its duration.
 struct Pending {
+    line: u64,
     ns: u64,
     name: String,
     cat: &'static str,
     args: String,
+    /// Flow events bound to this slice: written right after it, so that a
+    /// viewer reading in file order (for equal timestamps) finds the slice
+    /// open when it binds them.
+    after: Vec<String>,
 }
 
 struct FrameState {
@@ -221,8 +226,8 @@ struct FrameState {
     since: u64,
     /// The state slice is open in the current window segment.
     open: bool,
-    /// Last entry touching the frame: (cpu, ns, segment).
-    last: Option<(u32, u64, u64)>,
+    /// Last entry touching the frame: (cpu, ns, segment, line).
+    last: Option<(u32, u64, u64, u64)>,
 }
 
 struct Exporter<'a, W: Write> {
@@ -383,7 +388,11 @@ impl<'a, W: Write> Exporter<'a, W> {
             us(dur),
             cpu + 1,
             p.args
-        ))
+        ))?;
+        for a in &p.after {
+            self.obj(a)?;
+        }
+        Ok(())
     }
 
     fn state_slice(&mut self, frame: u64, state: &str, from: u64, to: u64) -> io::Result<()> {
@@ -468,6 +477,8 @@ impl<'a, W: Write> Exporter<'a, W> {
         if emitting {
             if let Some(p) = self.cpus.get_mut(&ev.cpu) {
                 *p = Some(Pending {
+                    line: ev.line,
+                    after: Vec::new(),
                     ns,
                     name: c.label.clone(),
                     cat: c.mark.name(),
@@ -539,25 +550,34 @@ impl<'a, W: Write> Exporter<'a, W> {
             }
             // Flow from the frame's previous entry when it was on another CPU.
             let last = self.frames.get(&fr).and_then(|s| s.last);
-            if let Some((lcpu, lns, lseg)) = last {
+            if let Some((lcpu, lns, lseg, lline)) = last {
                 // Only between emitted slices, so that both ends can bind.
                 if emitting && lseg == seg && lcpu != ev.cpu {
                     self.flow_id += 1;
                     let id = self.flow_id;
                     let name = json_str(&format!("frame {fr:#x}"));
-                    self.obj(&format!(
+                    let start = format!(
                         "{{\"ph\":\"s\",\"name\":{name},\"cat\":\"flow\",\"id\":{id},\"ts\":{},\"pid\":{PID_CPU},\"tid\":{}}}",
                         us(lns),
                         lcpu + 1
-                    ))?;
-                    self.obj(&format!(
+                    );
+                    let finish = format!(
                         "{{\"ph\":\"f\",\"bp\":\"e\",\"name\":{name},\"cat\":\"flow\",\"id\":{id},\"ts\":{},\"pid\":{PID_CPU},\"tid\":{tid_cpu}}}",
                         us(ns)
-                    ))?;
+                    );
+                    // Each end goes after its slice: the start's slice may
+                    // still be pending on its CPU; this entry's slice is.
+                    match self.cpus.get_mut(&lcpu).and_then(Option::as_mut) {
+                        Some(p) if p.line == lline => p.after.push(start),
+                        _ => self.obj(&start)?,
+                    }
+                    if let Some(p) = self.cpus.get_mut(&ev.cpu).and_then(Option::as_mut) {
+                        p.after.push(finish);
+                    }
                 }
             }
             match self.frames.get_mut(&fr) {
-                Some(s) => s.last = Some((ev.cpu, ns, seg)),
+                Some(s) => s.last = Some((ev.cpu, ns, seg, ev.line)),
                 None => {
                     // Mentioned before any state is known: remember where.
                     self.frames.insert(
@@ -566,7 +586,7 @@ impl<'a, W: Write> Exporter<'a, W> {
                             state: None,
                             since: ns,
                             open: false,
-                            last: Some((ev.cpu, ns, seg)),
+                            last: Some((ev.cpu, ns, seg, ev.line)),
                         },
                     );
                 }

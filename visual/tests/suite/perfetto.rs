@@ -13,11 +13,11 @@ use super::{analyze_file, analyze_text, fixtures, out_dir, stem, synthetic_trace
 
 /// Per track: B/E events as (ts, index, name, is_begin).
 type BeTracks = BTreeMap<(u64, u64), Vec<(f64, usize, String, bool)>>;
-/// Per track: X slices as (start, end, name).
-type XTracks = BTreeMap<(u64, u64), Vec<(f64, f64, String)>>;
+/// Per track: X slices as (start, end, name, index in the file).
+type XTracks = BTreeMap<(u64, u64), Vec<(f64, f64, String, usize)>>;
 
-/// Per (cat, id): flow events as (ph, ts, track).
-type Flows = BTreeMap<(String, u64), Vec<(String, f64, (u64, u64))>>;
+/// Per (cat, id): flow events as (ph, ts, track, index in the file).
+type Flows = BTreeMap<(String, u64), Vec<(String, f64, (u64, u64), usize)>>;
 
 /// Check a Chrome trace-event JSON document against the format's rules
 /// (docs: "Trace Event Format", the JSON Object Format); returns the events.
@@ -83,7 +83,7 @@ pub fn validate(doc: &str) -> Vec<Value> {
                 assert!(dur >= 0.0, "negative dur: {e}");
                 xs.entry(track)
                     .or_default()
-                    .push((ts, ts + dur, name.to_string()));
+                    .push((ts, ts + dur, name.to_string(), i));
             }
             "B" | "E" => be
                 .entry(track)
@@ -111,7 +111,7 @@ pub fn validate(doc: &str) -> Vec<Value> {
                 flows
                     .entry((cat, id))
                     .or_default()
-                    .push((ph.to_string(), ts, track));
+                    .push((ph.to_string(), ts, track, i));
             }
             other => panic!("unexpected ph {other}: {e}"),
         }
@@ -147,7 +147,7 @@ pub fn validate(doc: &str) -> Vec<Value> {
     for (track, mut list) in xs.clone() {
         list.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
         let mut stack: Vec<f64> = Vec::new();
-        for (s, e, name) in list {
+        for (s, e, name, _) in list {
             // Timestamps are decimal µs: compare with a tolerance below 1 ns.
             while stack.last().is_some_and(|&end| end <= s + 1e-4) {
                 stack.pop();
@@ -175,10 +175,13 @@ pub fn validate(doc: &str) -> Vec<Value> {
             ends[0].1 >= starts[0].1,
             "flow {cat}/{id} ends before it starts"
         );
-        for (ph, ts, track) in list {
-            let inside = xs
-                .get(track)
-                .is_some_and(|v| v.iter().any(|(s, e, _)| *s <= ts + 1e-4 && *ts <= e + 1e-4));
+        for (ph, ts, track, at) in list {
+            // Inside a slice of its track written earlier in the file: for
+            // equal timestamps viewers bind in file order.
+            let inside = xs.get(track).is_some_and(|v| {
+                v.iter()
+                    .any(|(s, e, _, si)| *s <= ts + 1e-4 && *ts <= e + 1e-4 && si < at)
+            });
             assert!(
                 inside,
                 "flow {cat}/{id} {ph} at {ts} on {track:?} is not inside a slice"
@@ -377,7 +380,8 @@ fn untrusted_text_stays_inside_json_strings() {
 #[test]
 fn output_is_replaced_atomically_and_errors_name_the_file() {
     let (report, mut spool) = analyze_text(&synthetic_trace(5, false));
-    let dir = out_dir("perfetto");
+    // Its own directory: other tests write there concurrently.
+    let dir = out_dir("perfetto-atomic");
     let out = dir.join("atomic.json");
     std::fs::write(&out, "old").unwrap();
     export(&report, &mut spool, Window::All, &out);
