@@ -429,6 +429,11 @@ impl XskSocket {
         unsafe { BorrowedFd::borrow_raw(self.fd) }
     }
 
+    /// The socket's fd as a number (for APIs that take an `i32`).
+    pub fn fd_raw(&self) -> RawFd {
+        self.fd
+    }
+
     /// (netns cookie, ifindex, queue).
     pub fn key(&self) -> SocketKey {
         self.key

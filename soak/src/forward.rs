@@ -1,0 +1,407 @@
+//! The forwarder: reads RX on every socket, forwards most frames to the
+//! other side's TX (same queue), bounces some back out of the device they
+//! came from, drops some, recycles completions through one free list, and
+//! tells the recorder about every ring operation (before producing, after
+//! consuming), so a frame's ownership is checked at each step.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use xskdbg_recorder as rec;
+use xsknet::xsk::{UmemArea, XskSocket, XskStats};
+use xsknet::XdpDesc;
+
+use crate::config::Inject;
+
+/// Frames handled per ring operation.
+const BATCH: u32 = 64;
+/// Every 16th received frame is dropped (back to the free list).
+const DROP_EVERY: u64 = 16;
+/// Every 8th received frame (not dropped) is sent back where it came from.
+const BOUNCE_EVERY: u64 = 8;
+
+/// One AF_XDP socket and its recorder handles.
+pub struct Port {
+    /// The socket.
+    pub sock: XskSocket,
+    /// The recorder's view of its buffer pool (FILL + COMPLETION).
+    pub pool: rec::Pool,
+    /// The recorder's view of its RX + TX rings.
+    pub rsock: rec::Sock,
+    /// `outer q:0` and the like.
+    pub label: String,
+    /// Frames on this pool's FILL ring not yet received.
+    in_fill: u32,
+}
+
+impl Port {
+    /// Wraps a socket with its recorder handles.
+    pub fn new(sock: XskSocket, pool: rec::Pool, rsock: rec::Sock, label: String) -> Port {
+        Port {
+            sock,
+            pool,
+            rsock,
+            label,
+            in_fill: 0,
+        }
+    }
+}
+
+/// Running totals, readable while the forwarder runs.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Frames read from RX.
+    pub received: AtomicU64,
+    /// Frames put on the other side's TX.
+    pub forwarded: AtomicU64,
+    /// Frames put back on their own side's TX.
+    pub bounced: AtomicU64,
+    /// Frames dropped on purpose or because TX was full.
+    pub dropped: AtomicU64,
+    /// Completions read.
+    pub completed: AtomicU64,
+    /// Frames received per port: the generators' window.
+    pub received_port: Vec<AtomicU64>,
+}
+
+impl Counters {
+    /// Zeroed counters for `ports` ports.
+    pub fn new(ports: usize) -> Counters {
+        Counters {
+            received_port: (0..ports).map(|_| AtomicU64::new(0)).collect(),
+            ..Counters::default()
+        }
+    }
+}
+
+/// What the forwarder did with the injected fault.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InjectState {
+    /// The fault was carried out.
+    pub done: bool,
+    /// The frame it involved.
+    pub addr: u64,
+}
+
+/// The forwarding loop over all ports of both sides.
+pub struct Forwarder {
+    /// Ports; `ports[side * queues + q]`.
+    pub ports: Vec<Port>,
+    queues: usize,
+    /// The app's free list, first in first out so every frame keeps moving.
+    free: VecDeque<u64>,
+    /// Frames to report as freed (one recorder line per batch).
+    freed: Vec<u64>,
+    rumem: rec::Umem,
+    area: Arc<UmemArea>,
+    fill_target: u32,
+    inject: Option<Inject>,
+    inject_after: u64,
+    /// What happened to the fault.
+    pub injected: InjectState,
+    /// Shared totals.
+    pub counters: Arc<Counters>,
+}
+
+impl Forwarder {
+    /// A forwarder over `ports` (outer queues first, then inner), owning the
+    /// frames in `free`, whose states `rumem` tracks.
+    #[expect(clippy::too_many_arguments, reason = "one constructor, called once")]
+    pub fn new(
+        ports: Vec<Port>,
+        queues: usize,
+        free: Vec<u64>,
+        rumem: rec::Umem,
+        area: Arc<UmemArea>,
+        inject: Option<Inject>,
+        inject_after: u64,
+        counters: Arc<Counters>,
+    ) -> Forwarder {
+        // Share the frames fairly: half of them parked on FILL rings, the
+        // rest in flight on RX/TX or in the free list.
+        let fill_target = ((free.len() / 2) / ports.len().max(1)).clamp(16, 2048) as u32;
+        Forwarder {
+            ports,
+            queues,
+            free: free.into(),
+            freed: Vec::with_capacity(BATCH as usize),
+            rumem,
+            area,
+            fill_target,
+            inject,
+            inject_after,
+            injected: InjectState::default(),
+            counters,
+        }
+    }
+
+    fn armed(&self, kind: Inject) -> bool {
+        self.inject == Some(kind)
+            && !self.injected.done
+            && self.counters.received.load(Ordering::Relaxed) >= self.inject_after
+    }
+
+    /// Runs until `stop` is set. Every step goes through the recorder.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        let mut addrs: Vec<u64> = Vec::with_capacity(BATCH as usize);
+        let mut descs: Vec<XdpDesc> = Vec::with_capacity(BATCH as usize);
+        let mut rdescs: Vec<rec::XdpDesc> = Vec::with_capacity(BATCH as usize);
+        let mut out: Vec<Vec<XdpDesc>> = vec![Vec::new(); self.ports.len()];
+        let mut seq = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let mut work = 0u64;
+            for p in 0..self.ports.len() {
+                work += self.reap(p, &mut addrs);
+                self.refill(p);
+                work += self.receive(p, &mut descs, &mut rdescs, &mut out, &mut seq);
+                for (t, slot) in out.iter_mut().enumerate() {
+                    if !slot.is_empty() {
+                        // Taken out and put back so its allocation is reused.
+                        let mut batch = std::mem::take(slot);
+                        self.transmit(p, t, &batch, &mut rdescs);
+                        batch.clear();
+                        *slot = batch;
+                    }
+                }
+            }
+            for port in &mut self.ports {
+                // Copy mode sends from sendto(); kick while TX holds frames.
+                if port.sock.tx.pending() > 0 {
+                    port.sock.tx.wake();
+                }
+            }
+            if work == 0 {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// COMPLETION → free list.
+    fn reap(&mut self, p: usize, addrs: &mut Vec<u64>) -> u64 {
+        addrs.clear();
+        let port = &mut self.ports[p];
+        let n = port.sock.complete(BATCH, addrs);
+        if n == 0 {
+            return 0;
+        }
+        port.pool.comp(addrs);
+        self.counters
+            .completed
+            .fetch_add(u64::from(n), Ordering::Relaxed);
+        self.freed
+            .extend(addrs.iter().map(|&a| self.area.chunk_of(a)));
+        self.release();
+        if self.armed(Inject::DoubleComplete) {
+            // The bug: the same completion recycled twice.
+            let a = self.area.chunk_of(addrs[0]);
+            self.freed.push(a);
+            self.release();
+            self.injected = InjectState {
+                done: true,
+                addr: a,
+            };
+        }
+        u64::from(n)
+    }
+
+    /// `freed` → free list, told to the recorder first.
+    fn release(&mut self) {
+        if self.freed.is_empty() {
+            return;
+        }
+        self.rumem.free(&self.freed);
+        self.free.extend(self.freed.drain(..));
+    }
+
+    /// free list → FILL, up to this pool's share.
+    fn refill(&mut self, p: usize) {
+        let want = self.ports[p]
+            .fill_target_gap(self.fill_target)
+            .min(self.free.len() as u32);
+        if want == 0 {
+            return;
+        }
+        let armed = self.armed(Inject::DoubleFill);
+        let port = &mut self.ports[p];
+        let mut w = port.sock.fill.fill(want);
+        let cap = w.capacity() as usize;
+        if cap == 0 {
+            return;
+        }
+        let mut batch: Vec<u64> = self.free.drain(..cap).collect();
+        if armed && cap >= 2 {
+            // The bug: one frame put on FILL twice in one batch (the frame
+            // it displaces goes back to the free list).
+            let last = cap - 1;
+            self.free.push_front(batch[last]);
+            batch[last] = batch[last - 1];
+            self.injected = InjectState {
+                done: true,
+                addr: batch[last],
+            };
+        }
+        port.pool.fill(&batch);
+        let n = w.insert(batch.iter().copied());
+        w.commit();
+        port.in_fill += n;
+    }
+
+    /// RX → decide per frame: forward, bounce or drop.
+    fn receive(
+        &mut self,
+        p: usize,
+        descs: &mut Vec<XdpDesc>,
+        rdescs: &mut Vec<rec::XdpDesc>,
+        out: &mut [Vec<XdpDesc>],
+        seq: &mut u64,
+    ) -> u64 {
+        descs.clear();
+        let port = &mut self.ports[p];
+        let n = port.sock.receive(BATCH, descs);
+        if n == 0 {
+            return 0;
+        }
+        port.in_fill = port.in_fill.saturating_sub(n);
+        rdescs.clear();
+        rdescs.extend(descs.iter().map(|d| rec::XdpDesc {
+            addr: d.addr,
+            len: d.len,
+            options: d.options,
+        }));
+        port.rsock.rx(rdescs);
+        // Same queue on the other side: ports are [outer q0.., inner q0..].
+        let other = (p + self.queues) % (2 * self.queues);
+        self.counters
+            .received
+            .fetch_add(u64::from(n), Ordering::Relaxed);
+        if let Some(c) = self.counters.received_port.get(p) {
+            c.fetch_add(u64::from(n), Ordering::Release);
+        }
+        for d in descs.iter() {
+            *seq += 1;
+            if *seq % DROP_EVERY == 0 {
+                if self.armed(Inject::Leak) {
+                    // The bug: this frame is forgotten, never returned.
+                    self.injected = InjectState {
+                        done: true,
+                        addr: d.addr,
+                    };
+                } else {
+                    self.freed.push(self.area.chunk_of(d.addr));
+                }
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            } else if *seq % BOUNCE_EVERY == 0 {
+                out[p].push(*d);
+            } else {
+                out[other].push(*d);
+            }
+        }
+        self.release();
+        u64::from(n)
+    }
+
+    /// Frames received on port `from` → TX of port `to`.
+    fn transmit(
+        &mut self,
+        from: usize,
+        to: usize,
+        batch: &[XdpDesc],
+        rdescs: &mut Vec<rec::XdpDesc>,
+    ) {
+        let fill_tx = self.armed(Inject::FillTx);
+        let reuse = self.armed(Inject::ReuseBeforeComplete);
+        if fill_tx {
+            // The bug: the frame also goes on FILL while it is sent.
+            let a = self.area.chunk_of(batch[0].addr);
+            let port = &mut self.ports[from];
+            let mut w = port.sock.fill.fill(1);
+            port.pool.fill(&[a]);
+            if w.insert_once(a) {
+                port.in_fill += 1;
+            }
+            w.commit();
+            self.injected = InjectState {
+                done: true,
+                addr: a,
+            };
+        }
+        let port = &mut self.ports[to];
+        let mut w = port.sock.tx.transmit(batch.len() as u32);
+        let cap = (w.capacity() as usize).min(batch.len());
+        rdescs.clear();
+        rdescs.extend(batch[..cap].iter().map(|d| rec::XdpDesc {
+            addr: d.addr,
+            len: d.len,
+            options: d.options,
+        }));
+        if cap > 0 {
+            port.rsock.tx(rdescs);
+        }
+        w.insert(batch[..cap].iter().copied());
+        w.commit();
+        drop(w);
+        if cap > 0 {
+            port.sock.tx.wake();
+        }
+        let (fwd, bounced) = if from == to { (0, cap) } else { (cap, 0) };
+        self.counters
+            .forwarded
+            .fetch_add(fwd as u64, Ordering::Relaxed);
+        self.counters
+            .bounced
+            .fetch_add(bounced as u64, Ordering::Relaxed);
+        // TX full: the rest is dropped back to the free list.
+        for d in &batch[cap..] {
+            self.freed.push(self.area.chunk_of(d.addr));
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.release();
+        if reuse && cap > 0 {
+            // The bug: a frame just put on TX goes back on FILL before its
+            // completion came.
+            let a = self.area.chunk_of(batch[0].addr);
+            let port = &mut self.ports[from];
+            let mut w = port.sock.fill.fill(1);
+            port.pool.fill(&[a]);
+            if w.insert_once(a) {
+                port.in_fill += 1;
+            }
+            w.commit();
+            self.injected = InjectState {
+                done: true,
+                addr: a,
+            };
+        }
+    }
+
+    /// XDP_STATISTICS of every port, labelled.
+    pub fn stats(&self) -> Vec<(String, Option<XskStats>)> {
+        self.ports
+            .iter()
+            .map(|p| (p.label.clone(), p.sock.stats().ok()))
+            .collect()
+    }
+
+    /// Frames in the free list now.
+    pub fn free_frames(&self) -> impl Iterator<Item = u64> + '_ {
+        self.free.iter().copied()
+    }
+
+    /// Elapsed-time helper for rates.
+    pub fn rate(count: u64, since: Instant) -> f64 {
+        let s = since.elapsed().as_secs_f64();
+        if s > 0.0 {
+            count as f64 / s
+        } else {
+            0.0
+        }
+    }
+}
+
+impl Port {
+    fn fill_target_gap(&self, target: u32) -> u32 {
+        target.saturating_sub(self.in_fill)
+    }
+}

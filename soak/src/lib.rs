@@ -1,0 +1,378 @@
+//! xskdbg-soak: a real AF_XDP forwarder under load that proves every
+//! injected fault is caught.
+//!
+//! [`run`] builds the seed story's topology in fresh namespaces
+//! ([`topology`]: outer and inner veth pairs, the application ends sharing
+//! one ifindex across the namespace boundary, driver-mode XDP redirecting
+//! into an XSKMAP), binds an AF_XDP socket on every queue of both devices
+//! sharing one UMEM, starts CPU-pinned generators in the peer namespaces and
+//! runs the [`forward`]er with the recorder checking every ring operation.
+//! A fault from [`config::Inject`] can be injected; the recorder (or the
+//! analyzer, for leaks) must catch it. Results go to `--out`: the trace, the
+//! analyzer's report as text and JSON, and a JSON summary.
+//!
+//! Exit: 0 clean, 1 violation or finding, 2 error (the CLI maps
+//! [`SoakError`] to 2).
+
+pub mod config;
+pub mod forward;
+pub mod topology;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use xskdbg_recorder as rec;
+use xsknet::packet::{FrameSpec, L4};
+use xsknet::traffic::{pin_to_cpu, queue_for_cpu, Generator, SendReport, TrafficPlan};
+use xsknet::{SharedUmem, UmemConfig};
+
+pub use config::{Inject, SinkKind, SoakConfig};
+use forward::{Counters, Forwarder, Port};
+use topology::{app_ifname, peer_ifname, Side};
+/// CPUs this process may use (the default for `--traffic-cpus`).
+pub use xsknet::traffic::allowed_cpus;
+
+/// Why a soak could not run (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum SoakError {
+    /// A bad option.
+    #[error("{0}")]
+    Usage(String),
+    /// The machine lacks something (root, tools, BPF).
+    #[error("cannot run the soak here: {0}")]
+    Environment(String),
+    /// Building the testbed failed.
+    #[error("testbed: {0}")]
+    Net(#[from] xsknet::Error),
+    /// The recorder could not start.
+    #[error("recorder: {0}")]
+    Recorder(#[from] rec::Error),
+    /// tracefs failed.
+    #[error("tracefs: {0}")]
+    TraceFs(#[from] xskdbg_tracefs::Error),
+    /// The analyzer could not read the trace.
+    #[error("analyzer: {0}")]
+    Analyzer(String),
+    /// Writing results failed.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A worker thread panicked.
+    #[error("{0} thread panicked")]
+    Panic(&'static str),
+}
+
+/// The result of a run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// 0 clean, 1 violation or analyzer finding.
+    pub exit_code: u8,
+    /// The JSON summary (also written to `summary.json`).
+    pub summary: serde_json::Value,
+    /// Finding kinds the analyzer reported, in order.
+    pub finding_kinds: Vec<String>,
+    /// Their verdicts, in the same order.
+    pub finding_verdicts: Vec<String>,
+    /// What the recorder caught first, as its violation line.
+    pub recorder_violation: Option<String>,
+    /// Frames the end-of-run audit found lost by the application.
+    pub leaked_frames: Vec<String>,
+    /// The directory holding the results.
+    pub out: PathBuf,
+}
+
+/// Lengths the generators cycle through.
+const LENGTHS: [usize; 5] = [64 + 6, 128, 333, 1000, 1514];
+
+/// Runs one soak as configured.
+pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
+    cfg.validate().map_err(SoakError::Usage)?;
+    if let Some(why) = xsknet::testenv::missing_requirements() {
+        return Err(SoakError::Environment(why));
+    }
+    let queues = cfg.queues as usize;
+    let outer = Side::build("outer", cfg.queues)?;
+    let inner = Side::build("inner", cfg.queues)?;
+    let sides = [&outer, &inner];
+
+    // The recorder: every ring operation becomes a trace line; the first
+    // violation freezes the buffer and stops the run.
+    let stop = Arc::new(AtomicBool::new(false));
+    let instance = match cfg.sink {
+        SinkKind::Marker => {
+            let fs = xskdbg_tracefs::TraceFs::find()?;
+            let inst = fs.create_instance(&format!("xskdbg-soak-{}", std::process::id()))?;
+            inst.set_buffer_size_kb(cfg.buffer_kb)?;
+            Some(inst)
+        }
+        SinkKind::Memory => None,
+    };
+    let sink = match &instance {
+        Some(inst) => rec::SinkConfig::Buffer(inst.buffer()),
+        None => rec::SinkConfig::Memory { events: 1 << 20 },
+    };
+    let stop_cb = Arc::clone(&stop);
+    let first_violation: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let first_cb = Arc::clone(&first_violation);
+    let policy = rec::Policy::Callback(Arc::new(move |v: &rec::Violation| {
+        if let Ok(mut f) = first_cb.lock() {
+            f.get_or_insert_with(|| v.line.clone());
+        }
+        stop_cb.store(true, Ordering::Relaxed);
+    }));
+    let recorder = rec::Recorder::new(rec::RecorderConfig::new(sink).policy(policy))?;
+    let ucfg = UmemConfig {
+        frames: cfg.frames,
+        ..UmemConfig::default()
+    };
+    let rumem = recorder.umem(rec::UmemConfig::aligned(ucfg.frames, ucfg.frame_size))?;
+
+    let mut umem = SharedUmem::new(ucfg)?;
+    let mut ports = Vec::new();
+    for side in sides {
+        for q in 0..cfg.queues {
+            let sock = umem.socket(Some(&side.app), &app_ifname(side.name), q)?;
+            side.xdp.register(q, sock.fd())?;
+            let k = sock.key();
+            let key = rec::SockKey::new(k.netns_cookie, k.ifindex, k.queue);
+            let label = format!("{} q:{q}", side.name);
+            let pool = rumem.pool(rec::PoolConfig::new(key))?;
+            let rsock = pool.socket(
+                rec::SockConfig::new(key)
+                    .label(label.clone())
+                    .fd(sock.fd_raw()),
+            )?;
+            ports.push(Port::new(sock, pool, rsock, label));
+        }
+    }
+    let free: Vec<u64> = umem.frame_addrs().collect();
+    let counters = Arc::new(Counters::new(ports.len()));
+    let mut fwd = Forwarder::new(
+        ports,
+        queues,
+        free,
+        rumem.clone(),
+        Arc::clone(umem.area()),
+        cfg.inject,
+        cfg.inject_after,
+        Arc::clone(&counters),
+    );
+
+    let start = Instant::now();
+    let deadline = start + cfg.duration;
+    let gens = sides.len() * cfg.traffic_cpus.len();
+    let per_gen = if cfg.packets == 0 {
+        u64::MAX
+    } else {
+        cfg.packets.div_ceil(gens as u64)
+    };
+    let (sent, fwd) =
+        std::thread::scope(|sc| -> Result<(Vec<SendReport>, Forwarder), SoakError> {
+            let stop_f = Arc::clone(&stop);
+            let forwarder_cpu = cfg.forwarder_cpu;
+            let fh = sc.spawn(move || {
+                if let Some(c) = forwarder_cpu {
+                    // A failed pin only costs speed; the soak still means something.
+                    let _ = pin_to_cpu(c);
+                }
+                fwd.run(&stop_f);
+                fwd
+            });
+            let mut gh = Vec::new();
+            for (si, side) in sides.iter().enumerate() {
+                for (gi, &cpu) in cfg.traffic_cpus.iter().enumerate() {
+                    let q = queue_for_cpu(cpu, cfg.queues) as usize;
+                    let flows = [L4::Udp, L4::Tcp].map(|l4| FrameSpec {
+                        src_mac: side.veth.b.mac,
+                        dst_mac: side.veth.a.mac,
+                        src_ip: std::net::Ipv4Addr::new(10, 200 + si as u8, 0, 2),
+                        dst_ip: std::net::Ipv4Addr::new(10, 200 + si as u8, 0, 1),
+                        src_port: 30000 + gi as u16,
+                        dst_port: 9000,
+                        l4,
+                        flow: (si * 256 + gi) as u16,
+                    });
+                    let plan = TrafficPlan {
+                        flows: flows.to_vec(),
+                        lengths: LENGTHS.to_vec(),
+                        count: per_gen,
+                        duration: Some(deadline.saturating_duration_since(Instant::now())),
+                        window: Some(192),
+                        stall: Duration::from_secs(2),
+                        first_seq: 0,
+                        cpu: Some(cpu),
+                    };
+                    let mut gen = Generator::new(Some(&side.peer), &peer_ifname(side.name))?;
+                    let counters = Arc::clone(&counters);
+                    let port = si * queues + q;
+                    let stop_g = Arc::clone(&stop);
+                    gh.push(sc.spawn(move || -> xsknet::Result<SendReport> {
+                        let rep = gen.run(&plan, &counters.received_port[port]);
+                        // A generator that stalls (e.g. the forwarder stopped on a
+                        // violation) ends; the others go on.
+                        let _ = &stop_g;
+                        rep
+                    }));
+                }
+            }
+            // Wait for the deadline, a violation, or all generators done.
+            while Instant::now() < deadline
+                && !stop.load(Ordering::Relaxed)
+                && !gh.iter().all(|h| h.is_finished())
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // Let in-flight frames drain and complete before stopping.
+            let drain_until = Instant::now() + Duration::from_millis(300);
+            while Instant::now() < drain_until && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            stop.store(true, Ordering::Relaxed);
+            let mut sent = Vec::new();
+            for h in gh {
+                sent.push(h.join().map_err(|_| SoakError::Panic("generator"))??);
+            }
+            let fwd = fh.join().map_err(|_| SoakError::Panic("forwarder"))?;
+            Ok((sent, fwd))
+        })?;
+    let elapsed = start.elapsed();
+
+    // The trace, then the analyzer's verdict on it.
+    let trace = match &instance {
+        Some(inst) => {
+            inst.set_tracing_on(false)?;
+            inst.read_trace()?
+        }
+        None => recorder.dump(),
+    };
+    let opts = xskdbg_analyzer::Options {
+        input_name: "trace.txt".into(),
+        ..Default::default()
+    };
+    let report = xskdbg_analyzer::analyze_reader(&trace[..], &opts)
+        .map_err(|e| SoakError::Analyzer(e.to_string()))?;
+    let mut text = Vec::new();
+    xskdbg_analyzer::render::human(
+        &report,
+        "trace.txt",
+        xskdbg_analyzer::render::Style::default(),
+        &mut text,
+    )
+    .map_err(|e| SoakError::Analyzer(e.to_string()))?;
+
+    // The application's own audit after the run: frames the recorder holds
+    // as the app's (rx, comp, held, free) must all be on the forwarder's
+    // free list; any other is a frame the app lost.
+    let held: std::collections::HashSet<u64> = fwd.free_frames().collect();
+    let leaked: Vec<String> = umem
+        .frame_addrs()
+        .filter(|&f| {
+            matches!(
+                rumem.state(f),
+                Some(rec::State::Rx | rec::State::Comp | rec::State::Held | rec::State::Free)
+            ) && !held.contains(&f)
+        })
+        .map(|f| format!("{f:#x}"))
+        .collect();
+    let c = &fwd.counters;
+    let total_sent: u64 = sent.iter().map(|s| s.sent).sum();
+    let received = c.received.load(Ordering::Relaxed);
+    let violations = recorder.violations();
+    let recorder_violation = first_violation.lock().ok().and_then(|v| v.clone());
+    let finding_kinds: Vec<String> = report
+        .findings
+        .iter()
+        .map(|f| f.kind.name().to_string())
+        .collect();
+    let finding_verdicts: Vec<String> = report
+        .findings
+        .iter()
+        .map(|f| f.verdict.name().to_string())
+        .collect();
+    let ring_stats: Vec<_> = fwd
+        .stats()
+        .into_iter()
+        .map(|(label, s)| match s {
+            Some(s) => json!({"socket": label, "rx_dropped": s.rx_dropped, "rx_invalid_descs": s.rx_invalid_descs,
+                "tx_invalid_descs": s.tx_invalid_descs, "rx_ring_full": s.rx_ring_full,
+                "rx_fill_ring_empty_descs": s.rx_fill_ring_empty_descs, "tx_ring_empty_descs": s.tx_ring_empty_descs}),
+            None => json!({"socket": label}),
+        })
+        .collect();
+    let arrivals: Vec<_> = sides
+        .iter()
+        .map(|s| json!({"side": s.name, "peer_arrivals": s.peer_xdp.verdicts().map(|v| v.passed).unwrap_or(0)}))
+        .collect();
+    let summary = json!({
+        "result": if violations > 0 || !report.findings.is_empty() || !leaked.is_empty() { "violation" } else { "clean" },
+        "app_audit_leaked_frames": leaked,
+        "inject": cfg.inject.map(|k| k.name()),
+        "injected_addr": fwd.injected.done.then(|| format!("{:#x}", fwd.injected.addr)),
+        "duration_s": elapsed.as_secs_f64(),
+        "queues": cfg.queues,
+        "packets_sent": total_sent,
+        "packets_received": received,
+        "packets_per_second": if elapsed.as_secs_f64() > 0.0 { received as f64 / elapsed.as_secs_f64() } else { 0.0 },
+        "forwarded": c.forwarded.load(Ordering::Relaxed),
+        "bounced": c.bounced.load(Ordering::Relaxed),
+        "dropped": c.dropped.load(Ordering::Relaxed),
+        "completed": c.completed.load(Ordering::Relaxed),
+        "violations": violations,
+        "recycled_explained": recorder.recycled(),
+        "recorder_sink_errors": recorder.sink_errors(),
+        "recorder_violation": recorder_violation,
+        "analyzer_findings": finding_kinds,
+        "analyzer_verdicts": finding_verdicts,
+        "ring_stats": ring_stats,
+        "peers": arrivals,
+        "sink": match cfg.sink { SinkKind::Marker => "trace_marker", SinkKind::Memory => "memory" },
+    });
+    let exit_code = u8::from(violations > 0 || !report.findings.is_empty() || !leaked.is_empty());
+    std::fs::create_dir_all(&cfg.out).map_err(|source| SoakError::Write {
+        path: cfg.out.clone(),
+        source,
+    })?;
+    if exit_code == 1 {
+        write_atomic(&cfg.out.join("trace.txt"), &trace)?;
+        write_atomic(&cfg.out.join("report.txt"), &text)?;
+        write_atomic(&cfg.out.join("report.json"), report.to_json().as_bytes())?;
+    }
+    let pretty = serde_json::to_string_pretty(&summary).unwrap_or_default();
+    write_atomic(&cfg.out.join("summary.json"), pretty.as_bytes())?;
+    // The recorder's handles keep the instance's trace_marker open; close
+    // them before removing the instance.
+    drop(fwd);
+    drop(rumem);
+    drop(recorder);
+    drop(instance);
+    Ok(Outcome {
+        exit_code,
+        summary,
+        finding_kinds,
+        finding_verdicts,
+        recorder_violation,
+        leaked_frames: leaked,
+        out: cfg.out.clone(),
+    })
+}
+
+/// Writes `data` to `path` through a temporary file and a rename.
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SoakError> {
+    let err = |source| SoakError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    f.write_all(data).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
