@@ -24,6 +24,7 @@ fn main() {
         queues: cpus.len().clamp(1, 2) as u32,
         inject,
         inject_after: 2000,
+        poison: false,
         traffic_cpus: cpus,
         forwarder_cpu: None,
         out: out.into(),

@@ -108,6 +108,10 @@ pub struct SoakConfig {
     pub inject: Option<Inject>,
     /// Inject after this many frames were received.
     pub inject_after: u64,
+    /// Write a poison value into every consumed RX slot; an RX descriptor
+    /// carrying it means the kernel published a slot before writing it (the
+    /// seed story's veth race).
+    pub poison: bool,
     /// CPUs the generators run on (each CPU feeds rx queue `cpu % queues`).
     pub traffic_cpus: Vec<usize>,
     /// CPU the forwarder is pinned to.

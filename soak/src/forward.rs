@@ -32,18 +32,34 @@ pub struct Port {
     pub rsock: rec::Sock,
     /// `outer q:0` and the like.
     pub label: String,
+    /// A second mapping of the RX ring: its consumer index for the
+    /// recorder's `idx=` and, with `--poison`, the slots to poison.
+    rxmap: Option<rec::sys::RxRingMap>,
+    /// Poison written into consumed RX slots, if any.
+    poison: Option<u64>,
     /// Frames on this pool's FILL ring not yet received.
     in_fill: u32,
 }
 
 impl Port {
-    /// Wraps a socket with its recorder handles.
-    pub fn new(sock: XskSocket, pool: rec::Pool, rsock: rec::Sock, label: String) -> Port {
+    /// Wraps a socket with its recorder handles; `rxmap` gives real RX ring
+    /// indexes, and with `poison` every consumed RX slot is overwritten with
+    /// it, so a slot the kernel publishes before writing shows up.
+    pub fn new(
+        sock: XskSocket,
+        pool: rec::Pool,
+        rsock: rec::Sock,
+        label: String,
+        rxmap: Option<rec::sys::RxRingMap>,
+        poison: Option<u64>,
+    ) -> Port {
         Port {
             sock,
             pool,
             rsock,
             label,
+            rxmap,
+            poison,
             in_fill: 0,
         }
     }
@@ -259,7 +275,13 @@ impl Forwarder {
     ) -> u64 {
         descs.clear();
         let port = &mut self.ports[p];
-        let n = port.sock.receive(BATCH, descs);
+        let first = port.rxmap.as_ref().map(|m| m.consumer());
+        let (rxmap, poison) = (&port.rxmap, port.poison);
+        let n = port.sock.receive_then(BATCH, descs, |n| {
+            if let (Some(map), Some(first), Some(poison)) = (rxmap, first, poison) {
+                map.poison(first, n, poison);
+            }
+        });
         if n == 0 {
             return 0;
         }
@@ -270,7 +292,10 @@ impl Forwarder {
             len: d.len,
             options: d.options,
         }));
-        port.rsock.rx(rdescs);
+        match first {
+            Some(idx) => port.rsock.rx_at(idx, rdescs),
+            None => port.rsock.rx(rdescs),
+        }
         // Same queue on the other side: ports are [outer q0.., inner q0..].
         let other = (p + self.queues) % (2 * self.queues);
         self.counters

@@ -133,7 +133,11 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         frames: cfg.frames,
         ..UmemConfig::default()
     };
-    let rumem = recorder.umem(rec::UmemConfig::aligned(ucfg.frames, ucfg.frame_size))?;
+    let mut rcfg = rec::UmemConfig::aligned(ucfg.frames, ucfg.frame_size);
+    if cfg.poison {
+        rcfg = rcfg.with_poison(rec::DEFAULT_POISON);
+    }
+    let rumem = recorder.umem(rcfg)?;
 
     let mut umem = SharedUmem::new(ucfg)?;
     let mut ports = Vec::new();
@@ -150,7 +154,14 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
                     .label(label.clone())
                     .fd(sock.fd_raw()),
             )?;
-            ports.push(Port::new(sock, pool, rsock, label));
+            let rxmap =
+                rec::sys::RxRingMap::map(sock.fd_raw(), ucfg.rx_size).map_err(|source| {
+                    SoakError::Environment(format!(
+                        "mapping the RX ring of {label} a second time: {source}"
+                    ))
+                })?;
+            let poison = cfg.poison.then_some(rec::DEFAULT_POISON);
+            ports.push(Port::new(sock, pool, rsock, label, Some(rxmap), poison));
         }
     }
     let free: Vec<u64> = umem.frame_addrs().collect();
@@ -333,6 +344,7 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         "analyzer_verdicts": finding_verdicts,
         "ring_stats": ring_stats,
         "peers": arrivals,
+        "poison": cfg.poison,
         "sink": match cfg.sink { SinkKind::Marker => "trace_marker", SinkKind::Memory => "memory" },
     });
     let exit_code = u8::from(violations > 0 || !report.findings.is_empty() || !leaked.is_empty());

@@ -16,6 +16,7 @@ fn cfg(out: &std::path::Path, inject: Option<Inject>, sink: SinkKind) -> SoakCon
         queues: cpus.len().clamp(1, 2) as u32,
         inject,
         inject_after: 2000,
+        poison: false,
         traffic_cpus: cpus,
         forwarder_cpu: None,
         out: out.to_path_buf(),
@@ -40,7 +41,15 @@ fn clean_soak_forwards_and_reports_nothing() {
     if !testenv::require_root("clean_soak_forwards_and_reports_nothing") {
         return;
     }
-    let (o, dir) = soak(None, SinkKind::Memory);
+    // The full setup: trace_marker of a fresh ftrace instance, every
+    // consumed RX slot poisoned (this kernel has the veth fix: no poison
+    // may come back).
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path(), None, SinkKind::Marker);
+    c.poison = true;
+    let o = run(&c).unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&o.summary).unwrap());
+    assert_eq!(o.summary["sink"], "trace_marker");
     assert_eq!(
         o.exit_code, 0,
         "clean run reported {:?} / {:?}",

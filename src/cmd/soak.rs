@@ -46,6 +46,10 @@ pub struct Args {
     /// Inject after this many frames were received.
     #[arg(long, default_value_t = 2000, value_name = "N")]
     inject_after: u64,
+    /// Poison every consumed RX slot; a descriptor carrying the poison means
+    /// the kernel published a slot before writing it (the veth race).
+    #[arg(long)]
+    poison: bool,
     /// CPUs the traffic generators run on; CPU c feeds rx queue c % queues
     /// (default: every CPU this process may use).
     #[arg(long, value_name = "LIST")]
@@ -103,6 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         queues: args.queues,
         inject: args.inject,
         inject_after: args.inject_after,
+        poison: args.poison,
         traffic_cpus,
         forwarder_cpu: args.forwarder_cpu,
         out: args.out,

@@ -482,6 +482,26 @@ impl XskSocket {
         n
     }
 
+    /// Like [`XskSocket::receive`], calling `before_release(n)` after the `n`
+    /// descriptors were read and before their slots are handed back to the
+    /// kernel (e.g. to poison the consumed slots).
+    pub fn receive_then(
+        &mut self,
+        max: u32,
+        out: &mut Vec<XdpDesc>,
+        before_release: impl FnOnce(u32),
+    ) -> u32 {
+        let mut r = self.rx.receive(max);
+        let mut n = 0;
+        while let Some(d) = r.read() {
+            out.push(d);
+            n += 1;
+        }
+        before_release(n);
+        r.release();
+        n
+    }
+
     /// Puts descriptors on TX (as many as fit, in order) and kicks the
     /// kernel (copy mode transmits from sendto); returns how many went.
     pub fn transmit(&mut self, descs: &[XdpDesc]) -> u32 {
