@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# Benchmark `xskdbg analyze` end to end on a generated clean trace (1 GiB by
+# default), in one run and on the same file:
+#   1. xskdbg analyze (release build): throughput and peak RSS;
+#   2. a plain line-by-line Python `re` script, what a user writes by hand;
+#   3. `grep -c`, the floor (reading the file and matching a fixed string).
+# Prints the numbers and ratios and writes them into docs/PERF.md's
+# "Analyzer" section with the command that reproduces them.
+#
+# Usage: scripts/bench-analyze.sh [--size 1G] [--seed 1] [--no-docs] [--stats]
+#   --stats   also time `xskdbg analyze --stats` (needs --features stats).
+# Env: XSKDBG_BENCH_DIR (trace cache, default /var/tmp/xskdbg-bench, outside
+#      the repo), CARGO_TARGET_DIR (where the release binaries are built).
+# Needs: /usr/bin/time (Debian package `time`), python3, grep.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SIZE=1G
+SEED=1
+DOCS=1
+STATS=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --size) SIZE=$2; shift 2 ;;
+        --seed) SEED=$2; shift 2 ;;
+        --no-docs) DOCS=0; shift ;;
+        --stats) STATS=1; shift ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "bench-analyze: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+for tool in /usr/bin/time python3 grep; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "bench-analyze: $tool is missing (apt-get install -y time python3 grep)" >&2
+        exit 2
+    fi
+done
+
+CACHE=${XSKDBG_BENCH_DIR:-/var/tmp/xskdbg-bench}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+mkdir -p "$CACHE"
+
+features=()
+[ "$STATS" = 1 ] && features=(--features stats)
+echo "bench-analyze: building release binaries (${features[*]:-default features})" >&2
+(cd "$ROOT" && cargo build --release --quiet -p xskdbg -p xskdbg-tracegen "${features[@]}")
+XSKDBG=$TARGET/release/xskdbg
+TRACEGEN=$TARGET/release/xskdbg-tracegen
+
+TRACE=$CACHE/clean-$SIZE-seed$SEED.trace
+GEN_VERSION=$(sha256sum "$ROOT"/tracegen/src/*.rs | sha256sum | cut -c1-12)
+if [ ! -s "$TRACE" ] || [ "$(cat "$TRACE.gen" 2>/dev/null)" != "$GEN_VERSION" ]; then
+    echo "bench-analyze: generating $TRACE" >&2
+    start=$(date +%s.%N)
+    "$TRACEGEN" --scenario clean --seed "$SEED" --size "$SIZE" --out "$TRACE" --expect "$TRACE.expect.json"
+    end=$(date +%s.%N)
+    echo "$GEN_VERSION" > "$TRACE.gen"
+    echo "bench-analyze: generated in $(python3 -c "print(f'{$end-$start:.1f}')") s" >&2
+fi
+BYTES=$(stat -c %s "$TRACE")
+MB=$(python3 -c "print($BYTES/1e6)")
+
+# The hand-written checker: one regex per line, a dict per frame.
+NAIVE=$CACHE/naive_regex.py
+cat > "$NAIVE" <<'PY'
+import re, sys
+entry = re.compile(r'^\s*(.+)-(\d+)\s+\[(\d+)\]\s+(\S+)\s+(\d+\.\d+):\s+(\w+):\s+(.*)$')
+field = re.compile(r'(\w+)=(\S+)')
+state = {}
+bad = 0
+events = 0
+with open(sys.argv[1], encoding='utf-8', errors='replace') as f:
+    for line in f:
+        m = entry.match(line)
+        if not m:
+            continue
+        events += 1
+        body = m.group(7)
+        if not body.startswith('xskdbg:1 '):
+            continue
+        op = body.split(' ', 2)[1]
+        fields = dict(field.findall(body))
+        if op in ('fill', 'comp'):
+            addrs = fields.get('a', '').split(',')
+        elif op in ('rx', 'tx'):
+            addrs = [d.split(':')[0] for d in fields.get('d', '').split(',')]
+        else:
+            continue
+        for a in addrs:
+            if not a:
+                continue
+            frame = int(a, 16) & ~0x7ff
+            prev = state.get(frame)
+            if op == 'fill' and prev in ('fill', 'tx'):
+                bad += 1
+            elif op == 'rx' and prev not in (None, 'fill'):
+                bad += 1
+            state[frame] = op
+print(f'{events} events, {bad} suspicious')
+PY
+
+# Warm the page cache so every contender reads from memory.
+cat "$TRACE" > /dev/null
+
+# measure NAME CMD...: wall seconds and peak RSS (KiB) from /usr/bin/time -v.
+measure() {
+    local name=$1; shift
+    local tv=$CACHE/time-$name.txt
+    local rc=0
+    /usr/bin/time -v -o "$tv" "$@" > "$CACHE/out-$name.txt" 2> "$CACHE/err-$name.txt" || rc=$?
+    local wall rss
+    wall=$(python3 - "$tv" <<'PY'
+import sys
+for l in open(sys.argv[1]):
+    if 'Elapsed (wall clock)' in l:
+        t = l.rsplit(' ', 1)[1].strip().split(':')
+        s = 0.0
+        for p in t:
+            s = s * 60 + float(p)
+        print(s)
+PY
+)
+    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tv")
+    echo "$name $rc $wall $rss"
+}
+
+echo "bench-analyze: timing on $TRACE ($MB MB)" >&2
+read -r _ rc_x wall_x rss_x < <(measure xskdbg "$XSKDBG" analyze --json "$TRACE")
+if [ "$rc_x" -gt 1 ]; then
+    echo "bench-analyze: xskdbg analyze failed (exit $rc_x):" >&2
+    cat "$CACHE/err-xskdbg.txt" >&2
+    exit 1
+fi
+findings=$(python3 -c "import json,sys; print(len(json.load(open('$CACHE/out-xskdbg.txt'))['findings']))" 2>/dev/null || echo "?")
+stats_line=""
+if [ "$STATS" = 1 ]; then
+    read -r _ rc_s wall_s rss_s < <(measure xskdbg-stats "$XSKDBG" analyze --stats "$TRACE")
+    stats_line="$wall_s $rss_s"
+fi
+read -r _ _ wall_p rss_p < <(measure python-re python3 "$NAIVE" "$TRACE")
+read -r _ _ wall_g rss_g < <(measure grep-c grep -c 'xskdbg:1' "$TRACE")
+
+report=$(python3 - "$MB" "$wall_x" "$rss_x" "$wall_p" "$rss_p" "$wall_g" "$rss_g" "$findings" "$rc_x" "$stats_line" <<'PY'
+import sys
+mb = float(sys.argv[1])
+wx, rx, wp, rp, wg, rg = (float(v) for v in sys.argv[2:8])
+findings, rc, stats = sys.argv[8], sys.argv[9], sys.argv[10]
+def row(name, w, r):
+    return f"| {name} | {w:.2f} | {mb / w:.0f} | {r / 1024:.0f} |"
+lines = [
+    "| contender | wall s | MB/s | peak RSS MiB |",
+    "|---|---:|---:|---:|",
+    row("`xskdbg analyze --json`", wx, rx),
+]
+if stats:
+    ws, rs = (float(v) for v in stats.split())
+    lines.append(row("`xskdbg analyze --stats`", ws, rs))
+lines += [
+    row("Python `re`, line by line", wp, rp),
+    row("`grep -c` (floor)", wg, rg),
+    "",
+    f"- xskdbg vs Python: **{wp / wx:.1f}x** faster; xskdbg vs grep: {wx / wg:.1f}x grep's time.",
+    f"- Targets: >= 500 MB/s ({'met' if mb / wx >= 500 else 'MISSED'}: {mb / wx:.0f} MB/s), "
+    f"peak RSS < 200 MB ({'met' if rx / 1024 < 200 * 1e6 / 2**20 else 'MISSED'}: {rx / 1024:.0f} MiB).",
+    f"- The clean trace gave {findings} finding(s) (exit {rc}).",
+]
+print("\n".join(lines))
+PY
+)
+
+host="$(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
+when=$(date -u +%Y-%m-%dT%H:%MZ)
+rev=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+args="--size $SIZE --seed $SEED"
+[ "$STATS" = 1 ] && args="$args --stats"
+section="## Analyzer
+
+\`scripts/bench-analyze.sh $args\` on $when (commit $rev; $host).
+Input: \`xskdbg-tracegen --scenario clean --seed $SEED --size $SIZE\`, $MB MB,
+page cache warm, every contender run once on the same file in the same run.
+
+$report
+"
+echo "$section"
+
+if [ "$DOCS" = 1 ]; then
+    PERF=$ROOT/docs/PERF.md
+    SECTION="$section" python3 - "$PERF" <<'PY'
+import os, re, sys, tempfile
+path = sys.argv[1]
+section = os.environ["SECTION"].rstrip() + "\n"
+text = open(path).read() if os.path.exists(path) else "# Performance\n"
+# Replace only the "## Analyzer" section (up to the next "## " heading).
+pat = re.compile(r"^## Analyzer\n.*?(?=^## |\Z)", re.S | re.M)
+if pat.search(text):
+    text = pat.sub(lambda _: section + "\n", text, count=1)
+else:
+    text = text.rstrip() + "\n\n" + section
+d = os.path.dirname(path)
+fd, tmp = tempfile.mkstemp(dir=d, prefix=".PERF.")
+with os.fdopen(fd, "w") as f:
+    f.write(text.rstrip() + "\n")
+os.replace(tmp, path)
+PY
+    echo "bench-analyze: wrote the Analyzer section of docs/PERF.md" >&2
+fi
