@@ -27,15 +27,22 @@ for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
-if ((${#missing[@]})); then
+# The qemu tests find and download Debian's 6.1 kernel package through apt, so
+# the package lists must exist even when every package above is installed.
+need_lists=0
+[[ $profile != build ]] && ! compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null && need_lists=1
+
+if ((${#missing[@]} || need_lists)); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "setup.sh: missing Debian packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
     exit 2
   fi
-  echo "setup.sh: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if ((${#missing[@]})); then
+    echo "setup.sh: installing ${missing[*]}" >&2
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
 fi
 
 if [[ $profile != build ]]; then
