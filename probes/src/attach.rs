@@ -210,18 +210,18 @@ fn libbpf_print(_: libbpf_rs::PrintLevel, msg: String) {
     }
 }
 
-/// The libbpf lines that say what failed, taken out of the log.
+/// The libbpf lines that say what failed, taken out of the log: the last
+/// lines of a verifier log name the refused instruction.
 fn libbpf_reasons() -> String {
     let Ok(mut v) = LIBBPF_LOG.lock() else {
         return String::new();
     };
     let lines: Vec<String> = v
         .drain(..)
-        .filter(|l| l.contains("fail") || l.contains("error") || l.contains("-E"))
+        .flat_map(|m| m.lines().map(str::to_string).collect::<Vec<_>>())
         .collect();
-    // The last few are the most specific.
     let n = lines.len();
-    lines[n.saturating_sub(3)..].join(" | ")
+    lines[n.saturating_sub(8)..].join(" | ")
 }
 
 fn refused(backend: Backend, what: &str, e: impl std::fmt::Display, offers: &str) -> ProbeError {

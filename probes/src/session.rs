@@ -130,6 +130,9 @@ pub fn record(
     // From here on the child must be ended on every path.
     let waited = wait_stop(opts, &buf, &probes, child.as_mut(), stop_requested);
     let freeze = buf.set_tracing_on(false);
+    // Read before detaching: removing a kprobe event (tracefs backend)
+    // resets every ring buffer of the system.
+    let trace = buf.read_trace();
     let backend = probes.backend();
     let notes = probes.notes().to_vec();
     drop(probes);
@@ -145,7 +148,7 @@ pub fn record(
     let (stop, _) = waited?;
     freeze?;
     drop(marker);
-    save_atomically(&buf.read_trace()?, &opts.out)?;
+    save_atomically(&trace?, &opts.out)?;
     inst.remove()?;
     Ok(Outcome {
         stop,

@@ -232,8 +232,11 @@ pub fn run(tag: &str, backend: Backend, double_fill: bool) -> Option<Run> {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    drop(probes);
+    // Freeze and read before detaching: removing kprobe events (tracefs
+    // backend) resets every ring buffer.
+    buf.set_tracing_on(false).unwrap();
     let trace = String::from_utf8_lossy(&buf.read_trace().unwrap()).into_owned();
+    drop(probes);
     if let Ok(dir) = std::env::var("XSKDBG_SAVE_TRACE") {
         std::fs::write(format!("{dir}/{tag}.trace"), &trace).unwrap();
     }
