@@ -100,7 +100,9 @@ fn marker_sink(c: &mut Criterion) {
         let line = b"xskdbg:1 rx sk=1:5:1 pool=1 idx=3c n=1 d=16ce900:4e\n";
         let mut g = c.benchmark_group("marker");
         g.throughput(Throughput::Elements(1));
-        g.bench_function("raw-write", |b| b.iter(|| marker.write(black_box(line)).unwrap()));
+        g.bench_function("raw-write", |b| {
+            b.iter(|| marker.write(black_box(line)).unwrap())
+        });
         g.throughput(Throughput::Elements(2 * BATCH as u64));
         g.bench_function("fill+rx/batch32", |b| b.iter(|| fill_rx_batched(&r)));
         g.bench_function("fill+rx/per-desc", |b| b.iter(|| fill_rx_single(&r)));
@@ -111,7 +113,8 @@ fn marker_sink(c: &mut Criterion) {
         assert_eq!(r.rec.sink_errors(), 0, "{:?}", r.rec.last_sink_error());
         drop(marker);
     }
-    inst.remove().expect("remove the benchmark's ftrace instance");
+    inst.remove()
+        .expect("remove the benchmark's ftrace instance");
 }
 
 fn config() -> Criterion {

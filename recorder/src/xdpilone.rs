@@ -9,6 +9,7 @@
 //!
 //! With the recorder compiled out the wrappers still work, minus the checks.
 
+use std::borrow::BorrowMut;
 use std::io;
 
 use xdpilone::xdp::XdpDesc as XDesc;
@@ -78,7 +79,20 @@ impl HasComp for CompletionQueue {
     }
 }
 
-/// A FILL and/or COMPLETION ring checked against a recorder [`Pool`].
+impl<T: HasFill + ?Sized> HasFill for &mut T {
+    fn fill_ring(&mut self, max: u32) -> xdpilone::WriteFill<'_> {
+        (**self).fill_ring(max)
+    }
+}
+
+impl<T: HasComp + ?Sized> HasComp for &mut T {
+    fn comp_ring(&mut self, max: u32) -> xdpilone::ReadComplete<'_> {
+        (**self).comp_ring(max)
+    }
+}
+
+/// A FILL and/or COMPLETION ring checked against a recorder [`Pool`]; the
+/// ring may be owned or borrowed (`&mut FillQueue`).
 pub struct CheckedPool<Q> {
     q: Q,
     pool: Pool,
@@ -135,19 +149,20 @@ impl<Q: HasComp> CheckedPool<Q> {
     }
 }
 
-/// An RX ring checked against a recorder [`Sock`], optionally writing the
-/// poison value back into every consumed slot.
-pub struct CheckedRx {
-    rx: RingRx,
+/// An RX ring (owned, or borrowed as `&mut RingRx`) checked against a
+/// recorder [`Sock`], optionally writing the poison value back into every
+/// consumed slot.
+pub struct CheckedRx<R = RingRx> {
+    rx: R,
     sock: Sock,
     map: Option<RxRingMap>,
     poison: Option<u64>,
     next: u32,
 }
 
-impl CheckedRx {
+impl<R: BorrowMut<RingRx>> CheckedRx<R> {
     /// Wrap `rx`; ring indexes are counted from 0.
-    pub fn new(rx: RingRx, sock: Sock) -> Self {
+    pub fn new(rx: R, sock: Sock) -> Self {
         CheckedRx {
             rx,
             sock,
@@ -161,13 +176,8 @@ impl CheckedRx {
     /// read the real consumer index and, with `poison`, write that value
     /// into each slot after reading it: a slot the kernel later exposes
     /// before writing reads back as the poison (the seed story's test).
-    pub fn with_ring(
-        rx: RingRx,
-        sock: Sock,
-        ring_size: u32,
-        poison: Option<u64>,
-    ) -> io::Result<Self> {
-        let map = RxRingMap::map(rx.as_raw_fd(), ring_size)?;
+    pub fn with_ring(rx: R, sock: Sock, ring_size: u32, poison: Option<u64>) -> io::Result<Self> {
+        let map = RxRingMap::map(rx.borrow().as_raw_fd(), ring_size)?;
         Ok(CheckedRx {
             next: map.consumer(),
             rx,
@@ -180,7 +190,7 @@ impl CheckedRx {
     /// Read up to `out.len()` descriptors; returns how many.
     pub fn receive(&mut self, out: &mut [XDesc]) -> usize {
         let max = out.len().min(u32::MAX as usize) as u32;
-        let mut r = self.rx.receive(max);
+        let mut r = self.rx.borrow_mut().receive(max);
         let mut n = 0;
         while n < out.len() {
             match r.read() {
@@ -202,28 +212,29 @@ impl CheckedRx {
     }
 
     /// The wrapped ring (operations on it are not checked).
-    pub fn inner(&mut self) -> &mut RingRx {
+    pub fn inner(&mut self) -> &mut R {
         &mut self.rx
     }
 }
 
-/// A TX ring checked against a recorder [`Sock`].
-pub struct CheckedTx {
-    tx: RingTx,
+/// A TX ring (owned, or borrowed as `&mut RingTx`) checked against a
+/// recorder [`Sock`].
+pub struct CheckedTx<T = RingTx> {
+    tx: T,
     sock: Sock,
     next: u32,
 }
 
-impl CheckedTx {
+impl<T: BorrowMut<RingTx>> CheckedTx<T> {
     /// Wrap `tx`; ring indexes are counted from 0.
-    pub fn new(tx: RingTx, sock: Sock) -> Self {
+    pub fn new(tx: T, sock: Sock) -> Self {
         CheckedTx { tx, sock, next: 0 }
     }
 
     /// Put as many of `descs` on TX as fit, in order; returns how many.
     pub fn transmit(&mut self, descs: &[XDesc]) -> usize {
         let max = descs.len().min(u32::MAX as usize) as u32;
-        let mut w = self.tx.transmit(max);
+        let mut w = self.tx.borrow_mut().transmit(max);
         let n = w.insert(descs.iter().copied()) as usize;
         self.sock.tx_at(self.next, as_descs(&descs[..n]));
         w.commit();
@@ -233,11 +244,11 @@ impl CheckedTx {
 
     /// Kick the kernel to send (`sendto` with `MSG_DONTWAIT`).
     pub fn wake(&self) {
-        self.tx.wake();
+        self.tx.borrow().wake();
     }
 
     /// The wrapped ring (operations on it are not checked).
-    pub fn inner(&mut self) -> &mut RingTx {
+    pub fn inner(&mut self) -> &mut T {
         &mut self.tx
     }
 }

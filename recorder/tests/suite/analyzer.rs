@@ -11,7 +11,10 @@ use super::common::{one_sock, seed_umem, Rig};
 fn analyze(rig: &Rig) -> Report {
     let trace = rig.rec.dump();
     analyze_reader(&trace[..], &Options::default()).unwrap_or_else(|e| {
-        panic!("analyzer rejected the recorder's trace: {e}\n{}", String::from_utf8_lossy(&trace))
+        panic!(
+            "analyzer rejected the recorder's trace: {e}\n{}",
+            String::from_utf8_lossy(&trace)
+        )
     })
 }
 
@@ -32,9 +35,10 @@ fn assert_same_violation(rig: &Rig) {
         "analyzer skipped lines {:?} of:\n{trace}",
         report.summary.skipped_lines
     );
-    let found = report.findings.iter().find(|f| {
-        f.kind.name() == v.kind.as_str() && hex(&f.frame) == Some(v.frame)
-    });
+    let found = report
+        .findings
+        .iter()
+        .find(|f| f.kind.name() == v.kind.as_str() && hex(&f.frame) == Some(v.frame));
     assert!(
         found.is_some(),
         "recorder caught {} but the analyzer reported {:#?}\ntrace:\n{trace}",

@@ -40,7 +40,10 @@ fn real_instance_freezes_on_the_seed_violation_and_the_analyzer_agrees() {
         super::seed::replay_seed_fifo_on(&rec);
         assert_eq!(rec.violations(), 1);
         assert_eq!(rec.sink_errors(), 0, "{:?}", rec.last_sink_error());
-        assert!(!inst.tracing_on().unwrap(), "the recorder did not freeze the buffer");
+        assert!(
+            !inst.tracing_on().unwrap(),
+            "the recorder did not freeze the buffer"
+        );
         // Frozen: later activity is not recorded.
         rec.umem(xskdbg_recorder::UmemConfig::aligned(8, 2048))
             .unwrap()
@@ -49,8 +52,14 @@ fn real_instance_freezes_on_the_seed_violation_and_the_analyzer_agrees() {
     let trace = inst.read_trace().unwrap();
     let text = String::from_utf8_lossy(&trace);
     let v = seen.lock().unwrap()[0].clone();
-    assert!(text.contains(&format!("tracing_mark_write: {}", v.line)), "{text}");
-    assert!(!text.contains("umem=2"), "written after the freeze:\n{text}");
+    assert!(
+        text.contains(&format!("tracing_mark_write: {}", v.line)),
+        "{text}"
+    );
+    assert!(
+        !text.contains("umem=2"),
+        "written after the freeze:\n{text}"
+    );
     let report = analyze_reader(&trace[..], &Options::default()).unwrap();
     assert_eq!(report.summary.lines_skipped, 0, "{text}");
     assert!(

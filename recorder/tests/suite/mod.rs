@@ -11,3 +11,4 @@ mod seed;
 mod sinks;
 mod threads;
 mod transitions;
+mod xsk;

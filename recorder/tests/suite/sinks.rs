@@ -175,3 +175,37 @@ fn memory_ring_dump_goes_to_a_file_on_violation() {
     assert!(body.contains(&"xskdbg:1 hold n=1 a=31800"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn stacks_are_captured_and_symbolized() {
+    let seen: Arc<std::sync::Mutex<Vec<xskdbg_recorder::Violation>>> = Arc::default();
+    let s2 = seen.clone();
+    let rec = Recorder::new(RecorderConfig {
+        sink: SinkConfig::Memory { events: 64 },
+        policy: Policy::Callback(Arc::new(move |v| s2.lock().unwrap().push(v.clone()))),
+        dump: xskdbg_recorder::DumpTarget::None,
+        freeze: true,
+        stacks: true,
+    })
+    .unwrap();
+    let u = rec.umem(seed_umem()).unwrap();
+    u.hold(&[0x800]);
+    u.hold(&[0x800]);
+    let v = seen.lock().unwrap()[0].clone();
+    assert!(
+        v.stack
+            .iter()
+            .any(|f| f.contains("stacks_are_captured_and_symbolized")),
+        "{:#?}",
+        v.stack
+    );
+    // The recorder's own frames are left out.
+    assert!(v.stack.iter().all(|f| !f.contains("xskdbg_recorder::on::")));
+    let dump = String::from_utf8(rec.dump()).unwrap();
+    assert!(
+        dump.contains("tracing_mark_write: xskdbg:1 stack i=0 sym="),
+        "{dump}"
+    );
+    let report = xskdbg_analyzer::analyze_reader(dump.as_bytes(), &Default::default()).unwrap();
+    assert_eq!(report.summary.lines_skipped, 0);
+}

@@ -26,13 +26,13 @@ fn frames_handed_between_threads_cause_no_violation() {
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..THREADS).map(|_| mpsc::channel::<Vec<u64>>()).unzip();
     let mut rxs: Vec<Option<mpsc::Receiver<Vec<u64>>>> = rxs.into_iter().map(Some).collect();
     // Seed every thread's inbox with frames from the app's free list.
-    for t in 0..THREADS {
+    for (t, inbox) in txs.iter().enumerate() {
         for b in 0..4 {
             let frames: Vec<u64> = (0..BATCH)
                 .map(|i| (((t * 4 + b) * BATCH + i) * 2048) as u64)
                 .collect();
             u.free(&frames);
-            txs[t].send(frames).unwrap();
+            inbox.send(frames).unwrap();
         }
     }
     std::thread::scope(|sc| {
