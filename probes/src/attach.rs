@@ -330,7 +330,8 @@ fn attach_one(backend: Backend, req: &Request, tfs: &TraceFs, caps: &Caps) -> Re
     match backend {
         Backend::Auto => return Err(ProbeError::Usage("auto is not a backend".into())),
         Backend::Tracepoint => {
-            let s = load_tp(&[], &offers)?;
+            let (s, note) = load_tp(false, &offers)?;
+            a.notes.extend(note);
             a.loaded.push(Loaded::Tp(s));
         }
         Backend::Fentry | Backend::Kprobe => {
@@ -373,7 +374,8 @@ fn attach_one(backend: Backend, req: &Request, tfs: &TraceFs, caps: &Caps) -> Re
                 a.loaded.push(Loaded::Kp(s));
             }
             // The XDP error tracepoints go with every backend.
-            let tp = load_tp(&["tp_xdp_redirect", "tp_napi_poll"], &offers)?;
+            let (tp, note) = load_tp(true, &offers)?;
+            a.notes.extend(note);
             a.loaded.push(Loaded::Tp(tp));
         }
         Backend::Tracefs => {
@@ -440,16 +442,58 @@ fn set_autoload(obj: &mut OpenObject, skip: &[String]) {
     }
 }
 
-fn load_tp(skip: &[&str], offers: &str) -> Result<skel_tp::TracepointSkel<'static>> {
-    let backend = Backend::Tracepoint;
-    let b = skel_tp::TracepointSkelBuilder::default();
-    let mut open = b
-        .open(storage())
-        .map_err(|e| refused(backend, "open BPF object", e, offers))?;
-    let skip: Vec<String> = skip.iter().map(|s| s.to_string()).collect();
-    set_autoload(open.open_object_mut(), &skip);
-    open.load()
-        .map_err(|e| refused(backend, "load tp_btf programs", e, offers))
+/// Loads the tracepoint object: with tp_btf programs, or, when the kernel
+/// refuses those (before ~6.3 tp_btf cannot read a `void *` argument), with
+/// their raw_tp twins. `errors_only` loads just the XDP error programs (for
+/// the function backends). Returns a note when the fallback was used.
+fn load_tp(
+    errors_only: bool,
+    offers: &str,
+) -> Result<(skel_tp::TracepointSkel<'static>, Option<String>)> {
+    let try_load = |raw: bool| -> Result<skel_tp::TracepointSkel<'static>> {
+        let backend = Backend::Tracepoint;
+        let mut skip: Vec<String> = Vec::new();
+        let (keep_redirect, drop_redirect) = if raw {
+            ("rtp_", "tp_")
+        } else {
+            ("tp_", "rtp_")
+        };
+        skip.push(format!("{drop_redirect}xdp_redirect"));
+        skip.push(format!("{drop_redirect}xdp_redirect_err"));
+        if errors_only {
+            skip.push(format!("{keep_redirect}xdp_redirect"));
+            skip.push("tp_napi_poll".into());
+        }
+        let b = skel_tp::TracepointSkelBuilder::default();
+        let mut open = b
+            .open(storage())
+            .map_err(|e| refused(backend, "open BPF object", e, offers))?;
+        set_autoload(open.open_object_mut(), &skip);
+        open.load().map_err(|e| {
+            refused(
+                backend,
+                if raw {
+                    "load raw_tp programs"
+                } else {
+                    "load tp_btf programs"
+                },
+                e,
+                offers,
+            )
+        })
+    };
+    match try_load(false) {
+        Ok(s) => Ok((s, None)),
+        Err(first) => match try_load(true) {
+            Ok(s) => Ok((
+                s,
+                Some(format!(
+                    "tp_btf refused, using raw_tp for xdp_redirect(_err): {first}"
+                )),
+            )),
+            Err(_) => Err(first),
+        },
+    }
 }
 
 fn attach_tracefs(a: &mut Attached, req: &Request, tfs: &TraceFs, caps: &Caps) -> Result<()> {

@@ -20,9 +20,8 @@ char LICENSE[] SEC("license") = "GPL";
 /* Kept in sync with BPF_MAP_TYPE_XSKMAP (stable UAPI value). */
 #define XSKMAP_TYPE 17
 
-SEC("tp_btf/xdp_redirect")
-int BPF_PROG(tp_xdp_redirect, const struct net_device *dev, const struct bpf_prog *xdp,
-	     const void *tgt, int err, enum bpf_map_type map_type, __u32 map_id, __u32 index)
+static __always_inline int on_redirect(const struct net_device *dev, const struct bpf_prog *xdp,
+				       const void *tgt, enum bpf_map_type map_type)
 {
 	struct xdp_sock *xs = (struct xdp_sock *)tgt;
 	struct rx_state st;
@@ -62,9 +61,7 @@ int BPF_PROG(tp_xdp_redirect, const struct net_device *dev, const struct bpf_pro
 	return 0;
 }
 
-SEC("tp_btf/xdp_redirect_err")
-int BPF_PROG(tp_xdp_redirect_err, const struct net_device *dev, const struct bpf_prog *xdp,
-	     const void *tgt, int err, enum bpf_map_type map_type, __u32 map_id, __u32 index)
+static __always_inline int on_redirect_err(const void *tgt, int err, enum bpf_map_type map_type)
 {
 	struct xdp_sock *xs = (struct xdp_sock *)tgt;
 	struct rx_state st;
@@ -81,6 +78,39 @@ int BPF_PROG(tp_xdp_redirect_err, const struct net_device *dev, const struct bpf
 		   id.xs, id.cookie, id.ifindex, id.queue, -err, id.pool, st.cached_prod, st.prod,
 		   fill_cons(id.pool));
 	return 0;
+}
+
+/*
+ * tp_btf first; kernels before ~6.3 refuse tp_btf reads of a `void *`
+ * tracepoint argument ("arg2 type UNKNOWN is not a struct"), so the same
+ * bodies also exist as raw_tp programs that user space loads instead.
+ */
+SEC("tp_btf/xdp_redirect")
+int BPF_PROG(tp_xdp_redirect, const struct net_device *dev, const struct bpf_prog *xdp,
+	     const void *tgt, int err, enum bpf_map_type map_type, __u32 map_id, __u32 index)
+{
+	return on_redirect(dev, xdp, tgt, map_type);
+}
+
+SEC("raw_tp/xdp_redirect")
+int BPF_PROG(rtp_xdp_redirect, const struct net_device *dev, const struct bpf_prog *xdp,
+	     const void *tgt, int err, enum bpf_map_type map_type, __u32 map_id, __u32 index)
+{
+	return on_redirect(dev, xdp, tgt, map_type);
+}
+
+SEC("tp_btf/xdp_redirect_err")
+int BPF_PROG(tp_xdp_redirect_err, const struct net_device *dev, const struct bpf_prog *xdp,
+	     const void *tgt, int err, enum bpf_map_type map_type, __u32 map_id, __u32 index)
+{
+	return on_redirect_err(tgt, err, map_type);
+}
+
+SEC("raw_tp/xdp_redirect_err")
+int BPF_PROG(rtp_xdp_redirect_err, const struct net_device *dev, const struct bpf_prog *xdp,
+	     const void *tgt, int err, enum bpf_map_type map_type, __u32 map_id, __u32 index)
+{
+	return on_redirect_err(tgt, err, map_type);
 }
 
 SEC("tp_btf/xdp_exception")
