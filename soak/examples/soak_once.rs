@@ -1,5 +1,6 @@
 //! Runs one short soak and prints its summary; a development aid until
-//! `xskdbg soak` is registered. Usage: `soak_once OUT_DIR [INJECT|none] [marker|memory]`.
+//! `xskdbg soak` is registered.
+//! Usage: `soak_once OUT_DIR [INJECT|none] [marker|memory] [PROBE_BACKEND]`.
 
 use std::time::Duration;
 
@@ -25,6 +26,9 @@ fn main() {
         inject,
         inject_after: 2000,
         poison: false,
+        probes: args
+            .get(4)
+            .map(|b| b.parse().unwrap_or_else(|e| panic!("{e}"))),
         traffic_cpus: cpus,
         forwarder_cpu: None,
         out: out.into(),

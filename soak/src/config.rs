@@ -120,6 +120,9 @@ pub struct SoakConfig {
     pub out: PathBuf,
     /// Recorder sink.
     pub sink: SinkKind,
+    /// Kernel probes to attach (needs the marker sink: their events land in
+    /// the same ftrace instance).
+    pub probes: Option<xskdbg_probes::Backend>,
     /// Frames in the shared UMEM.
     pub frames: u32,
     /// ftrace buffer per CPU for the marker sink, KiB.
@@ -138,6 +141,11 @@ impl SoakConfig {
         }
         if self.traffic_cpus.is_empty() {
             return Err("--traffic-cpus is empty".into());
+        }
+        if self.probes.is_some() && self.sink != SinkKind::Marker {
+            return Err(
+                "--probes needs --sink marker: kernel events go to the ftrace instance".into(),
+            );
         }
         if !self.frames.is_power_of_two() || self.frames < 256 {
             return Err(format!(

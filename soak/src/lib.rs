@@ -33,6 +33,8 @@ use xsknet::{SharedUmem, UmemConfig};
 pub use config::{Inject, SinkKind, SoakConfig};
 use forward::{Counters, Forwarder, Port};
 use topology::{app_ifname, peer_ifname, Side};
+/// The kernel probe backends `--probes` takes.
+pub use xskdbg_probes::Backend as ProbeBackend;
 /// CPUs this process may use (the default for `--traffic-cpus`).
 pub use xsknet::traffic::allowed_cpus;
 
@@ -54,6 +56,9 @@ pub enum SoakError {
     /// tracefs failed.
     #[error("tracefs: {0}")]
     TraceFs(#[from] xskdbg_tracefs::Error),
+    /// Kernel probes could not attach.
+    #[error("probes: {0}")]
+    Probes(String),
     /// The analyzer could not read the trace.
     #[error("analyzer: {0}")]
     Analyzer(String),
@@ -106,10 +111,14 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     // The recorder: every ring operation becomes a trace line; the first
     // violation freezes the buffer and stops the run.
     let stop = Arc::new(AtomicBool::new(false));
+    // Unique per run, so runs in one process (tests) do not collide.
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run_id = RUNS.fetch_add(1, Ordering::Relaxed);
     let instance = match cfg.sink {
         SinkKind::Marker => {
             let fs = xskdbg_tracefs::TraceFs::find()?;
-            let inst = fs.create_instance(&format!("xskdbg-soak-{}", std::process::id()))?;
+            let inst =
+                fs.create_instance(&format!("xskdbg-soak-{}-{run_id}", std::process::id()))?;
             inst.set_buffer_size_kb(cfg.buffer_kb)?;
             Some(inst)
         }
@@ -164,6 +173,30 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
             ports.push(Port::new(sock, pool, rsock, label, Some(rxmap), poison));
         }
     }
+    // Kernel probes into the same instance, for this process's sockets.
+    let probes = match (cfg.probes, &instance) {
+        (Some(backend), Some(inst)) => {
+            let req = xskdbg_probes::Request {
+                backend,
+                filters: xskdbg_probes::Filters {
+                    pid: Some(std::process::id()),
+                    ..Default::default()
+                },
+                buffer: inst.buffer(),
+                group: format!(
+                    "{}_soak{}_{run_id}",
+                    xskdbg_probes::kprobe_events::GROUP,
+                    std::process::id()
+                ),
+            };
+            let attached =
+                xskdbg_probes::attach(&req).map_err(|e| SoakError::Probes(e.to_string()))?;
+            inst.open_marker()?
+                .write(attached.header_line().as_bytes())?;
+            Some(attached)
+        }
+        _ => None,
+    };
     let free: Vec<u64> = umem.frame_addrs().collect();
     let counters = Arc::new(Counters::new(ports.len()));
     let mut fwd = Forwarder::new(
@@ -257,9 +290,11 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     let elapsed = start.elapsed();
 
     // The trace, then the analyzer's verdict on it.
+    let probe_backend = probes.as_ref().map(|p| p.backend().name());
     let trace = match &instance {
         Some(inst) => {
             inst.set_tracing_on(false)?;
+            drop(probes);
             inst.read_trace()?
         }
         None => recorder.dump(),
@@ -293,6 +328,11 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         })
         .map(|f| format!("{f:#x}"))
         .collect();
+    // How much of the kernel side the trace holds (probes' krx lines).
+    let kernel_rx_events = trace
+        .split(|&b| b == b'\n')
+        .filter(|l| contains(l, b" krx "))
+        .count();
     let c = &fwd.counters;
     let total_sent: u64 = sent.iter().map(|s| s.sent).sum();
     let received = c.received.load(Ordering::Relaxed);
@@ -345,6 +385,8 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         "ring_stats": ring_stats,
         "peers": arrivals,
         "poison": cfg.poison,
+        "probes": probe_backend,
+        "kernel_rx_events": kernel_rx_events,
         "sink": match cfg.sink { SinkKind::Marker => "trace_marker", SinkKind::Memory => "memory" },
     });
     let exit_code = u8::from(violations > 0 || !report.findings.is_empty() || !leaked.is_empty());
@@ -374,6 +416,10 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         leaked_frames: leaked,
         out: cfg.out.clone(),
     })
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Writes `data` to `path` through a temporary file and a rename.

@@ -17,6 +17,7 @@ fn cfg(out: &std::path::Path, inject: Option<Inject>, sink: SinkKind) -> SoakCon
         inject,
         inject_after: 2000,
         poison: false,
+        probes: None,
         traffic_cpus: cpus,
         forwarder_cpu: None,
         out: out.to_path_buf(),
@@ -67,6 +68,35 @@ fn clean_soak_forwards_and_reports_nothing() {
         o.summary
     );
     assert!(dir.path().join("summary.json").exists());
+}
+
+/// With the tracepoint probes attached (what this locked-down host allows),
+/// every frame the forwarder read has its kernel receive event in the same
+/// trace, and the analyzer finds nothing. bpf_trace_printk output reaches
+/// every instance that enables it, so this must not overlap the probes
+/// crate's tests (cargo runs test binaries one after another).
+#[test]
+fn clean_soak_with_tracepoint_probes_sees_every_kernel_receive() {
+    if !testenv::require_root("clean_soak_with_tracepoint_probes_sees_every_kernel_receive") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path(), None, SinkKind::Marker);
+    c.probes = Some(xskdbg_soak::ProbeBackend::Tracepoint);
+    let o = run(&c).unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&o.summary).unwrap());
+    assert_eq!(o.exit_code, 0, "{}", o.summary);
+    assert_eq!(o.summary["probes"], "tracepoint");
+    assert!(
+        o.summary["packets_received"].as_u64().unwrap() > 1000,
+        "{}",
+        o.summary
+    );
+    assert_eq!(
+        o.summary["kernel_rx_events"], o.summary["packets_received"],
+        "{}",
+        o.summary
+    );
 }
 
 /// The recorder (or, for a leak, the end-of-run audit) catches the fault

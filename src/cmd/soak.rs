@@ -64,6 +64,10 @@ pub struct Args {
     /// instance) or `memory` (an in-process ring; no tracefs needed).
     #[arg(long, default_value = "marker", value_parser = SinkKind::parse)]
     sink: SinkKind,
+    /// Attach kernel probes (auto, tracepoint, fentry, kprobe, tracefs) into
+    /// the same ftrace instance, for this process's sockets.
+    #[arg(long, value_name = "BACKEND")]
+    probes: Option<xskdbg_soak::ProbeBackend>,
     /// Frames in the shared UMEM (a power of two).
     #[arg(long, default_value_t = 4096, value_name = "N")]
     frames: u32,
@@ -112,6 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         forwarder_cpu: args.forwarder_cpu,
         out: args.out,
         sink: args.sink,
+        probes: args.probes,
         frames: args.frames,
         buffer_kb: args.buffer_kb,
     };
