@@ -82,15 +82,23 @@ pub enum SinkKind {
     Marker,
     /// An in-memory ring of recent lines (no tracefs needed).
     Memory,
+    /// Checks only, no lines (no trace to analyze).
+    Null,
+    /// No recorder at all: the uninstrumented baseline for speed figures.
+    Off,
 }
 
 impl SinkKind {
-    /// Parses `marker` / `memory`.
+    /// Parses `marker` / `memory` / `null` / `off`.
     pub fn parse(s: &str) -> Result<SinkKind, String> {
         match s {
             "marker" => Ok(SinkKind::Marker),
             "memory" => Ok(SinkKind::Memory),
-            _ => Err(format!("unknown sink {s:?}; one of: marker, memory")),
+            "null" => Ok(SinkKind::Null),
+            "off" => Ok(SinkKind::Off),
+            _ => Err(format!(
+                "unknown sink {s:?}; one of: marker, memory, null, off"
+            )),
         }
     }
 }
@@ -141,6 +149,11 @@ impl SoakConfig {
         }
         if self.traffic_cpus.is_empty() {
             return Err("--traffic-cpus is empty".into());
+        }
+        if self.inject.is_some() && matches!(self.sink, SinkKind::Null | SinkKind::Off) {
+            return Err(
+                "--inject needs --sink marker or memory: a trace to catch the fault in".into(),
+            );
         }
         if self.probes.is_some() && self.sink != SinkKind::Marker {
             return Err(

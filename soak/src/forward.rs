@@ -117,6 +117,10 @@ pub struct Forwarder {
     inject_after: u64,
     /// What happened to the fault.
     pub injected: InjectState,
+    /// Tell the recorder about ring operations (off: the uninstrumented
+    /// baseline for speed comparisons).
+    rec_on: bool,
+    batch: Vec<u64>,
     /// Shared totals.
     pub counters: Arc<Counters>,
 }
@@ -149,8 +153,16 @@ impl Forwarder {
             inject,
             inject_after,
             injected: InjectState::default(),
+            rec_on: true,
+            batch: Vec::with_capacity(2048),
             counters,
         }
+    }
+
+    /// Turns the recorder calls off (or on again): the baseline for speed
+    /// comparisons. Faults are still injected but nothing catches them.
+    pub fn set_recorder(&mut self, on: bool) {
+        self.rec_on = on;
     }
 
     fn armed(&self, kind: Inject) -> bool {
@@ -202,7 +214,9 @@ impl Forwarder {
         if n == 0 {
             return 0;
         }
-        port.pool.comp(addrs);
+        if self.rec_on {
+            port.pool.comp(addrs);
+        }
         self.counters
             .completed
             .fetch_add(u64::from(n), Ordering::Relaxed);
@@ -227,7 +241,9 @@ impl Forwarder {
         if self.freed.is_empty() {
             return;
         }
-        self.rumem.free(&self.freed);
+        if self.rec_on {
+            self.rumem.free(&self.freed);
+        }
         self.free.extend(self.freed.drain(..));
     }
 
@@ -246,7 +262,9 @@ impl Forwarder {
         if cap == 0 {
             return;
         }
-        let mut batch: Vec<u64> = self.free.drain(..cap).collect();
+        // Reuses one allocation across calls.
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.extend(self.free.drain(..cap));
         if armed && cap >= 2 {
             // The bug: one frame put on FILL twice in one batch (the frame
             // it displaces goes back to the free list).
@@ -258,10 +276,14 @@ impl Forwarder {
                 addr: batch[last],
             };
         }
-        port.pool.fill(&batch);
+        if self.rec_on {
+            port.pool.fill(&batch);
+        }
         let n = w.insert(batch.iter().copied());
         w.commit();
         port.in_fill += n;
+        batch.clear();
+        self.batch = batch;
     }
 
     /// RX → decide per frame: forward, bounce or drop.
@@ -292,9 +314,10 @@ impl Forwarder {
             len: d.len,
             options: d.options,
         }));
-        match first {
-            Some(idx) => port.rsock.rx_at(idx, rdescs),
-            None => port.rsock.rx(rdescs),
+        match (self.rec_on, first) {
+            (false, _) => {}
+            (true, Some(idx)) => port.rsock.rx_at(idx, rdescs),
+            (true, None) => port.rsock.rx(rdescs),
         }
         // Same queue on the other side: ports are [outer q0.., inner q0..].
         let other = (p + self.queues) % (2 * self.queues);
@@ -361,7 +384,7 @@ impl Forwarder {
             len: d.len,
             options: d.options,
         }));
-        if cap > 0 {
+        if cap > 0 && self.rec_on {
             port.rsock.tx(rdescs);
         }
         w.insert(batch[..cap].iter().copied());

@@ -122,11 +122,12 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
             inst.set_buffer_size_kb(cfg.buffer_kb)?;
             Some(inst)
         }
-        SinkKind::Memory => None,
+        SinkKind::Memory | SinkKind::Null | SinkKind::Off => None,
     };
     let sink = match &instance {
         Some(inst) => rec::SinkConfig::Buffer(inst.buffer()),
-        None => rec::SinkConfig::Memory { events: 1 << 20 },
+        None if cfg.sink == SinkKind::Memory => rec::SinkConfig::Memory { events: 1 << 20 },
+        None => rec::SinkConfig::Null,
     };
     let stop_cb = Arc::clone(&stop);
     let first_violation: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
@@ -209,6 +210,7 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         cfg.inject_after,
         Arc::clone(&counters),
     );
+    fwd.set_recorder(cfg.sink != SinkKind::Off);
 
     let start = Instant::now();
     let deadline = start + cfg.duration;
@@ -387,7 +389,12 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         "poison": cfg.poison,
         "probes": probe_backend,
         "kernel_rx_events": kernel_rx_events,
-        "sink": match cfg.sink { SinkKind::Marker => "trace_marker", SinkKind::Memory => "memory" },
+        "sink": match cfg.sink {
+            SinkKind::Marker => "trace_marker",
+            SinkKind::Memory => "memory",
+            SinkKind::Null => "null",
+            SinkKind::Off => "off",
+        },
     });
     let exit_code = u8::from(violations > 0 || !report.findings.is_empty() || !leaked.is_empty());
     std::fs::create_dir_all(&cfg.out).map_err(|source| SoakError::Write {

@@ -61,7 +61,8 @@ pub struct Args {
     #[arg(long, default_value = "xskdbg-soak-out", value_name = "DIR")]
     out: PathBuf,
     /// Where the recorder writes: `marker` (trace_marker of a fresh ftrace
-    /// instance) or `memory` (an in-process ring; no tracefs needed).
+    /// instance), `memory` (an in-process ring; no tracefs needed), `null`
+    /// (checks only, no trace) or `off` (no recorder: the speed baseline).
     #[arg(long, default_value = "marker", value_parser = SinkKind::parse)]
     sink: SinkKind,
     /// Attach kernel probes (auto, tracepoint, fentry, kprobe, tracefs) into
