@@ -13,7 +13,7 @@
 //!   namespaces (copy mode, via `xdpilone`), with the raw ring handles.
 //! - [`packet`]: pure building and checking of UDP and TCP-shaped frames.
 //! - [`traffic`]: an AF_PACKET generator that sends those frames from a peer
-//!   namespace, steered to chosen rx queues, and a receive loop.
+//!   namespace into the rx queue its sending CPU selects, and a receive loop.
 //! - [`sys`]: the seam to iproute2/ethtool/tc and the raw system calls.
 //! - [`testenv`]: the root/BPF precondition check tests use (skip, or fail
 //!   under `CI=true`).

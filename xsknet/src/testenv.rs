@@ -13,10 +13,8 @@ pub fn missing_requirements() -> Option<String> {
     if !sys::has_admin_caps() {
         return Some("needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) for netns, veth and XDP".into());
     }
-    for tool in [Tool::Ip, Tool::Tc] {
-        if let Err(e) = sys::tool_path(tool) {
-            return Some(e.to_string());
-        }
+    if let Err(e) = sys::tool_path(Tool::Ip) {
+        return Some(e.to_string());
     }
     if !std::path::Path::new("/sys/fs/bpf").exists()
         && !std::path::Path::new("/proc/sys/net/core/bpf_jit_enable").exists()
