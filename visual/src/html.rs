@@ -485,7 +485,13 @@ fn finding(o: &mut String, i: usize, f: &Finding, win: &[Ev], draw: bool, ctx: &
     if let Some(e) = by_line.get_mut(&f.line) {
         e.moment = true;
     }
-    let evs: Vec<Ev> = by_line.into_values().collect();
+    let (evs, left_out) = focus(by_line.into_values().collect(), f, ctx);
+    if left_out > 0 {
+        let _ = write!(
+            o,
+            "<p class=\"meta\">{left_out} entries of other CPUs that touch neither this socket nor its frames are not shown.</p>"
+        );
+    }
     if draw {
         if evs.is_empty() {
             o.push_str("<p class=\"empty\">No trace events were recorded around this finding.</p>");
@@ -574,6 +580,8 @@ const CPU_H: f64 = 62.0;
 const SOCK_H: f64 = 50.0;
 const LIFE_H: f64 = 42.0;
 const MAX_LIFELINES: usize = 6;
+/// More CPUs than this in a window: only the finding's entries are drawn.
+const MAX_CPU_LANES: usize = 8;
 
 /// Both x positions of a moment: on the time scale and on the order scale.
 #[derive(Clone, Copy)]
@@ -606,6 +614,83 @@ impl Geo {
             x.o
         }
     }
+}
+
+/// The frames a finding implicates, strongest evidence first (at most
+/// [`MAX_LIFELINES`]; never the poison value).
+fn implicated_frames(f: &Finding, map: Mapping) -> Vec<u64> {
+    let poison_frame = map.frame(DEFAULT_POISON);
+    let mut frames: Vec<u64> = Vec::new();
+    let mut add = |fr: u64| {
+        if fr != poison_frame && !frames.contains(&fr) {
+            frames.push(fr);
+        }
+    };
+    if let Some(a) = f.addr.as_deref().and_then(parse_hex) {
+        add(map.frame(a));
+    }
+    if let Some(fr) = f.frame.as_deref().and_then(parse_hex) {
+        add(map.frame(fr));
+    }
+    for c in f.also.iter().chain(&f.consequences) {
+        if let Some(fr) = c.frame.as_deref().and_then(parse_hex) {
+            add(map.frame(fr));
+        }
+    }
+    for e in f.timeline.iter().filter(|e| e.highlighted) {
+        if let Some(fr) = e.frame.as_deref().and_then(parse_hex) {
+            add(map.frame(fr));
+        }
+    }
+    frames.truncate(MAX_LIFELINES);
+    frames
+}
+
+/// The finding's socket as the lanes name it.
+fn finding_socket(f: &Finding, socks: &Sockets) -> Option<String> {
+    f.socket.clone().or_else(|| {
+        f.xs.as_deref()
+            .and_then(parse_hex)
+            .map(|x| socks.name(&SockId::Xs(x)))
+    })
+}
+
+/// On machines with many CPUs a window holds entries of unrelated CPUs;
+/// beyond [`MAX_CPU_LANES`] lanes keep only the entries on the finding's
+/// CPUs, of its socket, of its frames, or highlighted. Returns the entries
+/// kept and how many were left out.
+fn focus(evs: Vec<Ev>, f: &Finding, ctx: &Ctx) -> (Vec<Ev>, usize) {
+    let cpus: BTreeSet<u32> = evs
+        .iter()
+        .map(|e| e.cpu)
+        .chain(f.cpus.iter().copied())
+        .collect();
+    if cpus.len() <= MAX_CPU_LANES {
+        return (evs, 0);
+    }
+    let frames = implicated_frames(f, ctx.map);
+    let sock = finding_socket(f, &ctx.socks);
+    let before = evs.len();
+    let kept: Vec<Ev> = evs
+        .into_iter()
+        .filter(|e| {
+            if e.hl || f.cpus.contains(&e.cpu) {
+                return true;
+            }
+            let Line::Event(ev) = parse_line(e.line, e.raw.as_bytes()) else {
+                return false;
+            };
+            let c = classify(&ev.op, ev.name);
+            c.sock
+                .as_ref()
+                .is_some_and(|s| Some(ctx.socks.name(s)) == sock)
+                || c.moves
+                    .iter()
+                    .any(|&(a, _)| frames.contains(&ctx.map.frame(a)))
+        })
+        .collect();
+    let left = before - kept.len();
+    (kept, left)
 }
 
 /// A descriptor lifeline point.
@@ -682,11 +767,7 @@ fn figure(o: &mut String, fi: usize, f: &Finding, evs: &[Ev], ctx: &Ctx) {
         y += CPU_H;
     }
     let geo = Geo { mode_time, cpu_y };
-    let sock_name: Option<String> = f.socket.clone().or_else(|| {
-        f.xs.as_deref()
-            .and_then(parse_hex)
-            .map(|x| socks.name(&SockId::Xs(x)))
-    });
+    let sock_name = finding_socket(f, socks);
     let ev_sock: Vec<Option<String>> = classes
         .iter()
         .map(|c| c.sock.as_ref().map(|s| socks.name(s)))
@@ -705,31 +786,7 @@ fn figure(o: &mut String, fi: usize, f: &Finding, evs: &[Ev], ctx: &Ctx) {
         Some(v)
     };
 
-    // Implicated frames, strongest evidence first.
-    let poison_frame = map.frame(DEFAULT_POISON);
-    let mut frames: Vec<u64> = Vec::new();
-    let mut add = |fr: u64| {
-        if fr != poison_frame && !frames.contains(&fr) {
-            frames.push(fr);
-        }
-    };
-    if let Some(a) = f.addr.as_deref().and_then(parse_hex) {
-        add(map.frame(a));
-    }
-    if let Some(fr) = f.frame.as_deref().and_then(parse_hex) {
-        add(map.frame(fr));
-    }
-    for c in f.also.iter().chain(&f.consequences) {
-        if let Some(fr) = c.frame.as_deref().and_then(parse_hex) {
-            add(map.frame(fr));
-        }
-    }
-    for e in f.timeline.iter().filter(|e| e.highlighted) {
-        if let Some(fr) = e.frame.as_deref().and_then(parse_hex) {
-            add(map.frame(fr));
-        }
-    }
-    frames.truncate(MAX_LIFELINES);
+    let frames = implicated_frames(f, map);
     // Lifeline points per frame.
     let lives: Vec<(u64, Vec<LifePt>)> = frames
         .iter()
@@ -760,7 +817,7 @@ fn figure(o: &mut String, fi: usize, f: &Finding, evs: &[Ev], ctx: &Ctx) {
     let lines_attr: Vec<String> = evs.iter().map(|e| e.line.to_string()).collect();
     let _ = write!(
         o,
-        "<div class=\"fig\" id=\"fig-{fi}\"><div class=\"tools\"><button data-act=\"in\" title=\"zoom in\">+</button><button data-act=\"out\" title=\"zoom out\">−</button><button data-act=\"reset\" title=\"show everything\">reset</button><button data-act=\"mode\" title=\"switch between trace time and event order\">{}</button><span class=\"hint\">drag to pan · Ctrl+wheel to zoom · double-click to reset · hover a mark for its trace line</span></div>",
+        "<div class=\"fig\" id=\"fig-{fi}\"><div class=\"tools\"><button data-act=\"in\" title=\"zoom in\">+</button><button data-act=\"out\" title=\"zoom out\">−</button><button data-act=\"reset\" title=\"show everything\">reset</button><button data-act=\"mode\" title=\"switch between trace time and event order\">{}</button><span class=\"hint\">drag or shift+wheel to pan · Ctrl+wheel to zoom · double-click to reset · hover a mark for its trace line</span></div>",
         if mode_time { "scale: time" } else { "scale: order" }
     );
     let _ = write!(

@@ -145,9 +145,15 @@
       });
     });
     svg.addEventListener("wheel", function (ev) {
-      if (!ev.ctrlKey && !ev.metaKey) return;
-      ev.preventDefault();
-      f.zoomAt(f.svgX(ev), ev.deltaY < 0 ? 1.25 : 0.8);
+      if (ev.ctrlKey || ev.metaKey) {
+        ev.preventDefault();
+        f.zoomAt(f.svgX(ev), ev.deltaY < 0 ? 1.25 : 0.8);
+      } else if (f.k > 1 && (ev.shiftKey || Math.abs(ev.deltaX) > Math.abs(ev.deltaY))) {
+        // Horizontal scrolling pans a zoomed timeline; vertical scrolls the page.
+        ev.preventDefault();
+        var d = Math.abs(ev.deltaX) > Math.abs(ev.deltaY) ? ev.deltaX : ev.deltaY;
+        f.off += d / f.k; f.clamp(); f.place();
+      }
     }, { passive: false });
     svg.addEventListener("mousedown", function (ev) { drag = { x: f.svgX(ev), off: f.off, moved: false }; svg.classList.add("drag"); });
     window.addEventListener("mousemove", function (ev) {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use xskdbg_visual::html::{self, Options};
 
-use super::{analyze_file, fixtures, out_dir, stem};
+use super::{analyze_file, fixture_reports, out_dir, stem};
 
 fn find_chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("XSKDBG_CHROMIUM") {
@@ -137,8 +137,7 @@ fn fixtures_with_findings_render_in_chromium() {
     };
     let dir = out_dir("chromium");
     let mut tested = 0;
-    for p in fixtures() {
-        let (report, mut spool) = analyze_file(&p);
+    for (p, report, mut spool) in fixture_reports() {
         if report.findings.is_empty() {
             continue;
         }
@@ -252,4 +251,86 @@ fn seed_race_picture() {
         std::fs::copy(&png, &dst).expect("copy to docs/images");
         eprintln!("updated {}", dst.display());
     }
+}
+
+/// The page's script in action: zoom in, pan, switch to event order. A
+/// second inline script (allowed by the page's policy, like the page's own)
+/// presses the buttons and records what the figure shows before and after.
+#[test]
+fn zoom_pan_and_scale_switch_work() {
+    let Some(bin) = chromium_or_skip() else {
+        return;
+    };
+    let p = super::fixtures_dir().join("seed-fifo.txt");
+    let (report, mut spool) = analyze_file(&p);
+    assert!(!report.findings.is_empty());
+    let dir = out_dir("chromium");
+    let page = dir.join("interact.html");
+    html::write_with(&report, Some(&mut spool), &Options::default(), &page).expect("write html");
+    let driver = r#"<script>
+(function () {
+  var fig = document.querySelector("div.fig"), svg = fig.querySelector("svg.timeline");
+  function btn(a) { fig.querySelector('button[data-act="' + a + '"]').click(); }
+  function xs() {
+    return Array.prototype.map.call(svg.querySelectorAll(".plot g.pt.ev"), function (g) {
+      return parseFloat(g.getAttribute("transform").replace("translate(", ""));
+    });
+  }
+  function ticks() {
+    return Array.prototype.map.call(svg.querySelectorAll("g.axis text"), function (t) { return t.textContent; });
+  }
+  var r = { x0: xs(), t0: ticks() };
+  btn("in"); btn("in"); btn("in");
+  r.x1 = xs(); r.t1 = ticks();
+  svg.dispatchEvent(new WheelEvent("wheel", { deltaX: 400, deltaY: 0, bubbles: true, cancelable: true }));
+  r.x2 = xs();
+  btn("reset"); r.x3 = xs();
+  btn("mode"); r.x4 = xs(); r.t4 = ticks(); r.mode = fig.querySelector('button[data-act="mode"]').textContent;
+  var out = document.createElement("pre"); out.id = "result"; out.textContent = JSON.stringify(r);
+  document.body.appendChild(out);
+})();
+</script></body>"#;
+    let text = std::fs::read_to_string(&page)
+        .unwrap()
+        .replace("</body>", driver);
+    std::fs::write(&page, text).unwrap();
+    let dom = dump_dom(&bin, &page, &dir.join("interact.dom.html"));
+    let json = dom
+        .split("<pre id=\"result\">")
+        .nth(1)
+        .and_then(|r| r.split("</pre>").next())
+        .expect("the driver script ran");
+    let r: serde_json::Value =
+        serde_json::from_str(&json.replace("&quot;", "\"").replace("&amp;", "&")).expect("JSON");
+    let v = |k: &str| -> Vec<f64> {
+        r[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let (x0, x1, x2, x3, x4) = (v("x0"), v("x1"), v("x2"), v("x3"), v("x4"));
+    let spread = |x: &[f64]| {
+        x.iter().cloned().fold(f64::MIN, f64::max) - x.iter().cloned().fold(f64::MAX, f64::min)
+    };
+    assert!(x0.len() > 3);
+    // Three zoom steps of 2x around the middle spread the marks 8x.
+    let ratio = spread(&x1) / spread(&x0);
+    assert!((ratio - 8.0).abs() < 0.01, "zoom ratio {ratio}");
+    assert_ne!(r["t0"], r["t1"], "the axis is redrawn for the zoomed range");
+    // Horizontal scrolling pans: every mark moves left by the same amount.
+    let d: Vec<f64> = x1.iter().zip(&x2).map(|(a, b)| a - b).collect();
+    assert!(
+        d[0] > 1.0 && d.iter().all(|v| (v - d[0]).abs() < 0.2),
+        "pan {d:?}"
+    );
+    assert_eq!(x3, x0, "reset restores the first view");
+    // Event order: equal steps between consecutive entries on the CPU lanes.
+    assert_eq!(r["mode"], "scale: order");
+    assert!(r["t4"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t.as_str().unwrap().starts_with("line ")));
+    assert_ne!(x4, x0);
 }

@@ -2,7 +2,7 @@
 
 use xskdbg_visual::html::{self, Options};
 
-use super::{analyze_file, analyze_text, fixtures, out_dir, stem, synthetic_trace};
+use super::{analyze_file, analyze_text, fixture_reports, out_dir, stem, synthetic_trace};
 
 fn render(
     report: &xskdbg_analyzer::Report,
@@ -41,8 +41,7 @@ fn assert_self_contained(page: &str) {
 
 #[test]
 fn every_finding_has_verdict_explanation_and_a_timeline() {
-    for p in fixtures() {
-        let (report, mut spool) = analyze_file(&p);
+    for (p, report, mut spool) in fixture_reports() {
         let page = render(&report, &mut spool, &stem(&p));
         assert_self_contained(&page);
         assert_eq!(
@@ -184,4 +183,34 @@ fn a_window_of_hundreds_of_events_is_drawn() {
         !fig.contains("faded"),
         "every event belongs to the finding's socket"
     );
+}
+
+#[test]
+fn many_cpus_keep_only_the_findings_lanes() {
+    // Unrelated scheduler noise on 12 more CPUs, interleaved with the trace.
+    let mut text = String::new();
+    for (n, l) in synthetic_trace(300, true).lines().enumerate() {
+        text.push_str(l);
+        text.push('\n');
+        if let Some(ts) = l.split("] ..... ").nth(1).and_then(|r| r.split(':').next()) {
+            text.push_str(&format!(
+                "          noise-9 [{:03}] ..... {ts}: sched_switch: prev_comm=a <b>\n",
+                3 + n % 12
+            ));
+        }
+    }
+    let (report, mut spool) = analyze_text(&text);
+    assert!(!report.findings.is_empty());
+    let page = render(&report, &mut spool, "many-cpus");
+    let fig = page
+        .split("<svg class=\"timeline\"")
+        .nth(1)
+        .expect("a timeline");
+    let fig = fig.split("</svg>").next().unwrap();
+    let lanes = fig.matches("class=\"lane cpu\"").count();
+    assert!(lanes <= 3, "{lanes} CPU lanes: the noise CPUs are left out");
+    assert!(page.contains(
+        "entries of other CPUs that touch neither this socket nor its frames are not shown"
+    ));
+    assert!(!fig.contains("sched_switch"));
 }

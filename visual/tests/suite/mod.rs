@@ -33,18 +33,39 @@ pub fn fixtures() -> Vec<PathBuf> {
 
 /// Analyze trace text, spooling its entries.
 pub fn analyze_text(text: &str) -> (Report, Spool) {
-    let mut spool = Spool::new().expect("spool");
-    let report = analyze_reader_with(text.as_bytes(), &Options::default(), &mut |ev| {
-        spool.observe(ev)
-    })
-    .expect("analyze");
-    (report, spool)
+    try_analyze(text.as_bytes()).expect("analyze")
 }
 
-/// Analyze a trace file, spooling its entries.
+fn try_analyze(bytes: &[u8]) -> Result<(Report, Spool), xskdbg_analyzer::Error> {
+    let mut spool = Spool::new().expect("spool");
+    let report = analyze_reader_with(bytes, &Options::default(), &mut |ev| spool.observe(ev))?;
+    Ok((report, spool))
+}
+
+/// Analyze a trace file (any bytes: fixtures include invalid UTF-8),
+/// spooling its entries.
 pub fn analyze_file(p: &Path) -> (Report, Spool) {
-    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
-    analyze_text(&text)
+    let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+    try_analyze(&bytes).unwrap_or_else(|e| panic!("analyze {}: {e}", p.display()))
+}
+
+/// Every fixture the analyzer accepts, analyzed (those that are not traces
+/// at all, like `not-a-trace.txt`, are the analyzer's business).
+pub fn fixture_reports() -> Vec<(PathBuf, Report, Spool)> {
+    fixtures()
+        .into_iter()
+        .filter_map(|p| {
+            let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+            match try_analyze(&bytes) {
+                Ok((r, s)) => Some((p, r, s)),
+                Err(e @ xskdbg_analyzer::Error::NoEntries { .. }) => {
+                    eprintln!("{}: not a trace ({e})", p.display());
+                    None
+                }
+                Err(e) => panic!("analyze {}: {e}", p.display()),
+            }
+        })
+        .collect()
 }
 
 /// A directory under the cargo target dir for this test's output files

@@ -9,7 +9,7 @@ use xskdbg_analyzer::Report;
 use xskdbg_visual::perfetto::{self, Options, Window};
 use xskdbg_visual::Spool;
 
-use super::{analyze_file, analyze_text, fixtures, out_dir, stem, synthetic_trace};
+use super::{analyze_file, analyze_text, fixture_reports, out_dir, stem, synthetic_trace};
 
 /// Per track: B/E events as (ts, index, name, is_begin).
 type BeTracks = BTreeMap<(u64, u64), Vec<(f64, usize, String, bool)>>;
@@ -246,8 +246,7 @@ fn assert_findings_round_trip(report: &Report, evs: &[Value]) {
 #[test]
 fn fixtures_export_valid_json_with_every_finding() {
     let dir = out_dir("perfetto");
-    for p in fixtures() {
-        let (report, mut spool) = analyze_file(&p);
+    for (p, report, mut spool) in fixture_reports() {
         let out = dir.join(format!("{}.json", stem(&p)));
         let (st, evs) = export(&report, &mut spool, Window::All, &out);
         assert_eq!(
