@@ -104,6 +104,10 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         return Err(SoakError::Environment(why));
     }
     let queues = cfg.queues as usize;
+    // What an earlier run killed with SIGKILL left behind (namespaces and
+    // ftrace instances named after a process that no longer runs).
+    let _ = xsknet::NetNs::remove_stale();
+    remove_stale_instances();
     let outer = Side::build("outer", cfg.queues)?;
     let inner = Side::build("inner", cfg.queues)?;
     let sides = [&outer, &inner];
@@ -423,6 +427,28 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         leaked_frames: leaked,
         out: cfg.out.clone(),
     })
+}
+
+/// Removes `xskdbg-soak-<pid>-<n>` ftrace instances whose process is gone.
+fn remove_stale_instances() {
+    let Ok(fs) = xskdbg_tracefs::TraceFs::find() else {
+        return;
+    };
+    let Ok(dir) = std::fs::read_dir(fs.root().join("instances")) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("xskdbg-soak-")
+            .and_then(|r| r.split('-').next())
+        else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
