@@ -87,6 +87,35 @@ pub fn write_with(
     write_atomic(out, |w| w.write_all(page.as_bytes()))
 }
 
+/// What one figure is about: a finding, or the `--history` descriptor.
+struct Subject {
+    /// The line of the moment to mark, if any.
+    moment: Option<u64>,
+    /// The moment's tag (`concurrent_producer`).
+    tag: String,
+    /// CPUs that get a lane even without entries.
+    cpus: Vec<u32>,
+    /// Frames that get a lifeline.
+    frames: Vec<u64>,
+    /// The socket whose lane and producer sections are drawn.
+    socket: Option<String>,
+    /// For the SVG's accessible name.
+    what: String,
+}
+
+impl Subject {
+    fn of_finding(i: usize, f: &Finding, ctx: &Ctx) -> Subject {
+        Subject {
+            moment: Some(f.line),
+            tag: f.kind.name().to_string(),
+            cpus: f.cpus.clone(),
+            frames: implicated_frames(f, ctx.map),
+            socket: finding_socket(f, &ctx.socks),
+            what: format!("finding {}", i + 1),
+        }
+    }
+}
+
 /// What every figure of a report shares.
 struct Ctx {
     map: Mapping,
@@ -303,6 +332,9 @@ fn render(report: &Report, windows: &[Vec<Ev>], opts: &Options, socks: Sockets) 
         let win = windows.get(i).map(Vec::as_slice).unwrap_or(&[]);
         finding(&mut o, i, f, win, i < opts.max_figures, &ctx);
     }
+    if let Some(h) = &report.history {
+        history(&mut o, report.findings.len(), h, opts, &ctx);
+    }
     o.push_str("</main>\n");
     let _ = writeln!(o, "<script>{JS}</script>\n</body></html>");
     o
@@ -496,12 +528,61 @@ fn finding(o: &mut String, i: usize, f: &Finding, win: &[Ev], draw: bool, ctx: &
         if evs.is_empty() {
             o.push_str("<p class=\"empty\">No trace events were recorded around this finding.</p>");
         } else {
-            figure(o, i, f, &evs, ctx);
+            figure(o, i, &Subject::of_finding(i, f, ctx), &evs, ctx);
         }
     }
     related(o, "Also at this moment", &f.also, 0);
     related(o, "Consequences", &f.consequences, f.consequences_omitted);
     table(o, i, &evs);
+    o.push_str("</section>\n");
+}
+
+/// `--history ADDR`: the descriptor's life as one lifeline (the last
+/// `before + after` events of it; the table lists them all).
+fn history(
+    o: &mut String,
+    fi: usize,
+    h: &xskdbg_analyzer::report::History,
+    opts: &Options,
+    ctx: &Ctx,
+) {
+    let _ = write!(
+        o,
+        "<section class=\"finding history\" id=\"history\"><h2>History of {} (frame {})</h2>",
+        esc(&h.addr),
+        esc(&h.frame)
+    );
+    let shown = opts.before + opts.after;
+    let skip = h.events.len().saturating_sub(shown.max(1));
+    let _ = write!(
+        o,
+        "<p class=\"meta\">{} events touch this frame{}{}.</p>",
+        h.events.len() as u64 + h.omitted,
+        if h.omitted > 0 {
+            format!(" ({} past the analyzer's cap not listed)", h.omitted)
+        } else {
+            String::new()
+        },
+        if skip > 0 {
+            format!("; the timeline shows the last {}", h.events.len() - skip)
+        } else {
+            String::new()
+        }
+    );
+    let evs: Vec<Ev> = h.events.iter().map(Ev::from_entry).collect();
+    let frame = parse_hex(&h.frame).map(|f| ctx.map.frame(f));
+    let subject = Subject {
+        moment: None,
+        tag: String::new(),
+        cpus: Vec::new(),
+        frames: frame.into_iter().collect(),
+        socket: None,
+        what: format!("the history of {}", h.addr),
+    };
+    if !evs.is_empty() {
+        figure(o, fi, &subject, &evs[skip..], ctx);
+    }
+    table(o, fi, &evs);
     o.push_str("</section>\n");
 }
 
@@ -699,7 +780,7 @@ struct LifePt {
     state: Option<State>,
 }
 
-fn figure(o: &mut String, fi: usize, f: &Finding, evs: &[Ev], ctx: &Ctx) {
+fn figure(o: &mut String, fi: usize, f: &Subject, evs: &[Ev], ctx: &Ctx) {
     let (map, socks, flush_known) = (ctx.map, &ctx.socks, ctx.flush_known);
     let n = evs.len();
     let classes: Vec<Class> = evs
@@ -767,7 +848,7 @@ fn figure(o: &mut String, fi: usize, f: &Finding, evs: &[Ev], ctx: &Ctx) {
         y += CPU_H;
     }
     let geo = Geo { mode_time, cpu_y };
-    let sock_name = finding_socket(f, socks);
+    let sock_name = f.socket.clone();
     let ev_sock: Vec<Option<String>> = classes
         .iter()
         .map(|c| c.sock.as_ref().map(|s| socks.name(s)))
@@ -786,7 +867,7 @@ fn figure(o: &mut String, fi: usize, f: &Finding, evs: &[Ev], ctx: &Ctx) {
         Some(v)
     };
 
-    let frames = implicated_frames(f, map);
+    let frames = &f.frames;
     // Lifeline points per frame.
     let lives: Vec<(u64, Vec<LifePt>)> = frames
         .iter()
@@ -822,12 +903,12 @@ fn figure(o: &mut String, fi: usize, f: &Finding, evs: &[Ev], ctx: &Ctx) {
     );
     let _ = write!(
         o,
-        "<svg class=\"timeline\" viewBox=\"0 0 {W} {height:.0}\" data-mode=\"{}\" data-l=\"{L}\" data-pw=\"{PW}\" data-pad=\"{PAD}\" data-n=\"{n}\" data-span=\"{}\" data-timeok=\"{}\" data-lines=\"{}\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"timeline of finding {}\">",
+        "<svg class=\"timeline\" viewBox=\"0 0 {W} {height:.0}\" data-mode=\"{}\" data-l=\"{L}\" data-pw=\"{PW}\" data-pad=\"{PAD}\" data-n=\"{n}\" data-span=\"{}\" data-timeok=\"{}\" data-lines=\"{}\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"timeline of {}\">",
         if mode_time { "x" } else { "o" },
         if time_ok { span } else { 0.0 },
         u8::from(time_ok),
         lines_attr.join(","),
-        fi + 1
+        esc(&f.what)
     );
     let _ = write!(
         o,
@@ -1047,7 +1128,7 @@ fn figure(o: &mut String, fi: usize, f: &Finding, evs: &[Ev], ctx: &Ctx) {
     }
 
     // The violating moment.
-    if let Some(mi) = evs.iter().position(|e| e.line == f.line) {
+    if let Some(mi) = f.moment.and_then(|m| evs.iter().position(|e| e.line == m)) {
         let x = xs[mi];
         let _ = write!(
             o,
@@ -1057,8 +1138,8 @@ fn figure(o: &mut String, fi: usize, f: &Finding, evs: &[Ev], ctx: &Ctx) {
             AXIS_H - 4.0,
             height - 4.0,
             AXIS_H - 5.0,
-            esc(&format!("⚠ {} · line {}", f.kind.name(), f.line)),
-            esc(&format!("the finding's moment: line {} ({})", f.line, f.kind.name()))
+            esc(&format!("⚠ {} · line {}", f.tag, evs[mi].line)),
+            esc(&format!("the finding's moment: line {} ({})", evs[mi].line, f.tag))
         );
     }
 

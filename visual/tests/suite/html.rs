@@ -214,3 +214,34 @@ fn many_cpus_keep_only_the_findings_lanes() {
     ));
     assert!(!fig.contains("sched_switch"));
 }
+
+#[test]
+fn history_of_one_descriptor_gets_a_lifeline() {
+    let p = super::fixtures_dir().join("seed-fifo.txt");
+    let bytes = std::fs::read(&p).unwrap();
+    let opts = xskdbg_analyzer::Options {
+        history: Some(0x16ce900),
+        ..Default::default()
+    };
+    let report = xskdbg_analyzer::analyze_reader(&bytes[..], &opts).expect("analyze");
+    let h = report.history.as_ref().expect("history asked for");
+    assert!(!h.events.is_empty());
+    let out = out_dir("html").join("history.html");
+    html::write(&report, &out).expect("write");
+    let page = std::fs::read_to_string(&out).unwrap();
+    let sec = page
+        .split("id=\"history\"")
+        .nth(1)
+        .expect("a history section");
+    assert!(sec.contains("History of 0x16ce900"));
+    assert!(sec.contains("<svg class=\"timeline\""));
+    assert!(sec.contains("frame 0x16ce800</text>"));
+    // The frame's cycle in the seed trace: RX ring, RX, TX, COMP, FILL.
+    for state in ["s-rxq", "s-rx", "s-tx", "s-fill"] {
+        assert!(
+            sec.contains(&format!("class=\"seg {state}\"")),
+            "{state} on the lifeline"
+        );
+    }
+    assert_eq!(sec.matches("<tr id=").count(), h.events.len());
+}
