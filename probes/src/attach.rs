@@ -485,12 +485,21 @@ fn load_tp(
     match try_load(false) {
         Ok(s) => Ok((s, None)),
         Err(first) => match try_load(true) {
-            Ok(s) => Ok((
-                s,
-                Some(format!(
-                    "tp_btf refused, using raw_tp for xdp_redirect(_err): {first}"
-                )),
-            )),
+            Ok(s) => {
+                // The verifier's reason is the line naming the argument.
+                let text = first.to_string();
+                let why = text
+                    .split(" | ")
+                    .find(|l| l.contains("is not a struct") || l.contains("invalid bpf_context"))
+                    .unwrap_or("refused")
+                    .to_string();
+                Ok((
+                    s,
+                    Some(format!(
+                        "tp_btf refused on this kernel ({why}): xdp_redirect(_err) attached as raw_tp"
+                    )),
+                ))
+            }
             Err(_) => Err(first),
         },
     }

@@ -10,11 +10,13 @@ use common::{analyze, check_rx, check_tx, kprobe_events, run, Run, N, T};
 use xskdbg_probes::Backend;
 
 const GUEST_ENV: &str = "XSKDBG_PROBES_GUEST";
-const GUEST_TESTS: [&str; 4] = [
+const GUEST_TESTS: [&str; 6] = [
     "guest_tracepoint",
     "guest_fentry",
     "guest_kprobe",
     "guest_tracefs",
+    "guest_auto_picks_fentry",
+    "guest_detach_all_removes_leftovers",
 ];
 
 fn in_guest(test: &str) -> bool {
@@ -108,6 +110,69 @@ fn guest_tracefs() {
     assert_eq!(tx, want, "xp_raw_get_data addresses");
     assert_eq!(r.completed.len(), T);
     clean_analysis(&r);
+}
+
+/// Where fentry loads, `auto` takes it, and nothing stays behind after drop.
+#[test]
+fn guest_auto_picks_fentry() {
+    if !in_guest("guest_auto_picks_fentry") {
+        return;
+    }
+    let tfs = xskdbg_tracefs::TraceFs::find().unwrap();
+    let inst = tfs.create_instance("xskdbg-gauto").unwrap();
+    let a = xskdbg_probes::attach(&xskdbg_probes::Request {
+        backend: Backend::Auto,
+        filters: xskdbg_probes::Filters::default(),
+        buffer: inst.buffer(),
+        group: xskdbg_probes::kprobe_events::GROUP.into(),
+    })
+    .unwrap();
+    assert_eq!(a.backend(), Backend::Fentry, "notes: {:?}", a.notes());
+    assert!(a.header_line().contains("backend=fentry") && a.header_line().contains("flush=exact"));
+    assert!(a.probe_count() >= 7, "{} probes", a.probe_count());
+    drop(a);
+    assert_eq!(
+        xskdbg_probes::leftovers().unwrap(),
+        vec!["instance xskdbg-gauto".to_string()]
+    );
+    inst.remove().unwrap();
+    assert!(xskdbg_probes::leftovers().unwrap().is_empty());
+}
+
+/// What a SIGKILLed run leaves (an instance, an enabled kprobe event of the
+/// project group) is found and removed by `detach --all`.
+#[test]
+fn guest_detach_all_removes_leftovers() {
+    if !in_guest("guest_detach_all_removes_leftovers") {
+        return;
+    }
+    let root = std::path::Path::new("/sys/kernel/tracing");
+    std::fs::create_dir(root.join("instances/xskdbg-left")).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(root.join("kprobe_events"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"p:xskdbg/left_over __xsk_rcv_zc xs=%di:x64").unwrap();
+    drop(f);
+    std::fs::write(
+        root.join("instances/xskdbg-left/events/xskdbg/left_over/enable"),
+        "1",
+    )
+    .unwrap();
+    let left = xskdbg_probes::leftovers().unwrap();
+    assert_eq!(
+        left,
+        vec![
+            "instance xskdbg-left".to_string(),
+            "kprobe event xskdbg/left_over".to_string()
+        ]
+    );
+    let removed = xskdbg_probes::detach_all().unwrap();
+    assert_eq!(removed.len(), 2, "{removed:?}");
+    assert!(xskdbg_probes::leftovers().unwrap().is_empty());
+    assert!(!std::fs::read_to_string(root.join("kprobe_events"))
+        .unwrap()
+        .contains("xskdbg"));
 }
 
 /// Boots Debian's 6.1 kernel once and runs every `guest_*` test inside.
