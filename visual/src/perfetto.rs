@@ -245,8 +245,8 @@ struct Exporter<'a, W: Write> {
     seg_start: u64,
     last_ns: u64,
     cpus: HashMap<u32, Option<Pending>>,
-    sock_tid: HashMap<String, u32>,
-    frame_tid: HashMap<u64, u32>,
+    sock_tid: HashMap<String, u64>,
+    frame_tid: HashMap<u64, u64>,
     frames: HashMap<u64, FrameState>,
     flow_id: u64,
     /// Findings by line, not yet written.
@@ -255,6 +255,11 @@ struct Exporter<'a, W: Write> {
 
 fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// The CPU track's thread id (CPU numbers start at 0; tid 0 is avoided).
+fn cpu_tid(cpu: u32) -> u64 {
+    u64::from(cpu) + 1
 }
 
 /// Microseconds with nanosecond precision, as the format wants.
@@ -322,7 +327,7 @@ impl<'a, W: Write> Exporter<'a, W> {
         self.w.write_all(s.as_bytes())
     }
 
-    fn thread_meta(&mut self, pid: u32, tid: u32, name: &str, sort: u64) -> io::Result<()> {
+    fn thread_meta(&mut self, pid: u32, tid: u64, name: &str, sort: u64) -> io::Result<()> {
         self.obj(&format!(
             "{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{pid},\"tid\":{tid},\"args\":{{\"name\":{}}}}}",
             json_str(name)
@@ -332,19 +337,19 @@ impl<'a, W: Write> Exporter<'a, W> {
         ))
     }
 
-    fn cpu_tid(&mut self, cpu: u32) -> io::Result<u32> {
+    fn cpu_tid(&mut self, cpu: u32) -> io::Result<u64> {
         if let std::collections::hash_map::Entry::Vacant(v) = self.cpus.entry(cpu) {
             v.insert(None);
-            self.thread_meta(PID_CPU, cpu + 1, &format!("CPU {cpu}"), u64::from(cpu))?;
+            self.thread_meta(PID_CPU, cpu_tid(cpu), &format!("CPU {cpu}"), u64::from(cpu))?;
         }
-        Ok(cpu + 1)
+        Ok(cpu_tid(cpu))
     }
 
-    fn sock_tid(&mut self, name: &str) -> io::Result<u32> {
+    fn sock_tid(&mut self, name: &str) -> io::Result<u64> {
         if let Some(t) = self.sock_tid.get(name) {
             return Ok(*t);
         }
-        let tid = self.sock_tid.len() as u32 + 1;
+        let tid = self.sock_tid.len() as u64 + 1;
         self.sock_tid.insert(name.to_string(), tid);
         let xs = self.socks.xs_of(name);
         let label = if xs.is_empty() {
@@ -358,17 +363,17 @@ impl<'a, W: Write> Exporter<'a, W> {
                     .join(" ")
             )
         };
-        self.thread_meta(PID_SOCK, tid, &label, u64::from(tid))?;
+        self.thread_meta(PID_SOCK, tid, &label, tid)?;
         Ok(tid)
     }
 
-    fn frame_tid(&mut self, frame: u64) -> io::Result<u32> {
+    fn frame_tid(&mut self, frame: u64) -> io::Result<u64> {
         if let Some(t) = self.frame_tid.get(&frame) {
             return Ok(*t);
         }
-        let tid = self.frame_tid.len() as u32 + 1;
+        let tid = self.frame_tid.len() as u64 + 1;
         self.frame_tid.insert(frame, tid);
-        self.thread_meta(PID_DESC, tid, &format!("frame {frame:#x}"), u64::from(tid))?;
+        self.thread_meta(PID_DESC, tid, &format!("frame {frame:#x}"), tid)?;
         Ok(tid)
     }
 
@@ -386,7 +391,7 @@ impl<'a, W: Write> Exporter<'a, W> {
             p.cat,
             us(p.ns),
             us(dur),
-            cpu + 1,
+            cpu_tid(cpu),
             p.args
         ))?;
         for a in &p.after {
@@ -551,15 +556,16 @@ impl<'a, W: Write> Exporter<'a, W> {
             // Flow from the frame's previous entry when it was on another CPU.
             let last = self.frames.get(&fr).and_then(|s| s.last);
             if let Some((lcpu, lns, lseg, lline)) = last {
-                // Only between emitted slices, so that both ends can bind.
-                if emitting && lseg == seg && lcpu != ev.cpu {
+                // Only between emitted slices, so that both ends can bind,
+                // and forward in time: an arrow cannot point into the past.
+                if emitting && lseg == seg && lcpu != ev.cpu && ns >= lns {
                     self.flow_id += 1;
                     let id = self.flow_id;
                     let name = json_str(&format!("frame {fr:#x}"));
                     let start = format!(
                         "{{\"ph\":\"s\",\"name\":{name},\"cat\":\"flow\",\"id\":{id},\"ts\":{},\"pid\":{PID_CPU},\"tid\":{}}}",
                         us(lns),
-                        lcpu + 1
+                        cpu_tid(lcpu)
                     );
                     let finish = format!(
                         "{{\"ph\":\"f\",\"bp\":\"e\",\"name\":{name},\"cat\":\"flow\",\"id\":{id},\"ts\":{},\"pid\":{PID_CPU},\"tid\":{tid_cpu}}}",

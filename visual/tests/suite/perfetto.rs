@@ -397,3 +397,24 @@ fn output_is_replaced_atomically_and_errors_name_the_file() {
         .to_string();
     assert!(err.contains("no-such-dir"), "{err}");
 }
+
+#[test]
+fn odd_numbers_do_not_break_the_export_or_the_page() {
+    // Huge CPU numbers, time going backwards on a CPU, equal timestamps, a
+    // counter clock mixed in, a giant address.
+    let text = "a-1 [4294967295] ..... 5.000010: __xsk_rcv_zc_L7: (x) addr=0xffffffffffffffff len=0x4e xs=0x1 fq=0x2\n\
+                a-1 [4294967295] ..... 5.000005: xsk_flush: (x) xs=0x1\n\
+                b-2 [000] ..... 5.000005: tracing_mark_write: q 0xffffffffffffffff FILL -> RX\n\
+                b-2 [000] ..... 5.000005: tracing_mark_write: q 0xffffffffffffffff RX -> TX\n\
+                c-3 [001] ..... 123456789: tracing_mark_write: q 0x1000 TX -> RX\n\
+                b-2 [000] ..... 5.000006: tracing_mark_write: q 0x1000 FILL -> RX\n";
+    let (report, mut spool) = analyze_text(text);
+    let dir = out_dir("perfetto");
+    let (st, evs) = export(&report, &mut spool, Window::All, &dir.join("odd.json"));
+    assert_eq!(st.entries, 6);
+    assert_findings_round_trip(&report, &evs);
+    assert!(evs.iter().any(|e| e["tid"].as_u64() == Some(4_294_967_296)));
+    let out = dir.join("odd.html");
+    xskdbg_visual::html::write_with(&report, Some(&mut spool), &Default::default(), &out)
+        .expect("html");
+}
