@@ -473,6 +473,12 @@ impl Analyzer {
             Line::Blank { .. } => {}
             Line::Bad { line, .. } => self.skip(*line),
             Line::Meta { meta, .. } => {
+                if let Meta::Entries {
+                    in_buffer, written, ..
+                } = meta
+                {
+                    self.entries = Some((*in_buffer, *written));
+                }
                 if let Meta::CpuBufferStarted(cpu) = meta {
                     // Recorded live: the marker precedes the CPU's first entry.
                     self.cpus
@@ -503,8 +509,13 @@ impl Analyzer {
                 self.marked_max = self.marked_max.max(at.order);
             }
             self.first_max = self.first_max.max(at.order);
+            // `entries-in-buffer/entries-written` equal: nothing was
+            // overwritten, so even a quiet CPU showing up late lost nothing.
+            let nothing_lost = self.entries.is_some_and(|(inb, w)| inb >= w);
             self.complete_now = if self.markers_seen {
                 self.marked_max
+            } else if nothing_lost {
+                0
             } else {
                 self.first_max
             };
@@ -1853,7 +1864,6 @@ impl Analyzer {
             }
         }
         let tracing_kernel = ks != NONE && self.ksocks[ks as usize].krx > 0;
-        let complete_now = self.complete_now;
         let seen_fill = self.seen_fill;
         let pool = if a != NONE {
             self.asocks[a as usize].pool
@@ -1876,22 +1886,24 @@ impl Analyzer {
                     fs.app = AppHold::Rx;
                     fs.held_at = taken;
                     fs.held_addr = addr;
-                } else if fs.fill > 0 && (!tracing_kernel || prev.order < complete_now) {
-                    // Kernel receives are not traced, or this one may have
-                    // been lost before every CPU's buffer had started.
+                } else if fs.fill > 0 {
+                    // Its kernel receive is not in the trace (not traced, or
+                    // lost before every CPU's buffer had started). If the
+                    // kernel really handed out a frame it had not received,
+                    // the RX position check above says so; the frame's next
+                    // receive from FILL then shows as that finding's
+                    // consequence.
                     fs.fill -= 1;
                     fs.app = AppHold::Rx;
                     fs.held_at = taken;
                     fs.held_addr = addr;
                     if pool != NONE {
-                        self.fifo_consume(pool, f, false);
+                        if tracing_kernel {
+                            self.fifo_forget(pool, f);
+                        } else {
+                            self.fifo_consume(pool, f, false);
+                        }
                     }
-                } else if fs.fill > 0 {
-                    // Read but never received by the kernel: the RX mismatch
-                    // above already reports it; the FILL copy is still there.
-                    fs.app = AppHold::Rx;
-                    fs.held_at = taken;
-                    fs.held_addr = addr;
                 } else if seen_fill {
                     let was = fs.describe();
                     let state = fs.state_name();
@@ -2007,6 +2019,17 @@ impl Analyzer {
             true,
             at.line,
         );
+    }
+
+    /// Drop a frame whose kernel receive is missing from the FILL order
+    /// without counting it as reordered.
+    fn fifo_forget(&mut self, p: u32, f: u64) {
+        let pool = &mut self.pools[p as usize];
+        if let Some(i) = pool.fifo.iter().take(4096).position(|e| e.0 == f) {
+            if let Some((_, seq, _)) = pool.fifo.remove(i) {
+                pool.consumed_max = pool.consumed_max.max(seq);
+            }
+        }
     }
 
     fn fifo_consume(&mut self, p: u32, f: u64, by_kernel: bool) {
@@ -2381,11 +2404,18 @@ impl Analyzer {
             .values()
             .filter(|c| c.marker && c.events > 0)
             .collect();
+        let nothing_lost = self.entries.is_some_and(|(inb, w)| inb >= w) && self.lost == 0;
         let complete = if !marked.is_empty() {
             marked
                 .iter()
                 .map(|c| c.first)
                 .max_by_key(|a| (a.order, a.line))
+        } else if nothing_lost {
+            self.cpus
+                .values()
+                .filter(|c| c.events > 0)
+                .map(|c| c.first)
+                .min_by_key(|a| (a.order, a.line))
         } else {
             self.cpus
                 .values()
@@ -2419,7 +2449,8 @@ impl Analyzer {
                 let same_line = g.primary.at.line == r.at.line;
                 let near_recorder = r.recorder
                     && r.at.line.saturating_sub(g.primary.at.line) <= 16
-                    && r.frames.iter().any(|f| g.primary.frames.contains(f));
+                    && (r.frames.iter().any(|f| g.primary.frames.contains(f))
+                        || (r.addr.is_some() && r.addr == g.primary.addr));
                 if same_line || near_recorder {
                     g.also.push(r);
                     continue;
