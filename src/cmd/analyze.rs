@@ -51,6 +51,13 @@ pub struct Args {
     /// Color the human report.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Print tables (events per CPU/socket/kind, FILL->RX, RX->TX, TX->COMP
+    /// latency p50/p99/max) after the report (needs the `stats` feature).
+    #[arg(long)]
+    pub stats: bool,
+    /// Write the tables as CSV files into DIR (needs the `stats` feature).
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
 }
 
 /// Accept `0x16ce900`, `16ce900` is ambiguous so hex needs `0x`; plain digits are decimal.
@@ -73,6 +80,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
                  pass --unaligned for an unaligned UMEM"
             );
         }
+    }
+    #[cfg(not(feature = "stats"))]
+    if args.stats || args.export.is_some() {
+        bail!(
+            "--stats and --export need the polars tables, which this xskdbg was built without: \
+             rebuild with `cargo install --path . --features stats`"
+        );
     }
     let input = open_input(&args.trace).map_err(anyhow::Error::new)?;
     let name = input.name.clone();
@@ -98,7 +112,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         _ => None,
     };
-    let result = analyze_reader_progress(input.reader, &opts, &mut |_| {}, &mut |n| {
+    #[cfg(feature = "stats")]
+    let mut collector = (args.stats || args.export.is_some())
+        .then(|| xskdbg_stats::Collector::new(args.chunk_size, args.unaligned));
+    #[cfg(feature = "stats")]
+    let mut observe = |ev: &xskdbg_analyzer::Event<'_>| {
+        if let Some(c) = collector.as_mut() {
+            c.observe(ev);
+        }
+    };
+    #[cfg(not(feature = "stats"))]
+    let mut observe = |_: &xskdbg_analyzer::Event<'_>| {};
+    let result = analyze_reader_progress(input.reader, &opts, &mut observe, &mut |n| {
         if let Some(b) = &bar {
             b.set_position(n);
         }
@@ -134,6 +159,34 @@ pub fn run(args: Args) -> Result<ExitCode> {
         // `xskdbg analyze t | head`: a closed pipe is not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         Err(e) => return Err(e).context("cannot write the report to stdout"),
+    }
+    #[cfg(feature = "stats")]
+    if let Some(c) = collector.as_ref() {
+        let tables = c.tables().context("cannot build the statistics tables")?;
+        if args.stats {
+            // With --json, stdout holds the JSON document: the tables go to stderr.
+            let r = if args.json {
+                tables.print(&mut io::stderr().lock())
+            } else {
+                let mut o = io::stdout().lock();
+                writeln!(o)
+                    .and_then(|()| tables.print(&mut o))
+                    .and_then(|()| o.flush())
+            };
+            match r {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+                Err(e) => return Err(e).context("cannot write the tables"),
+            }
+        }
+        if let Some(dir) = &args.export {
+            let files = tables
+                .export(dir)
+                .with_context(|| format!("cannot export the tables to {}", dir.display()))?;
+            for f in files {
+                eprintln!("xskdbg: wrote {}", f.display());
+            }
+        }
     }
     Ok(ExitCode::from(report.exit_code()))
 }

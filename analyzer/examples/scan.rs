@@ -1,0 +1,41 @@
+//! Analyze one trace with the library alone and print the summary line:
+//! `cargo run --release -p xskdbg-analyzer --example scan -- TRACE`.
+//! Used to measure the parser and checkers without the CLI around them.
+
+use std::time::Instant;
+
+use xskdbg_analyzer::{analyze_reader, open_input, Options};
+
+fn main() {
+    let Some(path) = std::env::args_os().nth(1) else {
+        eprintln!("usage: scan TRACE");
+        std::process::exit(2);
+    };
+    let start = Instant::now();
+    let input = match open_input(std::path::Path::new(&path)) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("scan: {e}");
+            std::process::exit(2);
+        }
+    };
+    let size = input.file_size.unwrap_or(0);
+    match analyze_reader(input.reader, &Options::default()) {
+        Ok(r) => {
+            let secs = start.elapsed().as_secs_f64();
+            println!(
+                "{} lines, {} events, {} findings ({:?}), {:.2} s, {:.0} MB/s",
+                r.summary.lines,
+                r.summary.events,
+                r.findings.len(),
+                r.summary.verdict,
+                secs,
+                size as f64 / secs / 1e6
+            );
+        }
+        Err(e) => {
+            eprintln!("scan: {e}");
+            std::process::exit(2);
+        }
+    }
+}
