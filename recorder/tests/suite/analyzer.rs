@@ -126,3 +126,27 @@ fn a_clean_run_has_no_findings() {
     assert!(report.findings.is_empty(), "{:#?}", report.findings);
     assert!(report.summary.events > 30);
 }
+
+#[test]
+fn recycling_the_recorder_explained_is_not_a_finding() {
+    use std::sync::Arc;
+    let rig = Rig::new(true);
+    let st = Arc::new(super::common::HandStats::default());
+    let u = rig.rec.umem(seed_umem()).unwrap();
+    let p = u
+        .pool(xskdbg_recorder::PoolConfig::new(super::common::SK))
+        .unwrap();
+    let s = p
+        .socket(xskdbg_recorder::SockConfig::new(super::common::SK).stats(st.clone()))
+        .unwrap();
+    let f = [0x1000u64, 0x1800, 0x2000, 0x2800];
+    p.fill(&f);
+    st.0.lock().unwrap().rx_ring_full += 1;
+    s.rx(&[XdpDesc::new(0x1900, 60), XdpDesc::new(0x2100, 60)]);
+    s.rx(&[XdpDesc::new(0x1100, 60), XdpDesc::new(0x2900, 60)]);
+    assert_eq!(rig.rec.violations(), 0);
+    assert_eq!(rig.rec.recycled(), 1);
+    let report = analyze(&rig);
+    assert_eq!(report.summary.lines_skipped, 0);
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+}
