@@ -253,6 +253,32 @@ struct Exporter<'a, W: Write> {
     findings: HashMap<u64, Vec<usize>>,
 }
 
+/// A string written as a JSON string literal, escaped on the fly (no
+/// allocation on the hot path).
+struct Js<'a>(&'a str);
+
+impl std::fmt::Display for Js<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"")?;
+        let mut rest = self.0;
+        while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+            f.write_str(&rest[..i])?;
+            let c = rest[i..].chars().next().unwrap_or(' ');
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                '\t' => f.write_str("\\t")?,
+                '\r' => f.write_str("\\r")?,
+                c => write!(f, "\\u{:04x}", u32::from(c))?,
+            }
+            rest = &rest[i + c.len_utf8()..];
+        }
+        f.write_str(rest)?;
+        f.write_str("\"")
+    }
+}
+
 fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
@@ -300,7 +326,7 @@ impl<'a, W: Write> Exporter<'a, W> {
         write!(
             self.w,
             "{{\"displayTimeUnit\":\"ns\",\"otherData\":{{\"generator\":\"xskdbg\",\"input\":{},\"verdict\":{},\"findings\":{}}},\"traceEvents\":[",
-            json_str(&self.opts.input_name),
+            Js(&self.opts.input_name),
             serde_json::to_string(&s.verdict).unwrap_or_else(|_| "null".into()),
             s.findings
         )?;
@@ -309,30 +335,30 @@ impl<'a, W: Write> Exporter<'a, W> {
             (PID_SOCK, "sockets"),
             (PID_DESC, "descriptors"),
         ] {
-            self.obj(&format!(
+            self.obj(format_args!(
                 "{{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":{pid},\"tid\":0,\"args\":{{\"name\":\"{name}\"}}}}"
             ))?;
-            self.obj(&format!(
+            self.obj(format_args!(
                 "{{\"ph\":\"M\",\"name\":\"process_sort_index\",\"pid\":{pid},\"tid\":0,\"args\":{{\"sort_index\":{pid}}}}}"
             ))?;
         }
         Ok(())
     }
 
-    fn obj(&mut self, s: &str) -> io::Result<()> {
+    fn obj(&mut self, event: std::fmt::Arguments<'_>) -> io::Result<()> {
         // One event per line keeps the file greppable.
         self.w.write_all(if self.first { b"\n" } else { b",\n" })?;
         self.first = false;
         self.stats.trace_events += 1;
-        self.w.write_all(s.as_bytes())
+        self.w.write_fmt(event)
     }
 
     fn thread_meta(&mut self, pid: u32, tid: u64, name: &str, sort: u64) -> io::Result<()> {
-        self.obj(&format!(
+        self.obj(format_args!(
             "{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{pid},\"tid\":{tid},\"args\":{{\"name\":{}}}}}",
-            json_str(name)
+            Js(name)
         ))?;
-        self.obj(&format!(
+        self.obj(format_args!(
             "{{\"ph\":\"M\",\"name\":\"thread_sort_index\",\"pid\":{pid},\"tid\":{tid},\"args\":{{\"sort_index\":{sort}}}}}"
         ))
     }
@@ -385,9 +411,9 @@ impl<'a, W: Write> Exporter<'a, W> {
             Some(u) => u.saturating_sub(p.ns).min(SLICE_NS),
             None => SLICE_NS,
         };
-        self.obj(&format!(
+        self.obj(format_args!(
             "{{\"ph\":\"X\",\"name\":{},\"cat\":\"{}\",\"ts\":{},\"dur\":{},\"pid\":{PID_CPU},\"tid\":{},\"args\":{}}}",
-            json_str(&p.name),
+            Js(&p.name),
             p.cat,
             us(p.ns),
             us(dur),
@@ -395,14 +421,14 @@ impl<'a, W: Write> Exporter<'a, W> {
             p.args
         ))?;
         for a in &p.after {
-            self.obj(a)?;
+            self.obj(format_args!("{a}"))?;
         }
         Ok(())
     }
 
     fn state_slice(&mut self, frame: u64, state: &str, from: u64, to: u64) -> io::Result<()> {
         let tid = self.frame_tid(frame)?;
-        self.obj(&format!(
+        self.obj(format_args!(
             "{{\"ph\":\"X\",\"name\":\"{}\",\"cat\":\"state\",\"ts\":{},\"dur\":{},\"pid\":{PID_DESC},\"tid\":{tid},\"args\":{{\"frame\":\"{frame:#x}\"}}}}",
             state,
             us(from),
@@ -473,9 +499,9 @@ impl<'a, W: Write> Exporter<'a, W> {
         let args = format!(
             "{{\"line\":{},\"task\":{},\"pid\":{},\"raw\":{}}}",
             ev.line,
-            json_str(&task),
+            Js(&task),
             ev.pid.map_or("null".to_string(), |p| p.to_string()),
-            json_str(&raw)
+            Js(&raw)
         );
         let cap = self.opts.max_events;
         let emitting = cap == 0 || self.stats.entries <= cap;
@@ -501,9 +527,9 @@ impl<'a, W: Write> Exporter<'a, W> {
                 SockId::Xs(_) => "kernel",
                 _ => "app",
             };
-            self.obj(&format!(
+            self.obj(format_args!(
                 "{{\"ph\":\"i\",\"s\":\"t\",\"name\":{},\"cat\":\"{}\",\"ts\":{},\"pid\":{PID_SOCK},\"tid\":{stid},\"args\":{{\"line\":{},\"cpu\":{},\"side\":\"{kind}\"}}}}",
-                json_str(&c.label),
+                Js(&c.label),
                 c.mark.name(),
                 us(ns),
                 ev.line,
@@ -575,7 +601,7 @@ impl<'a, W: Write> Exporter<'a, W> {
                     // still be pending on its CPU; this entry's slice is.
                     match self.cpus.get_mut(&lcpu).and_then(Option::as_mut) {
                         Some(p) if p.line == lline => p.after.push(start),
-                        _ => self.obj(&start)?,
+                        _ => self.obj(format_args!("{start}"))?,
                     }
                     if let Some(p) = self.cpus.get_mut(&ev.cpu).and_then(Option::as_mut) {
                         p.after.push(finish);
@@ -616,13 +642,13 @@ impl<'a, W: Write> Exporter<'a, W> {
             i + 1,
             f.kind.name(),
             f.verdict.name(),
-            json_str(&f.rule),
+            Js(&f.rule),
             f.line,
-            json_str(&f.ts),
+            Js(&f.ts),
             f.addr.as_deref().map_or("null".into(), json_str),
             f.frame.as_deref().map_or("null".into(), json_str),
             f.socket.as_deref().map_or("null".into(), json_str),
-            json_str(&f.explanation)
+            Js(&f.explanation)
         );
         let name = json_str(&format!(
             "finding: {} ({})",
@@ -631,7 +657,7 @@ impl<'a, W: Write> Exporter<'a, W> {
         ));
         let tid = self.cpu_tid(cpu)?;
         self.stats.findings += 1;
-        self.obj(&format!(
+        self.obj(format_args!(
             "{{\"ph\":\"i\",\"s\":\"t\",\"name\":{name},\"cat\":\"finding\",\"ts\":{},\"pid\":{PID_CPU},\"tid\":{tid},\"args\":{args}}}",
             us(ns)
         ))
@@ -685,6 +711,24 @@ mod tests {
         for bad in ["", "lines:20-10", "time:x-y", "lines:1", "sometimes"] {
             let e = bad.parse::<Window>().unwrap_err().to_string();
             assert!(e.contains("--window"), "{e}");
+        }
+    }
+
+    #[test]
+    fn json_strings_escape_like_serde() {
+        for t in [
+            "plain",
+            "q\"uo\\te",
+            "ctl\u{1}\n\t\r",
+            "ünï €",
+            "",
+            "\u{7f}",
+        ] {
+            assert_eq!(
+                Js(t).to_string(),
+                serde_json::to_string(t).unwrap(),
+                "{t:?}"
+            );
         }
     }
 
