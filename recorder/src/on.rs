@@ -1253,14 +1253,14 @@ impl Sock {
                         Some(p.id),
                     ));
                 }
-                s.rx_open.store(
-                    if d.options & XDP_PKT_CONTD != 0 {
-                        u32::from(tid)
-                    } else {
-                        0
-                    },
-                    Ordering::Relaxed,
-                );
+                let now_open = if d.options & XDP_PKT_CONTD != 0 {
+                    u32::from(tid)
+                } else {
+                    0
+                };
+                if now_open != open {
+                    s.rx_open.store(now_open, Ordering::Relaxed);
+                }
                 match u.transition(fidx, State::Rx, s.local, tid) {
                     Ok(prev) => {
                         if w_owner(prev) != p.local {

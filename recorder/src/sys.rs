@@ -213,6 +213,12 @@ impl RxRingMap {
         }
     }
 
+    /// Read RX slot `idx` (unmasked) as it is in the ring now.
+    pub fn slot(&self, idx: u32) -> XdpDesc {
+        // SAFETY: the masked index is inside the mapped array.
+        unsafe { std::ptr::read_volatile(self.descs.add((idx & self.mask) as usize)) }
+    }
+
     /// Write `poison` into slots `first..first + n` (read, not yet released).
     pub fn poison(&self, first: u32, n: u32, poison: u64) {
         let n = n.min(self.mask + 1);

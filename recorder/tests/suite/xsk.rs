@@ -115,6 +115,13 @@ fn real_socket_checked_through_the_adapter_then_misuse_caught() {
         check_frame(&bytes).unwrap();
         assert_eq!(ru.state(d.addr), Some(State::Rx));
     }
+    // Every consumed slot of the real RX ring now holds the poison value.
+    let ring = xskdbg_recorder::sys::RxRingMap::map(fd, ucfg.rx_size).unwrap();
+    assert_eq!(ring.consumer(), PACKETS as u32);
+    for i in 0..PACKETS as u32 {
+        assert_eq!(ring.slot(i).addr, DEFAULT_POISON, "slot {i}");
+    }
+    drop(ring);
     // FILL order came back on RX.
     let rx_frames: Vec<u64> = got.iter().map(|d| area.chunk_of(d.addr)).collect();
     assert_eq!(rx_frames, frames[..PACKETS]);
