@@ -52,20 +52,20 @@ pub use spool::Spool;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Creating, writing or renaming the output file failed.
-    #[error("cannot write {path}: {source} (check that the directory exists and is writable)")]
+    // The cause is in the message and not chained as a source, so that
+    // `{:#}` printing (anyhow) does not say it twice.
+    #[error("cannot write {path}: {cause} (check that the directory exists and is writable)")]
     Write {
         /// The output file.
         path: PathBuf,
         /// The I/O error.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// The temporary spool of the event stream could not be written or read.
-    #[error("cannot spool the trace's events to a temporary file: {source} (set TMPDIR to a directory with room)")]
+    #[error("cannot spool the trace's entries to a temporary file: {cause} (set TMPDIR to a directory with room)")]
     Spool {
         /// The I/O error.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// A `--window` value that does not parse.
     #[error("invalid --window {value:?}: {why}; expected `all`, `N` (N events around each finding), `lines:A-B` or `time:START-END` (trace seconds, e.g. `time:609766.6985-609766.6990`)")]
@@ -84,9 +84,14 @@ pub(crate) fn write_atomic(
     out: &Path,
     fill: impl FnOnce(&mut BufWriter<&mut tempfile::NamedTempFile>) -> io::Result<()>,
 ) -> Result<(), Error> {
-    let err = |source| Error::Write {
+    // Name the output, not the temporary file, whatever step failed.
+    let err = |e: io::Error| Error::Write {
         path: out.to_path_buf(),
-        source,
+        cause: match e.to_string().split_once(" at path ") {
+            // tempfile appends the temporary path to its errors.
+            Some((msg, _)) => io::Error::new(e.kind(), msg.to_string()),
+            None => e,
+        },
     };
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

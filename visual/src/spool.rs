@@ -28,7 +28,7 @@ impl Spool {
     /// A spool in an anonymous temporary file (in `$TMPDIR`), removed when
     /// the spool is dropped.
     pub fn new() -> Result<Spool, Error> {
-        let f = tempfile::tempfile().map_err(|source| Error::Spool { source })?;
+        let f = tempfile::tempfile().map_err(|cause| Error::Spool { cause })?;
         Ok(Spool {
             w: BufWriter::with_capacity(256 * 1024, f),
             events: 0,
@@ -62,9 +62,9 @@ impl Spool {
     /// exactly what the analyzer saw). May be called more than once.
     pub fn replay(&mut self, mut f: impl FnMut(&Event<'_>)) -> Result<(), Error> {
         if let Some(e) = self.failed.take() {
-            return Err(Error::Spool { source: e });
+            return Err(Error::Spool { cause: e });
         }
-        let err = |source| Error::Spool { source };
+        let err = |cause| Error::Spool { cause };
         self.w.flush().map_err(err)?;
         let file = self.w.get_mut();
         file.seek(SeekFrom::Start(0)).map_err(err)?;

@@ -395,7 +395,15 @@ fn output_is_replaced_atomically_and_errors_name_the_file() {
     let err = perfetto::write(&report, &mut spool, &Options::default(), &bad)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("no-such-dir"), "{err}");
+    // The message names the output and the cause, not the temporary file.
+    assert!(
+        err.starts_with(&format!("cannot write {}: ", bad.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("No such file or directory") && !err.contains(".tmp"),
+        "{err}"
+    );
 }
 
 #[test]
