@@ -90,6 +90,7 @@ fn main() {
                 },
                 buffer: buf.clone(),
                 group: xskdbg_probes::kprobe_events::GROUP.into(),
+                stacks: false,
             })
             .expect("attach")
         });

@@ -40,6 +40,9 @@ pub struct Request {
     /// Group for the `tracefs` backend's kprobe events (normally
     /// [`kprobe_events::GROUP`]; must start with it).
     pub group: String,
+    /// Record kernel stack ids next to receive and flush lines (BPF
+    /// backends); [`Attached::stack_lines`] symbolizes them.
+    pub stacks: bool,
 }
 
 /// A loaded skeleton, kept for its maps and so its programs stay loaded.
@@ -193,6 +196,41 @@ impl Attached {
         Ok(inodes.len())
     }
 
+    /// `xskdbg:1 kstackdef id=<hex> f=<fn+0xoff,...>` lines (innermost
+    /// frame first) for every stack id the programs recorded, symbolized
+    /// with blazesym against the running kernel. Empty without `stacks`.
+    pub fn stack_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let sym = blazesym::symbolize::Symbolizer::new();
+        let src = blazesym::symbolize::source::Source::Kernel(
+            blazesym::symbolize::source::Kernel::default(),
+        );
+        for l in &self.loaded {
+            for m in l.object().maps() {
+                if m.name() != "stacks" || m.max_entries() <= 1 {
+                    continue;
+                }
+                for key in m.keys() {
+                    let Some(id) = key.get(..4).and_then(|b| b.try_into().ok()) else {
+                        continue;
+                    };
+                    let id = u32::from_ne_bytes(id);
+                    let Ok(Some(val)) = m.lookup(&key, MapFlags::ANY) else {
+                        continue;
+                    };
+                    let addrs: Vec<u64> = val
+                        .chunks_exact(8)
+                        .filter_map(|c| c.try_into().ok().map(u64::from_ne_bytes))
+                        .take_while(|a| *a != 0)
+                        .collect();
+                    out.push(format_stack(id, &addrs, &sym, &src));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Detaches now (same as dropping).
     pub fn detach(self) {}
 }
@@ -222,6 +260,38 @@ fn libbpf_reasons() -> String {
         .collect();
     let n = lines.len();
     lines[n.saturating_sub(8)..].join(" | ")
+}
+
+fn format_stack(
+    id: u32,
+    addrs: &[u64],
+    sym: &blazesym::symbolize::Symbolizer,
+    src: &blazesym::symbolize::source::Source<'_>,
+) -> String {
+    use blazesym::symbolize::{Input, Symbolized};
+    let names: Vec<String> = match sym.symbolize(src, Input::AbsAddr(addrs)) {
+        Ok(v) => v
+            .iter()
+            .zip(addrs)
+            .map(|(s, a)| match s {
+                Symbolized::Sym(s) => format!("{}+{:#x}", s.name, s.offset),
+                Symbolized::Unknown(_) => format!("{a:x}"),
+            })
+            .collect(),
+        Err(_) => addrs.iter().map(|a| format!("{a:x}")).collect(),
+    };
+    let mut line = format!("xskdbg:1 kstackdef id={id:x} f=");
+    for (i, n) in names.iter().enumerate() {
+        // One trace_marker write holds at most 4096 bytes; stop well before.
+        if line.len() + n.len() + 1 > 3900 {
+            break;
+        }
+        if i > 0 {
+            line.push(',');
+        }
+        line.push_str(n);
+    }
+    line
 }
 
 fn refused(backend: Backend, what: &str, e: impl std::fmt::Display, offers: &str) -> ProbeError {
@@ -330,7 +400,7 @@ fn attach_one(backend: Backend, req: &Request, tfs: &TraceFs, caps: &Caps) -> Re
     match backend {
         Backend::Auto => return Err(ProbeError::Usage("auto is not a backend".into())),
         Backend::Tracepoint => {
-            let (s, note) = load_tp(false, &offers)?;
+            let (s, note) = load_tp(false, req.stacks, &offers)?;
             a.notes.extend(note);
             a.loaded.push(Loaded::Tp(s));
         }
@@ -353,7 +423,9 @@ fn attach_one(backend: Backend, req: &Request, tfs: &TraceFs, caps: &Caps) -> Re
                     .map_err(|e| refused(backend, "open BPF object", e, &offers))?;
                 if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
                     ro.destructor_arg_is_addr = !new_tx;
+                    ro.want_stacks = req.stacks;
                 }
+                size_stacks(open.open_object_mut(), req.stacks)?;
                 set_autoload(open.open_object_mut(), &skip);
                 let s = open
                     .load()
@@ -366,7 +438,9 @@ fn attach_one(backend: Backend, req: &Request, tfs: &TraceFs, caps: &Caps) -> Re
                     .map_err(|e| refused(backend, "open BPF object", e, &offers))?;
                 if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
                     ro.destructor_arg_is_addr = !new_tx;
+                    ro.want_stacks = req.stacks;
                 }
+                size_stacks(open.open_object_mut(), req.stacks)?;
                 set_autoload(open.open_object_mut(), &skip);
                 let s = open
                     .load()
@@ -374,7 +448,7 @@ fn attach_one(backend: Backend, req: &Request, tfs: &TraceFs, caps: &Caps) -> Re
                 a.loaded.push(Loaded::Kp(s));
             }
             // The XDP error tracepoints go with every backend.
-            let (tp, note) = load_tp(true, &offers)?;
+            let (tp, note) = load_tp(true, false, &offers)?;
             a.notes.extend(note);
             a.loaded.push(Loaded::Tp(tp));
         }
@@ -433,6 +507,17 @@ fn prog_for(backend: Backend, f: &str) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// The stack map costs memory only when `--stacks` asked for it.
+fn size_stacks(obj: &mut OpenObject, stacks: bool) -> Result<()> {
+    for mut m in obj.maps_mut() {
+        if m.name() == "stacks" && !stacks {
+            m.set_max_entries(1)
+                .map_err(|e| refused(Backend::Tracepoint, "size map stacks", e, ""))?;
+        }
+    }
+    Ok(())
+}
+
 fn set_autoload(obj: &mut OpenObject, skip: &[String]) {
     for mut p in obj.progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
@@ -448,6 +533,7 @@ fn set_autoload(obj: &mut OpenObject, skip: &[String]) {
 /// the function backends). Returns a note when the fallback was used.
 fn load_tp(
     errors_only: bool,
+    stacks: bool,
     offers: &str,
 ) -> Result<(skel_tp::TracepointSkel<'static>, Option<String>)> {
     let try_load = |raw: bool| -> Result<skel_tp::TracepointSkel<'static>> {
@@ -469,6 +555,10 @@ fn load_tp(
             .open(storage())
             .map_err(|e| refused(backend, "open BPF object", e, offers))?;
         set_autoload(open.open_object_mut(), &skip);
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.want_stacks = stacks;
+        }
+        size_stacks(open.open_object_mut(), stacks)?;
         open.load().map_err(|e| {
             refused(
                 backend,

@@ -35,6 +35,8 @@ pub struct SessionOpts {
     pub command: Vec<String>,
     /// Stop after this long.
     pub duration: Option<Duration>,
+    /// Record kernel stacks (`kstack`/`kstackdef` lines).
+    pub stacks: bool,
 }
 
 /// Why recording stopped.
@@ -97,6 +99,7 @@ pub fn record(
         filters: opts.filters.clone(),
         buffer: buf.clone(),
         group: GROUP.into(),
+        stacks: opts.stacks,
     })?;
     let marker = buf.open_marker()?;
     marker.write(probes.header_line().as_bytes())?;
@@ -129,6 +132,10 @@ pub fn record(
     };
     // From here on the child must be ended on every path.
     let waited = wait_stop(opts, &buf, &probes, child.as_mut(), stop_requested);
+    // Stack definitions go into the buffer last, while it still records.
+    for l in probes.stack_lines() {
+        let _ = marker.write(l.as_bytes());
+    }
     let freeze = buf.set_tracing_on(false);
     // Read before detaching: removing a kprobe event (tracefs backend)
     // resets every ring buffer of the system.
@@ -265,6 +272,7 @@ mod tests {
             out: "/tmp/x".into(),
             command: vec![],
             duration: None,
+            stacks: false,
         };
         let e = record(&o, &mut |_| {}, &|| true).unwrap_err().to_string();
         assert!(e.contains("xskdbg-"), "{e}");

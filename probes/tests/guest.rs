@@ -10,7 +10,8 @@ use common::{analyze, check_rx, check_tx, kprobe_events, run, Run, N, T};
 use xskdbg_probes::Backend;
 
 const GUEST_ENV: &str = "XSKDBG_PROBES_GUEST";
-const GUEST_TESTS: [&str; 6] = [
+const GUEST_TESTS: [&str; 7] = [
+    "guest_stacks",
     "guest_tracepoint",
     "guest_fentry",
     "guest_kprobe",
@@ -79,6 +80,21 @@ fn guest_kprobe() {
     clean_analysis(&r);
 }
 
+/// `--stacks` with fentry: the flush stack shows which driver path
+/// published (veth's NAPI poll -> xdp_do_flush -> __xsk_map_flush, where
+/// xsk_flush is inlined), the receive stack the redirect.
+#[test]
+fn guest_stacks() {
+    if !in_guest("guest_stacks") {
+        return;
+    }
+    let r = common::run_with("gst", Backend::Fentry, false, true).expect("scenario");
+    save(&r, "stacks");
+    common::check_stacks(&r.trace, "kflush", &["__xsk_map_flush", "veth_poll"]);
+    common::check_stacks(&r.trace, "krx", &["__xsk_rcv", "veth_poll"]);
+    check_rx(&r, Backend::Fentry);
+}
+
 /// Plain kprobe events: `__xsk_rcv_zc_L7` per frame with the frame's chunk
 /// and slot, `xsk_flush` publishing N, `xp_raw_get_data` per sent frame.
 #[test]
@@ -125,6 +141,7 @@ fn guest_auto_picks_fentry() {
         filters: xskdbg_probes::Filters::default(),
         buffer: inst.buffer(),
         group: xskdbg_probes::kprobe_events::GROUP.into(),
+        stacks: false,
     })
     .unwrap();
     assert_eq!(a.backend(), Backend::Fentry, "notes: {:?}", a.notes());

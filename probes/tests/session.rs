@@ -18,6 +18,7 @@ fn opts(tag: &str, cmd: &str) -> SessionOpts {
         out: std::env::temp_dir().join(format!("xskdbg-stest-{tag}-{}.txt", std::process::id())),
         command: vec!["sh".into(), "-c".into(), cmd.into()],
         duration: Some(Duration::from_secs(60)),
+        stacks: false,
     }
 }
 

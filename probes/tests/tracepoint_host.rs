@@ -69,3 +69,17 @@ fn analyzer_blames_the_app_for_a_frame_filled_twice() {
         report.to_json()
     );
 }
+
+/// `--stacks`: every `krx` gets a `kstack` line whose id has a symbolized
+/// `kstackdef`, and the receive stack shows the driver path (veth's NAPI
+/// poll calling xdp_do_redirect).
+#[test]
+fn tracepoint_stacks_name_the_receive_path() {
+    if !require_root("tracepoint_stacks_name_the_receive_path") {
+        return;
+    }
+    let Some(r) = common::run_with("tpst", Backend::Tracepoint, false, true) else {
+        return;
+    };
+    common::check_stacks(&r.trace, "krx", &["xdp_do_redirect", "veth_poll"]);
+}

@@ -65,16 +65,14 @@ pub struct FilterArgs {
     /// Only this queue id.
     #[arg(long, value_name = "QUEUE")]
     pub queue: Option<u32>,
-    /// Record kernel stacks (not implemented: refused with a message).
+    /// Record kernel stacks at receive and flush (BPF backends), symbolized
+    /// into `kstackdef` lines when recording ends.
     #[arg(long)]
     pub stacks: bool,
 }
 
 /// Checks the filter flags and turns them into [`Filters`].
 pub fn filters_of(a: &FilterArgs) -> Result<Filters> {
-    if a.stacks {
-        bail!("--stacks is not implemented in this version: drop the flag");
-    }
     if let Some(p) = a.pid {
         if !std::path::Path::new(&format!("/proc/{p}")).exists() {
             bail!("--pid {p}: no such process");
@@ -218,6 +216,7 @@ fn attach_until_signal(backend: &str, instance: Option<&str>, fa: &FilterArgs) -
         filters,
         buffer: buf.clone(),
         group: xskdbg_probes::kprobe_events::GROUP.into(),
+        stacks: fa.stacks,
     })?;
     buf.open_marker()?.write(probes.header_line().as_bytes())?;
     println!("{}", probes.header_line());
@@ -232,6 +231,9 @@ fn attach_until_signal(backend: &str, instance: Option<&str>, fa: &FilterArgs) -
     while !stop_requested(&signals) {
         std::thread::sleep(Duration::from_millis(100));
         probes.refresh_pid_filter()?;
+    }
+    for l in probes.stack_lines() {
+        buf.open_marker()?.write(l.as_bytes())?;
     }
     drop(probes);
     // Keep the instance so its trace can still be read.

@@ -90,6 +90,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         out: out.clone(),
         command: args.command.clone(),
         duration: args.duration.map(Duration::from_secs),
+        stacks: args.filters.stacks,
     };
     let signals = Signals::install()?;
     let outcome = session::record(&opts, &mut |m| eprintln!("xskdbg: {m}"), &|| {

@@ -7,7 +7,7 @@ char LICENSE[] SEC("license") = "GPL";
 SEC("fentry/__xsk_rcv_zc")
 int BPF_PROG(fe_rcv, struct xdp_sock *xs, void *xskb, __u32 len)
 {
-	on_rcv_entry(xs, xskb, len);
+	on_rcv_entry(ctx, xs, xskb, len);
 	return 0;
 }
 
@@ -21,7 +21,7 @@ int BPF_PROG(fx_rcv, struct xdp_sock *xs, void *xskb, __u32 len, int ret)
 SEC("fentry/sock_def_readable")
 int BPF_PROG(fe_readable, struct sock *sk)
 {
-	on_readable(sk);
+	on_readable(ctx, sk);
 	return 0;
 }
 

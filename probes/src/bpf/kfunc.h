@@ -76,7 +76,7 @@ struct {
 
 /* Entry of __xsk_rcv_zc(xs, xskb, len): the slot it is about to reserve is
  * rx->cached_prod (xskq_prod_reserve_desc increments it, then writes). */
-static __always_inline void on_rcv_entry(struct xdp_sock *xs, void *xskb, __u32 len)
+static __always_inline void on_rcv_entry(void *ctx, struct xdp_sock *xs, void *xskb, __u32 len)
 {
 	__u32 zero = 0;
 	struct rcv_stash *s;
@@ -93,6 +93,7 @@ static __always_inline void on_rcv_entry(struct xdp_sock *xs, void *xskb, __u32 
 	bpf_printk("xskdbg:1 krx xs=%llx sk=%llx:%x:%x a=%llx len=%x slot=%x kpool=%llx prod=%x fcons=%x",
 		   id.xs, id.cookie, id.ifindex, id.queue, addr, len, st.cached_prod, id.pool,
 		   st.prod, fill_cons(id.pool));
+	emit_stack(ctx, "krx", id.xs);
 	s = bpf_map_lookup_elem(&stash, &zero);
 	if (s) {
 		s->xs = id.xs;
@@ -118,7 +119,7 @@ static __always_inline void on_rcv_exit(int ret)
 /* sock_def_readable(sk) is the last step of xsk_flush(): the producer was
  * stored (smp_store_release) just before. xsk_flush itself is inlined into
  * __xsk_map_flush and xsk_generic_rcv, so this is where it can be seen. */
-static __always_inline void on_readable(struct sock *sk)
+static __always_inline void on_readable(void *ctx, struct sock *sk)
 {
 	struct xdp_sock *xs = (struct xdp_sock *)sk;
 	struct rx_state st;
@@ -133,6 +134,7 @@ static __always_inline void on_readable(struct sock *sk)
 		return;
 	bpf_printk("xskdbg:1 kflush xs=%llx sk=%llx:%x:%x prod=%x cprod=%x at=flush", id.xs,
 		   id.cookie, id.ifindex, id.queue, st.prod, st.cached_prod);
+	emit_stack(ctx, "kflush", id.xs);
 }
 
 static __always_inline bool pool_pass(__u64 pool)

@@ -8,7 +8,7 @@ char LICENSE[] SEC("license") = "GPL";
 SEC("kprobe/__xsk_rcv_zc")
 int BPF_KPROBE(kp_rcv, struct xdp_sock *xs, void *xskb, __u32 len)
 {
-	on_rcv_entry(xs, xskb, len);
+	on_rcv_entry(ctx, xs, xskb, len);
 	return 0;
 }
 
@@ -22,7 +22,7 @@ int BPF_KRETPROBE(kr_rcv, int ret)
 SEC("kprobe/sock_def_readable")
 int BPF_KPROBE(kp_readable, struct sock *sk)
 {
-	on_readable(sk);
+	on_readable(ctx, sk);
 	return 0;
 }
 

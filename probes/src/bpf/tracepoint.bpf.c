@@ -20,8 +20,9 @@ char LICENSE[] SEC("license") = "GPL";
 /* Kept in sync with BPF_MAP_TYPE_XSKMAP (stable UAPI value). */
 #define XSKMAP_TYPE 17
 
-static __always_inline int on_redirect(const struct net_device *dev, const struct bpf_prog *xdp,
-				       const void *tgt, enum bpf_map_type map_type)
+static __always_inline int on_redirect(void *ctx, const struct net_device *dev,
+				       const struct bpf_prog *xdp, const void *tgt,
+				       enum bpf_map_type map_type)
 {
 	struct xdp_sock *xs = (struct xdp_sock *)tgt;
 	struct rx_state st;
@@ -57,6 +58,7 @@ static __always_inline int on_redirect(const struct net_device *dev, const struc
 		bpf_printk("xskdbg:1 krx xs=%llx sk=%llx:%x:%x a=%llx len=%x slot=%x kpool=%llx prod=%x fcons=%x mode=%s",
 			   id.xs, id.cookie, id.ifindex, id.queue, d.addr, d.len, slot, id.pool,
 			   st.prod, fill_cons(id.pool), mode);
+	emit_stack(ctx, "krx", id.xs);
 	touched_add(id.xs);
 	return 0;
 }
@@ -89,14 +91,14 @@ SEC("tp_btf/xdp_redirect")
 int BPF_PROG(tp_xdp_redirect, const struct net_device *dev, const struct bpf_prog *xdp,
 	     const void *tgt, int err, enum bpf_map_type map_type, __u32 map_id, __u32 index)
 {
-	return on_redirect(dev, xdp, tgt, map_type);
+	return on_redirect(ctx, dev, xdp, tgt, map_type);
 }
 
 SEC("raw_tp/xdp_redirect")
 int BPF_PROG(rtp_xdp_redirect, const struct net_device *dev, const struct bpf_prog *xdp,
 	     const void *tgt, int err, enum bpf_map_type map_type, __u32 map_id, __u32 index)
 {
-	return on_redirect(dev, xdp, tgt, map_type);
+	return on_redirect(ctx, dev, xdp, tgt, map_type);
 }
 
 SEC("tp_btf/xdp_redirect_err")
@@ -141,6 +143,6 @@ int BPF_PROG(tp_napi_poll, struct napi_struct *napi, int work, int budget)
 		ifindex = BPF_CORE_READ(dev, ifindex);
 	bpf_printk("xskdbg:1 kpoll napi=%llx dev=%x work=%x budget=%x", (__u64)napi, ifindex, work,
 		   budget);
-	touched_flush("poll");
+	touched_flush(ctx, "poll");
 	return 0;
 }

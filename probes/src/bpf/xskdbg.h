@@ -39,6 +39,30 @@ struct {
 	__type(value, __u8);
 } socks SEC(".maps");
 
+/* --stacks: kernel stack ids next to receive and flush lines (set by user
+ * space before load; the verifier drops the code when false). */
+const volatile bool want_stacks = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__uint(value_size, 127 * sizeof(__u64));
+} stacks SEC(".maps");
+
+/* Prints `kstack at=<at> xs= id=`: the id keys the `stacks` map, which user
+ * space symbolizes into `kstackdef` lines when the recording ends. */
+static __always_inline void emit_stack(void *ctx, const char *at, __u64 xs)
+{
+	long id;
+
+	if (!want_stacks)
+		return;
+	id = bpf_get_stackid(ctx, &stacks, 0);
+	if (id >= 0)
+		bpf_printk("xskdbg:1 kstack at=%s xs=%llx id=%x", at, xs, (__u32)id);
+}
+
 /* Identity of one AF_XDP socket: the `sk=` key of TRACE-FORMAT.md. */
 struct xsk_id {
 	__u64 xs;
@@ -194,7 +218,7 @@ static __always_inline void touched_add(__u64 xs)
 
 /* Prints `kflush` for every touched socket (producer as published now) and
  * empties the set. `at` tells where the line was produced. */
-static __always_inline void touched_flush(const char *at)
+static __always_inline void touched_flush(void *ctx, const char *at)
 {
 	__u32 zero = 0;
 	struct touched *t = bpf_map_lookup_elem(&touched, &zero);
@@ -214,6 +238,7 @@ static __always_inline void touched_flush(const char *at)
 			continue;
 		bpf_printk("xskdbg:1 kflush xs=%llx sk=%llx:%x:%x prod=%x cprod=%x at=%s",
 			   id.xs, id.cookie, id.ifindex, id.queue, st.prod, st.cached_prod, at);
+		emit_stack(ctx, "kflush", id.xs);
 	}
 	t->n = 0;
 }

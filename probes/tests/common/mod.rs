@@ -102,6 +102,12 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs the scenario (see the test files) with `backend` attached.
 pub fn run(tag: &str, backend: Backend, double_fill: bool) -> Option<Run> {
+    run_with(tag, backend, double_fill, false)
+}
+
+/// [`run`] with kernel stacks recorded when `stacks` is set; the
+/// `kstackdef` lines are written into the buffer before it is read.
+pub fn run_with(tag: &str, backend: Backend, double_fill: bool, stacks: bool) -> Option<Run> {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tfs = TraceFs::find().expect("tracefs");
     let inst = tfs
@@ -133,6 +139,7 @@ pub fn run(tag: &str, backend: Backend, double_fill: bool) -> Option<Run> {
         },
         buffer: buf.clone(),
         group: xskdbg_probes::kprobe_events::GROUP.into(),
+        stacks,
     };
     let probes = attach(&req).unwrap_or_else(|e| panic!("attach: {e}"));
     assert_eq!(probes.backend(), backend);
@@ -235,6 +242,9 @@ pub fn run(tag: &str, backend: Backend, double_fill: bool) -> Option<Run> {
     }
     // Freeze and read before detaching: removing kprobe events (tracefs
     // backend) resets every ring buffer.
+    for l in probes.stack_lines() {
+        marker.write(l.as_bytes()).unwrap();
+    }
     buf.set_tracing_on(false).unwrap();
     let trace = String::from_utf8_lossy(&buf.read_trace().unwrap()).into_owned();
     drop(probes);
@@ -385,4 +395,26 @@ pub fn check_tx(r: &Run) {
     assert_eq!(tx, want, "ktx addresses");
     let comps: u64 = ops(&r.trace, "kcomp").map(|kv| hex(&kv, "n")).sum();
     assert_eq!(comps, T as u64, "kcomp count");
+}
+
+/// Every `kstack at=<at>` line has a `kstackdef` with its id, and one of
+/// them holds all of `want` among its frames.
+pub fn check_stacks(trace: &str, at: &str, want: &[&str]) {
+    let defs: HashMap<String, String> = ops(trace, "kstackdef")
+        .map(|kv| (kv["id"].clone(), kv.get("f").cloned().unwrap_or_default()))
+        .collect();
+    let refs: Vec<String> = ops(trace, "kstack")
+        .filter(|kv| kv.get("at").map(String::as_str) == Some(at))
+        .map(|kv| kv["id"].clone())
+        .collect();
+    assert!(!refs.is_empty(), "no kstack at={at} lines");
+    for id in &refs {
+        assert!(defs.contains_key(id), "kstack id {id} has no kstackdef");
+    }
+    assert!(
+        refs.iter()
+            .any(|id| want.iter().all(|w| defs[id].contains(w))),
+        "no {at} stack with {want:?}: {:?}",
+        refs.iter().map(|id| &defs[id]).take(3).collect::<Vec<_>>()
+    );
 }
