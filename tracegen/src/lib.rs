@@ -200,6 +200,8 @@ pub enum Op {
     Tx,
     /// The app consumed from COMPLETION.
     Comp,
+    /// The app returned frames to its own free list.
+    Free,
     /// An `XDP_STATISTICS` snapshot.
     Stats,
     /// A violation caught in-process by the recorder.
@@ -221,7 +223,7 @@ pub enum Op {
 }
 
 impl Op {
-    const COUNT: usize = 17;
+    const COUNT: usize = 18;
     const ALL: [Op; Op::COUNT] = [
         Op::Umem,
         Op::Pool,
@@ -231,6 +233,7 @@ impl Op {
         Op::Rx,
         Op::Tx,
         Op::Comp,
+        Op::Free,
         Op::Stats,
         Op::Violation,
         Op::Krx,
@@ -253,6 +256,7 @@ impl Op {
             Op::Rx => "rx",
             Op::Tx => "tx",
             Op::Comp => "comp",
+            Op::Free => "free",
             Op::Stats => "stats",
             Op::Violation => "violation",
             Op::Krx => "krx",

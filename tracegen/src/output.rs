@@ -97,6 +97,13 @@ pub fn write_file(
     tmp.as_file()
         .sync_all()
         .map_err(io_err("cannot sync", tmp.path()))?;
+    // tempfile creates 0600; a trace is an ordinary shareable file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644))
+            .map_err(io_err("cannot set permissions of", tmp.path()))?;
+    }
     tmp.persist(path).map_err(|e| OutputError::Io {
         op: "cannot rename the trace to",
         path: path.to_path_buf(),

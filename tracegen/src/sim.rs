@@ -807,6 +807,7 @@ impl<'c, W: Write> Sim<'c, W> {
                 leaked = Some(descs[0]);
             }
             let mut fwd = Vec::new();
+            let mut freed = Vec::new();
             for &(a, len) in &descs {
                 if Some((a, len)) == leaked {
                     continue;
@@ -815,8 +816,10 @@ impl<'c, W: Write> Sim<'c, W> {
                     fwd.push((a, len));
                 } else {
                     self.threads[t].free.push_back((a & !(CHUNK - 1)) | FROM_RX);
+                    freed.push(a);
                 }
             }
+            self.free_line(t, &freed)?;
             if let Some((a, _)) = leaked {
                 self.fire(
                     "frame_leak",
@@ -1147,6 +1150,7 @@ impl<'c, W: Write> Sim<'c, W> {
             for &a in &batch {
                 self.threads[t].free.push_back(a & !(CHUNK - 1));
             }
+            self.free_line(t, &batch)?;
             if self.armed && self.cfg.scenario == Scenario::AppDoubleComplete {
                 // Refill these frames now, then read the same completion
                 // entries again (consumer index not advanced).
@@ -1166,6 +1170,7 @@ impl<'c, W: Write> Sim<'c, W> {
                 for &a in &batch {
                     self.threads[t].free.push_back(a & !(CHUNK - 1));
                 }
+                self.free_line(t, &batch)?;
                 let _ = line;
                 let a = batch[0];
                 self.fire(
@@ -1183,6 +1188,31 @@ impl<'c, W: Write> Sim<'c, W> {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// The recorder traces the application's own free list (`free`), so
+    /// a frame the application holds and never returns is visible.
+    fn free_line(&mut self, t: usize, addrs: &[u64]) -> Result<(), GenError> {
+        if addrs.is_empty() || !self.project() {
+            return Ok(());
+        }
+        let cpu = self.threads[t].cpu;
+        self.put(
+            cpu,
+            TaskRef::Thread(t),
+            APP_FLAGS,
+            "tracing_mark_write",
+            Op::Free,
+            None,
+            addrs.len() as u64,
+            |b| {
+                b.extend_from_slice(b"xskdbg:1 free n=");
+                put_hex(b, addrs.len() as u64);
+                b.extend_from_slice(b" a=");
+                put_addrs(b, addrs.iter().copied());
+            },
+        )?;
         Ok(())
     }
 

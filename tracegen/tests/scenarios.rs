@@ -48,11 +48,20 @@ fn layout_matches_ftrace() {
         let (text, e) = gen(&cfg);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "# tracer: nop");
-        let hdr = format!("# entries-in-buffer/entries-written: {}/{}   #P:4", e.counts.entries, e.counts.written);
+        let hdr = format!(
+            "# entries-in-buffer/entries-written: {}/{}   #P:4",
+            e.counts.entries, e.counts.written
+        );
         assert_eq!(lines[2], hdr);
-        assert!(e.counts.written > e.counts.entries, "a wrapped trace lost entries");
+        assert!(
+            e.counts.written > e.counts.entries,
+            "a wrapped trace lost entries"
+        );
         assert_eq!(lines.len() as u64, e.lines);
-        assert_eq!(text.len() as u64, e.lines + text.lines().map(|l| l.len() as u64).sum::<u64>());
+        assert_eq!(
+            text.len() as u64,
+            e.lines + text.lines().map(|l| l.len() as u64).sum::<u64>()
+        );
 
         let mut entries = 0u64;
         let mut per_cpu = vec![0u64; 4];
@@ -84,7 +93,9 @@ fn layout_matches_ftrace() {
         // CPU (the late one) included.
         started.sort();
         let first_cpu = lines.iter().find_map(|l| entry(l)).unwrap().0;
-        let want: Vec<u32> = (0..4u32).filter(|&c| c != first_cpu && per_cpu[c as usize] > 0).collect();
+        let want: Vec<u32> = (0..4u32)
+            .filter(|&c| c != first_cpu && per_cpu[c as usize] > 0)
+            .collect();
         assert_eq!(started, want);
         assert_eq!(want.len(), 3, "{vocab:?}: every CPU has entries");
         assert!(e.complete_from_ns.is_some());
@@ -107,7 +118,10 @@ fn clean_trace_recycles_frames_and_reports_stats() {
             cpus_per_xs.entry(xs).or_default().insert(cpu);
         }
     }
-    assert!(cpus_per_xs.values().any(|c| c.len() > 1), "NAPI never migrated");
+    assert!(
+        cpus_per_xs.values().any(|c| c.len() > 1),
+        "NAPI never migrated"
+    );
 }
 
 #[test]
@@ -121,14 +135,31 @@ fn every_bug_scenario_names_its_line() {
             let n = f.line.unwrap_or_else(|| panic!("{}: no line", sc.name()));
             let line = lines[(n - 1) as usize];
             let bare = f.addr.trim_start_matches("0x");
-            assert!(line.contains(bare), "{}: line {n} lacks {}: {line}", sc.name(), f.addr);
-            assert!(line.contains(f.ts.as_deref().unwrap()), "{}: {line}", sc.name());
-            let want = if sc.name().starts_with("kernel") { "kernel" } else { "application" };
+            assert!(
+                line.contains(bare),
+                "{}: line {n} lacks {}: {line}",
+                sc.name(),
+                f.addr
+            );
+            assert!(
+                line.contains(f.ts.as_deref().unwrap()),
+                "{}: {line}",
+                sc.name()
+            );
+            let want = if sc.name().starts_with("kernel") {
+                "kernel"
+            } else {
+                "application"
+            };
             assert_eq!(f.verdict, want, "{}", sc.name());
         }
         if matches!(sc, Scenario::KernelRace | Scenario::KernelRaceStale) {
             // The recorder froze tracing right after its violation line.
-            assert!(lines.last().unwrap().contains("violation kind="), "{}", sc.name());
+            assert!(
+                lines.last().unwrap().contains("violation kind="),
+                "{}",
+                sc.name()
+            );
             assert_eq!(e.findings[0].kind, "concurrent_producer");
             assert_eq!(e.findings[0].cpus.len(), 2);
         }
@@ -140,7 +171,13 @@ fn kernel_race_reads_poison_or_stale() {
     let (text, e) = gen(&Config::new(Scenario::KernelRace, 5));
     assert_eq!(e.findings[1].addr, "0xdeadbeefdeadbeef");
     let rx = text.lines().rev().nth(1).unwrap();
-    assert!(rx.contains(" rx sk=") && rx.ends_with(&format!("deadbeefdeadbeef:{}", rx.rsplit(':').next().unwrap())));
+    assert!(
+        rx.contains(" rx sk=")
+            && rx.ends_with(&format!(
+                "deadbeefdeadbeef:{}",
+                rx.rsplit(':').next().unwrap()
+            ))
+    );
     let (_, e) = gen(&Config::new(Scenario::KernelRaceStale, 5));
     assert_eq!(e.findings[1].kind, "rx_mismatch");
     assert_ne!(e.findings[1].addr, "0xdeadbeefdeadbeef");
@@ -156,7 +193,10 @@ fn freeform_vocabulary_looks_like_the_seed() {
     assert!(text.contains(": xsk_flush: (__xsk_map_flush+0x4e/0x180) xs=0x"));
     assert!(text.contains(" FILL -> RX\n"));
     let last = text.lines().last().unwrap();
-    assert!(last.contains("0xdeadbeefdeadbeef FILL -> RX: expected 0x"), "{last}");
+    assert!(
+        last.contains("0xdeadbeefdeadbeef FILL -> RX: expected 0x"),
+        "{last}"
+    );
     assert!(last.contains("remaining: ["));
     assert_eq!(e.findings.len(), 2);
     // Scenarios that need kernel completions refuse the free-form vocabulary.
@@ -170,11 +210,18 @@ fn other_clocks() {
     let mut cfg = Config::new(Scenario::Clean, 1);
     cfg.clock = Clock::Counter;
     let (text, _) = gen(&cfg);
-    let ts: Vec<u64> = text.lines().filter_map(entry).map(|(_, t)| t.parse().unwrap()).collect();
+    let ts: Vec<u64> = text
+        .lines()
+        .filter_map(entry)
+        .map(|(_, t)| t.parse().unwrap())
+        .collect();
     assert!(ts.windows(2).all(|w| w[1] == w[0] + 1 || w[1] > w[0]));
     cfg.clock = Clock::X86Tsc;
     let (text, _) = gen(&cfg);
-    assert!(text.lines().filter_map(entry).all(|(_, t)| !t.contains('.')));
+    assert!(text
+        .lines()
+        .filter_map(entry)
+        .all(|(_, t)| !t.contains('.')));
 }
 
 #[test]
@@ -214,7 +261,10 @@ fn files_are_written_whole_and_compressed_on_request() {
     let back = zstd::decode_all(std::fs::File::open(&zst).unwrap()).unwrap();
     assert_eq!(back, text.as_bytes());
     // No temporary file left behind.
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 3, "{names:?}");
 }
 
