@@ -68,22 +68,21 @@ impl LineBuf {
         }
     }
 
-    /// Append lower-case hex without `0x`.
+    /// Append lower-case hex without `0x` (cut, never panicking, at the end).
     #[inline]
     pub fn hex(&mut self, v: u64) {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut tmp = [0u8; 16];
-        let mut i = 16;
+        // Digits needed: one per started nibble, at least one.
+        let n = ((67 - (v | 1).leading_zeros()) / 4) as usize;
+        let Some(out) = self.buf.get_mut(self.len..self.len + n) else {
+            return;
+        };
         let mut v = v;
-        loop {
-            i -= 1;
-            tmp[i] = DIGITS[(v & 0xf) as usize];
+        for b in out.iter_mut().rev() {
+            *b = DIGITS[(v & 0xf) as usize];
             v >>= 4;
-            if v == 0 {
-                break;
-            }
         }
-        self.push(&tmp[i..]);
+        self.len += n;
     }
 
     /// Append ` key=<hex>`.
@@ -178,6 +177,23 @@ mod tests {
             std::str::from_utf8(l.as_bytes()).unwrap(),
             "xskdbg:1 rx sk=1:5:1 idx=3c d=16ce900:4e,0:10:1 label=ingress q:1\n"
         );
+    }
+
+    #[test]
+    fn hex_edge_cases() {
+        for (v, want) in [
+            (0u64, "0"),
+            (1, "1"),
+            (0xf, "f"),
+            (0x10, "10"),
+            (0xdead_beef_dead_beef, "deadbeefdeadbeef"),
+            (u64::MAX, "ffffffffffffffff"),
+            (1 << 48, "1000000000000"),
+        ] {
+            let mut l = LineBuf::new();
+            l.hex(v);
+            assert_eq!(std::str::from_utf8(l.as_bytes()).unwrap(), want);
+        }
     }
 
     #[test]
