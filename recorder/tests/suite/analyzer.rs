@@ -150,3 +150,49 @@ fn recycling_the_recorder_explained_is_not_a_finding() {
     assert_eq!(report.summary.lines_skipped, 0);
     assert!(report.findings.is_empty(), "{:#?}", report.findings);
 }
+
+/// `wrong_pool`, `address_out_of_range` and `multibuffer_split` exist only in
+/// the recorder (docs/TRACE-FORMAT.md); the analyzer must still read every
+/// line around them.
+#[test]
+fn recorder_only_kinds_parse_cleanly() {
+    for (case, kind) in ["wrong_pool", "address_out_of_range", "multibuffer_split"]
+        .into_iter()
+        .enumerate()
+    {
+        let rig = Rig::new(true);
+        let u = rig.rec.umem(seed_umem()).unwrap();
+        let k2 = xskdbg_recorder::SockKey::new(0x2001, 5, 1);
+        let p1 = u
+            .pool(xskdbg_recorder::PoolConfig::new(super::common::SK))
+            .unwrap();
+        let p2 = u.pool(xskdbg_recorder::PoolConfig::new(k2)).unwrap();
+        let s1 = p1
+            .socket(xskdbg_recorder::SockConfig::new(super::common::SK))
+            .unwrap();
+        let s2 = p2.socket(xskdbg_recorder::SockConfig::new(k2)).unwrap();
+        match case {
+            0 => {
+                p1.fill(&[0x1000]);
+                s2.rx(&[XdpDesc::new(0x1100, 60)]);
+            }
+            1 => p1.fill(&[u64::MAX]),
+            _ => {
+                s1.tx(&[XdpDesc {
+                    addr: 0x1000,
+                    len: 60,
+                    options: xskdbg_recorder::XDP_PKT_CONTD,
+                }]);
+                std::thread::scope(|sc| {
+                    sc.spawn(|| s1.tx(&[XdpDesc::new(0x2000, 60)]));
+                });
+            }
+        }
+        let v = rig.violations();
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].kind.as_str(), kind);
+        let report = analyze(&rig);
+        assert_eq!(report.summary.lines_skipped, 0, "{kind}");
+        assert!(report.summary.events >= 5, "{kind}");
+    }
+}
