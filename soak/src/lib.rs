@@ -193,6 +193,7 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
                     xskdbg_probes::kprobe_events::GROUP,
                     std::process::id()
                 ),
+                stacks: false,
             };
             let attached =
                 xskdbg_probes::attach(&req).map_err(|e| SoakError::Probes(e.to_string()))?;
@@ -305,20 +306,31 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         }
         None => recorder.dump(),
     };
-    let opts = xskdbg_analyzer::Options {
-        input_name: "trace.txt".into(),
-        ..Default::default()
+    // Null and off sinks leave no trace to analyze.
+    let has_trace = matches!(cfg.sink, SinkKind::Marker | SinkKind::Memory);
+    let report = if has_trace {
+        let opts = xskdbg_analyzer::Options {
+            input_name: "trace.txt".into(),
+            ..Default::default()
+        };
+        Some(
+            xskdbg_analyzer::analyze_reader(&trace[..], &opts)
+                .map_err(|e| SoakError::Analyzer(e.to_string()))?,
+        )
+    } else {
+        None
     };
-    let report = xskdbg_analyzer::analyze_reader(&trace[..], &opts)
-        .map_err(|e| SoakError::Analyzer(e.to_string()))?;
     let mut text = Vec::new();
-    xskdbg_analyzer::render::human(
-        &report,
-        "trace.txt",
-        xskdbg_analyzer::render::Style::default(),
-        &mut text,
-    )
-    .map_err(|e| SoakError::Analyzer(e.to_string()))?;
+    if let Some(report) = &report {
+        xskdbg_analyzer::render::human(
+            report,
+            "trace.txt",
+            xskdbg_analyzer::render::Style::default(),
+            &mut text,
+        )
+        .map_err(|e| SoakError::Analyzer(e.to_string()))?;
+    }
+    let findings: &[xskdbg_analyzer::Finding] = report.as_ref().map_or(&[], |r| &r.findings);
 
     // The application's own audit after the run: frames the recorder holds
     // as the app's (rx, comp, held, free) must all be on the forwarder's
@@ -344,13 +356,8 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     let received = c.received.load(Ordering::Relaxed);
     let violations = recorder.violations();
     let recorder_violation = first_violation.lock().ok().and_then(|v| v.clone());
-    let finding_kinds: Vec<String> = report
-        .findings
-        .iter()
-        .map(|f| f.kind.name().to_string())
-        .collect();
-    let finding_verdicts: Vec<String> = report
-        .findings
+    let finding_kinds: Vec<String> = findings.iter().map(|f| f.kind.name().to_string()).collect();
+    let finding_verdicts: Vec<String> = findings
         .iter()
         .map(|f| f.verdict.name().to_string())
         .collect();
@@ -369,7 +376,7 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         .map(|s| json!({"side": s.name, "peer_arrivals": s.peer_xdp.verdicts().map(|v| v.passed).unwrap_or(0)}))
         .collect();
     let summary = json!({
-        "result": if violations > 0 || !report.findings.is_empty() || !leaked.is_empty() { "violation" } else { "clean" },
+        "result": if violations > 0 || !findings.is_empty() || !leaked.is_empty() { "violation" } else { "clean" },
         "app_audit_leaked_frames": leaked,
         "inject": cfg.inject.map(|k| k.name()),
         "injected_addr": fwd.injected.done.then(|| format!("{:#x}", fwd.injected.addr)),
@@ -400,15 +407,19 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
             SinkKind::Off => "off",
         },
     });
-    let exit_code = u8::from(violations > 0 || !report.findings.is_empty() || !leaked.is_empty());
+    let exit_code = u8::from(violations > 0 || !findings.is_empty() || !leaked.is_empty());
     std::fs::create_dir_all(&cfg.out).map_err(|source| SoakError::Write {
         path: cfg.out.clone(),
         source,
     })?;
     if exit_code == 1 {
-        write_atomic(&cfg.out.join("trace.txt"), &trace)?;
-        write_atomic(&cfg.out.join("report.txt"), &text)?;
-        write_atomic(&cfg.out.join("report.json"), report.to_json().as_bytes())?;
+        if has_trace {
+            write_atomic(&cfg.out.join("trace.txt"), &trace)?;
+        }
+        if let Some(report) = &report {
+            write_atomic(&cfg.out.join("report.txt"), &text)?;
+            write_atomic(&cfg.out.join("report.json"), report.to_json().as_bytes())?;
+        }
     }
     let pretty = serde_json::to_string_pretty(&summary).unwrap_or_default();
     write_atomic(&cfg.out.join("summary.json"), pretty.as_bytes())?;

@@ -1,6 +1,7 @@
 //! `xskdbg soak`: a real AF_XDP forwarder under load on veth, with the
 //! recorder checking every ring operation and faults injected on purpose.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -123,28 +124,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let outcome = xskdbg_soak::run(&cfg)?;
     let s = &outcome.summary;
-    println!(
-        "soak: {} frames received, {} forwarded, {} bounced, {} dropped, {:.0} packets/s, {} violation(s)",
-        s["packets_received"], s["forwarded"], s["bounced"], s["dropped"],
-        s["packets_per_second"].as_f64().unwrap_or(0.0), s["violations"]
+    let mut msg = format!(
+        "soak: {} frames received, {} forwarded, {} bounced, {} dropped, {:.0} packets/s, {} violation(s)\n",
+        s["packets_received"],
+        s["forwarded"],
+        s["bounced"],
+        s["dropped"],
+        s["packets_per_second"].as_f64().unwrap_or(0.0),
+        s["violations"]
     );
     if let Some(v) = &outcome.recorder_violation {
-        println!("recorder: {v}");
+        msg += &format!("recorder: {v}\n");
     }
     if !outcome.leaked_frames.is_empty() {
-        println!(
-            "audit: frames lost by the application: {}",
+        msg += &format!(
+            "audit: frames lost by the application: {}\n",
             outcome.leaked_frames.join(", ")
         );
     }
     for (k, v) in outcome.finding_kinds.iter().zip(&outcome.finding_verdicts) {
-        println!("analyzer: {k} (verdict {v})");
+        msg += &format!("analyzer: {k} (verdict {v})\n");
     }
     let what = if outcome.exit_code == 0 {
         "summary"
     } else {
         "trace, report and summary"
     };
-    println!("{what} in {}", outcome.out.display());
+    msg += &format!("{what} in {}\n", outcome.out.display());
+    // A closed pipe (`| head`) is not an error worth a panic: the results
+    // are in --out anyway.
+    let _ = std::io::stdout().write_all(msg.as_bytes());
     Ok(ExitCode::from(outcome.exit_code))
 }
