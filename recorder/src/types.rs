@@ -490,10 +490,10 @@ pub enum SinkConfig {
 /// Where the memory ring goes when a violation happens.
 #[derive(Debug, Clone, Default)]
 pub enum DumpTarget {
-    /// Keep it in memory ([`crate::Recorder::dump`]).
-    #[default]
+    /// Keep it in memory only ([`crate::Recorder::dump`]).
     None,
-    /// Print it to stderr.
+    /// Print it to stderr (the default).
+    #[default]
     Stderr,
     /// Write it to this file (atomically).
     File(PathBuf),
@@ -519,7 +519,7 @@ impl Default for RecorderConfig {
         RecorderConfig {
             sink: SinkConfig::Null,
             policy: Policy::Panic,
-            dump: DumpTarget::None,
+            dump: DumpTarget::Stderr,
             freeze: true,
             stacks: false,
         }
