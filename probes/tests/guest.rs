@@ -209,6 +209,9 @@ fn guest_runs_every_backend() {
         .into_owned();
     let out = std::env::temp_dir().join(format!("xskdbg-probes-vm-{}", std::process::id()));
     let mut spec = xskdbg_vmtest::VmSpec::new(&out);
+    // Under TCG on a busy 2-core host one guest test took up to ~40 s; the
+    // limit only guards against a hang.
+    spec.timeout = std::time::Duration::from_secs(1500);
     spec.binaries.push(exe.clone().into());
     spec.env.push((GUEST_ENV.into(), "1".into()));
     spec.env.push(("RUST_BACKTRACE".into(), "1".into()));

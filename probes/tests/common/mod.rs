@@ -192,7 +192,7 @@ pub fn run_with(tag: &str, backend: Backend, double_fill: bool, stacks: bool) ->
     let mut frame = Vec::new();
     let mut sent = 0u64;
     let mut batch = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while (got.len() as u64) < N && Instant::now() < deadline {
         // Pace: veth's per-queue ring holds 256 frames.
         while sent < N && sent - (got.len() as u64) < 64 {
@@ -221,7 +221,7 @@ pub fn run_with(tag: &str, backend: Backend, double_fill: bool, stacks: bool) ->
     let mut tx_idx = 0u64;
     let mut completed = Vec::new();
     let mut pending = sent_tx.clone();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while completed.len() < T && Instant::now() < deadline {
         if !pending.is_empty() {
             // The app logs a TX batch before handing it over: in copy mode
