@@ -24,6 +24,12 @@ enum Command {
     Analyze(cmd::analyze::Args),
     /// Check tracefs, BTF, probe backends, XDP features, veth queues and privileges.
     Doctor(cmd::doctor::Args),
+    /// Run a real AF_XDP forwarder under load with the recorder (and probes), optionally injecting a fault.
+    Soak(cmd::soak::Args),
+    /// Attach, list, inspect or remove the kernel-side probes.
+    Probes(cmd::probes::Args),
+    /// Record a trace: prepare the buffer, attach probes, run a command, save the trace and analyze it.
+    Record(cmd::record::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +44,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Soak(args) => cmd::soak::run(args),
+        Command::Probes(args) => cmd::probes::run(args),
+        Command::Record(args) => cmd::record::run(args),
     };
     match result {
         Ok(code) => code,

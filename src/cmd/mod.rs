@@ -2,3 +2,6 @@
 
 pub mod analyze;
 pub mod doctor;
+pub mod soak;
+pub mod probes;
+pub mod record;
