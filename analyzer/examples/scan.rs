@@ -20,6 +20,22 @@ fn main() {
         }
     };
     let size = input.file_size.unwrap_or(0);
+    if std::env::var_os("SCAN_PARSE_ONLY").is_some() {
+        // Reader and parser only: the floor under the checkers.
+        let mut r = xskdbg_analyzer::TraceReader::new(input.reader);
+        let mut n = 0u64;
+        while let Ok(Some(l)) = r.next_line() {
+            if matches!(l, xskdbg_analyzer::Line::Event(_)) {
+                n += 1;
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{n} events parsed, {secs:.2} s, {:.0} MB/s",
+            size as f64 / secs / 1e6
+        );
+        return;
+    }
     match analyze_reader(input.reader, &Options::default()) {
         Ok(r) => {
             let secs = start.elapsed().as_secs_f64();

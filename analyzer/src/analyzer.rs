@@ -166,6 +166,8 @@ struct Frame {
     held_at: u64,
     /// The descriptor value the app took it as.
     held_addr: u64,
+    /// The pool whose FILL order holds it (when on FILL).
+    fill_pool: u32,
 }
 
 impl Frame {
@@ -181,6 +183,7 @@ impl Frame {
             tx_as: NONE,
             held_at: 0,
             held_addr: 0,
+            fill_pool: NONE,
         }
     }
     fn kernel_copies(&self) -> u16 {
@@ -636,6 +639,34 @@ impl Analyzer {
         }
     }
 
+    /// A frame whose last event came before every CPU's buffer had started
+    /// has a partial history (the other CPUs' events are lost): forget it,
+    /// so that its next event starts it afresh (unknown past) instead of
+    /// stacking on counts that may be wrong.
+    fn settle(&mut self, f: u64) {
+        if self.complete_now == 0 {
+            return;
+        }
+        let stale = self
+            .frames
+            .get(&f)
+            .is_some_and(|fs| fs.last.order < self.complete_now);
+        if !stale {
+            return;
+        }
+        if let Some(fs) = self.frames.remove(&f) {
+            if fs.fill > 0 && fs.fill_pool != NONE {
+                self.fifo_forget(fs.fill_pool, f);
+            }
+            if fs.tx > 0 && fs.tx_as != NONE {
+                let q = &mut self.asocks[fs.tx_as as usize].tx_fifo;
+                if let Some(i) = q.iter().take(512).position(|e| e.0 == f) {
+                    q.remove(i);
+                }
+            }
+        }
+    }
+
     fn frame_of(&self, addr: u64) -> u64 {
         self.mapping
             .unwrap_or(Mapping::Aligned {
@@ -813,7 +844,7 @@ impl Analyzer {
                 chunk: chunk::MIN_CHUNK,
             });
             let poison = self.poison;
-            for_each_addr(&ev.op, |addr| {
+            first_addrs(&ev.op, &mut |addr| {
                 if n < 4 && addr != poison {
                     fr[n] = m.frame(addr);
                     n += 1;
@@ -1076,7 +1107,10 @@ impl Analyzer {
     // -----------------------------------------------------------------------
     // findings
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site per rule; a struct would only rename the same fields"
+    )]
     fn raw(
         &mut self,
         kind: Kind,
@@ -1196,6 +1230,7 @@ impl Analyzer {
             NONE
         };
         let seen_fill = self.seen_fill;
+        self.settle(f);
         let Some(fs) = self.frames.get_mut(&f) else {
             let mut fs = Frame::new(at);
             fs.krx = 1;
@@ -1485,6 +1520,7 @@ impl Analyzer {
     // -----------------------------------------------------------------------
     // application side
 
+    #[expect(clippy::too_many_arguments, reason = "mirrors the seed line's fields")]
     fn transition(
         &mut self,
         a: u32,
@@ -1539,12 +1575,15 @@ impl Analyzer {
             pool.fifo.pop_front();
         }
         pool.peak = pool.peak.max(pool.fifo.len());
+        self.settle(f);
         let Some(fs) = self.frames.get_mut(&f) else {
             let mut fs = Frame::new(at);
             fs.fill = 1;
+            fs.fill_pool = p;
             self.frames.insert(f, fs);
             return;
         };
+        fs.fill_pool = p;
         let prev = fs.last;
         let was = fs.describe();
         let state = fs.state_name();
@@ -1567,7 +1606,10 @@ impl Analyzer {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site per rule; a struct would only rename the same fields"
+    )]
     fn app_dup(
         &mut self,
         a: u32,
@@ -1654,7 +1696,10 @@ impl Analyzer {
         );
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site per rule; a struct would only rename the same fields"
+    )]
     fn claimed(
         &mut self,
         a: u32,
@@ -1870,6 +1915,7 @@ impl Analyzer {
         } else {
             NONE
         };
+        self.settle(f);
         match self.frames.get_mut(&f) {
             None => {
                 let mut fs = Frame::new(at);
@@ -2025,7 +2071,8 @@ impl Analyzer {
     /// without counting it as reordered.
     fn fifo_forget(&mut self, p: u32, f: u64) {
         let pool = &mut self.pools[p as usize];
-        if let Some(i) = pool.fifo.iter().take(4096).position(|e| e.0 == f) {
+        // Stale entries sit near the front (they are old): a short scan.
+        if let Some(i) = pool.fifo.iter().take(512).position(|e| e.0 == f) {
             if let Some((_, seq, _)) = pool.fifo.remove(i) {
                 pool.consumed_max = pool.consumed_max.max(seq);
             }
@@ -2033,11 +2080,21 @@ impl Analyzer {
     }
 
     fn fifo_consume(&mut self, p: u32, f: u64, by_kernel: bool) {
+        let complete_now = self.complete_now;
         let pool = &mut self.pools[p as usize];
         if by_kernel {
             pool.kernel_consumes = true;
         } else if pool.kernel_consumes {
             return;
+        }
+        // Fills from before every CPU's buffer had started may have been
+        // received unseen: they say nothing about order.
+        while pool
+            .fifo
+            .front()
+            .is_some_and(|e| e.2.order < complete_now && e.0 != f)
+        {
+            pool.fifo.pop_front();
         }
         if pool.fifo.front().is_some_and(|e| e.0 == f) {
             let (_, seq, _) = pool.fifo.pop_front().unwrap_or_default();
@@ -2069,6 +2126,7 @@ impl Analyzer {
                 s.tx_fifo.pop_front();
             }
         }
+        self.settle(f);
         let Some(fs) = self.frames.get_mut(&f) else {
             let mut fs = Frame::new(at);
             fs.tx = 1;
@@ -2143,6 +2201,7 @@ impl Analyzer {
     fn kernel_comp(&mut self, ks: u32, addr: u64, at: At) {
         let f = self.frame_of(addr);
         let seen_tx = self.seen_tx;
+        self.settle(f);
         let Some(fs) = self.frames.get_mut(&f) else {
             let mut fs = Frame::new(at);
             fs.kcomp = 1;
@@ -2194,6 +2253,7 @@ impl Analyzer {
         let f = self.frame_of(addr);
         let seen_tx = self.seen_tx;
         let seen_kcomp = self.seen_kcomp;
+        self.settle(f);
         let Some(fs) = self.frames.get_mut(&f) else {
             let mut fs = Frame::new(at);
             fs.app = AppHold::Comp;
@@ -2273,6 +2333,7 @@ impl Analyzer {
     fn app_own(&mut self, addr: u64, hold: AppHold, at: At) {
         self.app_free_traced = true;
         let f = self.frame_of(addr);
+        self.settle(f);
         let Some(fs) = self.frames.get_mut(&f) else {
             let mut fs = Frame::new(at);
             fs.app = hold;
@@ -2317,7 +2378,10 @@ impl Analyzer {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site per rule; a struct would only rename the same fields"
+    )]
     fn recorder_violation(
         &mut self,
         a: u32,
@@ -2813,6 +2877,23 @@ fn related(r: &Raw) -> Related {
         line: r.at.line,
         cpus: r.cpus.clone(),
         explanation: r.explanation.clone(),
+    }
+}
+
+/// Like [`for_each_addr`] for at most the first four addresses (timelines
+/// keep four frames per event; a batch is not walked twice).
+fn first_addrs(op: &Op<'_>, f: &mut dyn FnMut(u64)) {
+    let mut list = |l: &AddrList<'_>| l.iter().take(4).for_each(|d| f(d.addr));
+    match op {
+        Op::App(
+            AppOp::Fill { addrs, .. }
+            | AppOp::Comp { addrs, .. }
+            | AppOp::Hold { addrs }
+            | AppOp::Free { addrs },
+        ) => list(addrs),
+        Op::App(AppOp::Rx { descs, .. } | AppOp::Tx { descs, .. }) => list(descs),
+        Op::Kernel(KernelOp::Comp { addrs, .. }) => list(addrs),
+        _ => for_each_addr(op, f),
     }
 }
 

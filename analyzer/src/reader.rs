@@ -15,6 +15,7 @@ use crate::parse::{parse_line, Line, MAX_LINE};
 use crate::Error;
 
 const BUF: usize = 256 * 1024;
+const SNIFF: usize = 8 * 1024;
 
 /// A line reader over any `Read`, yielding decoded [`Line`]s.
 pub struct TraceReader<R> {
@@ -157,7 +158,9 @@ pub struct Input {
 /// Open `path` (or `-` for stdin), unwrapping gzip/zstd transparently.
 pub fn open_input(path: &Path) -> Result<Input, Error> {
     if path.as_os_str() == "-" {
-        let r = BufReader::with_capacity(BUF, io::stdin());
+        // A small BufReader: enough to sniff the magic bytes; larger reads
+        // bypass it and go straight into the TraceReader's buffer.
+        let r = BufReader::with_capacity(SNIFF, io::stdin());
         let reader = decompress(r).map_err(|e| Error::Io {
             path: "<stdin>".into(),
             source: e,
@@ -186,7 +189,7 @@ pub fn open_input(path: &Path) -> Result<Input, Error> {
             ),
         });
     }
-    let r = BufReader::with_capacity(BUF, f);
+    let r = BufReader::with_capacity(SNIFF, f);
     let reader = decompress(r).map_err(|e| Error::Io {
         path: name.clone(),
         source: e,

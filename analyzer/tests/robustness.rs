@@ -154,7 +154,10 @@ fn random_bytes_and_mutated_traces_never_panic() {
                 2 => {
                     data.remove(i);
                 }
-                _ => data.insert(i, [b' ', b'-', b':', b'[', b']', b'x', b'0'][(next() % 7) as usize]),
+                _ => data.insert(
+                    i,
+                    [b' ', b'-', b':', b'[', b']', b'x', b'0'][(next() % 7) as usize],
+                ),
             }
         }
         let _ = analyze_reader(&data[..], &Options::default());

@@ -363,8 +363,7 @@ fn app_leak_is_found_when_the_app_traces_its_free_list() {
         ),
     );
     let mut fifo: std::collections::VecDeque<u64> = frames.iter().copied().collect();
-    let mut slot = 0u64;
-    for round in 0..400 {
+    for (slot, round) in (0u64..).zip(0..400) {
         let f = fifo.pop_front().unwrap();
         line(
             &mut t,
@@ -387,7 +386,6 @@ fn app_leak_is_found_when_the_app_traces_its_free_list() {
             "app-1",
             &format!("rx sk=1:3:0 idx={slot:x} n=1 d={:x}:40", f + 0x100),
         );
-        slot += 1;
         if f == 0x8000 && round < 32 {
             continue; // leaked: never freed, never refilled
         }
@@ -442,14 +440,14 @@ fn generated_scenarios_match_their_expectations() {
             cfg.vocab = vocab;
             let path = dir
                 .path()
-                .join(format!("{}-{}.txt", scenario.name(), format!("{vocab:?}")));
+                .join(format!("{}-{vocab:?}.txt", scenario.name()));
             let file = std::fs::File::create(&path).unwrap();
             let expect = match generate(&cfg, std::io::BufWriter::new(file)) {
                 Ok(e) => e,
                 Err(_) => continue, // combination the generator refuses (no kernel completions in free-form)
             };
             let o = run(&["--json", path.to_str().unwrap()]);
-            let what = format!("{} / {}", scenario.name(), format!("{vocab:?}"));
+            let what = format!("{} / {vocab:?}", scenario.name());
             assert_eq!(
                 code(&o),
                 expect.exit_code,
