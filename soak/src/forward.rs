@@ -34,7 +34,7 @@ pub struct Port {
     pub label: String,
     /// A second mapping of the RX ring: its consumer index for the
     /// recorder's `idx=` and, with `--poison`, the slots to poison.
-    rxmap: Option<rec::sys::RxRingMap>,
+    rxmap: Option<crate::rxring::RxAccess>,
     /// Poison written into consumed RX slots, if any.
     poison: Option<u64>,
     /// Frames on this pool's FILL ring not yet received.
@@ -50,7 +50,7 @@ impl Port {
         pool: rec::Pool,
         rsock: rec::Sock,
         label: String,
-        rxmap: Option<rec::sys::RxRingMap>,
+        rxmap: Option<crate::rxring::RxAccess>,
         poison: Option<u64>,
     ) -> Port {
         Port {
@@ -247,11 +247,15 @@ impl Forwarder {
         self.free.extend(self.freed.drain(..));
     }
 
-    /// free list → FILL, up to this pool's share.
+    /// free list → FILL, up to this pool's share, at most [`BATCH`] frames
+    /// per call: Linux before 6.10 cuts a trace_marker write at 1024 bytes,
+    /// and a 200-address fill line (the first top-up) would lose its tail
+    /// there, which the analyzer then reads as frames that vanished.
     fn refill(&mut self, p: usize) {
         let want = self.ports[p]
             .fill_target_gap(self.fill_target)
-            .min(self.free.len() as u32);
+            .min(self.free.len() as u32)
+            .min(BATCH);
         if want == 0 {
             return;
         }

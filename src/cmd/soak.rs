@@ -76,6 +76,34 @@ pub struct Args {
     /// ftrace buffer per CPU for the marker sink, in KiB.
     #[arg(long, default_value_t = 16384, value_name = "KB")]
     buffer_kb: u64,
+    /// Run the soak inside a qemu guest (xskdbg-vmtest; TCG): this binary is
+    /// copied in, runs `soak` with the other flags, and the guest's results
+    /// come back into --out (with the guest's console.log).
+    #[arg(long)]
+    vm: bool,
+    /// With --vm: the guest kernel, `debian` (Debian's 6.1 cloud kernel,
+    /// fetched once), `debian:NN`, or a bzImage path with everything built in.
+    #[arg(
+        long,
+        default_value = "debian",
+        value_name = "PATH|debian",
+        requires = "vm"
+    )]
+    kernel: String,
+    /// With --vm: virtual CPUs of the guest.
+    #[arg(long, default_value_t = 2, value_name = "N", requires = "vm")]
+    vcpus: u32,
+    /// With --vm: guest memory in MiB.
+    #[arg(long, default_value_t = 1536, value_name = "MB", requires = "vm")]
+    memory: u32,
+    /// With --vm: extra guest kernel command line, e.g.
+    /// 'veth.race_window_us=50 xsk.reserve_delay_us=30'.
+    #[arg(long, default_value = "", value_name = "ARGS", requires = "vm")]
+    append: String,
+    /// With --vm: limit of the whole VM run in seconds (default: twice
+    /// --duration plus 300 s for boot, setup and analysis under emulation).
+    #[arg(long, value_name = "S", requires = "vm")]
+    timeout: Option<f64>,
 }
 
 const AFTER_HELP: &str = "Fault kinds for --inject:
@@ -100,6 +128,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "--duration {}: give a positive number of seconds",
             args.duration
         );
+    }
+    if args.vm {
+        return run_vm(&args);
     }
     let traffic_cpus = match &args.traffic_cpus {
         Some(list) => parse_cpu_list(list)
@@ -155,4 +186,193 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // are in --out anyway.
     let _ = std::io::stdout().write_all(msg.as_bytes());
     Ok(ExitCode::from(outcome.exit_code))
+}
+
+fn sink_word(s: SinkKind) -> &'static str {
+    match s {
+        SinkKind::Marker => "marker",
+        SinkKind::Memory => "memory",
+        SinkKind::Null => "null",
+        SinkKind::Off => "off",
+    }
+}
+
+/// The guest's `soak` arguments: every soak flag as given (defaults
+/// included, so host and guest agree), none of the VM flags, no --out.
+fn guest_args(args: &Args) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "soak".into(),
+        "--duration".into(),
+        args.duration.to_string(),
+        "--packets".into(),
+        args.packets.to_string(),
+        "--queues".into(),
+        args.queues.to_string(),
+        "--inject-after".into(),
+        args.inject_after.to_string(),
+        "--sink".into(),
+        sink_word(args.sink).into(),
+        "--frames".into(),
+        args.frames.to_string(),
+        "--buffer-kb".into(),
+        args.buffer_kb.to_string(),
+    ];
+    if let Some(k) = args.inject {
+        v.extend(["--inject".into(), k.name().into()]);
+    }
+    if args.poison {
+        v.push("--poison".into());
+    }
+    if let Some(c) = &args.traffic_cpus {
+        v.extend(["--traffic-cpus".into(), c.clone()]);
+    }
+    if let Some(c) = args.forwarder_cpu {
+        v.extend(["--forwarder-cpu".into(), c.to_string()]);
+    }
+    if let Some(p) = args.probes {
+        v.extend(["--probes".into(), p.name().into()]);
+    }
+    v
+}
+
+/// `--vm`: the same soak in a qemu guest; exit status is the guest soak's.
+fn run_vm(args: &Args) -> anyhow::Result<ExitCode> {
+    let kernel = xskdbg_soak::vm::KernelSource::parse(&args.kernel).map_err(anyhow::Error::msg)?;
+    if let Some(c) = &args.traffic_cpus {
+        // Checked here too: a typo should not cost a boot.
+        let cpus = parse_cpu_list(c)
+            .map_err(anyhow::Error::msg)
+            .context("--traffic-cpus")?;
+        if let Some(bad) = cpus.iter().find(|&&c| c >= args.vcpus as usize) {
+            anyhow::bail!(
+                "--traffic-cpus {c}: CPU {bad} does not exist in a guest with --vcpus {}",
+                args.vcpus
+            );
+        }
+    }
+    if let Some(f) = args.forwarder_cpu.filter(|&f| f >= args.vcpus as usize) {
+        anyhow::bail!(
+            "--forwarder-cpu {f}: the guest has CPUs 0..{} (--vcpus {})",
+            args.vcpus.saturating_sub(1),
+            args.vcpus
+        );
+    }
+    let timeout = match args.timeout {
+        Some(t) if t.is_finite() && t >= 1.0 => t,
+        Some(t) => anyhow::bail!("--timeout {t}: give at least 1 second"),
+        None => 2.0 * args.duration + 300.0,
+    };
+    let program = std::env::current_exe().context("finding this program to copy into the guest")?;
+    let spec = xskdbg_soak::vm::VmSoak {
+        program,
+        args: guest_args(args),
+        kernel,
+        vcpus: args.vcpus,
+        memory_mb: args.memory,
+        append: args.append.clone(),
+        timeout: Duration::from_secs_f64(timeout),
+        out: args.out.clone(),
+    };
+    let o = xskdbg_soak::vm::run_in_vm(&spec).with_context(|| {
+        format!(
+            "soak in a qemu guest (kernel {}); whatever came back is in {}",
+            args.kernel,
+            args.out.display()
+        )
+    })?;
+    let mut msg = format!(
+        "guest: kernel {} ({}), {} vCPUs, {:.0} s in qemu\n",
+        o.kernel_release.as_deref().unwrap_or("?"),
+        o.kernel,
+        args.vcpus,
+        o.wall_time.as_secs_f64()
+    );
+    for w in &o.kernel_warnings {
+        msg += &format!("guest kernel warning: {w}\n");
+    }
+    msg += &o.stdout;
+    if o.exit_code == 2 {
+        msg += &format!("guest soak error:\n{}", o.stderr);
+    }
+    msg += &format!(
+        "results (and the guest's console.log) in {}\n",
+        args.out.display()
+    );
+    let _ = std::io::stdout().write_all(msg.as_bytes());
+    Ok(ExitCode::from(o.exit_code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        soak: Args,
+    }
+
+    fn parse(words: &[&str]) -> Result<Args, clap::Error> {
+        Cli::try_parse_from(std::iter::once("soak").chain(words.iter().copied())).map(|c| c.soak)
+    }
+
+    #[test]
+    fn guest_gets_the_soak_flags_and_none_of_the_vm_flags() {
+        let a = parse(&[
+            "--vm",
+            "--kernel",
+            "/k/bzImage",
+            "--vcpus",
+            "3",
+            "--append",
+            "veth.race_window_us=50",
+            "--queues",
+            "1",
+            "--traffic-cpus",
+            "0,1",
+            "--forwarder-cpu",
+            "2",
+            "--poison",
+            "--probes",
+            "auto",
+            "--duration",
+            "90",
+            "--out",
+            "/tmp/x",
+        ])
+        .unwrap();
+        let g = guest_args(&a).join(" ");
+        assert!(g.starts_with("soak --duration 90 "), "{g}");
+        for want in [
+            "--queues 1",
+            "--traffic-cpus 0,1",
+            "--forwarder-cpu 2",
+            "--poison",
+            "--probes auto",
+            "--sink marker",
+        ] {
+            assert!(g.contains(want), "{want} missing in {g}");
+        }
+        for vm_only in [
+            "--vm",
+            "--kernel",
+            "--vcpus",
+            "--append",
+            "--timeout",
+            "--out",
+            "--memory",
+        ] {
+            assert!(!g.contains(vm_only), "{vm_only} leaked into {g}");
+        }
+        let b = parse(&["--inject", "double-fill"]).unwrap();
+        assert!(guest_args(&b).join(" ").contains("--inject double-fill"));
+    }
+
+    #[test]
+    fn vm_flags_need_vm() {
+        assert!(parse(&["--vcpus", "3"]).is_err());
+        assert!(parse(&["--kernel", "debian"]).is_err());
+        assert!(parse(&["--vm", "--kernel", "debian"]).is_ok());
+    }
 }
