@@ -247,7 +247,9 @@ struct ASock {
     ks: u32,
     ring: Ring,
     rx: u64,
-    tx_fifo: VecDeque<(u64, At)>,
+    /// Frames on TX in order: (frame, when, sequence number).
+    tx_fifo: VecDeque<(u64, At, u64)>,
+    /// Highest sequence number completed.
     tx_consumed: u64,
     tx_seq: u64,
 }
@@ -2120,8 +2122,7 @@ impl Analyzer {
             let s = &mut self.asocks[a as usize];
             s.tx_seq += 1;
             let seq = s.tx_seq;
-            s.tx_fifo.push_back((f, at));
-            let _ = seq;
+            s.tx_fifo.push_back((f, at, seq));
             if s.tx_fifo.len() > FIFO_CAP {
                 s.tx_fifo.pop_front();
             }
@@ -2161,18 +2162,29 @@ impl Analyzer {
         if a == NONE {
             return;
         }
+        let complete_now = self.complete_now;
         let s = &mut self.asocks[a as usize];
-        if s.tx_fifo.front().is_some_and(|e| e.0 == f) {
+        // Sends from before every CPU had started may have completed unseen.
+        while s
+            .tx_fifo
+            .front()
+            .is_some_and(|e| e.1.order < complete_now && e.0 != f)
+        {
             s.tx_fifo.pop_front();
-            s.tx_consumed += 1;
+        }
+        if s.tx_fifo.front().is_some_and(|e| e.0 == f) {
+            if let Some((_, _, seq)) = s.tx_fifo.pop_front() {
+                s.tx_consumed = s.tx_consumed.max(seq);
+            }
             return;
         }
         let Some(i) = s.tx_fifo.iter().position(|e| e.0 == f) else {
             return;
         };
-        let (head, head_at) = s.tx_fifo[0];
-        s.tx_fifo.remove(i);
-        s.tx_consumed += 1;
+        let (head, head_at, _) = s.tx_fifo[0];
+        if let Some((_, _, seq)) = s.tx_fifo.remove(i) {
+            s.tx_consumed = s.tx_consumed.max(seq);
+        }
         let expl = format!(
             "Frame {f:#x} (addr {addr:#x}) completed at {} before {head:#x}, which was put on TX earlier at {}. \
              Completions usually come back in TX order (copy mode and the common zero-copy drivers); a driver that \
@@ -2761,12 +2773,10 @@ impl Analyzer {
         }
         for s in &self.asocks {
             let gap = 256u64;
-            let n = s.tx_fifo.len() as u64;
-            // Entries still queued while many later ones completed.
-            for (i, &(f, at)) in s.tx_fifo.iter().enumerate() {
-                let later_done = s.tx_consumed.saturating_sub(n.saturating_sub(i as u64));
-                if i == 0 && later_done > gap {
-                    found.push((usize::MAX, f, at, later_done, "TX", "COMPLETION"));
+            // Sent, never completed, while many sent after it completed.
+            for &(f, at, seq) in &s.tx_fifo {
+                if s.tx_consumed > seq + gap {
+                    found.push((usize::MAX, f, at, s.tx_consumed - seq, "TX", "COMPLETION"));
                 }
             }
         }
@@ -2822,7 +2832,7 @@ impl Analyzer {
                 continue;
             }
             let drops = if self.drops_seen {
-                " XDP_STATISTICS shows drops;"
+                " XDP_STATISTICS shows drops."
             } else {
                 ""
             };
