@@ -448,7 +448,7 @@ impl Analyzer {
             opts,
         };
         if let Some(c) = a.opts.chunk_size {
-            let chunk = c.max(1).next_power_of_two();
+            let chunk = c.clamp(1, 1 << 32).next_power_of_two();
             a.mapping = Some(if a.opts.unaligned {
                 Mapping::Unaligned
             } else {
@@ -606,7 +606,7 @@ impl Analyzer {
                 self.mapping = Some(Mapping::Unaligned);
                 self.chunk_note = "unaligned mode from the recorder's umem line: frames compare by the low 48 bits".into();
             } else {
-                let chunk = c.max(chunk::MIN_CHUNK).next_power_of_two();
+                let chunk = c.clamp(chunk::MIN_CHUNK, 1 << 32).next_power_of_two();
                 self.mapping = Some(Mapping::Aligned { chunk });
                 self.chunk_note = format!("chunk size {chunk:#x} from the recorder's umem line");
             }

@@ -171,3 +171,17 @@ fn random_bytes_and_mutated_traces_never_panic() {
         let _ = report.to_json();
     }
 }
+
+/// Absurd sizes from a trace or the options must not overflow.
+#[test]
+fn huge_chunk_sizes_do_not_overflow() {
+    let t = b"a-1 [000] ..... 1.000001: tracing_mark_write: xskdbg:1 umem umem=1 chunk=ffffffffffffffff\n\
+a-1 [000] ..... 1.000002: tracing_mark_write: xskdbg:1 fill pool=1 n=1 a=1000\n";
+    let r = analyze_reader(&t[..], &Options::default()).expect("entries");
+    assert_eq!(r.summary.chunk.size.as_deref(), Some("0x100000000"));
+    let opts = Options {
+        chunk_size: Some(u64::MAX),
+        ..Options::default()
+    };
+    assert!(analyze_reader(&t[..], &opts).is_ok());
+}
