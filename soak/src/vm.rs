@@ -17,6 +17,8 @@ use std::time::Duration;
 pub use xskdbg_vmtest::KernelSource;
 use xskdbg_vmtest::{VmError, VmOutcome, VmSpec};
 
+/// The guest's `$XSKDBG_OUT`.
+pub use xskdbg_vmtest::GUEST_OUT_DIR as GUEST_OUT;
 /// The directory under the guest's `$XSKDBG_OUT` the soak writes into.
 pub const GUEST_SUBDIR: &str = "soak";
 

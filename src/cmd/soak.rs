@@ -290,7 +290,15 @@ fn run_vm(args: &Args) -> anyhow::Result<ExitCode> {
     for w in &o.kernel_warnings {
         msg += &format!("guest kernel warning: {w}\n");
     }
-    msg += &o.stdout;
+    // The guest soak names its own --out; the files are in the host's now.
+    msg += &o.stdout.replace(
+        &format!(
+            "{}/{}",
+            xskdbg_soak::vm::GUEST_OUT,
+            xskdbg_soak::vm::GUEST_SUBDIR
+        ),
+        &args.out.display().to_string(),
+    );
     if o.exit_code == 2 {
         msg += &format!("guest soak error:\n{}", o.stderr);
     }
