@@ -402,6 +402,10 @@ pub struct Expect {
     /// Frames the kernel took from its free list instead of FILL (recycling
     /// that reorders RX against FILL and that `stats` lines explain).
     pub free_list_reuses: u64,
+    /// Of those, receptions that overtook an older outstanding frame (the
+    /// free list held two or more): RX order differs from FILL order here,
+    /// and the analyzer must count these as recycled reorders, not findings.
+    pub recycled_reorders: u64,
     /// Lines in the file (header included).
     pub lines: u64,
     /// Bytes in the file (uncompressed).

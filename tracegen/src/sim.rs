@@ -120,6 +120,7 @@ struct Sim<'c, W: Write> {
     dup_frame: Option<u64>,
     findings: Vec<ExpectedFinding>,
     free_list_reuses: u64,
+    recycled_reorders: u64,
     scratch: Vec<(u64, u64)>,
 }
 
@@ -144,6 +145,7 @@ pub(crate) fn run<W: Write>(
         socks,
         findings,
         free_list_reuses,
+        recycled_reorders,
         fired,
         ..
     } = sim;
@@ -156,7 +158,7 @@ pub(crate) fn run<W: Write>(
             cfg.scenario.name()
         )));
     }
-    Ok(expectation(
+    let mut e = expectation(
         cfg,
         wrapped,
         counts,
@@ -165,7 +167,9 @@ pub(crate) fn run<W: Write>(
         findings,
         free_list_reuses,
         &socks,
-    ))
+    );
+    e.recycled_reorders = recycled_reorders;
+    Ok(e)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -205,6 +209,7 @@ fn expectation(
         wrapped,
         complete_from_ns: complete_from,
         free_list_reuses,
+        recycled_reorders: 0,
         lines,
         bytes: 0,
         sockets: socks
@@ -314,6 +319,7 @@ impl<'c, W: Write> Sim<'c, W> {
             dup_frame: None,
             findings: Vec::new(),
             free_list_reuses: 0,
+            recycled_reorders: 0,
             scratch: Vec::new(),
         };
         if sim.poison {
@@ -549,6 +555,10 @@ impl<'c, W: Write> Sim<'c, W> {
 
     /// Takes a frame for a packet the way xp_alloc does: free list first.
     fn take_frame(&mut self, p: usize) -> Option<(u64, bool)> {
+        if self.pools[p].free_list.len() >= 2 {
+            // Older outstanding frames sit below: this one overtakes them.
+            self.recycled_reorders += 1;
+        }
         if let Some(f) = self.pools[p].free_list.pop() {
             return Some((f, true));
         }
@@ -565,18 +575,29 @@ impl<'c, W: Write> Sim<'c, W> {
         write: bool,
     ) -> Result<RxOutcome, GenError> {
         let p = self.socks[s].pool;
-        let Some((base, from_free)) = self.take_frame(p) else {
-            self.socks[s].stats.fill_empty += 1;
-            return Ok(RxOutcome::NoFrame);
-        };
         let sk = &self.socks[s];
         if sk.cached_prod - sk.cons >= RX_SIZE {
-            // __xsk_rcv_zc: RX full, the buffer goes back to the free list.
+            // __xsk_rcv_zc: RX full. The packet's buffer was allocated from
+            // FILL when the driver refilled its ring, before this; it goes
+            // to the free list (LIFO) and later packets reuse it ahead of
+            // FILL order.
+            let Some(base) = self.pools[p]
+                .fill
+                .pop_front()
+                .or_else(|| self.pools[p].free_list.pop())
+            else {
+                self.socks[s].stats.fill_empty += 1;
+                return Ok(RxOutcome::NoFrame);
+            };
             self.socks[s].stats.rx_full += 1;
             self.socks[s].stats.rx_dropped += 1;
             self.pools[p].free_list.push(base);
             return Ok(RxOutcome::Dropped);
         }
+        let Some((base, from_free)) = self.take_frame(p) else {
+            self.socks[s].stats.fill_empty += 1;
+            return Ok(RxOutcome::NoFrame);
+        };
         if from_free {
             self.free_list_reuses += 1;
         }
@@ -819,7 +840,6 @@ impl<'c, W: Write> Sim<'c, W> {
                     freed.push(a);
                 }
             }
-            self.free_line(t, &freed)?;
             if let Some((a, _)) = leaked {
                 self.fire(
                     "frame_leak",
@@ -834,6 +854,7 @@ impl<'c, W: Write> Sim<'c, W> {
                      freed it; every other frame keeps cycling",
                 );
             }
+            self.free_line(t, &freed)?;
             self.scratch = descs;
             if !fwd.is_empty() {
                 self.app_tx(t, self.socks[s].peer, fwd)?;
@@ -1170,7 +1191,6 @@ impl<'c, W: Write> Sim<'c, W> {
                 for &a in &batch {
                     self.threads[t].free.push_back(a & !(CHUNK - 1));
                 }
-                self.free_line(t, &batch)?;
                 let _ = line;
                 let a = batch[0];
                 self.fire(
@@ -1186,6 +1206,7 @@ impl<'c, W: Write> Sim<'c, W> {
                      were already back on FILL and the kernel had not completed them again \
                      (FILL -> COMP)",
                 );
+                self.free_line(t, &batch)?;
             }
         }
         Ok(())
