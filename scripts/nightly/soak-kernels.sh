@@ -72,7 +72,7 @@ check() { # kind rc run_dir
 
 bad=0
 for k in $kernels; do
-  tag=$(basename "$k" | tr -c 'A-Za-z0-9._-\n' '_')
+  tag=$(basename "$k" | tr -c 'A-Za-z0-9._\n-' '_')
   for kind in $kinds; do
     run=$dir/$tag/$kind
     rm -rf "$run"

@@ -7,7 +7,7 @@
 # gzipped and only if that stays under 1 MB).
 #
 #   scripts/nightly/veth-race.sh [--duration S] [--out DIR] [--xskdbg PATH]
-#       [--kernel BZIMAGE] [--skip-control]
+#       [--kernel BZIMAGE] [--only eval|control]
 #
 # Defaults: --duration 120 (the soak stops at the first violation, usually
 # within seconds on the eval kernel), --out docs/nightly/veth-race-DATE,
@@ -23,13 +23,14 @@ out=$here/docs/nightly/veth-race-$(date -u +%Y-%m-%d)
 xskdbg=
 kernel=
 control=1
+eval=1
 while (($#)); do
   case $1 in
     --duration) duration=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --xskdbg) xskdbg=$2; shift 2 ;;
     --kernel) kernel=$2; shift 2 ;;
-    --skip-control) control=0; shift ;;
+    --only) case $2 in eval) control=0 ;; control) eval=0 ;; *) echo "veth-race: --only eval|control" >&2; exit 2 ;; esac; shift 2 ;;
     -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "veth-race: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -41,10 +42,12 @@ if [[ -z $xskdbg ]]; then
   fi
 fi
 [[ -x $xskdbg ]] || { echo "veth-race: $xskdbg is not an executable" >&2; exit 2; }
-if [[ -z $kernel ]]; then
+if ((eval)) && [[ -z $kernel ]]; then
   kernel=$("$here/scripts/build-eval-kernel.sh") || { echo "veth-race: building the eval kernel failed" >&2; exit 2; }
 fi
-[[ -f $kernel ]] || { echo "veth-race: kernel $kernel not found" >&2; exit 2; }
+if ((eval)) && [[ ! -f $kernel ]]; then
+  echo "veth-race: kernel $kernel not found" >&2; exit 2
+fi
 
 # The command: one rx queue fed from CPUs 0 and 1 (two producers on
 # one socket when the late flush lets a second poll start), the forwarder
@@ -60,7 +63,7 @@ keep() { # name run_dir rc command...
   local name=$1 d=$2 rc=$3; shift 3
   local dst=$out/$name
   rm -rf "$dst"; mkdir -p "$dst"
-  for f in report.txt report.json summary.json stdout.txt stderr.txt; do
+  for f in report.txt report.json summary.json stdout.txt stderr.txt console.log; do
     [[ -f $d/$f ]] && cp "$d/$f" "$dst/"
   done
   if [[ -f $d/trace.txt ]]; then
@@ -75,19 +78,21 @@ keep() { # name run_dir rc command...
 }
 
 status=0
-echo "veth-race: eval kernel $kernel" >&2
-cmd=("$xskdbg" soak --vm --kernel "$kernel" --append "$knobs" "${flags[@]}" --out "$work/eval")
-"${cmd[@]}" >"$work/eval.out" 2>"$work/eval.err"
-rc=$?
-mkdir -p "$work/eval"; mv "$work/eval.out" "$work/eval/stdout.txt"; mv "$work/eval.err" "$work/eval/stderr.txt"
-keep eval-kernel "$work/eval" "$rc" xskdbg soak --vm --kernel "$kernel" --append "$knobs" "${flags[@]}"
-cat "$work/eval/stdout.txt"
-if [[ $rc == 1 ]] && grep -q '"kernel"' "$work/eval/summary.json" 2>/dev/null \
-  && grep -q '"concurrent_producer"' "$work/eval/summary.json"; then
-  echo "veth-race: eval kernel: caught (verdict kernel, concurrent_producer)" >&2
-else
-  echo "veth-race: eval kernel: NOT as expected (exit $rc; see $out/eval-kernel)" >&2
-  status=1
+if ((eval)); then
+  echo "veth-race: eval kernel $kernel" >&2
+  cmd=("$xskdbg" soak --vm --kernel "$kernel" --append "$knobs" "${flags[@]}" --out "$work/eval")
+  "${cmd[@]}" >"$work/eval.out" 2>"$work/eval.err"
+  rc=$?
+  mkdir -p "$work/eval"; mv "$work/eval.out" "$work/eval/stdout.txt"; mv "$work/eval.err" "$work/eval/stderr.txt"
+  keep eval-kernel "$work/eval" "$rc" xskdbg soak --vm --kernel "$kernel" --append "$knobs" "${flags[@]}"
+  cat "$work/eval/stdout.txt"
+  if [[ $rc == 1 ]] && grep -q '"kernel"' "$work/eval/summary.json" 2>/dev/null \
+    && grep -q '"concurrent_producer"' "$work/eval/summary.json"; then
+    echo "veth-race: eval kernel: caught (verdict kernel, concurrent_producer)" >&2
+  else
+    echo "veth-race: eval kernel: NOT as expected (exit $rc; see $out/eval-kernel)" >&2
+    status=1
+  fi
 fi
 
 if ((control)); then
