@@ -115,7 +115,11 @@ const AFTER_HELP: &str = "Fault kinds for --inject:
 
 Results in --out: summary.json always; on a violation also trace.txt,
 report.txt and report.json. Exit status: 0 clean, 1 violation or finding,
-2 error. Needs root (network namespaces, XDP, AF_XDP).";
+2 error. Needs root (network namespaces, XDP, AF_XDP).
+
+With --vm the same soak runs in a qemu guest (Debian's 6.1 kernel or
+--kernel PATH) and its results come back into --out; a VM failure exits 2.
+See docs/SOAK.md (nightly jobs) and docs/VETH-RACE.md.";
 
 fn parse_inject(s: &str) -> Result<Inject, String> {
     Inject::parse(s)
