@@ -74,7 +74,10 @@ impl LatencyHist {
         self.count += other.count;
         self.sum += other.sum;
         self.max = self.max.max(other.max);
-        if self.buckets.is_none() && other.buckets.is_none() && self.exact.len() + other.exact.len() <= EXACT_CAP {
+        if self.buckets.is_none()
+            && other.buckets.is_none()
+            && self.exact.len() + other.exact.len() <= EXACT_CAP
+        {
             self.exact.extend_from_slice(&other.exact);
             return;
         }
@@ -147,7 +150,19 @@ mod tests {
 
     #[test]
     fn buckets_cover_their_values() {
-        for v in [0u64, 1, 63, 64, 65, 127, 128, 1000, 123_456_789, u64::MAX / 3, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            63,
+            64,
+            65,
+            127,
+            128,
+            1000,
+            123_456_789,
+            u64::MAX / 3,
+            u64::MAX,
+        ] {
             let i = bucket_of(v);
             assert!(i < BUCKETS, "{v}");
             assert!(bucket_upper(i) >= v, "{v}");
@@ -183,7 +198,10 @@ mod tests {
         assert_eq!(h.count(), n);
         let true_p50 = 1000 + n / 2 - 1;
         let p50 = h.quantile(0.5).unwrap();
-        assert!(p50 >= true_p50 && p50 - true_p50 <= true_p50 / 64, "{p50} vs {true_p50}");
+        assert!(
+            p50 >= true_p50 && p50 - true_p50 <= true_p50 / 64,
+            "{p50} vs {true_p50}"
+        );
         assert_eq!(h.max(), n - 1 + 1000);
     }
 

@@ -70,12 +70,35 @@ impl Stage {
 /// Entry kinds counted in the per-kind table: the project's operation
 /// words; free-form lines count as the operation they describe.
 const KINDS: [&str; 22] = [
-    "umem", "pool", "sock", "fill", "rx", "tx", "comp", "hold", "free", "stats", "violation", "other",
-    "probe", "krx", "krxdone", "kflush", "ktx", "kcomp", "kpoll", "transition", "context", "unknown",
+    "umem",
+    "pool",
+    "sock",
+    "fill",
+    "rx",
+    "tx",
+    "comp",
+    "hold",
+    "free",
+    "stats",
+    "violation",
+    "other",
+    "probe",
+    "krx",
+    "krxdone",
+    "kflush",
+    "ktx",
+    "kcomp",
+    "kpoll",
+    "transition",
+    "context",
+    "unknown",
 ];
 
 fn kind_index(name: &str) -> usize {
-    KINDS.iter().position(|k| *k == name).unwrap_or(KINDS.len() - 1)
+    KINDS
+        .iter()
+        .position(|k| *k == name)
+        .unwrap_or(KINDS.len() - 1)
 }
 
 /// How an entry names its socket before names are joined.
@@ -135,7 +158,9 @@ impl Collector {
     /// `chunk_size`/`unaligned` as given on the command line (`None`: from
     /// the trace's `umem` line, else 2 KiB granularity).
     pub fn new(chunk_size: Option<u64>, unaligned: bool) -> Self {
-        let chunk = chunk_size.filter(|c| c.is_power_of_two()).unwrap_or(DEFAULT_CHUNK);
+        let chunk = chunk_size
+            .filter(|c| c.is_power_of_two())
+            .unwrap_or(DEFAULT_CHUNK);
         Collector {
             user_chunk: chunk_size.filter(|c| c.is_power_of_two()),
             chunk,
@@ -228,14 +253,18 @@ impl Collector {
             }
         };
         match (prev, stage_from) {
-            (Some(p), Some((from, stage))) if p.state == from => Some((stage, ts.saturating_sub(p.ts))),
+            (Some(p), Some((from, stage))) if p.state == from => {
+                Some((stage, ts.saturating_sub(p.ts)))
+            }
             _ => None,
         }
     }
 
     fn app(&mut self, op: &AppOp<'_>, ts: u64) {
         match op {
-            AppOp::Umem { chunk, unaligned, .. } => {
+            AppOp::Umem {
+                chunk, unaligned, ..
+            } => {
                 self.kind("umem", 0);
                 if self.user_chunk.is_none() {
                     if let Some(c) = chunk.filter(|c| c.is_power_of_two()) {
@@ -251,7 +280,9 @@ impl Collector {
                     self.count_sock(Ident::Sk(*sk));
                 }
             }
-            AppOp::Sock { sk, pool, label, .. } => {
+            AppOp::Sock {
+                sk, pool, label, ..
+            } => {
                 self.kind("sock", 0);
                 if let Some(p) = pool {
                     self.pool_sk.entry(*p).or_insert(*sk);
@@ -278,21 +309,41 @@ impl Collector {
                     self.count_sock(id);
                 }
             }
-            AppOp::Rx { sk, pool, descs, .. } => {
+            AppOp::Rx {
+                sk, pool, descs, ..
+            } => {
                 if let Some(p) = pool {
                     self.pool_sk.entry(*p).or_insert(*sk);
                 }
-                self.ring_batch("rx", Ident::Sk(*sk), RingState::Rx, descs.iter().map(|d| d.addr), ts);
+                self.ring_batch(
+                    "rx",
+                    Ident::Sk(*sk),
+                    RingState::Rx,
+                    descs.iter().map(|d| d.addr),
+                    ts,
+                );
             }
             AppOp::Tx { sk, descs, .. } => {
-                self.ring_batch("tx", Ident::Sk(*sk), RingState::Tx, descs.iter().map(|d| d.addr), ts);
+                self.ring_batch(
+                    "tx",
+                    Ident::Sk(*sk),
+                    RingState::Tx,
+                    descs.iter().map(|d| d.addr),
+                    ts,
+                );
             }
             AppOp::Comp { pool, sk, addrs } => {
                 if let (Some(p), Some(s)) = (pool, sk) {
                     self.pool_sk.entry(*p).or_insert(*s);
                 }
                 match sk.map(Ident::Sk).or(pool.map(Ident::Pool)) {
-                    Some(id) => self.ring_batch("comp", id, RingState::Comp, addrs.iter().map(|d| d.addr), ts),
+                    Some(id) => self.ring_batch(
+                        "comp",
+                        id,
+                        RingState::Comp,
+                        addrs.iter().map(|d| d.addr),
+                        ts,
+                    ),
                     None => {
                         let mut n = 0;
                         for d in addrs.iter() {
@@ -336,7 +387,14 @@ impl Collector {
     }
 
     /// A batch of descriptors moving to `state` on socket `id`.
-    fn ring_batch(&mut self, kind: &str, id: Ident, state: RingState, addrs: impl Iterator<Item = u64>, ts: u64) {
+    fn ring_batch(
+        &mut self,
+        kind: &str,
+        id: Ident,
+        state: RingState,
+        addrs: impl Iterator<Item = u64>,
+        ts: u64,
+    ) {
         let mut n = 0;
         for a in addrs {
             n += 1;
@@ -377,7 +435,9 @@ impl Collector {
                 self.kind("ktx", 1);
                 learn(self, *xs, *sk);
             }
-            KernelOp::Comp { xs, sk, n, addrs, .. } => {
+            KernelOp::Comp {
+                xs, sk, n, addrs, ..
+            } => {
                 let count = match n {
                     Some(n) => *n,
                     None => addrs.count() as u64,
@@ -391,7 +451,14 @@ impl Collector {
 
     fn seed(&mut self, op: &SeedOp<'_>, ts: u64) {
         match op {
-            SeedOp::Transition { label, addr, to, expected, remaining, .. } => {
+            SeedOp::Transition {
+                label,
+                addr,
+                to,
+                expected,
+                remaining,
+                ..
+            } => {
                 let kind = if expected.is_some() || remaining.is_some() {
                     "violation"
                 } else {
@@ -436,7 +503,8 @@ impl Collector {
     /// Joins the names a socket was seen under (sk, xs, pool, label) and
     /// returns one row per socket, sorted by name.
     pub(crate) fn sock_rows(&self) -> Vec<SockRow> {
-        let mut rows: std::collections::BTreeMap<String, SockRow> = std::collections::BTreeMap::new();
+        let mut rows: std::collections::BTreeMap<String, SockRow> =
+            std::collections::BTreeMap::new();
         let mut add = |name: String, label: String, st: &SockStat| {
             let row = rows.entry(name.clone()).or_insert_with(|| SockRow {
                 socket: name,
@@ -461,7 +529,11 @@ impl Collector {
                 Ident::Pool(p) => self.pool_sk.get(p).copied(),
             };
             match sk {
-                Some(sk) => add(sk.to_string(), self.sk_label.get(&sk).cloned().unwrap_or_default(), st),
+                Some(sk) => add(
+                    sk.to_string(),
+                    self.sk_label.get(&sk).cloned().unwrap_or_default(),
+                    st,
+                ),
                 None => {
                     let name = match id {
                         Ident::Xs(x) => format!("xs={x:x}"),

@@ -103,16 +103,25 @@ pub(crate) fn build(c: &Collector) -> Result<Tables, TablesError> {
         kev.push(n);
         kd.push(d);
     }
-    let per_kind =
-        frame("per-kind", vec![str_col("kind", kind), u64_col("events", kev), u64_col("descriptors", kd)])?;
+    let per_kind = frame(
+        "per-kind",
+        vec![
+            str_col("kind", kind),
+            u64_col("events", kev),
+            u64_col("descriptors", kd),
+        ],
+    )?;
 
     let mut exact = true;
     let (mut sock, mut label, mut stage) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut n, mut p50, mut p99, mut max, mut mean) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut n, mut p50, mut p99, mut max, mut mean) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in &rows {
         for st in Stage::ALL {
             let h = &r.lat[st as usize];
-            let (Some(a), Some(b)) = (h.quantile(0.5), h.quantile(0.99)) else { continue };
+            let (Some(a), Some(b)) = (h.quantile(0.5), h.quantile(0.99)) else {
+                continue;
+            };
             exact &= h.is_exact();
             sock.push(r.socket.clone());
             label.push(r.label.clone());
@@ -137,7 +146,14 @@ pub(crate) fn build(c: &Collector) -> Result<Tables, TablesError> {
             u64_col(&format!("mean_{unit}"), mean),
         ],
     )?;
-    Ok(Tables { per_cpu, per_socket, per_kind, latency, unit, exact })
+    Ok(Tables {
+        per_cpu,
+        per_socket,
+        per_kind,
+        latency,
+        unit,
+        exact,
+    })
 }
 
 /// polars reads its display settings from the environment; show every row
@@ -168,10 +184,21 @@ impl Tables {
         writeln!(w, "{}", self.per_socket)?;
         writeln!(w, "\nEvents per kind")?;
         writeln!(w, "{}", self.per_kind)?;
-        let how = if self.exact { "exact" } else { "histogram, within 1.6%" };
-        writeln!(w, "\nRing latency per socket ({}, percentiles {how})", self.unit)?;
+        let how = if self.exact {
+            "exact"
+        } else {
+            "histogram, within 1.6%"
+        };
+        writeln!(
+            w,
+            "\nRing latency per socket ({}, percentiles {how})",
+            self.unit
+        )?;
         if self.latency.height() == 0 {
-            writeln!(w, "(no frame made a FILL->RX, RX->TX or TX->COMP move the trace shows both ends of)")?;
+            writeln!(
+                w,
+                "(no frame made a FILL->RX, RX->TX or TX->COMP move the trace shows both ends of)"
+            )?;
         } else {
             writeln!(w, "{}", self.latency)?;
         }
@@ -182,7 +209,10 @@ impl Tables {
     /// `latency.csv` into `dir` (created if missing), each atomically.
     /// Returns the paths written.
     pub fn export(&self, dir: &Path) -> Result<Vec<PathBuf>, TablesError> {
-        fs::create_dir_all(dir).map_err(|source| TablesError::Io { path: dir.to_path_buf(), source })?;
+        fs::create_dir_all(dir).map_err(|source| TablesError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let mut out = Vec::new();
         for (name, df) in [
             ("per_cpu.csv", &self.per_cpu),
@@ -191,15 +221,27 @@ impl Tables {
             ("latency.csv", &self.latency),
         ] {
             let path = dir.join(name);
-            let io_err = |source| TablesError::Io { path: path.clone(), source };
-            let mut tmp = tempfile::Builder::new().prefix(".xskdbg-stats-").tempfile_in(dir).map_err(io_err)?;
+            let io_err = |source| TablesError::Io {
+                path: path.clone(),
+                source,
+            };
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".xskdbg-stats-")
+                .tempfile_in(dir)
+                .map_err(io_err)?;
             let mut df = df.clone();
             CsvWriter::new(&mut tmp)
                 .include_header(true)
                 .finish(&mut df)
-                .map_err(|source| TablesError::Polars { table: "CSV", source })?;
+                .map_err(|source| TablesError::Polars {
+                    table: "CSV",
+                    source,
+                })?;
             tmp.as_file().sync_all().map_err(io_err)?;
-            tmp.persist(&path).map_err(|e| TablesError::Io { path: path.clone(), source: e.error })?;
+            tmp.persist(&path).map_err(|e| TablesError::Io {
+                path: path.clone(),
+                source: e.error,
+            })?;
             out.push(path);
         }
         Ok(out)

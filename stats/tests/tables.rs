@@ -11,16 +11,27 @@ use xskdbg_tracegen::{generate, Config, Scenario, Vocab};
 
 fn collect(trace: &[u8]) -> Collector {
     let mut c = Collector::new(None, false);
-    analyze_reader_with(Cursor::new(trace), &Options::default(), &mut |ev| c.observe(ev)).expect("analyze");
+    analyze_reader_with(Cursor::new(trace), &Options::default(), &mut |ev| {
+        c.observe(ev)
+    })
+    .expect("analyze");
     c
 }
 
 fn col_u64(df: &DataFrame, name: &str) -> Vec<u64> {
-    df.column(name).unwrap().u64().unwrap().into_no_null_iter().collect()
+    df.column(name)
+        .unwrap()
+        .u64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
 }
 
 fn col_str(df: &DataFrame, name: &str) -> Vec<String> {
-    df.column(name).unwrap().str().unwrap().into_no_null_iter().map(str::to_string).collect()
+    let ca = df.column(name).unwrap().str().unwrap();
+    (0..ca.len())
+        .map(|i| ca.get(i).unwrap_or_default().to_string())
+        .collect()
 }
 
 fn generated(cfg: &Config) -> (Vec<u8>, xskdbg_tracegen::Expect) {
@@ -31,32 +42,67 @@ fn generated(cfg: &Config) -> (Vec<u8>, xskdbg_tracegen::Expect) {
 
 #[test]
 fn counts_equal_the_generators() {
-    for sc in [Scenario::Clean, Scenario::KernelRace, Scenario::AppDoubleFill] {
+    for sc in [
+        Scenario::Clean,
+        Scenario::KernelRace,
+        Scenario::AppDoubleFill,
+    ] {
         let (trace, e) = generated(&Config::new(sc, 11));
         let c = collect(&trace);
         assert_eq!(c.events(), e.counts.entries, "{}", sc.name());
         let t: Tables = c.tables().unwrap();
 
-        let cpus: Vec<u32> = t.per_cpu.column("cpu").unwrap().u32().unwrap().into_no_null_iter().collect();
+        let cpus: Vec<u32> = t
+            .per_cpu
+            .column("cpu")
+            .unwrap()
+            .u32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
         let events = col_u64(&t.per_cpu, "events");
-        let want: Vec<(u32, u64)> =
-            e.counts.per_cpu.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| (i as u32, *n)).collect();
-        assert_eq!(cpus.into_iter().zip(events).collect::<Vec<_>>(), want, "{}", sc.name());
+        let want: Vec<(u32, u64)> = e
+            .counts
+            .per_cpu
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| (i as u32, *n))
+            .collect();
+        assert_eq!(
+            cpus.into_iter().zip(events).collect::<Vec<_>>(),
+            want,
+            "{}",
+            sc.name()
+        );
 
         let kinds = col_str(&t.per_kind, "kind");
         let kev = col_u64(&t.per_kind, "events");
         let kd = col_u64(&t.per_kind, "descriptors");
-        let mut got: Vec<(String, u64, u64)> =
-            kinds.into_iter().zip(kev).zip(kd).map(|((k, n), d)| (k, n, d)).collect();
+        let mut got: Vec<(String, u64, u64)> = kinds
+            .into_iter()
+            .zip(kev)
+            .zip(kd)
+            .map(|((k, n), d)| (k, n, d))
+            .collect();
         got.sort();
-        let want: Vec<(String, u64, u64)> =
-            e.counts.per_op.iter().map(|(k, n)| (k.clone(), *n, e.counts.descs_per_op[k])).collect();
+        let want: Vec<(String, u64, u64)> = e
+            .counts
+            .per_op
+            .iter()
+            .map(|(k, n)| (k.clone(), *n, e.counts.descs_per_op[k]))
+            .collect();
         assert_eq!(got, want, "{}", sc.name());
 
         let socks = col_str(&t.per_socket, "socket");
         let sev = col_u64(&t.per_socket, "events");
         let got: Vec<(String, u64)> = socks.into_iter().zip(sev).collect();
-        let want: Vec<(String, u64)> = e.counts.per_socket.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        let want: Vec<(String, u64)> = e
+            .counts
+            .per_socket
+            .iter()
+            .map(|(k, n)| (k.clone(), *n))
+            .collect();
         assert_eq!(got, want, "{}", sc.name());
         let labels = col_str(&t.per_socket, "label");
         assert_eq!(labels, e.sockets.values().cloned().collect::<Vec<_>>());
@@ -92,7 +138,10 @@ fn latencies_are_exact_on_a_small_trace() {
     assert_eq!(col_u64(l, "max_ns"), [300_000, 260_000, 1_000_000]);
     assert_eq!(col_u64(l, "mean_ns"), [175_000, 135_000, 545_000]);
     assert_eq!(col_u64(&t.per_cpu, "events"), [6, 2]);
-    assert_eq!(col_u64(&t.per_cpu, "first_ts_ns"), [100_000_010_000, 100_000_500_000]);
+    assert_eq!(
+        col_u64(&t.per_cpu, "first_ts_ns"),
+        [100_000_010_000, 100_000_500_000]
+    );
 }
 
 #[test]
@@ -141,7 +190,9 @@ fn export_writes_four_csv_files() {
     let cpu = std::fs::read_to_string(out.join("per_cpu.csv")).unwrap();
     let mut lines = cpu.lines();
     assert_eq!(lines.next(), Some("cpu,events,first_ts_ns,last_ts_ns"));
-    let total: u64 = lines.map(|l| l.split(',').nth(1).unwrap().parse::<u64>().unwrap()).sum();
+    let total: u64 = lines
+        .map(|l| l.split(',').nth(1).unwrap().parse::<u64>().unwrap())
+        .sum();
     assert_eq!(total, e.counts.entries);
     let lat = std::fs::read_to_string(out.join("latency.csv")).unwrap();
     assert!(lat.starts_with("socket,label,stage,samples,p50_ns,p99_ns,max_ns,mean_ns\n"));
