@@ -58,6 +58,20 @@ pub struct Args {
     /// Write the tables as CSV files into DIR (needs the `stats` feature).
     #[arg(long, value_name = "DIR")]
     pub export: Option<PathBuf>,
+    /// Also write a self-contained HTML report: a timeline per finding (docs/VISUAL.md).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Also write the trace as Chrome trace-event JSON for ui.perfetto.dev (docs/VISUAL.md).
+    #[arg(long, value_name = "FILE")]
+    pub perfetto: Option<PathBuf>,
+    /// What --perfetto exports: `all`, `N` (entries before and after each
+    /// finding), `lines:A-B`, `time:START-END` (trace seconds).
+    #[arg(long, value_name = "WINDOW", default_value = "all", value_parser = parse_window)]
+    pub window: xskdbg_visual::perfetto::Window,
+}
+
+fn parse_window(s: &str) -> Result<xskdbg_visual::perfetto::Window, String> {
+    s.parse().map_err(|e: xskdbg_visual::Error| e.to_string())
 }
 
 /// Accept `0x16ce900`, `16ce900` is ambiguous so hex needs `0x`; plain digits are decimal.
@@ -112,6 +126,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         _ => None,
     };
+    // The pictures need the events around each finding, known only at the end:
+    // the spool keeps them on disk during the single pass.
+    let mut spool = if args.html.is_some() || args.perfetto.is_some() {
+        Some(xskdbg_visual::Spool::new()?)
+    } else {
+        None
+    };
     #[cfg(feature = "stats")]
     let mut collector = (args.stats || args.export.is_some())
         .then(|| xskdbg_stats::Collector::new(args.chunk_size, args.unaligned));
@@ -120,9 +141,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if let Some(c) = collector.as_mut() {
             c.observe(ev);
         }
+        if let Some(s) = spool.as_mut() {
+            s.observe(ev);
+        }
     };
     #[cfg(not(feature = "stats"))]
-    let mut observe = |_: &xskdbg_analyzer::Event<'_>| {};
+    let mut observe = |ev: &xskdbg_analyzer::Event<'_>| {
+        if let Some(s) = spool.as_mut() {
+            s.observe(ev);
+        }
+    };
     let result = analyze_reader_progress(input.reader, &opts, &mut observe, &mut |n| {
         if let Some(b) = &bar {
             b.set_position(n);
@@ -138,6 +166,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         Err(e) => return Err(anyhow::Error::new(e)),
     };
+    if let (Some(path), Some(s)) = (&args.html, spool.as_mut()) {
+        let o = xskdbg_visual::html::Options {
+            input_name: name.clone(),
+            ..Default::default()
+        };
+        xskdbg_visual::html::write_with(&report, Some(s), &o, path)?;
+    }
+    if let (Some(path), Some(s)) = (&args.perfetto, spool.as_mut()) {
+        let o = xskdbg_visual::perfetto::Options {
+            window: args.window,
+            input_name: name.clone(),
+            ..Default::default()
+        };
+        xskdbg_visual::perfetto::write(&report, s, &o, path)?;
+    }
 
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
