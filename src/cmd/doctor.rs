@@ -42,7 +42,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let worst = checks.iter().map(|c| c.level).max().unwrap_or(Level::Ok);
-    Ok(if worst == Level::Error { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if worst == Level::Error {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_check(out: &mut impl Write, c: &Check, color: bool) -> std::io::Result<()> {
@@ -52,7 +56,13 @@ fn print_check(out: &mut impl Write, c: &Check, color: bool) -> std::io::Result<
         (true, Level::Warning) => ("\x1b[33m", "\x1b[0m"),
         (true, Level::Error) => ("\x1b[31m", "\x1b[0m"),
     };
-    writeln!(out, "{on}{:<7}{off} {:<18} {}", c.level.to_string(), c.topic, c.detail)?;
+    writeln!(
+        out,
+        "{on}{:<7}{off} {:<18} {}",
+        c.level.to_string(),
+        c.topic,
+        c.detail
+    )?;
     if let Some(fix) = &c.fix {
         writeln!(out, "{:<7} {:<18} -> {fix}", "", "")?;
     }

@@ -2,6 +2,6 @@
 
 pub mod analyze;
 pub mod doctor;
-pub mod soak;
 pub mod probes;
 pub mod record;
+pub mod soak;
