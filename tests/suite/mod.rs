@@ -1,3 +1,4 @@
 //! Integration test modules, one per subcommand or component.
 
 mod analyze;
+mod doctor;
