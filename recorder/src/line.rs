@@ -1,15 +1,60 @@
 //! Formatting project lines (`docs/TRACE-FORMAT.md`) into a fixed buffer on
 //! the stack: no allocation, no `fmt` machinery on the hot path.
 
-/// Longest line the format allows (the kernel cuts marker writes at 4096).
-pub const LINE_MAX: usize = 4000;
+/// Longest line the recorder writes. Kernels before 6.10 cut a trace_marker
+/// write at 1024 bytes (`TRACE_BUF_SIZE`; 4096 only since then), silently: a
+/// cut batch line loses frames and the analyzer then sees leaks that are not
+/// there. So every line stays below 1024 bytes on every kernel.
+pub const LINE_MAX: usize = 1000;
 
-/// Descriptors per `rx`/`tx` line: 100 × at most 36 bytes plus the prefix
-/// stays under [`LINE_MAX`], so a line never needs measuring before writing.
-pub const DESCS_PER_LINE: usize = 100;
+/// Room for a line's operation and key fields (`xskdbg:1 rx sk=… pool=… idx=…
+/// n=… d=`, all at their widest), before its list.
+const HEAD_MAX: usize = 120;
 
-/// Addresses per `fill`/`comp`/`hold`/`free` line (100 × 17 bytes at most).
-pub const ADDRS_PER_LINE: usize = 200;
+/// Worst-case descriptors per `rx`/`tx` line (every one 36 bytes wide).
+#[cfg(test)]
+const DESCS_PER_LINE: usize = (LINE_MAX - 1 - HEAD_MAX) / 36;
+
+/// Worst-case addresses per `fill`/`comp`/`hold`/`free`/`recycle` line (17 bytes each).
+pub const ADDRS_PER_LINE: usize = (LINE_MAX - 1 - HEAD_MAX) / 17;
+
+/// Hex digits of `v` as the line writes it.
+#[inline]
+fn hex_width(v: u64) -> usize {
+    (((64 - v.leading_zeros()) as usize).max(1) + 3) / 4
+}
+
+/// How many of `items` fit in one line's list (each with its comma), given
+/// each item's written width: real addresses are far shorter than the worst
+/// case, so a batch of 32 still goes out in one write.
+#[inline]
+pub fn fitting<T>(items: &[T], width: impl Fn(&T) -> usize) -> usize {
+    let mut used = 0usize;
+    for (i, it) in items.iter().enumerate() {
+        used += width(it) + 1;
+        if used > LINE_MAX - 1 - HEAD_MAX {
+            return i.max(1);
+        }
+    }
+    items.len()
+}
+
+/// Written width of an address.
+#[inline]
+pub fn addr_width(a: &u64) -> usize {
+    hex_width(*a)
+}
+
+/// Written width of a descriptor (`addr:len[:options]`).
+#[inline]
+pub fn desc_width(d: &crate::XdpDesc) -> usize {
+    let opts = if d.options != 0 {
+        1 + hex_width(u64::from(d.options))
+    } else {
+        0
+    };
+    hex_width(d.addr) + 1 + hex_width(u64::from(d.len)) + opts
+}
 
 /// A line under construction.
 pub struct LineBuf {

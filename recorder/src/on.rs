@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::fifo::Deque;
-use crate::line::{LineBuf, ADDRS_PER_LINE, DESCS_PER_LINE, LINE_MAX};
+use crate::line::{addr_width, desc_width, fitting, LineBuf, ADDRS_PER_LINE, LINE_MAX};
 use crate::sink::Sink;
 use crate::sys;
 use crate::types::{
@@ -563,14 +563,17 @@ impl UmemInner {
         });
     }
 
-    /// `fill`, `comp`, `hold`, `free` lines, split every [`ADDRS_PER_LINE`].
+    /// `fill`, `comp`, `hold`, `free` lines, split so each stays within [`LINE_MAX`].
     #[inline]
     fn write_addrs(&self, op: &[u8], pool: Option<u32>, sk: Option<&SockKey>, addrs: &[u64]) {
         if addrs.is_empty() || !self.rec.writing() {
             return;
         }
         with_line(|l| {
-            for chunk in addrs.chunks(ADDRS_PER_LINE) {
+            let mut rest = addrs;
+            while !rest.is_empty() {
+                let (chunk, tail) = rest.split_at(fitting(rest, addr_width));
+                rest = tail;
                 l.start(op);
                 if let Some(p) = pool {
                     l.field_hex(b"pool", u64::from(p));
@@ -592,7 +595,7 @@ impl UmemInner {
         });
     }
 
-    /// `rx`/`tx` lines, split every [`DESCS_PER_LINE`], each with its own `idx`.
+    /// `rx`/`tx` lines, split so each stays within [`LINE_MAX`], each with its own `idx`.
     #[inline]
     fn write_descs(&self, op: &[u8], s: &SockInner, idx: u32, descs: &[XdpDesc]) {
         if descs.is_empty() || !self.rec.writing() {
@@ -600,7 +603,10 @@ impl UmemInner {
         }
         with_line(|l| {
             let mut idx = idx;
-            for chunk in descs.chunks(DESCS_PER_LINE) {
+            let mut rest = descs;
+            while !rest.is_empty() {
+                let (chunk, tail) = rest.split_at(fitting(rest, desc_width));
+                rest = tail;
                 l.start(op);
                 l.field_sk(&s.key);
                 l.field_hex(b"pool", u64::from(s.pool.id));

@@ -89,21 +89,41 @@ fn big_batches_are_split_below_the_marker_limit() {
         .iter()
         .filter(|l| l.starts_with("xskdbg:1 rx "))
         .collect();
-    assert_eq!(rx.len(), 3);
-    for (l, idx, n) in [
-        (rx[0], "fffffff0", "64"),
-        (rx[1], "54", "64"),
-        (rx[2], "b8", "32"),
-    ] {
-        assert!(l.len() < 4000);
-        assert!(l.contains(&format!(" idx={idx} n={n} d=")), "{l}");
+    // Kernels before 6.10 cut marker writes at 1024 bytes: every line stays
+    // below that, and the lines together carry the whole batch with
+    // consecutive ring indexes.
+    assert!(rx.len() >= 3, "{rx:?}");
+    let mut next = 0xfffffff0u32;
+    let mut total = 0u32;
+    for l in &rx {
+        assert!(l.len() < 1024, "{} bytes: {l}", l.len());
+        let field = |k: &str| {
+            let v = l.split(' ').find_map(|f| f.strip_prefix(k)).unwrap();
+            u32::from_str_radix(v, 16).unwrap()
+        };
+        assert_eq!(field("idx="), next, "{l}");
+        let n = field("n=");
+        assert_eq!(
+            l.split(" d=").nth(1).unwrap().split(',').count() as u32,
+            n,
+            "{l}"
+        );
+        next = next.wrapping_add(n);
+        total += n;
     }
+    assert_eq!(total, 250);
     let fills: Vec<&String> = lines
         .iter()
         .filter(|l| l.starts_with("xskdbg:1 fill "))
         .collect();
-    assert_eq!(fills.len(), 2);
-    assert!(fills[0].contains(" n=c8 ") && fills[1].contains(" n=32 "));
+    assert!(fills.len() >= 2, "{fills:?}");
+    let mut filled = 0;
+    for l in &fills {
+        assert!(l.len() < 1024, "{} bytes: {l}", l.len());
+        let n = l.split(' ').find_map(|f| f.strip_prefix("n=")).unwrap();
+        filled += usize::from_str_radix(n, 16).unwrap();
+    }
+    assert_eq!(filled, 250);
 }
 
 #[test]
