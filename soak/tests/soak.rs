@@ -83,6 +83,10 @@ fn clean_soak_with_tracepoint_probes_sees_every_kernel_receive() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = cfg(dir.path(), None, SinkKind::Marker);
     c.probes = Some(xskdbg_soak::ProbeBackend::Tracepoint);
+    // Every receive must fit in the ring buffer next to the recorder's lines:
+    // bound the run by packets, not time, or a fast machine overwrites the
+    // oldest events and the count below cannot match.
+    c.packets = 20_000;
     let o = run(&c).unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&o.summary).unwrap());
     assert_eq!(o.exit_code, 0, "{}", o.summary);

@@ -406,6 +406,27 @@ fn create_disk(path: &Path, mb: u64) -> Result<(), VmError> {
         .map_err(|e| VmError::io(format!("cannot size {}", path.display()), e))
 }
 
+/// The guest's root file system lives in its RAM, and a debug build of a test
+/// binary is mostly debug info (the xskdbg command with polars: 750 MB), so
+/// binaries go in without it. Falls back to the original when `strip` is
+/// missing or fails: a bigger initramfs still works when memory allows.
+fn stripped_copy(host: &Path, dest: &Path) -> std::path::PathBuf {
+    let ok = dest.parent().is_some_and(|d| fs::create_dir_all(d).is_ok())
+        && std::process::Command::new("strip")
+            .arg("--strip-debug")
+            .arg("-o")
+            .arg(dest)
+            .arg(host)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if ok {
+        dest.to_path_buf()
+    } else {
+        host.to_path_buf()
+    }
+}
+
 /// Assembles the initramfs; returns each command's timeout in seconds.
 fn build_initramfs(
     spec: &VmSpec,
@@ -456,9 +477,11 @@ fn build_initramfs(
         fs.add_host_path(&format!("/boot/config-{release}"), config)?;
     }
 
+    let strip_dir = dest.parent().unwrap_or(Path::new(".")).join("stripped");
     for bin in &spec.binaries {
         let name = bin.guest_name()?;
-        fs.add_binary(&format!("{GUEST_BIN_DIR}/{name}"), &bin.host)?;
+        let host = stripped_copy(&bin.host, &strip_dir.join(&name));
+        fs.add_binary(&format!("{GUEST_BIN_DIR}/{name}"), &host)?;
     }
     for file in &spec.files {
         fs.add_host_path(&file.guest, &file.host)?;
