@@ -21,7 +21,7 @@ pub const ADDRS_PER_LINE: usize = (LINE_MAX - 1 - HEAD_MAX) / 17;
 /// Hex digits of `v` as the line writes it.
 #[inline]
 fn hex_width(v: u64) -> usize {
-    (((64 - v.leading_zeros()) as usize).max(1) + 3) / 4
+    ((64 - v.leading_zeros()) as usize).max(1).div_ceil(4)
 }
 
 /// How many of `items` fit in one line's list (each with its comma), given
