@@ -2413,11 +2413,18 @@ impl Analyzer {
                 return;
             }
         }
+        // Whoever made the move into the target state is to blame: the kernel
+        // produces RX and COMPLETION, the application FILL, TX and its own
+        // held/free states (a completion recycled twice lands in `free` twice).
         let verdict = match (k, to) {
-            (Kind::InvalidTransition, Some(RingState::Rx | RingState::Comp)) => Verdict::Kernel,
-            (Kind::InvalidTransition, Some(RingState::Fill | RingState::Tx)) => {
-                Verdict::Application
-            }
+            (
+                Kind::InvalidTransition | Kind::DuplicateInFlight,
+                Some(RingState::Rx | RingState::Comp),
+            ) => Verdict::Kernel,
+            (
+                Kind::InvalidTransition | Kind::DuplicateInFlight,
+                Some(RingState::Fill | RingState::Tx | RingState::Held | RingState::Free),
+            ) => Verdict::Application,
             _ => Verdict::Inconclusive,
         };
         let mut expl = format!(
