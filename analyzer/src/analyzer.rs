@@ -1398,7 +1398,8 @@ impl Analyzer {
              at {}; meanwhile CPU {} received {iaddr:#x} for the same socket at {}{others}. An RX ring has a single \
              producer: with two CPUs producing at once, one CPU's flush publishes the producer index over a slot \
              the other has reserved but not written yet, so user space reads a stale or poisoned descriptor \
-             (the veth race of the seed story, fixed in fa349e396e48).",
+             (the veth race of the seed story: veth_poll() called xdp_do_flush() after napi_complete_done(), \
+             so another CPU could poll the same queue before the flush; fixed in fa349e396e48).",
             s.cpu,
             s.start.cite(),
             at.cite(),
