@@ -5,8 +5,17 @@
 
 use std::time::Duration;
 
-use xskdbg_soak::{run, Inject, SinkKind, SoakConfig};
+use xskdbg_soak::{Inject, SinkKind, SoakConfig};
 use xsknet::testenv;
+
+/// Soaks run one at a time: the kernel probes' `bpf_trace_printk` lines are
+/// system-wide, so a probed soak would count (and judge) the receives of a
+/// soak running beside it, and parallel traffic would also skew every rate.
+fn run(cfg: &SoakConfig) -> Result<xskdbg_soak::Outcome, xskdbg_soak::SoakError> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    xskdbg_soak::run(cfg)
+}
 
 fn cfg(out: &std::path::Path, inject: Option<Inject>, sink: SinkKind) -> SoakConfig {
     let cpus = xsknet::traffic::allowed_cpus().unwrap();
