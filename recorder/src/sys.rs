@@ -135,6 +135,46 @@ pub struct RxRingMap {
     consumer: *const u32,
     descs: *mut XdpDesc,
     mask: u32,
+    /// Whether `map` made this mapping (and `drop` unmaps it); false when it
+    /// uses the socket library's own mapping in place.
+    owned: bool,
+}
+
+/// Start of the mapping of inode `ino` at page offset 0 (the RX ring,
+/// `XDP_PGOFF_RX_RING`) in a `/proc/self/maps` text.
+pub fn find_mapping(maps: &str, ino: u64) -> Option<usize> {
+    maps.lines().find_map(|line| {
+        let mut f = line.split_whitespace();
+        let range = f.next()?;
+        let _perms = f.next()?;
+        let offset = f.next()?;
+        let _dev = f.next()?;
+        let inode: u64 = f.next()?.parse().ok()?;
+        if inode != ino || u64::from_str_radix(offset, 16).ok()? != 0 {
+            return None;
+        }
+        usize::from_str_radix(range.split('-').next()?, 16).ok()
+    })
+}
+
+/// The socket library's existing RX ring mapping of `fd`, found by the
+/// socket's inode in `/proc/self/maps`.
+fn existing_mapping(fd: i32) -> io::Result<*mut u8> {
+    // SAFETY: an all-zero stat is a valid out buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is writable.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    find_mapping(&maps, st.st_ino)
+        .map(|b| b as *mut u8)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no mapping of socket inode {} at offset 0", st.st_ino),
+            )
+        })
 }
 
 // SAFETY: the mapping is plain shared memory; the consumer counter is read
@@ -143,6 +183,10 @@ unsafe impl Send for RxRingMap {}
 
 impl RxRingMap {
     /// Map the RX ring of AF_XDP socket `fd` whose ring has `size` entries.
+    ///
+    /// Kernels that refuse a second mmap after bind (Linux 6.1: `xsk_mmap`
+    /// answers EBUSY once the socket is bound) get the mapping the socket
+    /// library already made, used in place; it lives as long as the socket.
     pub fn map(fd: i32, size: u32) -> io::Result<RxRingMap> {
         if !size.is_power_of_two() {
             return Err(io::Error::new(
@@ -183,9 +227,21 @@ impl RxRingMap {
                 0,
             )
         };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let (p, owned) = if p == libc::MAP_FAILED {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EBUSY) {
+                return Err(e);
+            }
+            let existing = existing_mapping(fd).map_err(|f| {
+                io::Error::new(
+                    f.kind(),
+                    format!("mmap after bind refused ({e}) and no existing mapping: {f}"),
+                )
+            })?;
+            (existing.cast::<libc::c_void>(), false)
+        } else {
+            (p, true)
+        };
         let base =
             NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave NULL"))?;
         // SAFETY: the offsets come from the kernel and lie inside the mapping.
@@ -201,6 +257,7 @@ impl RxRingMap {
             consumer,
             descs,
             mask: size - 1,
+            owned,
         })
     }
 
@@ -230,14 +287,29 @@ impl RxRingMap {
 
 impl Drop for RxRingMap {
     fn drop(&mut self) {
-        // SAFETY: unmapping exactly what `map` mapped.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+        if self.owned {
+            // SAFETY: unmapping exactly what `map` mapped.
+            unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ring_mapping_is_found_by_inode_and_offset_zero() {
+        let maps = "\
+7f0000000000-7f0000001000 rw-s 180000000 00:08 4242                       socket:[4242]
+7f0000002000-7f0000003000 rw-s 00000000 00:08 4242                       socket:[4242]
+7f0000004000-7f0000005000 rw-s 00000000 00:08 99                         socket:[99]
+";
+        assert_eq!(find_mapping(maps, 4242), Some(0x7f0000002000));
+        assert_eq!(find_mapping(maps, 99), Some(0x7f0000004000));
+        assert_eq!(find_mapping(maps, 7), None);
+        assert_eq!(find_mapping("garbage\n\n", 7), None);
+    }
 
     #[test]
     fn poison_writes_only_the_given_slots_and_wraps() {

@@ -34,7 +34,7 @@ pub struct Port {
     pub label: String,
     /// A second mapping of the RX ring: its consumer index for the
     /// recorder's `idx=` and, with `--poison`, the slots to poison.
-    rxmap: Option<crate::rxring::RxAccess>,
+    rxmap: Option<xskdbg_recorder::sys::RxRingMap>,
     /// Poison written into consumed RX slots, if any.
     poison: Option<u64>,
     /// Frames on this pool's FILL ring not yet received.
@@ -50,7 +50,7 @@ impl Port {
         pool: rec::Pool,
         rsock: rec::Sock,
         label: String,
-        rxmap: Option<crate::rxring::RxAccess>,
+        rxmap: Option<xskdbg_recorder::sys::RxRingMap>,
         poison: Option<u64>,
     ) -> Port {
         Port {
@@ -248,9 +248,9 @@ impl Forwarder {
     }
 
     /// free list → FILL, up to this pool's share, at most [`BATCH`] frames
-    /// per call: Linux before 6.10 cuts a trace_marker write at 1024 bytes,
-    /// and a 200-address fill line (the first top-up) would lose its tail
-    /// there, which the analyzer then reads as frames that vanished.
+    /// per call, like every other ring operation of the forwarder (the
+    /// recorder splits its lines below the 1024-byte marker limit of older
+    /// kernels itself).
     fn refill(&mut self, p: usize) {
         let want = self.ports[p]
             .fill_target_gap(self.fill_target)

@@ -16,7 +16,6 @@
 
 pub mod config;
 pub mod forward;
-pub mod rxring;
 pub mod topology;
 pub mod vm;
 
@@ -170,9 +169,11 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
                     .label(label.clone())
                     .fd(sock.fd_raw()),
             )?;
-            let rxmap = rxring::RxAccess::open(sock.fd_raw(), ucfg.rx_size).map_err(|source| {
-                SoakError::Environment(format!("mapping the RX ring of {label}: {source}"))
-            })?;
+            let rxmap = xskdbg_recorder::sys::RxRingMap::map(sock.fd_raw(), ucfg.rx_size).map_err(
+                |source| {
+                    SoakError::Environment(format!("mapping the RX ring of {label}: {source}"))
+                },
+            )?;
             let poison = cfg.poison.then_some(rec::DEFAULT_POISON);
             ports.push(Port::new(sock, pool, rsock, label, Some(rxmap), poison));
         }
