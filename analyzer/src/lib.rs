@@ -24,6 +24,7 @@
 pub mod analyzer;
 mod chunk;
 pub mod parse;
+mod pipeline;
 pub mod reader;
 pub mod render;
 pub mod report;
@@ -66,14 +67,14 @@ pub enum Error {
 
 /// Analyze a whole trace from a reader (already decompressed; wrap with
 /// [`reader::decompress`] for gzip/zstd).
-pub fn analyze_reader(reader: impl Read, opts: &Options) -> Result<Report, Error> {
+pub fn analyze_reader(reader: impl Read + Send, opts: &Options) -> Result<Report, Error> {
     analyze_reader_with(reader, opts, &mut |_: &Event<'_>| {})
 }
 
 /// Like [`analyze_reader`], calling `observer` with every parsed entry in
 /// trace order, in the same single pass (e.g. to build statistics tables).
 pub fn analyze_reader_with(
-    reader: impl Read,
+    reader: impl Read + Send,
     opts: &Options,
     observer: &mut dyn FnMut(&Event<'_>),
 ) -> Result<Report, Error> {
@@ -81,36 +82,29 @@ pub fn analyze_reader_with(
 }
 
 /// Like [`analyze_reader_with`], also calling `progress` with the number of
-/// input bytes consumed so far (every 4 MiB or so).
+/// input bytes consumed so far (every half MiB or so).
+///
+/// Reading and parsing run on a second thread, ahead of the checkers.
 pub fn analyze_reader_progress(
-    reader: impl Read,
+    reader: impl Read + Send,
     opts: &Options,
     observer: &mut dyn FnMut(&Event<'_>),
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, Error> {
-    let mut r = TraceReader::new(reader);
     let mut a = Analyzer::new(opts.clone());
-    let mut next_tick = 4u64 << 20;
-    loop {
-        let line = match r.next_line() {
-            Ok(Some(l)) => l,
-            Ok(None) => break,
-            Err(e) => {
-                return Err(Error::Io {
-                    path: opts.input_name.clone(),
-                    source: e,
-                })
+    pipeline::for_each_line(
+        reader,
+        &mut |line| {
+            if let Line::Event(ev) = line {
+                observer(ev);
             }
-        };
-        if let Line::Event(ev) = &line {
-            observer(ev);
-        }
-        a.feed_line(&line);
-        if r.bytes_read() >= next_tick {
-            progress(r.bytes_read());
-            next_tick = r.bytes_read() + (4 << 20);
-        }
-    }
-    progress(r.bytes_read());
+            a.feed_line(line);
+        },
+        progress,
+    )
+    .map_err(|e| Error::Io {
+        path: opts.input_name.clone(),
+        source: e,
+    })?;
     a.finish_checked()
 }

@@ -1,0 +1,168 @@
+//! Two-stage pipeline: one thread reads and parses, the caller's thread
+//! analyzes.
+//!
+//! Parsing is independent per line and the checkers are sequential, so on a
+//! machine with two cores the two halves run side by side and a trace takes
+//! about as long as the slower half instead of the sum. Lines travel in
+//! batches of about [`BATCH_BYTES`]: each batch owns a copy of its lines'
+//! bytes and the [`Line`]s decoded from them (a self-referential pair, so
+//! nothing is parsed twice). At most [`DEPTH`] batches wait in the channel,
+//! which bounds memory whatever the trace's size.
+
+use std::io::{self, Read};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use crate::parse::{parse_line, Line};
+use crate::reader::TraceReader;
+
+/// Input bytes per batch.
+const BATCH_BYTES: usize = 512 * 1024;
+/// Batches in flight between the threads.
+const DEPTH: usize = 4;
+
+type Lines<'a> = Vec<Line<'a>>;
+
+self_cell::self_cell!(
+    /// A run of consecutive lines: their bytes and what they decode to.
+    pub(crate) struct Batch {
+        owner: Vec<u8>,
+        #[covariant]
+        dependent: Lines,
+    }
+);
+
+/// What the parsing thread sends: a batch and the input bytes consumed so
+/// far, or the read error that ended the input.
+pub(crate) type Message = io::Result<(Batch, u64)>;
+
+/// Split `reader` into lines, parse them and send them in order. Returns
+/// when the input ends, on a read error (sent as the last message), or when
+/// the receiver has gone away.
+fn produce(reader: impl Read, tx: &SyncSender<Message>, spare: &Receiver<Vec<u8>>) {
+    let mut r = TraceReader::new(reader);
+    let mut spans: Vec<(u64, u32, u32)> = Vec::new();
+    let mut buf = Vec::with_capacity(BATCH_BYTES + crate::parse::MAX_LINE + 2);
+    let send = |buf: Vec<u8>, spans: &mut Vec<(u64, u32, u32)>, bytes: u64| {
+        let batch = Batch::new(buf, |b| {
+            spans
+                .iter()
+                .map(|&(n, s, e)| parse_line(n, &b[s as usize..e as usize]))
+                .collect()
+        });
+        spans.clear();
+        tx.send(Ok((batch, bytes))).is_ok()
+    };
+    loop {
+        match r.next_raw() {
+            Ok(Some((n, raw))) => {
+                let s = buf.len();
+                buf.extend_from_slice(raw);
+                spans.push((n, s as u32, buf.len() as u32));
+                if buf.len() >= BATCH_BYTES {
+                    let next = spare
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(buf.capacity()));
+                    if !send(
+                        std::mem::replace(&mut buf, next),
+                        &mut spans,
+                        r.bytes_read(),
+                    ) {
+                        return;
+                    }
+                }
+            }
+            Ok(None) => {
+                if !spans.is_empty() {
+                    send(buf, &mut spans, r.bytes_read());
+                }
+                return;
+            }
+            Err(e) => {
+                if !spans.is_empty() && !send(buf, &mut spans, r.bytes_read()) {
+                    return;
+                }
+                let _ = tx.send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+/// Run `consume` on every line of `reader` in order while another thread
+/// reads and parses ahead. `progress` gets the input bytes consumed after
+/// each batch. A read error stops the run and is returned.
+pub(crate) fn for_each_line(
+    reader: impl Read + Send,
+    consume: &mut dyn FnMut(&Line<'_>),
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<()> {
+    let (tx, rx) = sync_channel::<Message>(DEPTH);
+    // Emptied batch buffers go back to the reader so that steady state
+    // allocates nothing.
+    let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(DEPTH + 1);
+    std::thread::scope(|s| {
+        s.spawn(move || produce(reader, &tx, &spare_rx));
+        // `rx` moves into the loop so that an early return drops it before
+        // the scope joins the reader, which then stops at its next send.
+        for msg in rx {
+            let (batch, bytes) = msg?;
+            for line in batch.borrow_dependent() {
+                consume(line);
+            }
+            progress(bytes);
+            let mut buf = batch.into_owner();
+            buf.clear();
+            let _ = spare_tx.try_send(buf);
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that fails after handing out some bytes.
+    struct Failing(&'static [u8]);
+
+    impl Read for Failing {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::other("disk on fire"));
+            }
+            let n = self.0.len().min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn lines_arrive_in_order_across_batches() {
+        let mut text = Vec::new();
+        for i in 0..100_000u32 {
+            text.extend_from_slice(format!("line {i}\n").as_bytes());
+        }
+        let mut seen = 0u64;
+        let mut last_progress = 0;
+        for_each_line(
+            &text[..],
+            &mut |l| {
+                seen += 1;
+                assert_eq!(l.number(), seen);
+            },
+            &mut |b| last_progress = b,
+        )
+        .unwrap();
+        assert_eq!(seen, 100_000);
+        assert_eq!(last_progress, text.len() as u64);
+    }
+
+    #[test]
+    fn read_error_comes_back_after_the_lines_before_it() {
+        let mut seen = 0;
+        let err = for_each_line(Failing(b"a\nb\n"), &mut |_| seen += 1, &mut |_| {}).unwrap_err();
+        assert_eq!(err.to_string(), "disk on fire");
+        assert_eq!(seen, 2);
+    }
+}
