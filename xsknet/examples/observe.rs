@@ -57,6 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             stall: Duration::from_secs(1),
             first_seq: 0,
             cpu: Some(cpu - cpu % 2),
+            gap: None,
         };
         let mut free: Vec<u64> = umem.frame_addrs().collect();
         // Frames arriving while FILL is empty are dropped

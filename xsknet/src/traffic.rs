@@ -86,6 +86,13 @@ pub struct TrafficPlan {
     /// Pin the sending thread to this CPU (selects the rx queue, see the
     /// module docs); the thread stays pinned afterwards.
     pub cpu: Option<usize>,
+    /// Sleep this long after every frame handed to the kernel. A veth queue
+    /// fed faster than it drains never completes its NAPI poll (every poll
+    /// uses its whole budget and repolls on the same CPU), so frames from
+    /// other CPUs only join that CPU's poll; paced frames let each poll
+    /// drain the queue and complete, and the next frame starts a poll on
+    /// whichever CPU sent it.
+    pub gap: Option<Duration>,
 }
 
 /// What a generator run did.
@@ -227,6 +234,11 @@ impl Generator {
             if sent? {
                 seq += 1;
                 rep.sent += 1;
+                if let Some(gap) = plan.gap {
+                    // A sleep, not a spin: the CPU goes idle, which under
+                    // emulation also leaves host time to the receiver.
+                    std::thread::sleep(gap);
+                }
             } else {
                 rep.retries += 1;
                 std::thread::yield_now();

@@ -139,6 +139,7 @@ fn native_xdp_delivers_every_frame_to_its_queue_socket() {
                 stall: Duration::from_secs(5),
                 first_seq: q as u64 * PER_QUEUE,
                 cpu: Some(cpu),
+                gap: None,
             };
             let (ns_p, received) = (&ns_p, &received[queue as usize]);
             tx.push(sc.spawn(move || {
@@ -329,6 +330,7 @@ fn shared_umem_across_namespaces_with_colliding_ifindex() {
                 stall: Duration::from_secs(5),
                 first_seq: 0,
                 cpu: Some(cpu),
+                gap: None,
             };
             let mut gen = Generator::new(Some(ns), "g0").unwrap();
             let rep = gen.run(&plan, &recv[i]).unwrap();
