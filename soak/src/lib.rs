@@ -98,6 +98,26 @@ pub struct Outcome {
 /// Lengths the generators cycle through.
 const LENGTHS: [usize; 5] = [64 + 6, 128, 333, 1000, 1514];
 
+/// Pause of each generator after every frame when several generators feed
+/// one rx queue (`--traffic-cpus` with more CPUs than `--queues`). Unpaced,
+/// they keep the queue full: every NAPI poll ends with its budget used up
+/// and repolls on the CPU that has it (ksoftirqd there), so the other
+/// CPUs' frames only join that poll and no second CPU ever produces into
+/// the socket, the opposite of what sharing a queue is for. Measured in the
+/// eval-kernel guest (docs/VETH-RACE.md): all 1,263 polls of a 40 s run
+/// took exactly 64 frames, all on CPU 0. With a pause each poll drains the
+/// queue and completes, and the next frame starts a poll on the CPU that
+/// sent it.
+pub const SHARED_QUEUE_GAP: Duration = Duration::from_micros(300);
+
+/// The per-frame pause of the generators of `cpus` feeding `queues` queues:
+/// [`SHARED_QUEUE_GAP`] when two of them feed the same queue, else none.
+pub fn traffic_gap(cpus: &[usize], queues: u32) -> Option<Duration> {
+    let mut seen = std::collections::HashSet::new();
+    let shared = cpus.iter().any(|&c| !seen.insert(queue_for_cpu(c, queues)));
+    shared.then_some(SHARED_QUEUE_GAP)
+}
+
 /// Runs one soak as configured.
 pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     cfg.validate().map_err(SoakError::Usage)?;
@@ -175,6 +195,15 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
                 },
             )?;
             let poison = cfg.poison.then_some(rec::DEFAULT_POISON);
+            if let Some(p) = poison {
+                // Every slot poisoned before the first frame, not only the
+                // consumed ones: a slot published before its write on the
+                // ring's first lap then reads 0xdeadbeefdeadbeef (the seed
+                // story's signature, `poisoned_descriptor`) instead of the
+                // fresh ring's zeros, which read as frame 0 out of turn.
+                // No frame can arrive yet: FILL is still empty.
+                rxmap.poison(0, ucfg.rx_size, p);
+            }
             ports.push(Port::new(sock, pool, rsock, label, Some(rxmap), poison));
         }
     }
@@ -220,6 +249,9 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     let start = Instant::now();
     let deadline = start + cfg.duration;
     let gens = sides.len() * cfg.traffic_cpus.len();
+    let gap = traffic_gap(&cfg.traffic_cpus, cfg.queues);
+    // (side, CPU, queue) of every generator, in spawn order.
+    let mut gen_info: Vec<(&str, usize, u32)> = Vec::new();
     let per_gen = if cfg.packets == 0 {
         u64::MAX
     } else {
@@ -260,8 +292,10 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
                         stall: Duration::from_secs(2),
                         first_seq: 0,
                         cpu: Some(cpu),
+                        gap,
                     };
                     let mut gen = Generator::new(Some(&side.peer), &peer_ifname(side.name))?;
+                    gen_info.push((side.name, cpu, q as u32));
                     let counters = Arc::clone(&counters);
                     let port = si * queues + q;
                     let stop_g = Arc::clone(&stop);
@@ -347,10 +381,28 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         .map(|f| format!("{f:#x}"))
         .collect();
     // How much of the kernel side the trace holds (probes' krx lines).
-    let kernel_rx_events = trace
-        .split(|&b| b == b'\n')
-        .filter(|l| contains(l, b" krx "))
-        .count();
+    let krx_lines = || {
+        trace
+            .split(|&b| b == b'\n')
+            .filter(|l| contains(l, b" krx "))
+    };
+    let kernel_rx_events = krx_lines().count();
+    // Which CPUs produced into the sockets: with several traffic CPUs on one
+    // queue, more than one CPU here is the precondition of the veth race.
+    let mut kernel_rx_cpus = std::collections::BTreeMap::<String, u64>::new();
+    for l in krx_lines() {
+        if let Some(cpu) = ftrace_cpu(l) {
+            *kernel_rx_cpus.entry(cpu.to_string()).or_default() += 1;
+        }
+    }
+    let generators: Vec<_> = gen_info
+        .iter()
+        .zip(&sent)
+        .map(|(&(side, cpu, queue), r)| {
+            json!({"side": side, "cpu": cpu, "queue": queue, "sent": r.sent,
+                "retries": r.retries, "stalled": r.stalled, "elapsed_s": r.elapsed_us as f64 / 1e6})
+        })
+        .collect();
     let c = &fwd.counters;
     let total_sent: u64 = sent.iter().map(|s| s.sent).sum();
     let received = c.received.load(Ordering::Relaxed);
@@ -383,6 +435,8 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         "duration_s": elapsed.as_secs_f64(),
         "queues": cfg.queues,
         "packets_sent": total_sent,
+        "generators": generators,
+        "traffic_gap_us": gap.map(|g| g.as_micros() as u64),
         "packets_received": received,
         "packets_per_second": if elapsed.as_secs_f64() > 0.0 { received as f64 / elapsed.as_secs_f64() } else { 0.0 },
         "forwarded": c.forwarded.load(Ordering::Relaxed),
@@ -395,11 +449,19 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         "recorder_violation": recorder_violation,
         "analyzer_findings": finding_kinds,
         "analyzer_verdicts": finding_verdicts,
+        // The verdict over the whole trace (`kernel`, `inconclusive`, ...).
+        "analyzer_verdict": report.as_ref().map(|r| json!(r.summary.verdict)),
+        // ftrace's entries-in-buffer/entries-written: below written, a CPU's
+        // buffer wrapped and its oldest events are gone (the analyzer judges
+        // only from where every CPU's buffer had started).
+        "trace_entries_in_buffer": report.as_ref().and_then(|r| r.summary.entries_in_buffer),
+        "trace_entries_written": report.as_ref().and_then(|r| r.summary.entries_written),
         "ring_stats": ring_stats,
         "peers": arrivals,
         "poison": cfg.poison,
         "probes": probe_backend,
         "kernel_rx_events": kernel_rx_events,
+        "kernel_rx_cpus": kernel_rx_cpus,
         "sink": match cfg.sink {
             SinkKind::Marker => "trace_marker",
             SinkKind::Memory => "memory",
@@ -462,6 +524,21 @@ fn remove_stale_instances() {
     }
 }
 
+/// The CPU column (`[002]`) of an ftrace text line: the first bracketed
+/// run of digits (a task name may hold brackets too, but not before it).
+fn ftrace_cpu(line: &[u8]) -> Option<u32> {
+    let mut rest = line;
+    while let Some(open) = rest.iter().position(|&b| b == b'[') {
+        rest = &rest[open + 1..];
+        let close = rest.iter().position(|&b| b == b']')?;
+        let inner = &rest[..close];
+        if !inner.is_empty() && inner.iter().all(u8::is_ascii_digit) {
+            return std::str::from_utf8(inner).ok()?.parse().ok();
+        }
+    }
+    None
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -477,4 +554,31 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SoakError> {
     f.write_all(data).map_err(err)?;
     f.sync_all().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generators_sharing_a_queue_are_paced_the_others_not() {
+        // --queues 1 --traffic-cpus 0,1: both feed queue 0.
+        assert_eq!(traffic_gap(&[0, 1], 1), Some(SHARED_QUEUE_GAP));
+        // One generator per queue: full speed.
+        assert_eq!(traffic_gap(&[0, 1], 2), None);
+        assert_eq!(traffic_gap(&[3], 1), None);
+        // CPUs 0 and 2 both feed queue 0 of two.
+        assert_eq!(traffic_gap(&[0, 1, 2], 2), Some(SHARED_QUEUE_GAP));
+    }
+
+    #[test]
+    fn the_cpu_column_of_ftrace_lines() {
+        let l = b"  ksoftirqd/0-14  [000] ..s11  20.927526: bpf_trace_printk: xskdbg:1 krx xs=1";
+        assert_eq!(ftrace_cpu(l), Some(0));
+        let l = b" flowtrackd-p9zw-209120 [012] d.s.. 1.0: bpf_trace_printk: xskdbg:1 krx a=[1]";
+        assert_eq!(ftrace_cpu(l), Some(12));
+        assert_eq!(ftrace_cpu(b"no cpu here"), None);
+        assert_eq!(ftrace_cpu(b"[x]"), None);
+        assert_eq!(ftrace_cpu(b"kworker[x]-7 [001] ....: krx"), Some(1));
+    }
 }

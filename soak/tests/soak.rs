@@ -112,6 +112,53 @@ fn clean_soak_with_tracepoint_probes_sees_every_kernel_receive() {
     );
 }
 
+/// The veth race's setup on this (fixed) kernel: two generators on two
+/// CPUs feed one rx queue, paced so every NAPI poll drains it and the next
+/// frame starts a poll on the CPU that sent it. Both CPUs must then produce
+/// into the socket (unpaced, one CPU's repoll loop takes every frame), the
+/// poisoned RX slots never come back, and the tracepoint backend, which
+/// sees no exact flush, may at most call an overlap inconclusive.
+#[test]
+fn two_cpus_on_one_queue_both_produce_and_no_poison_comes_back() {
+    if !testenv::require_root("two_cpus_on_one_queue_both_produce_and_no_poison_comes_back") {
+        return;
+    }
+    let cpus = xsknet::traffic::allowed_cpus().unwrap();
+    if cpus.len() < 2 {
+        // Not a missing capability: the test needs two CPUs to mean anything.
+        eprintln!("skipped: needs two CPUs, this process may use {cpus:?}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path(), None, SinkKind::Marker);
+    c.queues = 1;
+    c.traffic_cpus = cpus[..2].to_vec();
+    c.poison = true;
+    c.probes = Some(xskdbg_soak::ProbeBackend::Tracepoint);
+    c.packets = 4000;
+    c.duration = Duration::from_secs(30);
+    let o = run(&c).unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&o.summary).unwrap());
+    assert_eq!(o.summary["traffic_gap_us"], 300, "{}", o.summary);
+    assert_eq!(o.summary["violations"], 0, "{}", o.summary);
+    for cpu in &cpus[..2] {
+        let n = o.summary["kernel_rx_cpus"][cpu.to_string()].as_u64();
+        assert!(
+            n.is_some_and(|n| n > 0),
+            "CPU {cpu} never received: {}",
+            o.summary
+        );
+    }
+    for (k, v) in o.finding_kinds.iter().zip(&o.finding_verdicts) {
+        assert_eq!(
+            (k.as_str(), v.as_str()),
+            ("concurrent_producer", "inconclusive"),
+            "{}",
+            o.summary
+        );
+    }
+}
+
 /// The recorder (or, for a leak, the end-of-run audit) catches the fault
 /// with the right kind; the run exits 1 and leaves a trace that parses and
 /// a JSON report.
