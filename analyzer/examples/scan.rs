@@ -1,6 +1,8 @@
 //! Analyze one trace with the library alone and print the summary line:
 //! `cargo run --release -p xskdbg-analyzer --example scan -- TRACE`.
-//! Used to measure the parser and checkers without the CLI around them.
+//! Used to measure the parser and checkers without the CLI around them:
+//! `SCAN_PARSE_ONLY=1` reads and parses only, `SCAN_SERIAL=1` parses and
+//! checks on one thread (the default overlaps them on two).
 
 use std::time::Instant;
 
@@ -36,7 +38,19 @@ fn main() {
         );
         return;
     }
-    match analyze_reader(input.reader, &Options::default()) {
+    let result = if std::env::var_os("SCAN_SERIAL").is_some() {
+        // Parse and check on one thread: minus the parse-only time, this is
+        // what the checkers cost (the default pipeline overlaps the two).
+        let mut r = xskdbg_analyzer::TraceReader::new(input.reader);
+        let mut a = xskdbg_analyzer::Analyzer::new(Options::default());
+        while let Ok(Some(l)) = r.next_line() {
+            a.feed_line(&l);
+        }
+        a.finish_checked()
+    } else {
+        analyze_reader(input.reader, &Options::default())
+    };
+    match result {
         Ok(r) => {
             let secs = start.elapsed().as_secs_f64();
             println!(

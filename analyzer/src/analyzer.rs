@@ -23,6 +23,7 @@ use std::fmt::Write as _;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::chunk::{self, Mapping};
+use crate::frames::FrameTable;
 use crate::parse::{
     parse_line, AddrList, AppOp, Event, FlushMode, KernelOp, Line, Meta, Op, RingState, SeedOp,
     SockKey,
@@ -80,23 +81,39 @@ const NONE: u32 = u32::MAX;
 /// A frame the app holds while it took this many others is leaked.
 const APP_LEAK_GAP: u64 = 256;
 
-/// Timestamp text kept inline (no allocation).
+/// How to write a timestamp back as the trace did, from its ordering value:
+/// 0 for a counter clock (a bare integer), 1..=9 for a time clock with that
+/// many fractional digits (the value is then nanoseconds). One byte instead
+/// of the text keeps [`At`], copied into every frame and queue entry, at 24
+/// bytes. (Traces write seconds without leading zeros and at most 9
+/// fractional digits; anything else comes back normalized.)
 #[derive(Clone, Copy, Default)]
-struct TsText {
-    buf: [u8; 24],
-    len: u8,
-}
+struct TsText(u8);
 
 impl TsText {
-    fn new(s: &[u8]) -> Self {
-        let mut t = TsText::default();
-        let n = s.len().min(24);
-        t.buf[..n].copy_from_slice(&s[..n]);
-        t.len = n as u8;
-        t
+    fn new(ts: &crate::parse::Timestamp<'_>) -> Self {
+        if ts.ns.is_none() {
+            return TsText(0);
+        }
+        let frac = ts
+            .text
+            .iter()
+            .position(|&b| b == b'.')
+            .map_or(0, |dot| ts.text.len() - dot - 1);
+        TsText(frac.clamp(1, 9) as u8)
     }
-    fn as_string(&self) -> String {
-        String::from_utf8_lossy(&self.buf[..self.len as usize]).into_owned()
+    fn render(self, order: u64) -> String {
+        if self.0 == 0 {
+            return order.to_string();
+        }
+        let digits = u32::from(self.0);
+        let frac = (order % 1_000_000_000) / 10u64.pow(9 - digits);
+        format!(
+            "{}.{:0w$}",
+            order / 1_000_000_000,
+            frac,
+            w = digits as usize
+        )
     }
 }
 
@@ -105,7 +122,6 @@ impl TsText {
 struct At {
     line: u64,
     order: u64,
-    ns: Option<u64>,
     cpu: u32,
     ts: TsText,
 }
@@ -115,26 +131,28 @@ impl At {
         At {
             line: ev.line,
             order: ev.ts.order,
-            ns: ev.ts.ns,
             cpu: ev.cpu,
-            ts: TsText::new(ev.ts.text),
+            ts: TsText::new(&ev.ts),
         }
+    }
+    /// Nanoseconds, when the clock is a time.
+    fn ns(&self) -> Option<u64> {
+        (self.ts.0 != 0).then_some(self.order)
+    }
+    /// The timestamp as the trace wrote it.
+    fn ts_text(&self) -> String {
+        self.ts.render(self.order)
     }
     fn tsref(&self) -> TsRef {
         TsRef {
-            ts: self.ts.as_string(),
-            ts_ns: self.ns,
+            ts: self.ts_text(),
+            ts_ns: self.ns(),
             line: self.line,
         }
     }
     /// `line 12 (CPU 2, 542812.657026)`
     fn cite(&self) -> String {
-        format!(
-            "line {} (CPU {}, {})",
-            self.line,
-            self.cpu,
-            self.ts.as_string()
-        )
+        format!("line {} (CPU {}, {})", self.line, self.cpu, self.ts_text())
     }
 }
 
@@ -189,8 +207,51 @@ impl Frame {
     fn kernel_copies(&self) -> u16 {
         self.fill + self.krx + self.tx + self.kcomp
     }
-    fn describe(&self) -> String {
-        let mut parts = Vec::new();
+    /// Where the frame is, for an explanation; taken cheaply on every
+    /// event, written out only when a finding needs it.
+    fn place(&self) -> Place {
+        Place {
+            fill: self.fill,
+            krx: self.krx,
+            tx: self.tx,
+            kcomp: self.kcomp,
+            app: self.app,
+        }
+    }
+    fn state_name(&self) -> &'static str {
+        if self.fill > 0 {
+            "FILL"
+        } else if self.krx > 0 {
+            "RX"
+        } else if self.tx > 0 {
+            "TX"
+        } else if self.kcomp > 0 {
+            "COMP"
+        } else {
+            match self.app {
+                AppHold::Rx => "RX",
+                AppHold::Comp => "COMP",
+                AppHold::Held => "HELD",
+                AppHold::Free => "FREE",
+                AppHold::No => "UNKNOWN",
+            }
+        }
+    }
+}
+
+/// A frame's whereabouts at one moment (see [`Frame::place`]).
+#[derive(Clone, Copy)]
+struct Place {
+    fill: u16,
+    krx: u16,
+    tx: u16,
+    kcomp: u16,
+    app: AppHold,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
         if self.fill > 0 {
             parts.push(if self.fill > 1 {
                 format!("on FILL {} times", self.fill)
@@ -215,28 +276,9 @@ impl Frame {
             AppHold::Free => parts.push("on the app's free list".into()),
         }
         if parts.is_empty() {
-            "nowhere known".into()
+            f.write_str("nowhere known")
         } else {
-            parts.join(" and ")
-        }
-    }
-    fn state_name(&self) -> &'static str {
-        if self.fill > 0 {
-            "FILL"
-        } else if self.krx > 0 {
-            "RX"
-        } else if self.tx > 0 {
-            "TX"
-        } else if self.kcomp > 0 {
-            "COMP"
-        } else {
-            match self.app {
-                AppHold::Rx => "RX",
-                AppHold::Comp => "COMP",
-                AppHold::Held => "HELD",
-                AppHold::Free => "FREE",
-                AppHold::No => "UNKNOWN",
-            }
+            f.write_str(&parts.join(" and "))
         }
     }
 }
@@ -354,7 +396,7 @@ pub struct Analyzer {
     buffered: Vec<Buffered>,
     poison: u64,
 
-    frames: FxHashMap<u64, Frame>,
+    frames: FrameTable<Frame>,
     asocks: Vec<ASock>,
     by_sk: FxHashMap<SockKey, u32>,
     by_label: FxHashMap<Vec<u8>, u32>,
@@ -409,7 +451,7 @@ impl Analyzer {
             umem_chunk: None,
             samples: FxHashSet::default(),
             buffered: Vec::new(),
-            frames: FxHashMap::default(),
+            frames: FrameTable::new(),
             asocks: Vec::new(),
             by_sk: FxHashMap::default(),
             by_label: FxHashMap::default(),
@@ -467,6 +509,9 @@ impl Analyzer {
         }
         if let Some(h) = a.opts.history {
             a.history = Some((h, Vec::new(), 0));
+        }
+        if let Some(Mapping::Aligned { chunk }) = a.mapping {
+            a.frames.set_chunk(chunk);
         }
         a
     }
@@ -618,6 +663,9 @@ impl Analyzer {
             self.chunk_source = if inferred { "inferred" } else { "default" };
             self.chunk_note = note;
         }
+        if let Some(Mapping::Aligned { chunk }) = self.mapping {
+            self.frames.set_chunk(chunk);
+        }
         let buffered = std::mem::take(&mut self.buffered);
         for b in buffered {
             match b {
@@ -651,12 +699,12 @@ impl Analyzer {
         }
         let stale = self
             .frames
-            .get(&f)
+            .get(f)
             .is_some_and(|fs| fs.last.order < self.complete_now);
         if !stale {
             return;
         }
-        if let Some(fs) = self.frames.remove(&f) {
+        if let Some(fs) = self.frames.remove(f) {
             if fs.fill > 0 && fs.fill_pool != NONE {
                 self.fifo_forget(fs.fill_pool, f);
             }
@@ -911,7 +959,7 @@ impl Analyzer {
             }
             Op::Seed(SeedOp::Note { addr }) => {
                 let f = self.frame_of(*addr);
-                if let Some(fs) = self.frames.get_mut(&f) {
+                if let Some(fs) = self.frames.get_mut(f) {
                     fs.last = at;
                 }
             }
@@ -1093,7 +1141,7 @@ impl Analyzer {
             }
             KernelOp::Tx { addr, .. } => {
                 let f = self.frame_of(*addr);
-                if let Some(fs) = self.frames.get_mut(&f) {
+                if let Some(fs) = self.frames.get_mut(f) {
                     fs.last = at;
                 }
             }
@@ -1233,7 +1281,7 @@ impl Analyzer {
         };
         let seen_fill = self.seen_fill;
         self.settle(f);
-        let Some(fs) = self.frames.get_mut(&f) else {
+        let Some(fs) = self.frames.get_mut(f) else {
             let mut fs = Frame::new(at);
             fs.krx = 1;
             fs.krx_ks = ks;
@@ -1251,7 +1299,7 @@ impl Analyzer {
             }
             return;
         }
-        let was = fs.describe();
+        let was = fs.place();
         let state = fs.state_name();
         let twice = fs.krx > 0;
         fs.krx += 1;
@@ -1277,7 +1325,7 @@ impl Analyzer {
              the trace shows it {was} since {} ({state} -> RX). The kernel produced a frame it had not been given, \
              so the same frame is now in two places.",
             at.cpu,
-            at.ts.as_string(),
+            at.ts_text(),
             prev.cite(),
         );
         self.raw(
@@ -1365,7 +1413,7 @@ impl Analyzer {
                     "CPU {} (open since line {}, {})",
                     o.cpu,
                     o.start.line,
-                    o.start.ts.as_string()
+                    o.start.ts_text()
                 )
             })
             .collect();
@@ -1579,7 +1627,7 @@ impl Analyzer {
         }
         pool.peak = pool.peak.max(pool.fifo.len());
         self.settle(f);
-        let Some(fs) = self.frames.get_mut(&f) else {
+        let Some(fs) = self.frames.get_mut(f) else {
             let mut fs = Frame::new(at);
             fs.fill = 1;
             fs.fill_pool = p;
@@ -1588,7 +1636,7 @@ impl Analyzer {
         };
         fs.fill_pool = p;
         let prev = fs.last;
-        let was = fs.describe();
+        let was = fs.place();
         let state = fs.state_name();
         let dup = fs.kernel_copies() > 0;
         if matches!(fs.app, AppHold::Rx | AppHold::Comp | AppHold::Held) {
@@ -1603,9 +1651,9 @@ impl Analyzer {
         fs.app = AppHold::No;
         fs.last = at;
         if dup {
-            self.app_dup(a, addr, f, "FILL", &was, state, prev, at);
+            self.app_dup(a, addr, f, "FILL", was, state, prev, at);
         } else if mismatch {
-            self.claimed(a, addr, f, from, "FILL", &was, prev, at);
+            self.claimed(a, addr, f, from, "FILL", was, prev, at);
         }
     }
 
@@ -1619,7 +1667,7 @@ impl Analyzer {
         addr: u64,
         f: u64,
         ring: &str,
-        was: &str,
+        was: Place,
         state: &str,
         prev: At,
         at: At,
@@ -1710,7 +1758,7 @@ impl Analyzer {
         f: u64,
         from: Option<RingState>,
         to: &str,
-        was: &str,
+        was: Place,
         prev: At,
         at: At,
     ) {
@@ -1758,7 +1806,7 @@ impl Analyzer {
             // Seed traces name sockets by label only: join the label to the
             // kernel socket that just received this frame.
             if self.asocks[a as usize].ks == NONE && !poisoned {
-                if let Some(fs) = self.frames.get(&f) {
+                if let Some(fs) = self.frames.get(f) {
                     if fs.krx > 0 && fs.krx_ks != NONE {
                         self.link(a, fs.krx_ks);
                     }
@@ -1919,7 +1967,7 @@ impl Analyzer {
             NONE
         };
         self.settle(f);
-        match self.frames.get_mut(&f) {
+        match self.frames.get_mut(f) {
             None => {
                 let mut fs = Frame::new(at);
                 fs.app = AppHold::Rx;
@@ -1954,7 +2002,7 @@ impl Analyzer {
                         }
                     }
                 } else if seen_fill {
-                    let was = fs.describe();
+                    let was = fs.place();
                     let state = fs.state_name();
                     fs.app = AppHold::Rx;
                     fs.held_at = taken;
@@ -2129,7 +2177,7 @@ impl Analyzer {
             }
         }
         self.settle(f);
-        let Some(fs) = self.frames.get_mut(&f) else {
+        let Some(fs) = self.frames.get_mut(f) else {
             let mut fs = Frame::new(at);
             fs.tx = 1;
             fs.tx_as = a;
@@ -2137,7 +2185,7 @@ impl Analyzer {
             return;
         };
         let prev = fs.last;
-        let was = fs.describe();
+        let was = fs.place();
         let state = fs.state_name();
         let dup = fs.kernel_copies() > 0;
         if matches!(fs.app, AppHold::Rx | AppHold::Comp | AppHold::Held) {
@@ -2153,9 +2201,9 @@ impl Analyzer {
         fs.app = AppHold::No;
         fs.last = at;
         if dup {
-            self.app_dup(a, addr, f, "TX", &was, state, prev, at);
+            self.app_dup(a, addr, f, "TX", was, state, prev, at);
         } else if mismatch {
-            self.claimed(a, addr, f, from, "TX", &was, prev, at);
+            self.claimed(a, addr, f, from, "TX", was, prev, at);
         }
     }
 
@@ -2215,7 +2263,7 @@ impl Analyzer {
         let f = self.frame_of(addr);
         let seen_tx = self.seen_tx;
         self.settle(f);
-        let Some(fs) = self.frames.get_mut(&f) else {
+        let Some(fs) = self.frames.get_mut(f) else {
             let mut fs = Frame::new(at);
             fs.kcomp = 1;
             self.frames.insert(f, fs);
@@ -2234,7 +2282,7 @@ impl Analyzer {
         if !seen_tx {
             return;
         }
-        let was = fs.describe();
+        let was = fs.place();
         let state = fs.state_name();
         let expl = format!(
             "The kernel completed frame {f:#x} (addr {addr:#x}) at {}, but the trace shows it {was} since {}, \
@@ -2267,7 +2315,7 @@ impl Analyzer {
         let seen_tx = self.seen_tx;
         let seen_kcomp = self.seen_kcomp;
         self.settle(f);
-        let Some(fs) = self.frames.get_mut(&f) else {
+        let Some(fs) = self.frames.get_mut(f) else {
             let mut fs = Frame::new(at);
             fs.app = AppHold::Comp;
             fs.held_at = taken;
@@ -2296,7 +2344,7 @@ impl Analyzer {
             }
             return;
         }
-        let was = fs.describe();
+        let was = fs.place();
         let state = fs.state_name();
         fs.app = AppHold::Comp;
         fs.held_at = taken;
@@ -2347,14 +2395,14 @@ impl Analyzer {
         self.app_free_traced = true;
         let f = self.frame_of(addr);
         self.settle(f);
-        let Some(fs) = self.frames.get_mut(&f) else {
+        let Some(fs) = self.frames.get_mut(f) else {
             let mut fs = Frame::new(at);
             fs.app = hold;
             self.frames.insert(f, fs);
             return;
         };
         let prev = fs.last;
-        let was = fs.describe();
+        let was = fs.place();
         let state = fs.state_name();
         let bad = fs.kernel_copies() > 0;
         fs.app = hold;
@@ -2597,8 +2645,8 @@ impl Analyzer {
                 rule: primary.rule.to_string(),
                 addr: primary.addr.map(|a| format!("{a:#x}")),
                 frame: primary.frame.map(|f| format!("{f:#x}")),
-                ts: primary.at.ts.as_string(),
-                ts_ns: primary.at.ns,
+                ts: primary.at.ts_text(),
+                ts_ns: primary.at.ns(),
                 cpus: primary.cpus,
                 xs: primary.xs.map(|x| format!("{x:#x}")),
                 socket: primary.socket,
@@ -2803,7 +2851,7 @@ impl Analyzer {
                     && fs.kernel_copies() == 0
                     && self.app_taken.saturating_sub(fs.held_at) > gap
             })
-            .map(|(f, fs)| (*f, fs.last, self.app_taken - fs.held_at, fs.held_addr))
+            .map(|(f, fs)| (f, fs.last, self.app_taken - fs.held_at, fs.held_addr))
             .collect();
         held.sort_by_key(|h| h.1.line);
         for (f, at, passed, addr) in held {
@@ -2833,7 +2881,7 @@ impl Analyzer {
         for (_, f, at, passed, ring, back) in found {
             let still = self
                 .frames
-                .get(&f)
+                .get(f)
                 .map(|fs| fs.kernel_copies() > 0)
                 .unwrap_or(false);
             if !still {
@@ -2890,8 +2938,8 @@ fn related(r: &Raw) -> Related {
         verdict: r.verdict,
         addr: r.addr.map(|a| format!("{a:#x}")),
         frame: r.frame.map(|f| format!("{f:#x}")),
-        ts: r.at.ts.as_string(),
-        ts_ns: r.at.ns,
+        ts: r.at.ts_text(),
+        ts_ns: r.at.ns(),
         line: r.at.line,
         cpus: r.cpus.clone(),
         explanation: r.explanation.clone(),

@@ -23,6 +23,7 @@
 
 pub mod analyzer;
 mod chunk;
+mod frames;
 pub mod parse;
 mod pipeline;
 pub mod reader;
