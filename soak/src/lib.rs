@@ -395,6 +395,7 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
             *kernel_rx_cpus.entry(cpu.to_string()).or_default() += 1;
         }
     }
+    let published_early = krx_lines().filter(|l| published_before_redirect(l)).count();
     let generators: Vec<_> = gen_info
         .iter()
         .zip(&sent)
@@ -462,6 +463,10 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         "probes": probe_backend,
         "kernel_rx_events": kernel_rx_events,
         "kernel_rx_cpus": kernel_rx_cpus,
+        // Tracepoint backend only: receives whose slot another CPU had
+        // already published when this CPU's redirect returned (see
+        // `published_before_redirect`); 0 on a kernel with one producer.
+        "kernel_rx_published_before_redirect": published_early,
         "sink": match cfg.sink {
             SinkKind::Marker => "trace_marker",
             SinkKind::Memory => "memory",
@@ -524,6 +529,35 @@ fn remove_stale_instances() {
     }
 }
 
+/// Whether a tracepoint-backend `krx` line (printed at `xdp:xdp_redirect`,
+/// after this CPU reserved and wrote the slot) read a `prod=` (the ring's
+/// published producer) already past its own `slot=`. In native or zero-copy
+/// mode only the reserving CPU's own later flush publishes its slot, so
+/// with one producer per ring `prod <= slot` there; past it, another CPU's
+/// flush published the slot while this CPU was still between reserving and
+/// redirecting it: the veth race, without any flush probe. Generic (skb)
+/// mode flushes inside `xsk_generic_rcv`, before the tracepoint, so its
+/// lines never count; nor do the function backends' `krx` (no `mode=`,
+/// printed before the reservation).
+fn published_before_redirect(line: &[u8]) -> bool {
+    let field = |key: &[u8]| -> Option<u32> {
+        let at = line.windows(key.len()).position(|w| w == key)? + key.len();
+        let end = line[at..]
+            .iter()
+            .position(|&b| b == b' ')
+            .map_or(line.len(), |e| at + e);
+        u32::from_str_radix(std::str::from_utf8(&line[at..end]).ok()?, 16).ok()
+    };
+    if !(contains(line, b" mode=drv") || contains(line, b" mode=zc")) {
+        return false;
+    }
+    match (field(b" slot="), field(b" prod=")) {
+        // Ring counters wrap: "past" is a positive wrapping distance.
+        (Some(slot), Some(prod)) => (prod.wrapping_sub(slot) as i32) > 0,
+        _ => false,
+    }
+}
+
 /// The CPU column (`[002]`) of an ftrace text line: the first bracketed
 /// run of digits (a task name may hold brackets too, but not before it).
 fn ftrace_cpu(line: &[u8]) -> Option<u32> {
@@ -569,6 +603,29 @@ mod tests {
         assert_eq!(traffic_gap(&[3], 1), None);
         // CPUs 0 and 2 both feed queue 0 of two.
         assert_eq!(traffic_gap(&[0, 1, 2], 2), Some(SHARED_QUEUE_GAP));
+    }
+
+    #[test]
+    fn a_slot_published_before_its_redirect_returned() {
+        // Real lines of the eval kernel (tracepoint backend).
+        let early = b"xskdbg-133 [001] .Ns3. 13.352313: bpf_trace_printk: xskdbg:1 krx xs=ff1afedac138f800 sk=1001:1267:0 a=f6100 len=80 slot=ec kpool=ff1afedac23c5300 prod=ed fcons=ed mode=drv";
+        let normal = b"xskdbg-132 [000] ..s3. 13.351582: bpf_trace_printk: xskdbg:1 krx xs=ff1afedac138f800 sk=1001:1267:0 a=f5900 len=5ea slot=eb kpool=ff1afedac23c5300 prod=eb fcons=ec mode=drv";
+        assert!(published_before_redirect(early));
+        assert!(!published_before_redirect(normal));
+        // Generic XDP flushes before the tracepoint: never counted.
+        let skb = b"xskdbg:1 krx xs=1 sk=1:2:0 a=100 len=40 slot=4 prod=5 mode=skb";
+        assert!(!published_before_redirect(skb));
+        // fentry's krx has no mode= (and is printed before reserving).
+        let fentry = b"xskdbg:1 krx xs=1 sk=1:2:0 a=100 len=40 slot=4 kpool=9 prod=5 fcons=5";
+        assert!(!published_before_redirect(fentry));
+        // Counters wrap.
+        let wrap = b"xskdbg:1 krx xs=1 a=100 len=40 slot=ffffffff prod=1 mode=drv";
+        assert!(published_before_redirect(wrap));
+        let behind = b"xskdbg:1 krx xs=1 a=100 len=40 slot=1 prod=ffffffff mode=drv";
+        assert!(!published_before_redirect(behind));
+        assert!(!published_before_redirect(
+            b"xskdbg:1 krx slot=zz prod=1 mode=drv"
+        ));
     }
 
     #[test]

@@ -141,6 +141,12 @@ fn two_cpus_on_one_queue_both_produce_and_no_poison_comes_back() {
     eprintln!("{}", serde_json::to_string_pretty(&o.summary).unwrap());
     assert_eq!(o.summary["traffic_gap_us"], 300, "{}", o.summary);
     assert_eq!(o.summary["violations"], 0, "{}", o.summary);
+    // One producer at a time: no receive finds its slot already published.
+    assert_eq!(
+        o.summary["kernel_rx_published_before_redirect"], 0,
+        "{}",
+        o.summary
+    );
     for cpu in &cpus[..2] {
         let n = o.summary["kernel_rx_cpus"][cpu.to_string()].as_u64();
         assert!(
