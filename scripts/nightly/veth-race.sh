@@ -20,7 +20,8 @@
 # with a concurrent_producer finding on the two traffic CPUs; control ->
 # exit 0. With tracepoint: eval kernel -> the poisoned/mismatched read
 # (the analyzer can only call the overlaps inconclusive); control -> no
-# violation, at most inconclusive overlaps. Script exit: 0 every run as
+# violation, at most inconclusive overlaps, and no receive whose slot was
+# already published when its redirect returned. Script exit: 0 every run as
 # expected, 1 not, 2 setup error. Not part of .ci/run (too slow).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -39,7 +40,7 @@ while (($#)); do
     --kernel) kernel=$2; shift 2 ;;
     --only) case $2 in eval) control=0 ;; control) eval=0 ;; *) echo "veth-race: --only eval|control" >&2; exit 2 ;; esac; shift 2 ;;
     --probes) case $2 in auto|tracepoint|both) probes=$2 ;; *) echo "veth-race: --probes auto|tracepoint|both" >&2; exit 2 ;; esac; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "veth-race: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -105,7 +106,16 @@ cpus = s.get("kernel_rx_cpus", {})
 what = (f"exit {rc}, analyzer verdict {s.get('analyzer_verdict')}, findings "
         f"{list(zip(kinds, verdicts))}, recorder: {viol or 'no violation'}, "
         f"kernel receives per CPU {cpus}")
-problems = []
+early = s.get("kernel_rx_published_before_redirect")
+if backend == "tracepoint" and early is not None:
+    what += f", receives whose slot was already published at their redirect: {early}"
+    if kind == "control" and early:
+        problems_early = [f"{early} receive(s) found their slot already published on the fixed kernel"]
+    else:
+        problems_early = []
+else:
+    problems_early = []
+problems = list(problems_early)
 if s.get("trace_entries_written") not in (None, s.get("trace_entries_in_buffer")):
     what += (f"; the ftrace buffer wrapped ({s.get('trace_entries_in_buffer')} of "
              f"{s.get('trace_entries_written')} entries kept)")
