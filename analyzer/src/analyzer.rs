@@ -324,6 +324,10 @@ struct KSock {
     racy: Vec<u64>,
     flush_seen: bool,
     rxdone_seen: bool,
+    /// Slots reserved (`krx`) and not yet written (`krxdone`), oldest first:
+    /// what a flush can publish too early. Short in any sane trace, so a
+    /// flush checks these instead of the whole receive queue.
+    unwritten: VecDeque<u64>,
     published: Option<u64>,
     krx: u64,
     ring: Ring,
@@ -776,6 +780,7 @@ impl Analyzer {
             racy: Vec::new(),
             flush_seen: false,
             rxdone_seen: false,
+            unwritten: VecDeque::new(),
             published: None,
             krx: 0,
             ring: Ring::default(),
@@ -1100,8 +1105,20 @@ impl Analyzer {
             KernelOp::RxDone { slot, .. } => {
                 let k = &mut self.ksocks[ks as usize];
                 k.rxdone_seen = true;
-                if let Some(e) = k.q.iter_mut().find(|e| e.slot == Some(*slot)) {
-                    e.written = true;
+                // The write follows its reservation closely, so look from
+                // the newest entry back; when two CPUs reserved the same slot
+                // (a broken producer), the writer's own reservation is the
+                // one written.
+                let want = Some(*slot);
+                let pos =
+                    k.q.iter()
+                        .rposition(|e| e.slot == want && !e.written && e.at.cpu == at.cpu)
+                        .or_else(|| k.q.iter().rposition(|e| e.slot == want));
+                if let Some(i) = pos {
+                    k.q[i].written = true;
+                }
+                if let Some(j) = k.unwritten.iter().rposition(|&s| s == *slot) {
+                    k.unwritten.remove(j);
                 }
             }
             KernelOp::Flush { prod, exact, .. } => {
@@ -1110,11 +1127,18 @@ impl Analyzer {
                     let k = &mut self.ksocks[ks as usize];
                     k.published = Some(k.published.map_or(*p, |q| q.max(*p)));
                     if k.rxdone_seen {
-                        for e in k.q.iter_mut() {
-                            if e.slot.is_some_and(|s| s < *p) && !e.written {
-                                e.published_unwritten = true;
+                        let KSock { q, unwritten, .. } = k;
+                        unwritten.retain(|&s| {
+                            if s >= *p {
+                                return true;
                             }
-                        }
+                            for e in q.iter_mut() {
+                                if e.slot == Some(s) && !e.written {
+                                    e.published_unwritten = true;
+                                }
+                            }
+                            false
+                        });
                     }
                 }
                 let why = if exact {
@@ -1272,6 +1296,12 @@ impl Analyzer {
         });
         if k.q.len() > KQ_CAP {
             k.q.pop_front();
+        }
+        if let Some(s) = slot {
+            k.unwritten.push_back(s);
+            if k.unwritten.len() > KQ_CAP {
+                k.unwritten.pop_front();
+            }
         }
         let a = k.asock;
         let pool = if a != NONE {

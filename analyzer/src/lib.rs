@@ -93,13 +93,15 @@ pub fn analyze_reader_progress(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, Error> {
     let mut a = Analyzer::new(opts.clone());
-    pipeline::for_each_line(
+    pipeline::for_each_batch(
         reader,
-        &mut |line| {
-            if let Line::Event(ev) = line {
-                observer(ev);
+        &mut |lines| {
+            for line in lines {
+                if let Line::Event(ev) = line {
+                    observer(ev);
+                }
+                a.feed_line(line);
             }
-            a.feed_line(line);
         },
         progress,
     )

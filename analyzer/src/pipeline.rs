@@ -88,12 +88,12 @@ fn produce(reader: impl Read, tx: &SyncSender<Message>, spare: &Receiver<Vec<u8>
     }
 }
 
-/// Run `consume` on every line of `reader` in order while another thread
-/// reads and parses ahead. `progress` gets the input bytes consumed after
-/// each batch. A read error stops the run and is returned.
-pub(crate) fn for_each_line(
+/// Run `consume` on every batch of lines of `reader`, in order, while
+/// another thread reads and parses ahead. `progress` gets the input bytes
+/// consumed after each batch. A read error stops the run and is returned.
+pub(crate) fn for_each_batch(
     reader: impl Read + Send,
-    consume: &mut dyn FnMut(&Line<'_>),
+    consume: &mut dyn FnMut(&[Line<'_>]),
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<()> {
     let (tx, rx) = sync_channel::<Message>(DEPTH);
@@ -106,9 +106,7 @@ pub(crate) fn for_each_line(
         // the scope joins the reader, which then stops at its next send.
         for msg in rx {
             let (batch, bytes) = msg?;
-            for line in batch.borrow_dependent() {
-                consume(line);
-            }
+            consume(batch.borrow_dependent());
             progress(bytes);
             let mut buf = batch.into_owner();
             buf.clear();
@@ -145,11 +143,13 @@ mod tests {
         }
         let mut seen = 0u64;
         let mut last_progress = 0;
-        for_each_line(
+        for_each_batch(
             &text[..],
-            &mut |l| {
-                seen += 1;
-                assert_eq!(l.number(), seen);
+            &mut |lines| {
+                for l in lines {
+                    seen += 1;
+                    assert_eq!(l.number(), seen);
+                }
             },
             &mut |b| last_progress = b,
         )
@@ -161,7 +161,8 @@ mod tests {
     #[test]
     fn read_error_comes_back_after_the_lines_before_it() {
         let mut seen = 0;
-        let err = for_each_line(Failing(b"a\nb\n"), &mut |_| seen += 1, &mut |_| {}).unwrap_err();
+        let err =
+            for_each_batch(Failing(b"a\nb\n"), &mut |l| seen += l.len(), &mut |_| {}).unwrap_err();
         assert_eq!(err.to_string(), "disk on fire");
         assert_eq!(seen, 2);
     }
