@@ -25,8 +25,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::chunk::{self, Mapping};
 use crate::frames::FrameTable;
 use crate::parse::{
-    parse_line, AddrList, AppOp, Event, FlushMode, KernelOp, Line, Meta, Op, RingState, SeedOp,
-    SockKey,
+    parse_line, AddrList, AppOp, Desc, Event, FlushMode, KernelOp, Line, Meta, Op, RingState,
+    SeedOp, SockKey,
 };
 use crate::report::{
     ChunkInfo, CpuSummary, Finding, History, Kind, OverallVerdict, ProbeInfo, Related, Report,
@@ -401,6 +401,8 @@ pub struct Analyzer {
     poison: u64,
 
     frames: FrameTable<Frame>,
+    /// The current line's descriptor list, decoded once (reused buffer).
+    descs: Vec<Desc>,
     asocks: Vec<ASock>,
     by_sk: FxHashMap<SockKey, u32>,
     by_label: FxHashMap<Vec<u8>, u32>,
@@ -456,6 +458,7 @@ impl Analyzer {
             samples: FxHashSet::default(),
             buffered: Vec::new(),
             frames: FrameTable::new(),
+            descs: Vec::new(),
             asocks: Vec::new(),
             by_sk: FxHashMap::default(),
             by_label: FxHashMap::default(),
@@ -892,6 +895,13 @@ impl Analyzer {
     fn process(&mut self, ev: &Event<'_>) {
         let at = At::of(ev);
         let (ks, a) = self.route(&ev.op);
+        // A list is decoded once here; the timeline and the checkers read
+        // the decoded copy.
+        let mut descs = std::mem::take(&mut self.descs);
+        descs.clear();
+        if let Some(list) = op_list(&ev.op) {
+            descs.extend(list.iter());
+        }
         let mut fr = [0u64; 4];
         let mut n = 0;
         {
@@ -899,12 +909,17 @@ impl Analyzer {
                 chunk: chunk::MIN_CHUNK,
             });
             let poison = self.poison;
-            first_addrs(&ev.op, &mut |addr| {
+            let mut add = |addr: u64| {
                 if n < 4 && addr != poison {
                     fr[n] = m.frame(addr);
                     n += 1;
                 }
-            });
+            };
+            if op_list(&ev.op).is_some() {
+                descs.iter().take(4).for_each(|d| add(d.addr));
+            } else {
+                for_each_addr(&ev.op, add);
+            }
         }
         let frames = &fr[..n];
         let rid = if ks != NONE {
@@ -949,8 +964,8 @@ impl Analyzer {
             }
         }
         match &ev.op {
-            Op::App(op) => self.app_op(op, at, a),
-            Op::Kernel(op) => self.kernel_op(op, at, ks),
+            Op::App(op) => self.app_op(op, at, a, &descs),
+            Op::Kernel(op) => self.kernel_op(op, at, ks, &descs),
             Op::Seed(SeedOp::Transition {
                 addr,
                 from,
@@ -970,6 +985,7 @@ impl Analyzer {
             }
             Op::Unknown => {}
         }
+        self.descs = descs;
         // After the op: a seed socket may just have been joined to its xs.
         if !self.tails.is_empty() {
             let frames = &fr[..n];
@@ -1005,7 +1021,7 @@ impl Analyzer {
         }
     }
 
-    fn app_op(&mut self, op: &AppOp<'_>, at: At, a: u32) {
+    fn app_op(&mut self, op: &AppOp<'_>, at: At, a: u32, descs: &[Desc]) {
         match op {
             AppOp::Umem { .. } | AppOp::Other { .. } => {}
             AppOp::Pool { pool, sk, .. } => {
@@ -1027,39 +1043,39 @@ impl Analyzer {
                     self.by_label.entry(l.to_vec()).or_insert(a);
                 }
             }
-            AppOp::Fill { pool, addrs, .. } => {
+            AppOp::Fill { pool, .. } => {
                 let p = match pool {
                     Some(p) => self.pool_id(*p),
                     None if a != NONE => self.asock_pool(a),
                     None => self.pool_id(u64::MAX),
                 };
-                for d in addrs.iter() {
+                for d in descs {
                     self.app_fill(a, p, d.addr, None, at);
                 }
             }
-            AppOp::Rx { idx, descs, .. } => {
+            AppOp::Rx { idx, .. } => {
                 for (i, d) in descs.iter().enumerate() {
                     let pos = idx.map(|x| x.wrapping_add(i as u64));
                     self.app_read(a, d.addr, None, pos, at, None);
                 }
             }
-            AppOp::Tx { descs, .. } => {
-                for d in descs.iter() {
+            AppOp::Tx { .. } => {
+                for d in descs {
                     self.app_tx(a, d.addr, None, at);
                 }
             }
-            AppOp::Comp { addrs, .. } => {
-                for d in addrs.iter() {
+            AppOp::Comp { .. } => {
+                for d in descs {
                     self.app_comp(a, d.addr, None, at);
                 }
             }
-            AppOp::Hold { addrs } => {
-                for d in addrs.iter() {
+            AppOp::Hold { .. } => {
+                for d in descs {
                     self.app_own(d.addr, AppHold::Held, at);
                 }
             }
-            AppOp::Free { addrs } => {
-                for d in addrs.iter() {
+            AppOp::Free { .. } => {
+                for d in descs {
                     self.app_own(d.addr, AppHold::Free, at);
                 }
             }
@@ -1086,7 +1102,7 @@ impl Analyzer {
         }
     }
 
-    fn kernel_op(&mut self, op: &KernelOp<'_>, at: At, ks: u32) {
+    fn kernel_op(&mut self, op: &KernelOp<'_>, at: At, ks: u32, descs: &[Desc]) {
         match op {
             KernelOp::Probe {
                 backend,
@@ -1169,8 +1185,8 @@ impl Analyzer {
                     fs.last = at;
                 }
             }
-            KernelOp::Comp { addrs, .. } => {
-                for d in addrs.iter() {
+            KernelOp::Comp { .. } => {
+                for d in descs {
                     self.seen_kcomp = true;
                     self.kernel_comp(ks, d.addr, at);
                 }
@@ -2976,20 +2992,18 @@ fn related(r: &Raw) -> Related {
     }
 }
 
-/// Like [`for_each_addr`] for at most the first four addresses (timelines
-/// keep four frames per event; a batch is not walked twice).
-fn first_addrs(op: &Op<'_>, f: &mut dyn FnMut(u64)) {
-    let mut list = |l: &AddrList<'_>| l.iter().take(4).for_each(|d| f(d.addr));
+/// The descriptor list an operation moves, if it moves a list.
+fn op_list<'a>(op: &Op<'a>) -> Option<AddrList<'a>> {
     match op {
         Op::App(
             AppOp::Fill { addrs, .. }
             | AppOp::Comp { addrs, .. }
             | AppOp::Hold { addrs }
             | AppOp::Free { addrs },
-        ) => list(addrs),
-        Op::App(AppOp::Rx { descs, .. } | AppOp::Tx { descs, .. }) => list(descs),
-        Op::Kernel(KernelOp::Comp { addrs, .. }) => list(addrs),
-        _ => for_each_addr(op, f),
+        ) => Some(*addrs),
+        Op::App(AppOp::Rx { descs, .. } | AppOp::Tx { descs, .. }) => Some(*descs),
+        Op::Kernel(KernelOp::Comp { addrs, .. }) => Some(*addrs),
+        _ => None,
     }
 }
 
