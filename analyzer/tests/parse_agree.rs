@@ -1,0 +1,571 @@
+//! The optimized parser (`xskdbg_analyzer::parse`) must decode every line
+//! exactly as the original, plainly written parser did (kept verbatim in
+//! `tests/parse_reference/`): same [`Line`] (compared through its full
+//! `Debug` form), same descriptors out of every list, same results from the
+//! public helpers. The fast paths (the common entry layout, the probes'
+//! per-packet lines, the one-pass list scanner) fall back to the general code
+//! whenever a line is not in their exact shape; these tests make sure they
+//! cannot silently disagree with it. Inputs: canonical lines of every kind and
+//! random mutations of them (field order, extra blanks, tabs, no-break
+//! spaces, CRLF, unknown and duplicate keys, bad hex, `0x`, cuts), the shipped
+//! fixtures, and arbitrary bytes.
+
+mod parse_reference;
+
+use parse_reference as reference;
+use proptest::prelude::*;
+use xskdbg_analyzer::parse::{self, AddrList, AppOp, KernelOp, Line, Op, SeedOp};
+
+/// Every list a decoded line carries.
+fn lists<'a>(line: &Line<'a>) -> Vec<AddrList<'a>> {
+    let Line::Event(e) = line else {
+        return Vec::new();
+    };
+    match &e.op {
+        Op::App(
+            AppOp::Fill { addrs, .. }
+            | AppOp::Comp { addrs, .. }
+            | AppOp::Hold { addrs }
+            | AppOp::Free { addrs },
+        ) => vec![*addrs],
+        Op::App(AppOp::Rx { descs, .. } | AppOp::Tx { descs, .. }) => vec![*descs],
+        Op::App(AppOp::Violation { remaining, .. }) => vec![*remaining],
+        Op::Kernel(KernelOp::Comp { addrs, .. }) => vec![*addrs],
+        Op::Seed(SeedOp::Transition {
+            remaining: Some(r), ..
+        }) => vec![*r],
+        _ => Vec::new(),
+    }
+}
+
+/// Assert that both parsers decode `raw` the same way.
+fn agree(raw: &[u8]) {
+    let new = parse::parse_line(7, raw);
+    let old = reference::parse_line(7, raw);
+    let shown = String::from_utf8_lossy(raw);
+    assert_eq!(format!("{new:?}"), format!("{old:?}"), "line {shown:?}");
+    for list in lists(&new) {
+        assert_list(list.text);
+    }
+}
+
+/// Assert that a list decodes the same both ways.
+fn assert_list(text: &[u8]) {
+    let list = AddrList { text };
+    let new: Vec<_> = list.iter().collect();
+    let old: Vec<_> = reference::addr_iter(text).collect();
+    assert_eq!(new, old, "list {:?}", String::from_utf8_lossy(text));
+    assert_eq!(list.count(), old.len());
+}
+
+/// Lower-case hex of `v`, as the probes and the recorder write it.
+fn hex(v: u64) -> String {
+    format!("{v:x}")
+}
+
+/// A hex-ish value: mostly well-formed, sometimes not.
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => any::<u64>().prop_map(hex),
+        3 => (0u64..0x1_0000).prop_map(hex),
+        1 => any::<u64>().prop_map(|v| format!("{v:X}")),
+        1 => any::<u64>().prop_map(|v| format!("0x{v:x}")),
+        1 => Just("0x".to_string()),
+        1 => Just(String::new()),
+        1 => Just("1ffffffffffffffff".to_string()),
+        1 => Just("zz".to_string()),
+        1 => Just("12g".to_string()),
+        1 => Just("1:5:1".to_string()),
+        1 => Just("1::1".to_string()),
+        1 => Just("1:5:1:0".to_string()),
+        1 => Just("unaligned".to_string()),
+        1 => Just("exact".to_string()),
+        1 => Just("fill".to_string()),
+    ]
+}
+
+/// A list value: project lists, seed-style lists and broken ones.
+fn list_value() -> impl Strategy<Value = String> {
+    let item = prop_oneof![
+        4 => any::<u64>().prop_map(hex),
+        3 => (any::<u64>(), 0u64..0x10000).prop_map(|(a, l)| format!("{a:x}:{l:x}")),
+        1 => (any::<u64>(), 0u64..0x10000, 0u64..4).prop_map(|(a, l, o)| format!("{a:x}:{l:x}:{o:x}")),
+        1 => Just("1:2:3:4".to_string()),
+        1 => Just("1::2".to_string()),
+        1 => Just("1:".to_string()),
+        1 => Just(":1".to_string()),
+        1 => Just(String::new()),
+        1 => Just(" 1dba100".to_string()),
+        1 => Just("0x16ce900".to_string()),
+        1 => Just("\u{2026}".to_string()),
+        1 => Just("...".to_string()),
+        1 => Just("11111111111111111".to_string()),
+        1 => Just("AbC:De".to_string()),
+        1 => Just("zz".to_string()),
+        1 => Just("1\u{a0}".to_string()),
+    ];
+    prop::collection::vec(item, 0..8).prop_map(|v| v.join(","))
+}
+
+const KEYS: &[&str] = &[
+    "xs",
+    "sk",
+    "a",
+    "len",
+    "slot",
+    "kpool",
+    "prod",
+    "n",
+    "d",
+    "pool",
+    "idx",
+    "umem",
+    "size",
+    "chunk",
+    "mode",
+    "headroom",
+    "poison",
+    "rx_dropped",
+    "rx_full",
+    "kind",
+    "from",
+    "to",
+    "expected",
+    "remaining",
+    "backend",
+    "kernel",
+    "flush",
+    "work",
+    "budget",
+    "napi",
+    "dev",
+    "fd",
+    "at",
+    "fcons",
+    "x",
+];
+
+const OPS: &[&str] = &[
+    "krx",
+    "krxdone",
+    "ktx",
+    "kflush",
+    "kcomp",
+    "kpoll",
+    "umem",
+    "pool",
+    "sock",
+    "fill",
+    "rx",
+    "tx",
+    "comp",
+    "hold",
+    "free",
+    "stats",
+    "violation",
+    "probe",
+    "stack",
+    "KRX",
+];
+
+/// One `key=value` field (or a stray token).
+fn field() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => (prop::sample::select(KEYS), value()).prop_map(|(k, v)| format!("{k}={v}")),
+        2 => (prop::sample::select(&["a", "d", "remaining"][..]), list_value())
+            .prop_map(|(k, v)| format!("{k}={v}")),
+        1 => Just("noequals".to_string()),
+        1 => Just("=1".to_string()),
+        1 => Just("a==1".to_string()),
+        1 => Just("label=ingress q:1 ".to_string()),
+        1 => Just("label=".to_string()),
+    ]
+}
+
+/// A field separator: mostly one space.
+fn sep() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        12 => Just(" "),
+        1 => Just("  "),
+        1 => Just("\t"),
+        1 => Just("\u{a0}"),
+        1 => Just(" \u{a0}"),
+        1 => Just(" \t"),
+    ]
+}
+
+/// Any project body: an op and fields in any order, separated variously.
+fn project_body() -> impl Strategy<Value = String> {
+    (
+        prop_oneof![
+            8 => Just("1"),
+            1 => Just("01"),
+            1 => Just("2"),
+            1 => Just("1x"),
+        ],
+        sep(),
+        prop::sample::select(OPS),
+        prop::collection::vec((sep(), field()), 0..20),
+        prop_oneof![6 => Just(""), 1 => Just(" "), 1 => Just("\u{a0}"), 1 => Just("\t")],
+    )
+        .prop_map(|(ver, s, op, fields, tail)| {
+            let mut b = format!("xskdbg:{ver}{s}{op}");
+            for (s, f) in fields {
+                b.push_str(s);
+                b.push_str(&f);
+            }
+            b.push_str(tail);
+            b
+        })
+}
+
+/// The probes' and the recorder's lines exactly as they write them.
+fn canonical_body() -> impl Strategy<Value = String> {
+    let sk = (0u64..4, 0u64..0x100, 0u64..0x40).prop_map(|(a, b, c)| format!("{a:x}:{b:x}:{c:x}"));
+    (
+        0usize..8,
+        any::<u64>(),
+        sk,
+        any::<u64>(),
+        0u64..0x10000,
+        any::<u64>(),
+        prop::option::of(any::<u64>()),
+        list_value(),
+    )
+        .prop_map(|(which, xs, sk, a, len, slot, kpool, list)| {
+            let xs = hex(xs);
+            let a = hex(a);
+            let (len, slot) = (hex(len), hex(slot));
+            let kpool = kpool.map(|k| format!(" kpool={k:x}")).unwrap_or_default();
+            match which {
+                0 => format!("xskdbg:1 krx xs={xs} sk={sk} a={a} len={len} slot={slot}{kpool}"),
+                1 => format!("xskdbg:1 krxdone xs={xs} slot={slot}"),
+                2 => format!("xskdbg:1 ktx xs={xs} sk={sk} a={a} len={len}"),
+                3 => format!("xskdbg:1 ktx xs={xs} sk={sk} a={a}"),
+                4 => format!("xskdbg:1 kflush xs={xs} sk={sk} prod={slot}"),
+                5 => format!("xskdbg:1 rx sk={sk} pool=1 idx={slot} n=2 d={list}"),
+                6 => format!("xskdbg:1 fill pool=1 sk={sk} n=10 a={list}"),
+                _ => format!("xskdbg:1 kcomp xs={xs} sk={sk}{kpool} n=2 a={list}"),
+            }
+        })
+}
+
+/// Bodies of the other vocabularies: seed lines and perf-probe events.
+fn other_body() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("ingress q:1 0x16ce900 FILL -> RX".to_string()),
+        Just(
+            "ingress q:1 0xdeadbeefdeadbeef FILL -> RX: expected 0x1000900remaining: [fe4100, f9c100, \u{2026},]"
+                .to_string()
+        ),
+        Just("0x16ce900 egress_tx_queue forward".to_string()),
+        Just("descriptor 26476800 transitioned from Fill to Tx".to_string()),
+        Just("(__xsk_rcv_zc+0x9b/0x250) addr=0x13d3900 len=0x4e xs=0xffffa0c6e26ab400 fq=0xffff".to_string()),
+        Just("(xp_raw_get_data+0x0/0x50) addr=0x16ce900".to_string()),
+        Just("(__xsk_map_flush+0x4e/0x180) xs=0xffffa0c6e26ab400".to_string()),
+        Just("napi poll on napi struct 000000001 for device eth0 work 1 budget 64".to_string()),
+        Just("tracing_mark_write: xskdbg:1 krx xs=1 sk=1:5:1 a=1100 len=40 slot=0".to_string()),
+        Just("0xffffffff81000000: xskdbg:1 krxdone xs=1 slot=0".to_string()),
+        Just("hello".to_string()),
+        Just(String::new()),
+    ]
+}
+
+/// Leading blanks of a line.
+fn lead() -> impl Strategy<Value = String> {
+    prop_oneof![
+        40 => (0usize..14).prop_map(|n| " ".repeat(n)),
+        1 => Just("\t".to_string()),
+        1 => Just("\u{a0}\u{a0} ".to_string()),
+        1 => Just("\r ".to_string()),
+    ]
+}
+
+/// The `TASK-PID` column.
+fn task() -> impl Strategy<Value = String> {
+    let name = prop_oneof![
+        10 => Just("<idle>"),
+        10 => Just("xskfwd-tugn"),
+        10 => Just("iperf3"),
+        1 => Just("kworker/u8:2"),
+        1 => Just("Web Content"),
+        1 => Just("task[3]x"),
+        1 => Just("[kthread]"),
+        1 => Just("CPU 0/KVM"),
+        1 => Just("#hash"),
+        1 => Just("t\u{e9}l\u{e9}"),
+        1 => Just("a-"),
+        1 => Just(""),
+    ];
+    let pid = prop_oneof![
+        20 => (0u32..4_000_000).prop_map(|p| format!("-{p}")),
+        1 => Just("-99999999999".to_string()),
+        1 => Just("-".to_string()),
+        1 => Just(String::new()),
+        1 => Just("-12a".to_string()),
+        1 => Just("777".to_string()),
+    ];
+    (name, pid).prop_map(|(n, p)| format!("{n}{p}"))
+}
+
+/// Blanks before `[`.
+fn gap() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        30 => Just("  "),
+        15 => Just("       "),
+        1 => Just(""),
+        1 => Just("\t"),
+        1 => Just("\u{a0}"),
+        1 => Just(" \r "),
+    ]
+}
+
+/// The `[CPU]` column.
+fn cpu() -> impl Strategy<Value = String> {
+    prop_oneof![
+        40 => (0u32..1000).prop_map(|c| format!("[{c:03}]")),
+        1 => (0u32..64).prop_map(|c| format!("[{c}]")),
+        1 => Just("[99999999999]".to_string()),
+        1 => Just("[123456789]".to_string()),
+        1 => Just("[]".to_string()),
+        1 => Just("[a]".to_string()),
+        1 => Just("[1".to_string()),
+    ]
+}
+
+/// Zero or more flag tokens, each followed by its separator.
+fn flags() -> impl Strategy<Value = String> {
+    prop_oneof![
+        30 => Just(" d.s1.".to_string()),
+        10 => Just(" .....".to_string()),
+        1 => Just(String::new()),
+        1 => Just(" d.Z1. X".to_string()),
+        1 => Just(" a b c d".to_string()),
+        1 => Just(" \u{2026}..".to_string()),
+        1 => Just("\td.s1.".to_string()),
+        1 => Just(" d.s1.\r".to_string()),
+        1 => Just(" 5:".to_string()),
+    ]
+}
+
+/// The `TIMESTAMP:` column with its leading separator.
+fn timestamp() -> impl Strategy<Value = String> {
+    prop_oneof![
+        40 => (0u64..10_000_000, 0u64..1_000_000).prop_map(|(s, us)| format!(" {s}.{us:06}:")),
+        1 => any::<u32>().prop_map(|v| format!(" {v}:")),
+        1 => Just(" 1.1234567891:".to_string()),
+        1 => Just(" 99999999999999999999.1:".to_string()),
+        1 => Just(" 18446744073.709551616:".to_string()),
+        1 => Just(" 5.:".to_string()),
+        1 => Just(" .5:".to_string()),
+        1 => Just(" 1e5:".to_string()),
+        1 => Just(" 542812.657026".to_string()),
+        1 => Just("\u{a0}542812.657026:".to_string()),
+        1 => Just("  542812.657026:".to_string()),
+    ]
+}
+
+/// The event name column with what follows it.
+fn name() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        30 => Just(" bpf_trace_printk: "),
+        20 => Just(" tracing_mark_write: "),
+        1 => Just(" print: "),
+        1 => Just(" bputs:"),
+        1 => Just(" __xsk_rcv_zc_L7: "),
+        1 => Just(" xp_raw_get_data: "),
+        1 => Just(" xsk_flush: "),
+        1 => Just(" napi_poll: "),
+        1 => Just(" na me: "),
+        1 => Just(" : "),
+        1 => Just(" noname"),
+        1 => Just("\tbpf_trace_printk: "),
+        1 => Just(" na\u{a0}me: "),
+        1 => Just(" a:b: "),
+    ]
+}
+
+/// A whole entry line, before mutation.
+fn entry() -> impl Strategy<Value = Vec<u8>> {
+    let body = prop_oneof![
+        4 => canonical_body(),
+        3 => project_body(),
+        1 => other_body(),
+    ];
+    (
+        lead(),
+        task(),
+        gap(),
+        cpu(),
+        flags(),
+        timestamp(),
+        name(),
+        body,
+        prop_oneof![
+            8 => Just(""),
+            1 => Just("\r"),
+            1 => Just("\r\r"),
+            1 => Just(" "),
+        ],
+    )
+        .prop_map(|(l, t, g, c, f, ts, n, b, end)| {
+            format!("{l}{t}{g}{c}{f}{ts}{n}{b}{end}").into_bytes()
+        })
+}
+
+/// Bytes worth inserting to push a line off its canonical shape.
+const PIECES: &[&[u8]] = &[
+    b" ",
+    b"  ",
+    b"\t",
+    b"\xc2\xa0",
+    b"\xc2",
+    b"\xa0",
+    b"\r",
+    b"0x",
+    b"=",
+    b":",
+    b",",
+    b"[",
+    b"]",
+    b"-",
+    b"1",
+    b"f",
+    b"F",
+    b"g",
+    b"#",
+    b"label=x y",
+    b"xs=1",
+    b"a=2",
+    b"\xe2\x80\xa6",
+    b"\xff",
+    b"\n",
+];
+
+/// A line and 0..4 mutations of it: insert a piece (anywhere, at the end of
+/// a token, after a `=`), delete a range, swap two blank-separated tokens.
+fn mutated() -> impl Strategy<Value = Vec<u8>> {
+    let op = (
+        0u8..5,
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+        prop::sample::select(PIECES),
+    );
+    (entry(), prop::collection::vec(op, 0..4)).prop_map(|(mut line, ops)| {
+        for (kind, i, j, piece) in ops {
+            let len = line.len();
+            match kind {
+                0 => {
+                    let at = i.index(len + 1);
+                    line.splice(at..at, piece.iter().copied());
+                }
+                3 | 4 => {
+                    // At the end of a token or right after a `=`: grows or
+                    // spoils a value.
+                    let at_byte = if kind == 3 { b' ' } else { b'=' };
+                    let spots: Vec<usize> = (0..len)
+                        .filter(|&k| line[k] == at_byte)
+                        .map(|k| if kind == 3 { k } else { k + 1 })
+                        .collect();
+                    if !spots.is_empty() {
+                        let at = spots[i.index(spots.len())];
+                        line.splice(at..at, piece.iter().copied());
+                    }
+                }
+                1 if len > 0 => {
+                    let a = i.index(len);
+                    let b = (a + 1 + j.index(4)).min(len);
+                    line.drain(a..b);
+                }
+                _ => {
+                    let toks: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+                    if toks.len() > 2 {
+                        let a = i.index(toks.len());
+                        let b = j.index(toks.len());
+                        let mut toks: Vec<Vec<u8>> = toks.iter().map(|t| t.to_vec()).collect();
+                        toks.swap(a, b);
+                        line = toks.join(&b' ');
+                    }
+                }
+            }
+        }
+        line
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn entries_decode_like_the_original(line in entry()) {
+        agree(&line);
+    }
+
+    #[test]
+    fn mutated_entries_decode_like_the_original(line in mutated()) {
+        agree(&line);
+    }
+
+    #[test]
+    fn lists_decode_like_the_original(text in list_value()) {
+        assert_list(text.as_bytes());
+    }
+
+    #[test]
+    fn arbitrary_bytes_decode_like_the_original(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        agree(&bytes);
+        assert_list(&bytes);
+    }
+
+    #[test]
+    fn helpers_agree(bytes in prop::collection::vec(
+        prop_oneof![8 => prop::sample::select(&b"0123456789abcdefABCDEFx.:, \t\r"[..]), 1 => any::<u8>()],
+        0..24,
+    )) {
+        let b = &bytes[..];
+        prop_assert_eq!(parse::parse_hex(b), reference::parse_hex(b));
+        prop_assert_eq!(parse::parse_hex0x(b), reference::parse_hex0x(b));
+        prop_assert_eq!(parse::parse_sk(b), reference::parse_sk(b));
+        prop_assert_eq!(parse::parse_timestamp(b), reference::parse_timestamp(b));
+        prop_assert_eq!(parse::trim(b), reference::trim(b));
+    }
+}
+
+/// Every line of every shipped fixture.
+#[test]
+fn fixtures_decode_like_the_original() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/traces");
+    let mut lines = 0;
+    for entry in std::fs::read_dir(&dir).expect("fixtures/traces") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_some_and(|e| e == "txt") {
+            let data = std::fs::read(&path).expect("fixture");
+            for line in data.split(|&b| b == b'\n') {
+                agree(line);
+                lines += 1;
+            }
+        }
+    }
+    assert!(
+        lines > 100,
+        "only {lines} fixture lines in {}",
+        dir.display()
+    );
+}
+
+/// Every line of a large trace named by `XSKDBG_AGREE_TRACE` (e.g. a
+/// generated benchmark trace): `XSKDBG_AGREE_TRACE=/var/tmp/xskdbg-bench/w100.trace
+/// cargo test --release -p xskdbg-analyzer --test parse_agree -- --ignored`.
+#[test]
+#[ignore = "needs a trace file named by XSKDBG_AGREE_TRACE"]
+fn large_trace_decodes_like_the_original() {
+    let path =
+        std::env::var_os("XSKDBG_AGREE_TRACE").expect("set XSKDBG_AGREE_TRACE to a trace file");
+    let data = std::fs::read(&path).expect("trace");
+    let mut n = 0u64;
+    for line in data.split(|&b| b == b'\n') {
+        agree(line);
+        n += 1;
+    }
+    eprintln!("{n} lines agree");
+}
