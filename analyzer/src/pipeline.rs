@@ -35,23 +35,42 @@ self_cell::self_cell!(
 /// far, or the read error that ended the input.
 pub(crate) type Message = io::Result<(Batch, u64)>;
 
+/// A consumed batch's allocations, going back to the parsing thread: a
+/// batch's line vector is about a megabyte, and allocating and freeing one
+/// per batch on two threads cost page faults on every batch.
+type Spare = (Vec<u8>, Vec<Line<'static>>);
+
+/// Empty `lines` and give its allocation a lifetime that no longer ties it
+/// to the bytes it pointed into (an in-place collect: no element is ever
+/// produced, so nothing can outlive its batch).
+fn recycle(mut lines: Vec<Line<'_>>) -> Vec<Line<'static>> {
+    lines.clear();
+    lines.into_iter().filter_map(|_| None).collect()
+}
+
 /// Split `reader` into lines, parse them and send them in order. Returns
 /// when the input ends, on a read error (sent as the last message), or when
 /// the receiver has gone away.
-fn produce(reader: impl Read, tx: &SyncSender<Message>, spare: &Receiver<Vec<u8>>) {
+fn produce(reader: impl Read, tx: &SyncSender<Message>, spare: &Receiver<Spare>) {
     let mut r = TraceReader::new(reader);
     let mut spans: Vec<(u64, u32, u32)> = Vec::new();
     let mut buf = Vec::with_capacity(BATCH_BYTES + crate::parse::MAX_LINE + 2);
-    let send = |buf: Vec<u8>, spans: &mut Vec<(u64, u32, u32)>, bytes: u64| {
-        let batch = Batch::new(buf, |b| {
-            spans
-                .iter()
-                .map(|&(n, s, e)| parse_line(n, &b[s as usize..e as usize]))
-                .collect()
-        });
-        spans.clear();
-        tx.send(Ok((batch, bytes))).is_ok()
-    };
+    let mut spare_lines: Vec<Line<'static>> = Vec::new();
+    let send =
+        |buf: Vec<u8>, lines: Vec<Line<'static>>, spans: &mut Vec<(u64, u32, u32)>, bytes: u64| {
+            let spans_ref: &[(u64, u32, u32)] = spans;
+            let batch = Batch::new(buf, move |b| {
+                let mut lines: Vec<Line<'_>> = lines;
+                lines.extend(
+                    spans_ref
+                        .iter()
+                        .map(|&(n, s, e)| parse_line(n, &b[s as usize..e as usize])),
+                );
+                lines
+            });
+            spans.clear();
+            tx.send(Ok((batch, bytes))).is_ok()
+        };
     loop {
         match r.next_raw() {
             Ok(Some((n, raw))) => {
@@ -59,11 +78,16 @@ fn produce(reader: impl Read, tx: &SyncSender<Message>, spare: &Receiver<Vec<u8>
                 buf.extend_from_slice(raw);
                 spans.push((n, s as u32, buf.len() as u32));
                 if buf.len() >= BATCH_BYTES {
-                    let next = spare
-                        .try_recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(buf.capacity()));
+                    let next = match spare.try_recv() {
+                        Ok((bytes, lines)) => {
+                            spare_lines = lines;
+                            bytes
+                        }
+                        Err(_) => Vec::with_capacity(buf.capacity()),
+                    };
                     if !send(
                         std::mem::replace(&mut buf, next),
+                        std::mem::take(&mut spare_lines),
                         &mut spans,
                         r.bytes_read(),
                     ) {
@@ -73,12 +97,12 @@ fn produce(reader: impl Read, tx: &SyncSender<Message>, spare: &Receiver<Vec<u8>
             }
             Ok(None) => {
                 if !spans.is_empty() {
-                    send(buf, &mut spans, r.bytes_read());
+                    send(buf, spare_lines, &mut spans, r.bytes_read());
                 }
                 return;
             }
             Err(e) => {
-                if !spans.is_empty() && !send(buf, &mut spans, r.bytes_read()) {
+                if !spans.is_empty() && !send(buf, spare_lines, &mut spans, r.bytes_read()) {
                     return;
                 }
                 let _ = tx.send(Err(e));
@@ -99,18 +123,19 @@ pub(crate) fn for_each_batch(
     let (tx, rx) = sync_channel::<Message>(DEPTH);
     // Emptied batch buffers go back to the reader so that steady state
     // allocates nothing.
-    let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(DEPTH + 1);
+    let (spare_tx, spare_rx) = sync_channel::<Spare>(DEPTH + 1);
     std::thread::scope(|s| {
         s.spawn(move || produce(reader, &tx, &spare_rx));
         // `rx` moves into the loop so that an early return drops it before
         // the scope joins the reader, which then stops at its next send.
         for msg in rx {
-            let (batch, bytes) = msg?;
+            let (mut batch, bytes) = msg?;
             consume(batch.borrow_dependent());
             progress(bytes);
+            let lines = batch.with_dependent_mut(|_, lines| recycle(std::mem::take(lines)));
             let mut buf = batch.into_owner();
             buf.clear();
-            let _ = spare_tx.try_send(buf);
+            let _ = spare_tx.try_send((buf, lines));
         }
         Ok(())
     })
@@ -133,6 +158,19 @@ mod tests {
             self.0 = &self.0[n..];
             Ok(n)
         }
+    }
+
+    #[test]
+    fn recycling_keeps_the_allocation() {
+        let text = b"a\nb\n".to_vec();
+        let mut lines: Vec<Line<'_>> = Vec::with_capacity(100);
+        lines.push(parse_line(1, &text[..1]));
+        let cap = lines.capacity();
+        let ptr = lines.as_ptr() as usize;
+        let back = recycle(lines);
+        assert!(back.is_empty());
+        assert_eq!(back.capacity(), cap);
+        assert_eq!(back.as_ptr() as usize, ptr);
     }
 
     #[test]
