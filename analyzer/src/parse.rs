@@ -897,6 +897,39 @@ fn scan(s: &[u8], mut i: usize, mask: impl Fn(u64) -> u64, stop: impl Fn(u8) -> 
     i.min(s.len())
 }
 
+/// The high bit of each byte of `x` within `lo..=hi` (both below 0x80).
+#[inline(always)]
+fn in_range_bytes(x: u64, lo: u8, hi: u8) -> u64 {
+    let low7 = x & !HI;
+    let ge = low7.wrapping_add(LO * u64::from(0x80 - lo));
+    let gt = low7.wrapping_add(LO * u64::from(0x7f - hi));
+    ge & !gt & !x & HI
+}
+
+/// A word of text as hex digits: each byte's digit value (meaningful only
+/// for digits) and the high bit of each byte that is not a hex digit.
+#[inline(always)]
+fn hex_bytes(x: u64) -> (u64, u64) {
+    let digit = in_range_bytes(x, b'0', b'9');
+    // `| 0x20` lower-cases letters and leaves digits alone.
+    let letter = in_range_bytes(x | (LO * 0x20), b'a', b'f');
+    // '0'..'9' are 0x3N, letters 0x4N/0x6N: the low nibble, plus 9 for letters.
+    let vals = (x & (LO * 0x0f)) + 9 * ((x >> 6) & LO);
+    (vals, !(digit | letter) & HI)
+}
+
+/// The number written by the first `k` (1..=8) digit values of `vals`, byte
+/// 0 the most significant.
+#[inline(always)]
+fn combine_hex(vals: u64, k: usize) -> u64 {
+    // Move the k digits to the top bytes (zeros before them), then merge
+    // neighbours: nibble pairs into bytes, bytes into 16 bits, into 32 bits.
+    let mut x = vals << (8 * (8 - k));
+    x = ((x << 4) | (x >> 8)) & 0x00ff_00ff_00ff_00ff;
+    x = ((x << 8) | (x >> 16)) & 0x0000_ffff_0000_ffff;
+    ((x << 16) | (x >> 32)) & 0xffff_ffff
+}
+
 /// The common entry layout in one forward pass over plain bytes:
 /// `  TASK-PID  [CPU] FLAGS SECS.FRAC: NAME: BODY` with ASCII spaces between
 /// the columns and printable ASCII in them. `None` means "not sure": anything
@@ -1639,7 +1672,44 @@ impl Canon<'_> {
 
     /// 1 to 16 hex digits, parsed as they are walked; the byte after them is
     /// left for the next [`Canon::lit`] (or [`Canon::end`]) to check.
+    #[inline(always)]
     fn hex(&mut self) -> Option<u64> {
+        // Eight digits at a time while a whole word is left; the last bytes
+        // of a line go byte by byte.
+        if let Some(w) = word(self.s, self.i) {
+            let (vals, bad) = hex_bytes(w);
+            let k = (bad.trailing_zeros() / 8) as usize;
+            if k < 8 {
+                if k == 0 {
+                    return None;
+                }
+                self.i += k;
+                return Some(combine_hex(vals, k));
+            }
+            if let Some(w2) = word(self.s, self.i + 8) {
+                let hi = combine_hex(vals, 8);
+                let (vals2, bad2) = hex_bytes(w2);
+                let k2 = (bad2.trailing_zeros() / 8) as usize;
+                if k2 < 8 {
+                    self.i += 8 + k2;
+                    return Some(if k2 == 0 {
+                        hi
+                    } else {
+                        (hi << (4 * k2)) | combine_hex(vals2, k2)
+                    });
+                }
+                // Sixteen digits; a seventeenth makes the value too wide.
+                if self
+                    .s
+                    .get(self.i + 16)
+                    .is_some_and(|&b| HEX[usize::from(b)] < 16)
+                {
+                    return None;
+                }
+                self.i += 16;
+                return Some((hi << 32) | combine_hex(vals2, 8));
+            }
+        }
         let start = self.i;
         let mut v: u64 = 0;
         while let Some(&b) = self.s.get(self.i) {
