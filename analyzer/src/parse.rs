@@ -686,6 +686,9 @@ fn parse_dec(s: &[u8]) -> Option<u64> {
 
 /// Parse a timestamp token (without the trailing `:`).
 pub fn parse_timestamp(text: &[u8]) -> Option<Timestamp<'_>> {
+    if let Some(ts) = timestamp_fast(text) {
+        return Some(ts);
+    }
     // One pass: seconds digits, then (for time clocks) `.` and the fraction,
     // of which the first nine digits count. Anything else is not a timestamp.
     let mut i = 0;
@@ -730,6 +733,62 @@ pub fn parse_timestamp(text: &[u8]) -> Option<Timestamp<'_>> {
         ns: Some(ns),
         order: ns,
     })
+}
+
+/// `SECS.FRAC` with 1 to 8 digits on each side (`542812.658321`), eight
+/// digits at a time; `None` for any other shape (the loop in
+/// [`parse_timestamp`] decides those).
+#[inline(always)]
+fn timestamp_fast(text: &[u8]) -> Option<Timestamp<'_>> {
+    let w = word(text, 0)?;
+    let nondigit = !in_range_bytes(w, b'0', b'9') & HI;
+    let dot = (nondigit.trailing_zeros() / 8) as usize;
+    if dot == 0 || dot == 8 || text[dot] != b'.' {
+        return None;
+    }
+    let flen = text.len() - dot - 1;
+    if flen == 0 || flen > 8 {
+        return None;
+    }
+    // The last eight bytes hold the whole fraction (text is at least 8 long).
+    let tail = word(text, text.len() - 8)?;
+    let frac_digits = in_range_bytes(tail, b'0', b'9') >> (8 * (8 - flen));
+    if frac_digits.count_ones() as usize != flen {
+        return None;
+    }
+    let secs = combine_dec(w, dot);
+    let frac = combine_dec(tail >> (8 * (8 - flen)), flen);
+    let ns = secs * 1_000_000_000 + frac * POW10[9 - flen];
+    Some(Timestamp {
+        text,
+        ns: Some(ns),
+        order: ns,
+    })
+}
+
+const POW10: [u64; 10] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+/// The number written by the first `k` (1..=8) ASCII digits of `x`, byte 0
+/// the most significant (the caller checked they are digits).
+#[inline(always)]
+fn combine_dec(x: u64, k: usize) -> u64 {
+    // Digit values to the top bytes, then merge neighbours: pairs, fours,
+    // eights.
+    let mut x = (x & (LO * 0x0f)) << (8 * (8 - k));
+    x = (x.wrapping_mul(10) + (x >> 8)) & 0x00ff_00ff_00ff_00ff;
+    x = (x.wrapping_mul(100) + (x >> 16)) & 0x0000_ffff_0000_ffff;
+    (x.wrapping_mul(10_000) + (x >> 32)) & 0xffff_ffff
 }
 
 /// Split off the next whitespace-separated token (NBSP counts as space).
@@ -1030,6 +1089,7 @@ fn entry_fast(raw: &[u8]) -> Option<Header<'_>> {
 
 /// `TASK-PID` → the task and the PID after the last `-`, when all that
 /// follows it is a decimal number that fits `u32`.
+#[inline(always)]
 fn split_task_pid(task_pid: &[u8]) -> (&[u8], Option<u32>) {
     // The last `-` is followed only by digits exactly when it ends the
     // trailing run of digits.
@@ -1430,7 +1490,15 @@ fn project_line(rest: &[u8]) -> Result<Op<'_>, BadReason> {
         // A newer (or garbled) version: context only, never judged.
         return Ok(Op::Unknown);
     }
-    let (op, f) = match next_token(&rest[sp..]) {
+    // `1 op ...` with a plain op word: the token [`next_token`] would give,
+    // found eight bytes at a time.
+    let plain_op = if sp == 1 && rest.get(2).is_some_and(|&b| !not_graphic(b)) {
+        let end = scan(rest, 2, not_graphic_bytes, not_graphic);
+        (end == rest.len() || rest[end] == b' ').then(|| (&rest[2..end], &rest[end..]))
+    } else {
+        None
+    };
+    let (op, f) = match plain_op.or_else(|| next_token(&rest[sp..])) {
         Some(x) => x,
         None => return Err(BadReason::BadField),
     };
@@ -1725,6 +1793,7 @@ impl Canon<'_> {
     }
 
     /// `netns:ifindex:queue`.
+    #[inline(always)]
     fn sk(&mut self) -> Option<SockKey> {
         let netns = self.hex()?;
         self.lit(b":")?;

@@ -564,6 +564,12 @@ proptest! {
     }
 
     #[test]
+    fn timestamps_agree(text in "[0-9]{0,21}[.]?[0-9x]{0,12}[.]?[0-9]{0,2}") {
+        let b = text.as_bytes();
+        prop_assert_eq!(parse::parse_timestamp(b), reference::parse_timestamp(b));
+    }
+
+    #[test]
     fn helpers_agree(bytes in prop::collection::vec(
         prop_oneof![8 => prop::sample::select(&b"0123456789abcdefABCDEFx.:, \t\r"[..]), 1 => any::<u8>()],
         0..24,
