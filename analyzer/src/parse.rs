@@ -229,38 +229,9 @@ impl Iterator for AddrIter<'_> {
     fn next(&mut self) -> Option<Desc> {
         while !self.rest.is_empty() {
             let s = self.rest;
-            // Up to three hex parts separated by `:`; `digits` counts the
-            // current part's digits.
-            let mut parts = [0u64; 3];
-            let mut k = 0;
-            let mut digits = 0;
-            let mut i = 0;
-            let fast = loop {
-                let Some(&b) = s.get(i) else { break true };
-                let d = HEX[usize::from(b)];
-                if d < 16 {
-                    if digits == 16 {
-                        break false;
-                    }
-                    parts[k] = (parts[k] << 4) | u64::from(d);
-                    digits += 1;
-                } else if b == b',' {
-                    break true;
-                } else if b == b':' && digits > 0 && k < 2 {
-                    k += 1;
-                    digits = 0;
-                } else {
-                    break false;
-                }
-                i += 1;
-            };
-            if fast && digits > 0 {
-                self.rest = s.get(i + 1..).unwrap_or(&[]);
-                return Some(Desc {
-                    addr: parts[0],
-                    len: (k >= 1).then_some(parts[1]),
-                    options: if k == 2 { parts[2] } else { 0 },
-                });
+            if let Some((desc, used)) = plain_item(s) {
+                self.rest = &s[used..];
+                return Some(desc);
             }
             let end = memchr::memchr(b',', s).unwrap_or(s.len());
             self.rest = s.get(end + 1..).unwrap_or(&[]);
@@ -270,6 +241,30 @@ impl Iterator for AddrIter<'_> {
         }
         None
     }
+}
+
+/// A list item written plainly, `addr[:len[:options]]` in hex (1 to 16
+/// digits each) followed by `,` or the end, decoded eight digits at a time;
+/// with the bytes it used (its comma included). `None` for anything else,
+/// which [`list_item`] then decides.
+#[inline(always)]
+fn plain_item(s: &[u8]) -> Option<(Desc, usize)> {
+    let mut c = Canon { s, i: 0 };
+    let addr = c.hex()?;
+    let mut len = None;
+    let mut options = 0;
+    if c.lit(b":").is_some() {
+        len = Some(c.hex()?);
+        if c.lit(b":").is_some() {
+            options = c.hex()?;
+        }
+    }
+    let used = match s.get(c.i) {
+        None => c.i,
+        Some(b',') => c.i + 1,
+        Some(_) => return None,
+    };
+    Some((Desc { addr, len, options }, used))
 }
 
 /// One list item by the general rule: trimmed, `addr[:len[:options]]`, the
@@ -1050,7 +1045,10 @@ fn entry_fast(raw: &[u8]) -> Option<Header<'_>> {
             return None;
         }
         let tok = &raw[start..p];
-        if let Some(t) = tok.strip_suffix(b":").and_then(parse_timestamp) {
+        if let Some(t) = tok
+            .strip_suffix(b":")
+            .and_then(|t| timestamp_fast(t).or_else(|| parse_timestamp(t)))
+        {
             ts = Some(t);
             break;
         }
@@ -1244,6 +1242,7 @@ fn parse_entry(line: u64, raw: &[u8]) -> Option<Result<Event<'_>, BadReason>> {
     }))
 }
 
+#[inline(always)]
 fn decode_body<'a>(name: &[u8], body: &'a [u8]) -> Result<Op<'a>, BadReason> {
     if name.starts_with(b"__xsk_rcv_zc") {
         return Ok(perf_rx(body).map(Op::Kernel).unwrap_or(Op::Unknown));
@@ -1484,6 +1483,7 @@ pub fn parse_sk(v: &[u8]) -> Option<SockKey> {
 }
 
 /// After `xskdbg:`: `1 op k=v ...`.
+#[inline(always)]
 fn project_line(rest: &[u8]) -> Result<Op<'_>, BadReason> {
     let sp = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
     if parse_dec(&rest[..sp]) != Some(u64::from(FORMAT_VERSION)) {
@@ -1819,6 +1819,7 @@ impl Canon<'_> {
 /// blanks): the general field walk then decodes the line, and gives the same
 /// result for every line this accepts (each key once, every value a plain
 /// hex token), which `tests/parse_agree.rs` checks.
+#[inline(always)]
 fn canonical_kernel_op<'a>(op: &[u8], f: &[u8]) -> Option<Op<'a>> {
     let mut c = Canon { s: f, i: 0 };
     match op {
