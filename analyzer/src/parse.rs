@@ -2002,6 +2002,65 @@ mod tests {
         }
     }
 
+    /// Every byte value in every lane of a word, next to other bytes: the
+    /// word-at-a-time masks mark exactly the bytes their byte rules accept.
+    #[test]
+    fn word_masks_are_exact_for_every_byte_in_every_lane() {
+        let fill = [0x00u8, 0x20, 0x30, 0x7f, 0x80, 0xff];
+        for lane in 0..8 {
+            for f in fill {
+                for b in 0..=255u8 {
+                    let mut bytes = [f; 8];
+                    bytes[lane] = b;
+                    let w = u64::from_le_bytes(bytes);
+                    let bit = |m: u64, i: usize| m >> (8 * i + 7) & 1 == 1;
+                    let (_, nonhex) = hex_bytes(w);
+                    for (i, &x) in bytes.iter().enumerate() {
+                        assert_eq!(bit(eq_bytes(w, b'['), i), x == b'[', "eq {x:#x}");
+                        assert_eq!(
+                            bit(not_graphic_bytes(w), i),
+                            not_graphic(x),
+                            "graphic {x:#x}"
+                        );
+                        assert_eq!(
+                            bit(in_range_bytes(w, b'0', b'9'), i),
+                            x.is_ascii_digit(),
+                            "digit {x:#x}"
+                        );
+                        assert_eq!(bit(nonhex, i), HEX[usize::from(x)] >= 16, "hex {x:#x}");
+                        assert_eq!(eq_bytes(w, b'[') & !HI, 0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The word-at-a-time number builders against plain arithmetic, for
+    /// every width.
+    #[test]
+    fn word_numbers_match_plain_parsing() {
+        let texts: [&[u8]; 4] = [
+            b"0123456789abcdef",
+            b"fedcba9876543210",
+            b"FFFFFFFFffffffff",
+            b"1000000000000001",
+        ];
+        for t in texts {
+            for k in 1..=8 {
+                let w = u64::from_le_bytes(t[..8].try_into().unwrap());
+                let (vals, _) = hex_bytes(w);
+                assert_eq!(Some(combine_hex(vals, k)), parse_hex(&t[..k]), "{t:?} {k}");
+            }
+        }
+        let digits: [&[u8]; 3] = [b"12345678", b"98765432", b"00000009"];
+        for t in digits {
+            for k in 1..=8 {
+                let w = u64::from_le_bytes(t[..8].try_into().unwrap());
+                assert_eq!(Some(combine_dec(w, k)), parse_dec(&t[..k]), "{t:?} {k}");
+            }
+        }
+    }
+
     #[test]
     fn seed_kernel_rx_line_with_nbsp() {
         let s = "\u{a0}\u{a0} iperf2-127018\u{a0}  [002] d.Z1. 542812.657090: __xsk_rcv_zc_L7: (__xsk_rcv_zc+0x9b/0x250) addr=0x13d3900 len=0x4e xs=0xffffa0c6e26ab400 fq=0xffffa0c72db94c40";
