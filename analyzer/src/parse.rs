@@ -1045,12 +1045,15 @@ fn entry_fast(raw: &[u8]) -> Option<Header<'_>> {
             return None;
         }
         let tok = &raw[start..p];
-        if let Some(t) = tok
-            .strip_suffix(b":")
-            .and_then(|t| timestamp_fast(t).or_else(|| parse_timestamp(t)))
-        {
-            ts = Some(t);
-            break;
+        if let Some(text) = tok.strip_suffix(b":") {
+            let t = match timestamp_fast(text) {
+                Some(t) => Some(t),
+                None => parse_timestamp(text),
+            };
+            if t.is_some() {
+                ts = t;
+                break;
+            }
         }
         if flags_end == close + 1 {
             flags_start = start;
@@ -1812,18 +1815,39 @@ impl Canon<'_> {
     }
 }
 
+impl Canon<'_> {
+    /// The rest of the line once every key the operation reads has been
+    /// taken: it cannot change the result (the first value of a key wins)
+    /// as long as the last value ended at a field boundary (a space or the
+    /// end; the general walk cuts tokens only at spaces).
+    fn rest_ignored(&self) -> Option<()> {
+        (self.end() || self.s[self.i] == b' ').then_some(())
+    }
+
+    /// The rest of the line when some key the operation reads is still
+    /// missing: accepted only if none of `keys` appears among its fields.
+    fn rest_lacks(&self, keys: &[&[u8]]) -> Option<()> {
+        self.rest_ignored()?;
+        Fields::new(&self.s[self.i..])
+            .all(|(k, _)| !keys.contains(&k))
+            .then_some(())
+    }
+}
+
 /// The per-packet kernel lines (`krx`, `krxdone`, `ktx`, `kflush`: four in
-/// five lines of a probed trace) in the exact shape the probes print them,
-/// decoded in one pass that matches the keys in place. `None` for any other
-/// shape (another order, extra or missing fields, `0x`, upper-case, extra
-/// blanks): the general field walk then decodes the line, and gives the same
-/// result for every line this accepts (each key once, every value a plain
-/// hex token), which `tests/parse_agree.rs` checks.
+/// five lines of a probed trace) in the shape the probes print them, keys in
+/// their order and values plain hex, decoded in one pass that matches the
+/// keys in place; fields the operation does not read may follow. `None` for
+/// any other shape (another order, `0x`, extra blanks, ...): the general
+/// field walk then decodes the line, and gives the same result for every
+/// line this accepts (each key read has its first value here, and nothing
+/// after can change it), which `tests/parse_agree.rs` checks.
 #[inline(always)]
 fn canonical_kernel_op<'a>(op: &[u8], f: &[u8]) -> Option<Op<'a>> {
     let mut c = Canon { s: f, i: 0 };
     match op {
         b"krx" => {
+            // `xs sk a len slot [kpool]`, then anything (`prod= fcons=`).
             c.lit(b" xs=")?;
             let xs = c.hex()?;
             c.lit(b" sk=")?;
@@ -1834,13 +1858,13 @@ fn canonical_kernel_op<'a>(op: &[u8], f: &[u8]) -> Option<Op<'a>> {
             let len = c.hex()?;
             c.lit(b" slot=")?;
             let slot = c.hex()?;
-            let kpool = if c.end() {
-                None
-            } else {
-                c.lit(b" kpool=")?;
+            let kpool = if c.lit(b" kpool=").is_some() {
                 let k = c.hex()?;
-                c.end().then_some(())?;
+                c.rest_ignored()?;
                 Some(k)
+            } else {
+                c.rest_lacks(&[b"kpool"])?;
+                None
             };
             Some(Op::Kernel(KernelOp::Rx {
                 xs,
@@ -1856,22 +1880,18 @@ fn canonical_kernel_op<'a>(op: &[u8], f: &[u8]) -> Option<Op<'a>> {
             let xs = c.hex()?;
             c.lit(b" slot=")?;
             let slot = c.hex()?;
-            c.end().then_some(())?;
+            c.rest_ignored()?;
             Some(Op::Kernel(KernelOp::RxDone { xs, slot }))
         }
         b"ktx" => {
+            // `xs sk a`, then anything (`len=`).
             c.lit(b" xs=")?;
             let xs = c.hex()?;
             c.lit(b" sk=")?;
             let sk = c.sk()?;
             c.lit(b" a=")?;
             let addr = c.hex()?;
-            if !c.end() {
-                // `len=` is not decoded, but it must be a plain field.
-                c.lit(b" len=")?;
-                c.hex()?;
-                c.end().then_some(())?;
-            }
+            c.rest_ignored()?;
             Some(Op::Kernel(KernelOp::Tx {
                 xs: Some(xs),
                 sk: Some(sk),
@@ -1879,13 +1899,14 @@ fn canonical_kernel_op<'a>(op: &[u8], f: &[u8]) -> Option<Op<'a>> {
             }))
         }
         b"kflush" => {
+            // `xs sk prod`, then anything (`cprod= at=`).
             c.lit(b" xs=")?;
             let xs = c.hex()?;
             c.lit(b" sk=")?;
             let sk = c.sk()?;
             c.lit(b" prod=")?;
             let prod = c.hex()?;
-            c.end().then_some(())?;
+            c.rest_ignored()?;
             Some(Op::Kernel(KernelOp::Flush {
                 xs,
                 sk: Some(sk),

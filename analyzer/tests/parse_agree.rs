@@ -228,7 +228,7 @@ fn any_width() -> impl Strategy<Value = u64> {
 fn canonical_body() -> impl Strategy<Value = String> {
     let sk = (0u64..4, 0u64..0x100, 0u64..0x40).prop_map(|(a, b, c)| format!("{a:x}:{b:x}:{c:x}"));
     (
-        0usize..8,
+        0usize..14,
         any_width(),
         sk,
         any_width(),
@@ -250,6 +250,16 @@ fn canonical_body() -> impl Strategy<Value = String> {
                 4 => format!("xskdbg:1 kflush xs={xs} sk={sk} prod={slot}"),
                 5 => format!("xskdbg:1 rx sk={sk} pool=1 idx={slot} n=2 d={list}"),
                 6 => format!("xskdbg:1 fill pool=1 sk={sk} n=10 a={list}"),
+                // What the probes really print (probes/src/bpf/).
+                8 => format!(
+                    "xskdbg:1 krx xs={xs} sk={sk} a={a} len={len} slot={slot}{kpool} prod={len} fcons={slot}"
+                ),
+                9 => format!(
+                    "xskdbg:1 krx xs={xs} sk={sk} a={a} len={len} opt=0 slot={slot}{kpool} prod=1 fcons=2 mode=drv"
+                ),
+                10 => format!("xskdbg:1 krx xs={xs} sk={sk} a={a} len={len} slot={slot} prod=1{kpool}"),
+                11 => format!("xskdbg:1 kflush xs={xs} sk={sk} prod={slot} cprod={len} at=flush"),
+                12 => format!("xskdbg:1 ktx kpool={xs} a={a} len={len} at=peek"),
                 _ => format!("xskdbg:1 kcomp xs={xs} sk={sk}{kpool} n=2 a={list}"),
             }
         })
