@@ -1505,7 +1505,7 @@ fn project_line(rest: &[u8]) -> Result<Op<'_>, BadReason> {
         Some(x) => x,
         None => return Err(BadReason::BadField),
     };
-    if let Some(op) = canonical_kernel_op(op, f) {
+    if let Some(op) = canonical_kernel_op(op, f).or_else(|| canonical_batch_op(op, f)) {
         return Ok(op);
     }
     // Hottest first: the probes' per-packet lines.
@@ -1815,7 +1815,22 @@ impl Canon<'_> {
     }
 }
 
-impl Canon<'_> {
+impl<'a> Canon<'a> {
+    /// Skip a value the operation does not read: to the next space (where
+    /// the general walk ends a token) or the end.
+    fn skip(&mut self) {
+        self.i = scan(self.s, self.i, |w| eq_bytes(w, b' '), |b| b == b' ');
+    }
+
+    /// A required list value: to the next space or the end, starting and
+    /// ending with a hex digit (the check of [`req_list`]).
+    fn list(&mut self) -> Option<AddrList<'a>> {
+        let rest = &self.s[self.i..];
+        let len = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+        self.i += len;
+        req_list(Some(&rest[..len])).ok()
+    }
+
     /// The rest of the line once every key the operation reads has been
     /// taken: it cannot change the result (the first value of a key wins)
     /// as long as the last value ended at a field boundary (a space or the
@@ -1916,6 +1931,130 @@ fn canonical_kernel_op<'a>(op: &[u8], f: &[u8]) -> Option<Op<'a>> {
         }
         _ => None,
     }
+}
+
+/// The recorder's batch lines and the other frequent project lines in the
+/// shape their writers print them (`rx sk= pool= idx= n= d=`, `fill pool=
+/// sk= n= a=`, `kpoll napi= dev= work= budget=`, ...), under the same rules
+/// as [`canonical_kernel_op`]: `None` sends the line to the general walk.
+#[inline(always)]
+fn canonical_batch_op<'a>(op: &[u8], f: &'a [u8]) -> Option<Op<'a>> {
+    let mut c = Canon { s: f, i: 0 };
+    let op = match op {
+        b"rx" => {
+            c.lit(b" sk=")?;
+            let sk = c.sk()?;
+            c.lit(b" pool=")?;
+            let pool = c.hex()?;
+            c.lit(b" idx=")?;
+            let idx = c.hex()?;
+            c.lit(b" n=")?;
+            c.skip();
+            c.lit(b" d=")?;
+            let descs = c.list()?;
+            Op::App(AppOp::Rx {
+                sk,
+                pool: Some(pool),
+                idx: Some(idx),
+                descs,
+            })
+        }
+        b"tx" => {
+            c.lit(b" sk=")?;
+            let sk = c.sk()?;
+            c.lit(b" idx=")?;
+            let idx = c.hex()?;
+            c.lit(b" n=")?;
+            c.skip();
+            c.lit(b" d=")?;
+            let descs = c.list()?;
+            Op::App(AppOp::Tx {
+                sk,
+                idx: Some(idx),
+                descs,
+            })
+        }
+        b"fill" | b"comp" => {
+            c.lit(b" pool=")?;
+            let pool = Some(c.hex()?);
+            c.lit(b" sk=")?;
+            let sk = Some(c.sk()?);
+            c.lit(b" n=")?;
+            c.skip();
+            c.lit(b" a=")?;
+            let addrs = c.list()?;
+            if op == b"fill" {
+                Op::App(AppOp::Fill { pool, sk, addrs })
+            } else {
+                Op::App(AppOp::Comp { pool, sk, addrs })
+            }
+        }
+        b"free" | b"hold" => {
+            c.lit(b" n=")?;
+            c.skip();
+            c.lit(b" a=")?;
+            let addrs = c.list()?;
+            if op == b"free" {
+                Op::App(AppOp::Free { addrs })
+            } else {
+                Op::App(AppOp::Hold { addrs })
+            }
+        }
+        b"kcomp" => {
+            c.lit(b" xs=")?;
+            let xs = c.hex()?;
+            c.lit(b" sk=")?;
+            let sk = c.sk()?;
+            c.lit(b" kpool=")?;
+            let kpool = c.hex()?;
+            c.lit(b" n=")?;
+            let n = c.hex()?;
+            c.lit(b" a=")?;
+            let addrs = c.list()?;
+            Op::Kernel(KernelOp::Comp {
+                xs: Some(xs),
+                sk: Some(sk),
+                kpool: Some(kpool),
+                n: Some(n),
+                addrs,
+            })
+        }
+        b"kpoll" => {
+            c.lit(b" napi=")?;
+            c.skip();
+            c.lit(b" dev=")?;
+            c.skip();
+            c.lit(b" work=")?;
+            let work = c.hex()?;
+            c.lit(b" budget=")?;
+            let budget = c.hex()?;
+            Op::Kernel(KernelOp::Poll {
+                work: Some(work),
+                budget: Some(budget),
+            })
+        }
+        b"stats" => {
+            c.lit(b" sk=")?;
+            let sk = c.sk()?;
+            c.lit(b" rx_dropped=")?;
+            let rx_dropped = c.hex()?;
+            c.lit(b" rx_invalid=")?;
+            c.skip();
+            c.lit(b" tx_invalid=")?;
+            c.skip();
+            c.lit(b" rx_full=")?;
+            let rx_full = c.hex()?;
+            Op::App(AppOp::Stats {
+                sk: Some(sk),
+                rx_dropped: Some(rx_dropped),
+                rx_full: Some(rx_full),
+            })
+        }
+        _ => return None,
+    };
+    // Every key the operation reads is taken.
+    c.rest_ignored()?;
+    Some(op)
 }
 
 /// A required list: present, and starting and ending with a hex digit.

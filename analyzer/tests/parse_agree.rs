@@ -228,7 +228,7 @@ fn any_width() -> impl Strategy<Value = u64> {
 fn canonical_body() -> impl Strategy<Value = String> {
     let sk = (0u64..4, 0u64..0x100, 0u64..0x40).prop_map(|(a, b, c)| format!("{a:x}:{b:x}:{c:x}"));
     (
-        0usize..14,
+        0usize..20,
         any_width(),
         sk,
         any_width(),
@@ -260,6 +260,14 @@ fn canonical_body() -> impl Strategy<Value = String> {
                 10 => format!("xskdbg:1 krx xs={xs} sk={sk} a={a} len={len} slot={slot} prod=1{kpool}"),
                 11 => format!("xskdbg:1 kflush xs={xs} sk={sk} prod={slot} cprod={len} at=flush"),
                 12 => format!("xskdbg:1 ktx kpool={xs} a={a} len={len} at=peek"),
+                13 => format!("xskdbg:1 tx sk={sk} idx={slot} n=2 d={list}"),
+                14 => format!("xskdbg:1 comp pool={len} sk={sk} n=2 a={list}"),
+                15 => format!("xskdbg:1 free n={len} a={list}"),
+                16 => format!("xskdbg:1 hold n={len} a={list}"),
+                17 => format!("xskdbg:1 kpoll napi={xs} dev=veth-in work={len} budget=40"),
+                18 => format!(
+                    "xskdbg:1 stats sk={sk} rx_dropped={a} rx_invalid=0 tx_invalid=0 rx_full={len} fill_empty=0 tx_empty=0"
+                ),
                 _ => format!("xskdbg:1 kcomp xs={xs} sk={sk}{kpool} n=2 a={list}"),
             }
         })
