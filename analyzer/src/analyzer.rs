@@ -979,6 +979,9 @@ impl Analyzer {
             }
             Op::Seed(SeedOp::Note { addr }) => {
                 let f = self.frame_of(*addr);
+                // Like every event that touches a frame: a stale history is
+                // forgotten first, never refreshed (see `settle`).
+                self.settle(f);
                 if let Some(fs) = self.frames.get_mut(f) {
                     fs.last = at;
                 }
@@ -1181,6 +1184,12 @@ impl Analyzer {
             }
             KernelOp::Tx { addr, .. } => {
                 let f = self.frame_of(*addr);
+                // A transmit changes no count, but it refreshes `last`: a frame
+                // whose counts date from before every CPU's buffer had started
+                // must be forgotten here, or a later app event would be judged
+                // against that partial past (a wrapped buffer's false
+                // "RX -> FREE").
+                self.settle(f);
                 if let Some(fs) = self.frames.get_mut(f) {
                     fs.last = at;
                 }

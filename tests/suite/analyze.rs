@@ -141,6 +141,18 @@ fn project_format_fixtures() {
     check_fixture("kernel-race");
 }
 
+/// The 29-line excerpt of a real eval-kernel run whose buffers wrapped: the
+/// frame's receive (CPU 0) predates CPU 2's buffer, the app's `rx`/`tx` of it
+/// were overwritten, so its `comp`/`free` after `complete from` must not be
+/// judged against the stale "on RX" (it was a false APPLICATION verdict).
+#[test]
+fn a_frame_whose_state_predates_a_wrapped_buffer_is_not_judged() {
+    check_fixture("wrapped-unknown-past");
+    let o = run(&[fixture("wrapped-unknown-past.txt").to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    assert!(!text(&o.stdout).contains("APPLICATION"));
+}
+
 #[test]
 fn malformed_lines_are_counted_and_skipped() {
     check_fixture("malformed");
