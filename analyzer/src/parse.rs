@@ -1871,6 +1871,10 @@ fn canonical_kernel_op<'a>(op: &[u8], f: &[u8]) -> Option<Op<'a>> {
             let addr = c.hex()?;
             c.lit(b" len=")?;
             let len = c.hex()?;
+            // The tracepoint backend prints a multi-buffer packet's options.
+            if c.lit(b" opt=").is_some() {
+                c.skip();
+            }
             c.lit(b" slot=")?;
             let slot = c.hex()?;
             let kpool = if c.lit(b" kpool=").is_some() {
@@ -1897,6 +1901,20 @@ fn canonical_kernel_op<'a>(op: &[u8], f: &[u8]) -> Option<Op<'a>> {
             let slot = c.hex()?;
             c.rest_ignored()?;
             Some(Op::Kernel(KernelOp::RxDone { xs, slot }))
+        }
+        b"ktx" if f.starts_with(b" kpool=") => {
+            // The transmit probes see the pool, not the socket:
+            // `kpool a`, then anything but `xs=`/`sk=` (`len= at=`).
+            c.lit(b" kpool=")?;
+            c.skip();
+            c.lit(b" a=")?;
+            let addr = c.hex()?;
+            c.rest_lacks(&[b"xs", b"sk"])?;
+            Some(Op::Kernel(KernelOp::Tx {
+                xs: None,
+                sk: None,
+                addr,
+            }))
         }
         b"ktx" => {
             // `xs sk a`, then anything (`len=`).
@@ -1962,6 +1980,10 @@ fn canonical_batch_op<'a>(op: &[u8], f: &'a [u8]) -> Option<Op<'a>> {
         b"tx" => {
             c.lit(b" sk=")?;
             let sk = c.sk()?;
+            // The recorder names the pool too; `tx` does not read it.
+            if c.lit(b" pool=").is_some() {
+                c.skip();
+            }
             c.lit(b" idx=")?;
             let idx = c.hex()?;
             c.lit(b" n=")?;
@@ -1977,12 +1999,17 @@ fn canonical_batch_op<'a>(op: &[u8], f: &'a [u8]) -> Option<Op<'a>> {
         b"fill" | b"comp" => {
             c.lit(b" pool=")?;
             let pool = Some(c.hex()?);
-            c.lit(b" sk=")?;
-            let sk = Some(c.sk()?);
+            let sk = match c.lit(b" sk=") {
+                Some(()) => Some(c.sk()?),
+                None => None,
+            };
             c.lit(b" n=")?;
             c.skip();
             c.lit(b" a=")?;
             let addrs = c.list()?;
+            if sk.is_none() {
+                c.rest_lacks(&[b"sk"])?;
+            }
             if op == b"fill" {
                 Op::App(AppOp::Fill { pool, sk, addrs })
             } else {

@@ -228,7 +228,7 @@ fn any_width() -> impl Strategy<Value = u64> {
 fn canonical_body() -> impl Strategy<Value = String> {
     let sk = (0u64..4, 0u64..0x100, 0u64..0x40).prop_map(|(a, b, c)| format!("{a:x}:{b:x}:{c:x}"));
     (
-        0usize..20,
+        0usize..25,
         any_width(),
         sk,
         any_width(),
@@ -261,6 +261,14 @@ fn canonical_body() -> impl Strategy<Value = String> {
                 11 => format!("xskdbg:1 kflush xs={xs} sk={sk} prod={slot} cprod={len} at=flush"),
                 12 => format!("xskdbg:1 ktx kpool={xs} a={a} len={len} at=peek"),
                 13 => format!("xskdbg:1 tx sk={sk} idx={slot} n=2 d={list}"),
+                19 => format!("xskdbg:1 tx sk={sk} pool={len} idx={slot} n=2 d={list}"),
+                20 => format!("xskdbg:1 fill pool={len} n=2 a={list}"),
+                21 => format!("xskdbg:1 comp pool={len} n=2 a={list} sk={sk}"),
+                22 => format!("xskdbg:1 ktx kpool={xs} a={a} at=raw"),
+                23 => format!("xskdbg:1 ktx kpool={xs} a={a} len={len} at=peek sk={sk}"),
+                24 => format!(
+                    "xskdbg:1 krx xs={xs} sk={sk} a={a} len={len} opt=1 slot={slot}{kpool} prod=1 fcons=2 mode=zc"
+                ),
                 14 => format!("xskdbg:1 comp pool={len} sk={sk} n=2 a={list}"),
                 15 => format!("xskdbg:1 free n={len} a={list}"),
                 16 => format!("xskdbg:1 hold n={len} a={list}"),
@@ -598,6 +606,36 @@ proptest! {
         prop_assert_eq!(parse::parse_sk(b), reference::parse_sk(b));
         prop_assert_eq!(parse::parse_timestamp(b), reference::parse_timestamp(b));
         prop_assert_eq!(parse::trim(b), reference::trim(b));
+    }
+}
+
+/// Lines the probes (fentry and tracepoint backends) and the recorder wrote
+/// in a real soak (`docs/nightly/veth-race-2026-11-22`).
+#[test]
+fn real_probe_and_recorder_lines_decode_like_the_original() {
+    let lines = [
+        "          xskdbg-131     [000] .Ns21    14.580486: bpf_trace_printk: xskdbg:1 krx xs=ff30a09d5f83dc00 sk=1001:1267:0 a=100 len=46 slot=0 kpool=ff30a09d5f8cbd00 prod=0 fcons=1",
+        "          xskdbg-131     [000] .Ns3.    13.638760: bpf_trace_printk: xskdbg:1 krx xs=ff34f6ea1f82c000 sk=2:1267:0 a=100 len=46 slot=0 kpool=ff34f6ea1f8b0800 prod=0 fcons=1 mode=drv",
+        "          xskdbg-131     [000] .Ns21    14.581250: bpf_trace_printk: xskdbg:1 krxdone xs=ff30a09d5f83dc00 slot=0",
+        "          xskdbg-130     [002] ...11    14.665756: bpf_trace_printk: xskdbg:1 ktx kpool=ff30a09d5f8cbd00 a=3900 at=raw",
+        "          xskdbg-131     [000] .Ns21    14.648934: bpf_trace_printk: xskdbg:1 kflush xs=ff30a09d5f83dc00 sk=1001:1267:0 prod=20 cprod=29 at=flush",
+        "          xskdbg-131     [000] .Ns3.    13.653654: bpf_trace_printk: xskdbg:1 kflush xs=ff34f6ea1f82c000 sk=2:1267:0 prod=2 cprod=2 at=poll",
+        "          xskdbg-130     [002] ..s21    14.668652: bpf_trace_printk: xskdbg:1 kcomp xs=ff30a09d5f83dc00 sk=1001:1267:0 kpool=ff30a09d5f8cbd00 n=1 a=3900",
+        "          xskdbg-131     [000] .Ns3.    13.653353: bpf_trace_printk: xskdbg:1 kpoll napi=ff34f6e9c1893000 dev=1267 work=2 budget=40",
+        "          xskdbg-107     [002] .....    14.471557: tracing_mark_write: xskdbg:1 probe backend=fentry kernel=6.1.192 flush=exact rxslot=1 tx=1 comp=1",
+        "          xskdbg-130     [002] .....    14.656944: tracing_mark_write: xskdbg:1 rx sk=1001:1267:0 pool=1 idx=0 n=20 d=100:46,900:46,1100:80,1900:14d,2100:3e8",
+        "          xskdbg-130     [002] .....    14.664895: tracing_mark_write: xskdbg:1 tx sk=1001:1267:0 pool=1 idx=0 n=2 d=3900:80,b900:14d",
+        "          xskdbg-130     [002] .....    14.560211: tracing_mark_write: xskdbg:1 fill pool=1 n=40 a=0,800,1000,1800,2000,2800,3000,3800",
+        "          xskdbg-130     [002] .....    14.687394: tracing_mark_write: xskdbg:1 comp pool=2 n=1c a=100,900,1100,1900,2100",
+        "          xskdbg-107     [001] .....    12.275520: tracing_mark_write: xskdbg:1 stats sk=1001:1267:0 rx_dropped=0 rx_invalid=0 tx_invalid=0 rx_full=0 fill_empty=0 tx_empty=0",
+        "          xskdbg-130     [002] .....    13.665879: tracing_mark_write: xskdbg:1 comp pool=2 n=2 a=100,900 sk=1:2:3",
+    ];
+    for line in lines {
+        agree(line.as_bytes());
+        assert!(
+            matches!(parse::parse_line(1, line.as_bytes()), Line::Event(_)),
+            "{line}"
+        );
     }
 }
 
