@@ -1094,13 +1094,22 @@ fn entry_fast(raw: &[u8]) -> Option<Header<'_>> {
 fn split_task_pid(task_pid: &[u8]) -> (&[u8], Option<u32>) {
     // The last `-` is followed only by digits exactly when it ends the
     // trailing run of digits.
-    let end = task_pid.len();
-    let mut d = end;
+    // The run is read back to front once, its value summed as it goes
+    // (`parse_dec` takes at most 19 digits, and so does this).
+    let mut d = task_pid.len();
+    let mut value: u64 = 0;
+    let mut scale: u64 = 1;
+    let mut digits = 0;
     while d > 0 && task_pid[d - 1].is_ascii_digit() {
         d -= 1;
+        if digits < 19 {
+            value += u64::from(task_pid[d] - b'0') * scale;
+            scale = scale.wrapping_mul(10);
+        }
+        digits += 1;
     }
-    if d > 0 && task_pid[d - 1] == b'-' {
-        if let Some(pid) = parse_dec(&task_pid[d..]).and_then(|p| u32::try_from(p).ok()) {
+    if d > 0 && task_pid[d - 1] == b'-' && (1..=19).contains(&digits) {
+        if let Ok(pid) = u32::try_from(value) {
             return (&task_pid[..d - 1], Some(pid));
         }
     }

@@ -335,6 +335,10 @@ fn task() -> impl Strategy<Value = String> {
         1 => Just(String::new()),
         1 => Just("-12a".to_string()),
         1 => Just("777".to_string()),
+        1 => Just("-00000000000000000012".to_string()),
+        1 => Just("-0000000000000000012".to_string()),
+        1 => Just("-4294967296".to_string()),
+        1 => Just("-4294967295".to_string()),
     ];
     (name, pid).prop_map(|(n, p)| format!("{n}{p}"))
 }
