@@ -9,6 +9,17 @@
 //! operations (`docs/TRACE-FORMAT.md`), a line of the seed story's free-form
 //! vocabulary, a perf-probe style kprobe event, or [`Op::Unknown`] (kept as
 //! timeline context, never judged).
+//!
+//! Speed: parsing runs on its own thread beside the checkers and must keep
+//! up with them (hundreds of MB/s). Most lines take fast paths that expect
+//! the exact shape ftrace, the probes and the recorder print — the entry's
+//! columns (`entry_fast`), the per-packet kernel lines
+//! (`canonical_kernel_op`), the batch lines (`canonical_batch_op`), plain
+//! list items (`plain_item`) — and scan eight bytes at a time (SWAR, safe
+//! code). A fast path answers only when sure and otherwise hands the line to
+//! the general code below it, which defines the semantics.
+//! `tests/parse_agree.rs` checks every answer against the original, plainly
+//! written parser kept in `tests/parse_reference/`.
 
 use memchr::memmem;
 
@@ -1369,7 +1380,7 @@ const MAX_FIELDS: usize = 16;
 /// the end of the line (trimmed) and ends the fields.
 ///
 /// Each operation walks them once and keeps the first value of each key it
-/// needs (see [`take_fields!`]): no table to fill and search per line.
+/// needs (see `take_fields!`): no table to fill and search per line.
 struct Fields<'a> {
     rest: &'a [u8],
     n: usize,
