@@ -304,13 +304,22 @@ struct KRx {
     at: At,
     written: bool,
     published_unwritten: bool,
+    /// The `krx` itself proved its slot published by another CPU
+    /// (`concurrent_producer/published-before-redirect`, raw `early`).
+    early: bool,
+    early_raw: u32,
+    /// The flush that published the slot while unwritten (line 0: none).
+    pub_by: At,
+    /// Its `krxdone` (line 0: not seen).
+    done: At,
 }
 
 struct Section {
     cpu: u32,
     start: At,
     frames: Vec<u64>,
-    intruders: Vec<(At, u64, u64)>,
+    /// Receives of other CPUs inside the section: when, frame, addr, slot.
+    intruders: Vec<(At, u64, u64, Option<u64>)>,
 }
 
 struct KSock {
@@ -329,6 +338,12 @@ struct KSock {
     /// flush checks these instead of the whole receive queue.
     unwritten: VecDeque<u64>,
     published: Option<u64>,
+    /// The latest flush with a producer value, and that value.
+    last_flush: Option<(At, u64)>,
+    /// Poisoned reads at a slot no `krx` had been seen for yet (the
+    /// tracepoint's `krx` comes after the write, so a slot published early
+    /// can be read before it): slot, raw index. A few, oldest dropped.
+    pending_poison: VecDeque<(u64, u32)>,
     krx: u64,
     ring: Ring,
 }
@@ -375,6 +390,23 @@ struct Raw {
     evidence_from: u64,
     recorder: bool,
     timeline: Vec<TimelineEntry>,
+    /// Index at creation (stable until `finish`).
+    id: u32,
+    /// Where it belongs whatever lines lie between (see [`Link`]).
+    link: Link,
+}
+
+/// An explicit tie between two raw findings, made when the evidence that
+/// joins them is in the trace (not by line distance).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Link {
+    None,
+    /// Same moment, another report of it: goes to the target's `also`
+    /// (the recorder's `violation` of a poisoned read the analyzer saw).
+    Also(u32),
+    /// A consequence of the target, even when it comes first in the trace
+    /// (a slot read before the `krx` that proves it was published early).
+    Consequence(u32),
 }
 
 struct Tail {
@@ -444,6 +476,9 @@ pub struct Analyzer {
     max_return_hold: u64,
     /// The app logs its own free list (`free`/`hold` lines).
     app_free_traced: bool,
+    /// The latest poisoned read (app socket, raw index): the recorder's own
+    /// `violation kind=poisoned_descriptor` right after it is the same read.
+    last_poison: Option<(u32, usize)>,
 }
 
 impl Analyzer {
@@ -494,6 +529,7 @@ impl Analyzer {
             markers_seen: false,
             max_return_hold: 0,
             app_free_traced: false,
+            last_poison: None,
             opts,
         };
         if let Some(c) = a.opts.chunk_size {
@@ -785,6 +821,8 @@ impl Analyzer {
             rxdone_seen: false,
             unwritten: VecDeque::new(),
             published: None,
+            last_flush: None,
+            pending_poison: VecDeque::new(),
             krx: 0,
             ring: Ring::default(),
         });
@@ -965,7 +1003,7 @@ impl Analyzer {
         }
         match &ev.op {
             Op::App(op) => self.app_op(op, at, a, &descs),
-            Op::Kernel(op) => self.kernel_op(op, at, ks, &descs),
+            Op::Kernel(op) => self.kernel_op(op, at, ks, &descs, ev.body),
             Op::Seed(SeedOp::Transition {
                 addr,
                 from,
@@ -1105,7 +1143,7 @@ impl Analyzer {
         }
     }
 
-    fn kernel_op(&mut self, op: &KernelOp<'_>, at: At, ks: u32, descs: &[Desc]) {
+    fn kernel_op(&mut self, op: &KernelOp<'_>, at: At, ks: u32, descs: &[Desc], body: &[u8]) {
         match op {
             KernelOp::Probe {
                 backend,
@@ -1120,7 +1158,13 @@ impl Analyzer {
                     flush: *flush,
                 });
             }
-            KernelOp::Rx { addr, slot, .. } => self.kernel_rx(ks, *addr, *slot, at),
+            KernelOp::Rx { addr, slot, .. } => {
+                let early = slot.and_then(|s| published_before_redirect(body, s).map(|p| (s, p)));
+                self.kernel_rx(ks, *addr, *slot, at);
+                if let Some((s, p)) = early {
+                    self.early_published(ks, *addr, s, p, at);
+                }
+            }
             KernelOp::RxDone { slot, .. } => {
                 let k = &mut self.ksocks[ks as usize];
                 k.rxdone_seen = true;
@@ -1135,6 +1179,7 @@ impl Analyzer {
                         .or_else(|| k.q.iter().rposition(|e| e.slot == want));
                 if let Some(i) = pos {
                     k.q[i].written = true;
+                    k.q[i].done = at;
                 }
                 if let Some(j) = k.unwritten.iter().rposition(|&s| s == *slot) {
                     k.unwritten.remove(j);
@@ -1145,6 +1190,7 @@ impl Analyzer {
                 if let Some(p) = prod {
                     let k = &mut self.ksocks[ks as usize];
                     k.published = Some(k.published.map_or(*p, |q| q.max(*p)));
+                    k.last_flush = Some((at, *p));
                     if k.rxdone_seen {
                         let KSock { q, unwritten, .. } = k;
                         unwritten.retain(|&s| {
@@ -1154,6 +1200,7 @@ impl Analyzer {
                             for e in q.iter_mut() {
                                 if e.slot == Some(s) && !e.written {
                                     e.published_unwritten = true;
+                                    e.pub_by = at;
                                 }
                             }
                             false
@@ -1226,10 +1273,10 @@ impl Analyzer {
         evidence_from: u64,
         recorder: bool,
         now_line: u64,
-    ) {
+    ) -> Option<usize> {
         if self.raws.len() >= MAX_RAW {
             self.raw_overflow += 1;
-            return;
+            return None;
         }
         cpus.sort_unstable();
         cpus.dedup();
@@ -1299,7 +1346,10 @@ impl Analyzer {
             evidence_from,
             recorder,
             timeline,
+            id: idx as u32,
+            link: Link::None,
         });
+        Some(idx)
     }
 
     // -----------------------------------------------------------------------
@@ -1308,7 +1358,7 @@ impl Analyzer {
     fn kernel_rx(&mut self, ks: u32, addr: u64, slot: Option<u64>, at: At) {
         self.kernel_rx_seen = true;
         let f = self.frame_of(addr);
-        self.open_section(ks, at, f, addr);
+        self.open_section(ks, at, f, addr, slot);
         let k = &mut self.ksocks[ks as usize];
         k.krx += 1;
         k.q.push_back(KRx {
@@ -1318,6 +1368,10 @@ impl Analyzer {
             at,
             written: false,
             published_unwritten: false,
+            early: false,
+            early_raw: NONE,
+            pub_by: At::default(),
+            done: At::default(),
         });
         if k.q.len() > KQ_CAP {
             k.q.pop_front();
@@ -1419,11 +1473,98 @@ impl Analyzer {
         );
     }
 
-    fn open_section(&mut self, ks: u32, at: At, f: u64, addr: u64) {
+    /// A `krx` printed after its slot was written (tracepoint backend,
+    /// `xdp:xdp_redirect`, driver or zero-copy mode) found the ring's
+    /// producer already past that slot: only this CPU's own later flush may
+    /// publish it, so another CPU published it, a second producer on one
+    /// ring. A poisoned read of that slot seen before this line is tied to it.
+    fn early_published(&mut self, ks: u32, addr: u64, slot: u64, prod: u64, at: At) {
+        let f = self.frame_of(addr);
+        let k = &self.ksocks[ks as usize];
+        let xs = k.xs;
+        let mut cpus = vec![at.cpu];
+        let by = match k.last_flush {
+            Some((fa, p)) if fa.cpu != at.cpu && ring_after(p, slot) => {
+                cpus.push(fa.cpu);
+                format!(
+                    " The last flush before it was CPU {}'s at {}, which published producer {p:#x}.",
+                    fa.cpu,
+                    fa.cite()
+                )
+            }
+            _ => String::new(),
+        };
+        let expl = format!(
+            "For xs {xs:#x}, CPU {} received {addr:#x} into slot {slot:#x} at {}, and its xdp_redirect tracepoint, \
+             printed after the slot was reserved and written, read the ring's producer already at {prod:#x}: the slot \
+             was published before this CPU's own flush.{by} In driver and zero-copy XDP only the reserving CPU's later \
+             flush publishes its slots, so another CPU produced into the same RX ring at the same time: while this CPU \
+             was between reserving and writing the slot, user space could read it unwritten (the veth race of the seed \
+             story: veth_poll() called xdp_do_flush() after napi_complete_done(), so another CPU could poll the same \
+             queue before the flush; fixed in fa349e396e48).",
+            at.cpu,
+            at.cite(),
+        );
+        let Some(cp) = self.raw(
+            Kind::ConcurrentProducer,
+            Verdict::Kernel,
+            "concurrent_producer/published-before-redirect",
+            Some(addr),
+            vec![f],
+            at,
+            cpus,
+            ks,
+            NONE,
+            Some(slot),
+            expl,
+            // The line proves it alone.
+            at.order,
+            false,
+            at.line,
+        ) else {
+            return;
+        };
+        let k = &mut self.ksocks[ks as usize];
+        if let Some(e) = k.q.back_mut().filter(|e| e.slot == Some(slot)) {
+            e.early = true;
+            e.early_raw = cp as u32;
+        }
+        let Some(j) = k.pending_poison.iter().position(|&(s, _)| s == slot) else {
+            return;
+        };
+        let Some((_, ri)) = k.pending_poison.remove(j) else {
+            return;
+        };
+        let cp_id = self.raws[cp].id;
+        let r = &mut self.raws[ri as usize];
+        r.verdict = Verdict::Kernel;
+        r.rule = "poisoned_descriptor/published-before-redirect";
+        r.explanation = format!(
+            "The application read the poison value {:#x} from RX slot {slot:#x} at {}: a slot it had poisoned after \
+             consuming it was handed out again without the kernel's write. Verdict: the slot was published before \
+             the kernel wrote it: CPU {}'s receive of {addr:#x} into this slot only returned at {}, and found it \
+             already published (producer {prod:#x}), so another CPU's flush had exposed it.",
+            r.addr.unwrap_or(0),
+            r.at.cite(),
+            at.cpu,
+            at.cite(),
+        );
+        if !r.frames.contains(&f) {
+            r.frames.push(f);
+        }
+        r.frame = r.frames.first().copied();
+        if !r.cpus.contains(&at.cpu) {
+            r.cpus.push(at.cpu);
+            r.cpus.sort_unstable();
+        }
+        r.link = Link::Consequence(cp_id);
+    }
+
+    fn open_section(&mut self, ks: u32, at: At, f: u64, addr: u64, slot: Option<u64>) {
         let k = &mut self.ksocks[ks as usize];
         for s in k.sections.iter_mut() {
             if s.cpu != at.cpu && s.intruders.len() < 8 {
-                s.intruders.push((at, f, addr));
+                s.intruders.push((at, f, addr, slot));
             }
         }
         if let Some(s) = k.sections.iter_mut().find(|s| s.cpu == at.cpu) {
@@ -1474,7 +1615,12 @@ impl Analyzer {
             .collect();
         // The intruding receive's frame first: it is the finding's `addr`.
         let mut frames: Vec<u64> = Vec::new();
-        for f in s.intruders.iter().map(|(_, f, _)| f).chain(s.frames.iter()) {
+        for f in s
+            .intruders
+            .iter()
+            .map(|(_, f, _, _)| f)
+            .chain(s.frames.iter())
+        {
             if !frames.contains(f) {
                 frames.push(*f);
             }
@@ -1484,11 +1630,11 @@ impl Analyzer {
                 k.racy.push(*f);
             }
         }
-        let (iat, _, iaddr) = s.intruders[0];
+        let (iat, _, iaddr, islot) = s.intruders[0];
         let mut cpus = vec![s.cpu];
-        cpus.extend(s.intruders.iter().map(|(a, _, _)| a.cpu));
+        cpus.extend(s.intruders.iter().map(|(a, _, _, _)| a.cpu));
         let mut others = String::new();
-        for (a, _, addr) in s.intruders.iter().skip(1) {
+        for (a, _, addr, _) in s.intruders.iter().skip(1) {
             let _ = write!(
                 others,
                 "; CPU {} also received {addr:#x} at {}",
@@ -1536,7 +1682,7 @@ impl Analyzer {
             cpus,
             ks,
             NONE,
-            None,
+            islot,
             expl,
             // Each CPU's history is complete from its own first event, so the
             // overlap needs nothing older than the intruding receive.
@@ -1894,43 +2040,59 @@ impl Analyzer {
                     // already overlapped: the race exposes such slots.
                     None => !self.ksocks[ks as usize].racy.is_empty(),
                 };
-            let (verdict, rule, why) = if kpos.is_some_and(|e| e.published_unwritten) {
+            let (verdict, rule, why) = if let Some(e) = kpos.filter(|e| e.early) {
+                (
+                    Verdict::Kernel,
+                    "poisoned_descriptor/published-before-redirect",
+                    format!(
+                        "the slot was published before the kernel wrote it: CPU {}'s receive into it returned at {} \
+                         and found it already published, so another CPU's flush had exposed it",
+                        e.at.cpu,
+                        e.at.cite()
+                    ),
+                )
+            } else if let Some(e) = kpos.filter(|e| e.published_unwritten) {
                 (
                     Verdict::Kernel,
                     "poisoned_descriptor/published-before-write",
-                    "a flush published this slot before the kernel's write of it landed",
+                    published_before_write(&e),
                 )
             } else if racy {
-                (Verdict::Kernel, "poisoned_descriptor/concurrent-producer", "the kernel entry for this position was produced during overlapping producer sections on two CPUs, so a flush could publish it before its write landed")
+                (Verdict::Kernel, "poisoned_descriptor/concurrent-producer", "the kernel entry for this position was produced during overlapping producer sections on two CPUs, so a flush could publish it before its write landed".to_string())
             } else if past_producer {
                 (
                     Verdict::Application,
                     "poisoned_descriptor/read-past-producer",
-                    "the application read a position the kernel had not published yet",
+                    "the application read a position the kernel had not published yet".to_string(),
                 )
             } else {
-                (Verdict::Inconclusive, "poisoned_descriptor/no-evidence", "no flush or slot evidence says whether the kernel published the slot early or the application read past the producer")
+                (Verdict::Inconclusive, "poisoned_descriptor/no-evidence", "no flush or slot evidence says whether the kernel published the slot early or the application read past the producer".to_string())
             };
+            let slot_txt = pos.map(|p| format!(" slot {p:#x}")).unwrap_or_default();
             let mut expl = format!(
-                "The application read the poison value {addr:#x} from RX at {}: a slot it had poisoned after \
-                 consuming it was handed out again without the kernel's write. Verdict: {why}.",
+                "The application read the poison value {addr:#x} from RX{slot_txt} at {}: a slot it had poisoned \
+                 after consuming it was handed out again without the kernel's write. Verdict: {why}.",
                 at.cite()
             );
             let mut frames = Vec::new();
             let mut cpus = vec![at.cpu];
             let mut ev_from = at.order;
             if let Some(e) = kpos {
-                let _ = write!(
-                    expl,
-                    " At this position the kernel had written {:#x} at {}.",
-                    e.addr,
-                    e.at.cite()
-                );
+                // The published-before-write wording already names the
+                // reservation and the write.
+                if !e.published_unwritten || e.early {
+                    let _ = write!(
+                        expl,
+                        " The kernel's entry for this position is {:#x} (reserved at {}).",
+                        e.addr,
+                        e.at.cite()
+                    );
+                }
                 frames.push(e.frame);
                 cpus.push(e.at.cpu);
                 ev_from = kev;
             }
-            self.raw(
+            let read = self.raw(
                 Kind::PoisonedDescriptor,
                 verdict,
                 rule,
@@ -1946,9 +2108,28 @@ impl Analyzer {
                 false,
                 at.line,
             );
+            if let Some(ri) = read {
+                self.last_poison = Some((a, ri));
+                match kpos {
+                    Some(e) if e.early && e.early_raw != NONE => {
+                        self.raws[ri].link = Link::Consequence(e.early_raw);
+                    }
+                    // Nothing received there yet: a later `krx` of this slot
+                    // may prove it was published early.
+                    None if ks != NONE && pos.is_some() => {
+                        let k = &mut self.ksocks[ks as usize];
+                        if k.pending_poison.len() >= 8 {
+                            k.pending_poison.pop_front();
+                        }
+                        k.pending_poison
+                            .push_back((pos.unwrap_or_default(), ri as u32));
+                    }
+                    _ => {}
+                }
+            }
             if let Some(e) = kpos {
                 let expl = format!("the kernel wrote {:#x} at this RX position ({}) but the application read {addr:#x}", e.addr, e.at.cite());
-                self.raw(
+                let mismatch = self.raw(
                     Kind::RxMismatch,
                     Verdict::Kernel,
                     "rx_mismatch/position",
@@ -1964,6 +2145,11 @@ impl Analyzer {
                     false,
                     at.line,
                 );
+                // The same read: it stays with the poisoned read wherever
+                // that goes (its `also`).
+                if let (Some(mi), Some(ri)) = (mismatch, read) {
+                    self.raws[mi].link = Link::Also(ri as u32);
+                }
             }
             if let Some((exp, rem)) = recorder {
                 self.recorder_fifo(a, addr, f, exp, rem, at);
@@ -1972,20 +2158,29 @@ impl Analyzer {
         }
         if let Some(e) = kpos {
             if e.frame != f {
-                let (verdict, rule, why) = if e.published_unwritten {
+                let (verdict, rule, why) = if e.early {
+                    (
+                        Verdict::Kernel,
+                        "rx_mismatch/published-before-redirect",
+                        "the slot was published before the kernel wrote it: the receive into it found it already \
+                         published by another CPU's flush"
+                            .to_string(),
+                    )
+                } else if e.published_unwritten {
                     (
                         Verdict::Kernel,
                         "rx_mismatch/published-before-write",
-                        "a flush published the slot before the kernel's write landed",
+                        published_before_write(&e),
                     )
                 } else if past_producer {
                     (
                         Verdict::Application,
                         "rx_mismatch/read-past-producer",
-                        "the application read a position the kernel had not published yet",
+                        "the application read a position the kernel had not published yet"
+                            .to_string(),
                     )
                 } else {
-                    (Verdict::Kernel, "rx_mismatch/position", "the RX ring is written only by the kernel, and what the application found there is not what the kernel wrote (an application reading past the producer index would also show this; no flush/slot event here says it did)")
+                    (Verdict::Kernel, "rx_mismatch/position", "the RX ring is written only by the kernel, and what the application found there is not what the kernel wrote (an application reading past the producer index would also show this; no flush/slot event here says it did)".to_string())
                 };
                 let expl = format!(
                     "The kernel wrote frame {:#x} (addr {:#x}) into RX of this socket on CPU {} at {}, but at that \
@@ -1996,7 +2191,7 @@ impl Analyzer {
                     e.at.cite(),
                     at.cite(),
                 );
-                self.raw(
+                let read = self.raw(
                     Kind::RxMismatch,
                     verdict,
                     rule,
@@ -2012,6 +2207,9 @@ impl Analyzer {
                     false,
                     at.line,
                 );
+                if let Some(ri) = read.filter(|_| e.early && e.early_raw != NONE) {
+                    self.raws[ri].link = Link::Consequence(e.early_raw);
+                }
             }
         }
         let tracing_kernel = ks != NONE && self.ksocks[ks as usize].krx > 0;
@@ -2509,8 +2707,35 @@ impl Analyzer {
         remaining: AddrList<'_>,
         at: At,
     ) {
-        let f = self.frame_of(addr);
         let Some(k) = Kind::parse(kind) else { return };
+        let poisoned = addr == self.poison;
+        // The poison is not a frame: the frame is the one that should have
+        // been there (`expected=`), when the recorder knows it.
+        let frames = if poisoned {
+            expected.map(|e| vec![self.frame_of(e)]).unwrap_or_default()
+        } else {
+            vec![self.frame_of(addr)]
+        };
+        let f = self.frame_of(addr);
+        // The recorder's report of a poisoned read the analyzer already saw
+        // (the `rx` line is written first): one read, one entry.
+        let same_read = match (k, self.last_poison) {
+            (Kind::PoisonedDescriptor, Some((pa, ri)))
+                if poisoned && (pa == a || pa == NONE || a == NONE) =>
+            {
+                Some(ri)
+            }
+            _ => None,
+        };
+        if let Some(ri) = same_read {
+            self.last_poison = None;
+            let r = &mut self.raws[ri];
+            let _ = write!(
+                r.explanation,
+                " The recorder caught the same read in-process at {}.",
+                at.cite()
+            );
+        }
         if k == Kind::FifoOrder {
             if let Some(e) = expected {
                 self.recorder_fifo(a, addr, f, e, remaining, at);
@@ -2540,12 +2765,12 @@ impl Analyzer {
             let _ = write!(expl, " ({} -> {})", fr.name(), t.name());
         }
         expl.push('.');
-        self.raw(
+        let id = self.raw(
             k,
             verdict,
             "recorder/violation",
             Some(addr),
-            vec![f],
+            frames,
             at,
             vec![at.cpu],
             NONE,
@@ -2556,6 +2781,9 @@ impl Analyzer {
             true,
             at.line,
         );
+        if let (Some(id), Some(ri)) = (id, same_read) {
+            self.raws[id].link = Link::Also(ri as u32);
+        }
     }
 
     // -----------------------------------------------------------------------
@@ -2622,6 +2850,14 @@ impl Analyzer {
                 kept.push(r);
             }
         }
+        // Raws tied to another by evidence go where their target went; a
+        // tie to a raw that was not judged is dropped (judged on its own).
+        let kept_ids: FxHashSet<u32> = kept.iter().map(|r| r.id).collect();
+        let (linked, mut kept): (Vec<Raw>, Vec<Raw>) =
+            kept.into_iter().partition(|r| match r.link {
+                Link::Also(t) | Link::Consequence(t) => kept_ids.contains(&t),
+                Link::None => false,
+            });
         kept.sort_by_key(|r| (r.at.line, r.kind.rank(), r.recorder));
 
         // Same moment → one group (recorder reports join the analyzer's
@@ -2648,8 +2884,33 @@ impl Analyzer {
                 also: Vec::new(),
             });
         }
+        let mut consequence_links: Vec<Raw> = Vec::new();
+        {
+            let mut group_of: FxHashMap<u32, usize> = FxHashMap::default();
+            for (i, g) in groups.iter().enumerate() {
+                group_of.insert(g.primary.id, i);
+                for r in &g.also {
+                    group_of.insert(r.id, i);
+                }
+            }
+            for r in linked {
+                match r.link {
+                    Link::Also(t) => {
+                        // Its target is itself tied elsewhere: folded into
+                        // the target's explanation, nothing more to show.
+                        if let Some(&i) = group_of.get(&t) {
+                            groups[i].also.push(r);
+                        }
+                    }
+                    Link::Consequence(_) => consequence_links.push(r),
+                    Link::None => {}
+                }
+            }
+        }
+        consequence_links.sort_by_key(|r| r.at.line);
 
         let mut findings: Vec<Finding> = Vec::new();
+        let mut placed: FxHashMap<u32, usize> = FxHashMap::default();
         let mut root_frames: FxHashMap<u64, usize> = FxHashMap::default();
         let mut root_xs: FxHashMap<u32, usize> = FxHashMap::default();
         for g in groups {
@@ -2666,15 +2927,22 @@ impl Analyzer {
                 ))
             .then(|| root_xs.get(&p.ks).copied())
             .flatten();
-            if let Some(root) = by_frame.or(by_sock) {
+            // Proof of a second producer is not a mere consequence of an
+            // earlier overlap that could not be proven.
+            let root = [by_frame, by_sock].into_iter().flatten().find(|&r| {
+                !(p.kind == Kind::ConcurrentProducer
+                    && p.verdict == Verdict::Kernel
+                    && findings[r].verdict != Verdict::Kernel)
+            });
+            if let Some(root) = root {
                 let f = &mut findings[root];
                 for e in f.timeline.iter_mut().filter(|e| e.line == p.at.line) {
                     e.highlighted = true;
                 }
-                if f.consequences.len() < MAX_CONSEQUENCES {
-                    f.consequences.push(related(p));
-                } else {
-                    f.consequences_omitted += 1;
+                add_consequence(f, related(p));
+                placed.insert(p.id, root);
+                for r in &g.also {
+                    placed.insert(r.id, root);
                 }
                 continue;
             }
@@ -2687,32 +2955,47 @@ impl Analyzer {
                 root_frames.entry(*f).or_insert(idx);
             }
             if p.kind == Kind::ConcurrentProducer && p.ks != NONE {
-                root_xs.entry(p.ks).or_insert(idx);
+                if p.verdict == Verdict::Kernel {
+                    // Later anomalies of the socket belong to the proven race.
+                    let e = root_xs.entry(p.ks).or_insert(idx);
+                    if *e != idx && findings[*e].verdict != Verdict::Kernel {
+                        *e = idx;
+                    }
+                } else {
+                    root_xs.entry(p.ks).or_insert(idx);
+                }
             }
-            let Group { mut primary, also } = g;
-            if primary.socket.is_none() {
-                // The socket may have been joined to its xs after the finding.
-                primary.socket = self.sock_name(primary.ks, NONE);
+            placed.insert(p.id, idx);
+            for r in &g.also {
+                placed.insert(r.id, idx);
             }
-            findings.push(Finding {
-                kind: primary.kind,
-                verdict: primary.verdict,
-                rule: primary.rule.to_string(),
-                addr: primary.addr.map(|a| format!("{a:#x}")),
-                frame: primary.frame.map(|f| format!("{f:#x}")),
-                ts: primary.at.ts_text(),
-                ts_ns: primary.at.ns(),
-                cpus: primary.cpus,
-                xs: primary.xs.map(|x| format!("{x:#x}")),
-                socket: primary.socket,
-                slot: primary.slot,
-                line: primary.at.line,
-                explanation: primary.explanation,
-                also: also.iter().map(related).collect(),
-                consequences: Vec::new(),
-                consequences_omitted: 0,
-                timeline: primary.timeline,
-            });
+            let Group { primary, also } = g;
+            findings.push(self.finding_of(primary, also));
+        }
+        // Consequences tied by evidence (a read before the receive that
+        // proves its slot was published early).
+        let mut late: Vec<Finding> = Vec::new();
+        for r in consequence_links {
+            let Link::Consequence(t) = r.link else {
+                continue;
+            };
+            match placed.get(&t) {
+                Some(&root) => {
+                    let f = &mut findings[root];
+                    for e in f.timeline.iter_mut().filter(|e| e.line == r.at.line) {
+                        e.highlighted = true;
+                    }
+                    add_consequence(f, related(&r));
+                }
+                None => late.push(self.finding_of(r, Vec::new())),
+            }
+        }
+        if !late.is_empty() {
+            findings.extend(late);
+            findings.sort_by_key(|f| f.line);
+        }
+        for f in &mut findings {
+            f.consequences.sort_by_key(|c| c.line);
         }
 
         let verdict = if findings.is_empty() {
@@ -2870,6 +3153,33 @@ impl Analyzer {
         }
     }
 
+    /// The finding a group's primary raw becomes.
+    fn finding_of(&self, mut primary: Raw, also: Vec<Raw>) -> Finding {
+        if primary.socket.is_none() {
+            // The socket may have been joined to its xs after the finding.
+            primary.socket = self.sock_name(primary.ks, NONE);
+        }
+        Finding {
+            kind: primary.kind,
+            verdict: primary.verdict,
+            rule: primary.rule.to_string(),
+            addr: primary.addr.map(|a| format!("{a:#x}")),
+            frame: primary.frame.map(|f| format!("{f:#x}")),
+            ts: primary.at.ts_text(),
+            ts_ns: primary.at.ns(),
+            cpus: primary.cpus,
+            xs: primary.xs.map(|x| format!("{x:#x}")),
+            socket: primary.socket,
+            slot: primary.slot,
+            line: primary.at.line,
+            explanation: primary.explanation,
+            also: also.iter().map(related).collect(),
+            consequences: Vec::new(),
+            consequences_omitted: 0,
+            timeline: primary.timeline,
+        }
+    }
+
     /// Frames the FILL (or TX) order has long passed without them coming back.
     fn leaks(&mut self) {
         let mut found = Vec::new();
@@ -2986,6 +3296,88 @@ impl CpuState {
     }
 }
 
+/// File `r` under `f`, at most [`MAX_CONSEQUENCES`] of them. A consequence
+/// of another kind than the finding's own (the poisoned or mismatched read
+/// after hundreds of overlaps) takes the place of the latest repeat of the
+/// finding's own kind; a poisoned or mismatched read is never dropped.
+fn add_consequence(f: &mut Finding, r: Related) {
+    if f.consequences.len() < MAX_CONSEQUENCES {
+        f.consequences.push(r);
+        return;
+    }
+    if r.kind != f.kind {
+        if let Some(i) = f.consequences.iter().rposition(|c| c.kind == f.kind) {
+            f.consequences.remove(i);
+            f.consequences.push(r);
+            f.consequences_omitted += 1;
+            return;
+        }
+        if matches!(r.kind, Kind::PoisonedDescriptor | Kind::RxMismatch) {
+            f.consequences.push(r);
+            return;
+        }
+    }
+    f.consequences_omitted += 1;
+}
+
+/// Why a read of a slot published before its write is the kernel's: the
+/// flush that published it, the reservation and the write.
+fn published_before_write(e: &KRx) -> String {
+    let slot = e.slot.map(|s| format!(" {s:#x}")).unwrap_or_default();
+    let wrote = if e.done.line != 0 {
+        format!("wrote only at {}", e.done.cite())
+    } else {
+        "had not written when it was read".to_string()
+    };
+    if e.pub_by.line != 0 {
+        format!(
+            "CPU {}'s flush at {} published slot{slot}, which CPU {} had reserved for {:#x} at {} and {wrote}",
+            e.pub_by.cpu,
+            e.pub_by.cite(),
+            e.at.cpu,
+            e.addr,
+            e.at.cite(),
+        )
+    } else {
+        format!(
+            "a flush published slot{slot} before the kernel's write of it landed: CPU {} had reserved it for \
+             {:#x} at {} and {wrote}",
+            e.at.cpu,
+            e.addr,
+            e.at.cite(),
+        )
+    }
+}
+
+/// Ring counters are 32-bit and wrap: `a` is past `b` when it is ahead by
+/// less than half the counter space.
+fn ring_after(a: u64, b: u64) -> bool {
+    let d = (a as u32).wrapping_sub(b as u32);
+    d != 0 && d < 0x8000_0000
+}
+
+/// `prod=` of a `krx` line that proves its slot published before its own
+/// flush: printed after the write (`mode=drv` or `mode=zc`: the tracepoint
+/// backend at `xdp:xdp_redirect`; `mode=skb` flushes before the tracepoint,
+/// and function probes print no `mode=`) with the producer past the slot.
+/// `mode=` is the last field as the probes print it; only the line's last
+/// few fields are looked at, so other `krx` lines cost nothing.
+fn published_before_redirect(body: &[u8], slot: u64) -> Option<u64> {
+    let body = body.trim_ascii_end();
+    if !(body.ends_with(b" mode=drv") || body.ends_with(b" mode=zc")) {
+        return None;
+    }
+    let prod = body
+        .rsplit(|&b| b == b' ')
+        .take(4)
+        .find_map(|t| t.strip_prefix(b"prod="))?;
+    let prod = std::str::from_utf8(prod)
+        .ok()
+        .and_then(|t| u64::from_str_radix(t, 16).ok())?;
+    (prod <= u64::from(u32::MAX) && slot <= u64::from(u32::MAX) && ring_after(prod, slot))
+        .then_some(prod)
+}
+
 fn related(r: &Raw) -> Related {
     Related {
         kind: r.kind,
@@ -3038,5 +3430,33 @@ pub fn for_each_addr(op: &Op<'_>, mut f: impl FnMut(u64)) {
         Op::Seed(SeedOp::Transition { addr, .. }) => f(*addr),
         Op::Seed(SeedOp::Note { addr }) => f(*addr),
         Op::Unknown => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::published_before_redirect;
+
+    #[test]
+    fn a_receive_finding_its_slot_published() {
+        // Real lines of the eval kernel (tracepoint backend), bodies only.
+        let early = b"xskdbg:1 krx xs=ff34f6ea1f82c400 sk=1002:1267:0 a=16e900 len=46 slot=15d kpool=ff34f6ea1f8b0700 prod=15e fcons=15e mode=drv";
+        let normal = b"xskdbg:1 krx xs=ff34f6ea1f82c400 sk=1002:1267:0 a=16e100 len=3e8 slot=15c kpool=ff34f6ea1f8b0700 prod=15c fcons=15d mode=drv";
+        assert_eq!(published_before_redirect(early, 0x15d), Some(0x15e));
+        assert_eq!(published_before_redirect(normal, 0x15c), None);
+        let zc = b"xskdbg:1 krx xs=1 sk=1:2:0 a=100 len=40 slot=4 prod=6 fcons=5 mode=zc\r";
+        assert_eq!(published_before_redirect(zc, 4), Some(6));
+        // Generic XDP flushes before the tracepoint; fentry prints no mode.
+        let skb = b"xskdbg:1 krx xs=1 sk=1:2:0 a=100 len=40 slot=4 prod=5 fcons=5 mode=skb";
+        assert_eq!(published_before_redirect(skb, 4), None);
+        let fentry = b"xskdbg:1 krx xs=1 sk=1:2:0 a=100 len=40 slot=4 kpool=9 prod=5 fcons=5";
+        assert_eq!(published_before_redirect(fentry, 4), None);
+        // 32-bit counters wrap; behind is not past.
+        let wrap = b"xskdbg:1 krx xs=1 a=100 len=40 slot=ffffffff prod=1 mode=drv";
+        assert_eq!(published_before_redirect(wrap, 0xffff_ffff), Some(1));
+        let behind = b"xskdbg:1 krx xs=1 a=100 len=40 slot=1 prod=ffffffff mode=drv";
+        assert_eq!(published_before_redirect(behind, 1), None);
+        assert_eq!(published_before_redirect(b"krx prod=zz mode=drv", 1), None);
+        assert_eq!(published_before_redirect(b"mode=drv", 1), None);
     }
 }

@@ -153,6 +153,207 @@ fn a_frame_whose_state_predates_a_wrapped_buffer_is_not_judged() {
     assert!(!text(&o.stdout).contains("APPLICATION"));
 }
 
+/// The real tracepoint run on the eval kernel (inner socket's lines): CPU 1's
+/// `krx` of slot 0x15d, printed after its write, finds the producer at
+/// 0x15e, published by CPU 0's poll end; the app read that slot as poison
+/// before the `krx` line. Kernel, with the read tied to it.
+#[test]
+fn tracepoint_receive_of_a_slot_already_published_is_a_kernel_race() {
+    check_fixture("tracepoint-early-publish");
+    let o = run(&[
+        "--json",
+        fixture("tracepoint-early-publish.txt").to_str().unwrap(),
+    ]);
+    let r = json(&o);
+    let f = &r["findings"][0];
+    assert_eq!(f["rule"], "concurrent_producer/published-before-redirect");
+    assert_eq!(f["slot"], 0x15d);
+    assert_eq!(f["cpus"], serde_json::json!([0, 1]));
+    let read = &f["consequences"][0];
+    assert_eq!(
+        read["rule"],
+        "poisoned_descriptor/published-before-redirect"
+    );
+    assert_eq!(read["frame"], "0x16e800");
+    // The recorder's own report of the read is folded into it.
+    assert!(read["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("The recorder caught the same read in-process at line 42"));
+    assert!(!f["consequences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["rule"] == "recorder/violation"));
+
+    // Generic (skb) XDP flushes before its tracepoint: `prod > slot` proves
+    // nothing there, and function probes print no `mode=`.
+    let trace = std::fs::read_to_string(fixture("tracepoint-early-publish.txt")).unwrap();
+    for (from, to) in [(" mode=drv", " mode=skb"), (" mode=drv", "")] {
+        let o = run_stdin(&["--json", "-"], trace.replace(from, to).as_bytes());
+        let r = json(&o);
+        for f in r["findings"].as_array().unwrap() {
+            assert!(
+                !f["rule"]
+                    .as_str()
+                    .unwrap()
+                    .contains("published-before-redirect"),
+                "{to:?}: {f}"
+            );
+            assert_ne!(f["verdict"], "kernel", "{to:?}: {f}");
+        }
+    }
+}
+
+/// A project trace where one socket's producers overlap `rounds` times
+/// (fentry, exact flushes), then the app reads the poison.
+fn many_overlaps_then_poison(rounds: u64) -> String {
+    let mut t = String::from("# tracer: nop\n");
+    let mut us = 10u64;
+    let mut line = |t: &mut String, cpu: u32, body: &str| {
+        us += 1;
+        t.push_str(&format!(
+            "             fwd-100 [{cpu:03}] ..... 100.{us:06}: tracing_mark_write: xskdbg:1 {body}\n"
+        ));
+    };
+    line(
+        &mut t,
+        0,
+        "umem umem=1 size=1000000 chunk=800 mode=aligned poison=deadbeefdeadbeef",
+    );
+    line(&mut t, 0, "pool pool=1 umem=1 sk=1:5:0");
+    line(&mut t, 0, "sock sk=1:5:0 pool=1 umem=1 label=ingress q:0");
+    line(
+        &mut t,
+        0,
+        "probe backend=fentry kernel=6.18.0 flush=exact rxslot=1 tx=1 comp=1",
+    );
+    let xs = "ffff888001000000";
+    for i in 0..rounds {
+        let (s, a1, a2) = (
+            2 * i,
+            0x1000 * (2 * i + 1) + 0x100,
+            0x1000 * (2 * i + 2) + 0x100,
+        );
+        line(
+            &mut t,
+            1,
+            &format!("krx xs={xs} sk=1:5:0 a={a1:x} len=40 slot={s:x}"),
+        );
+        line(
+            &mut t,
+            2,
+            &format!("krx xs={xs} sk=1:5:0 a={a2:x} len=40 slot={:x}", s + 1),
+        );
+        line(&mut t, 1, &format!("krxdone xs={xs} slot={s:x}"));
+        line(&mut t, 2, &format!("krxdone xs={xs} slot={:x}", s + 1));
+        line(
+            &mut t,
+            1,
+            &format!("kflush xs={xs} sk=1:5:0 prod={:x}", s + 2),
+        );
+        line(
+            &mut t,
+            2,
+            &format!("kflush xs={xs} sk=1:5:0 prod={:x}", s + 2),
+        );
+        line(
+            &mut t,
+            0,
+            &format!("rx sk=1:5:0 pool=1 idx={s:x} n=2 d={a1:x}:40,{a2:x}:40"),
+        );
+    }
+    line(
+        &mut t,
+        0,
+        &format!(
+            "rx sk=1:5:0 pool=1 idx={:x} n=1 d=deadbeefdeadbeef:0",
+            2 * rounds
+        ),
+    );
+    t
+}
+
+/// After more overlaps than a finding lists, the poisoned read is still
+/// shown: it takes the place of a repeat of the finding's own kind.
+#[test]
+fn a_poisoned_read_is_never_lost_among_omitted_consequences() {
+    let o = run_stdin(&["--json", "-"], many_overlaps_then_poison(60).as_bytes());
+    let r = json(&o);
+    let f = r["findings"].as_array().unwrap();
+    assert_eq!(f.len(), 1, "{r}");
+    assert_eq!(f[0]["kind"], "concurrent_producer");
+    let cons = f[0]["consequences"].as_array().unwrap();
+    assert_eq!(cons.len(), 50);
+    // 59 repeats + the read, 50 listed.
+    assert_eq!(f[0]["consequences_omitted"], 10);
+    let last = cons.last().unwrap();
+    assert_eq!(last["kind"], "poisoned_descriptor", "{last}");
+    assert_eq!(last["verdict"], "kernel");
+    let lines: Vec<u64> = cons.iter().map(|c| c["line"].as_u64().unwrap()).collect();
+    assert!(lines.windows(2).all(|w| w[0] < w[1]), "{lines:?}");
+    let human = run_stdin(&["-"], many_overlaps_then_poison(60).as_bytes());
+    assert!(text(&human.stdout).contains("poisoned_descriptor 0xdeadbeefdeadbeef"));
+    assert!(text(&human.stdout).contains("... and 10 more"));
+}
+
+/// The finding names its slot; the published-before-write read names the
+/// flush that published it, the reservation and the write; the recorder's
+/// own report of that read is folded into it even when other lines come
+/// between, and its frame is never the poison masked to a chunk.
+#[test]
+fn the_race_names_slot_flush_reservation_and_write() {
+    let o = run(&["--json", fixture("kernel-race.txt").to_str().unwrap()]);
+    let r = json(&o);
+    let f = &r["findings"][0];
+    assert_eq!(f["slot"], 1);
+    let e = f["consequences"][0]["explanation"].as_str().unwrap();
+    for want in [
+        "CPU 1's flush at line 21 (CPU 1, 100.000033) published slot 0x1",
+        "which CPU 2 had reserved for 0x1900 at line 20",
+        "wrote only at line 22",
+    ] {
+        assert!(e.contains(want), "{want:?} in {e}");
+    }
+    let human = run(&[fixture("kernel-race.txt").to_str().unwrap()]);
+    assert!(
+        text(&human.stdout).contains("slot 0x1 "),
+        "{}",
+        text(&human.stdout)
+    );
+
+    // 20 unrelated lines between the read and the recorder's report.
+    let trace = std::fs::read_to_string(fixture("kernel-race.txt")).unwrap();
+    let (head, violation) = trace.trim_end().rsplit_once('\n').unwrap();
+    let mut spaced = format!("{head}\n");
+    for i in 0..20 {
+        spaced.push_str(&format!(
+            "             fwd-100 [000] ..... 100.0000{:02}: tracing_mark_write: unrelated note {i}\n",
+            40 + i / 10
+        ));
+    }
+    spaced.push_str(&violation.replace("100.000041", "100.000049"));
+    spaced.push('\n');
+    let r = json(&run_stdin(&["--json", "-"], spaced.as_bytes()));
+    let f = r["findings"].as_array().unwrap();
+    assert_eq!(f.len(), 1, "{r}");
+    let cons = f[0]["consequences"].as_array().unwrap();
+    assert_eq!(cons.len(), 1, "{r}");
+    assert!(cons[0]["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("The recorder caught the same read in-process at line 45"));
+
+    // A recorder report alone: its frame is the one expected there.
+    let alone = "             fwd-100 [000] ..... 100.000041: tracing_mark_write: xskdbg:1 violation kind=poisoned_descriptor sk=1:5:0 pool=1 a=deadbeefdeadbeef frame=deadbeefdeadbeef from=fill to=rx expected=2b800\n";
+    let r = json(&run_stdin(
+        &["--json", "--chunk-size", "2048", "-"],
+        alone.as_bytes(),
+    ));
+    assert_eq!(r["findings"][0]["rule"], "recorder/violation", "{r}");
+    assert_eq!(r["findings"][0]["frame"], "0x2b800", "{r}");
+}
+
 #[test]
 fn malformed_lines_are_counted_and_skipped() {
     check_fixture("malformed");
