@@ -209,6 +209,7 @@ pub struct AddrList<'a> {
 
 impl<'a> AddrList<'a> {
     /// Iterate over the descriptors that parse.
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = Desc> + 'a {
         AddrIter { rest: self.text }
     }
@@ -237,6 +238,7 @@ struct AddrIter<'a> {
 impl Iterator for AddrIter<'_> {
     type Item = Desc;
 
+    #[inline]
     fn next(&mut self) -> Option<Desc> {
         while !self.rest.is_empty() {
             let s = self.rest;
