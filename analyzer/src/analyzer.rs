@@ -3028,7 +3028,7 @@ impl Analyzer {
             }
         }
         if self.flush_mode == Some(FlushMode::Inferred) {
-            notes.push("probe header says flush=inferred: producer sections end at an inferred point; overlaps are inconclusive".into());
+            notes.push("probe header says flush=inferred: producer sections end at an inferred point; overlaps are inconclusive (a krx that finds its own slot already published is proof nonetheless)".into());
         }
         if self.flush_mode == Some(FlushMode::None) {
             notes.push("probe header says flush=none: without flush events producer overlap cannot be proven".into());
