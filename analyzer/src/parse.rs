@@ -1523,11 +1523,19 @@ fn project_line(rest: &[u8]) -> Result<Op<'_>, BadReason> {
     } else {
         None
     };
-    let (op, f) = match plain_op.or_else(|| next_token(&rest[sp..])) {
+    let (op, f) = match plain_op {
         Some(x) => x,
-        None => return Err(BadReason::BadField),
+        None => match next_token(&rest[sp..]) {
+            Some(x) => x,
+            None => return Err(BadReason::BadField),
+        },
     };
-    if let Some(op) = canonical_kernel_op(op, f).or_else(|| canonical_batch_op(op, f)) {
+    // Two tries rather than `or_else`, which moved the large `Op` through a
+    // call (a memmove per line in the profile).
+    if let Some(op) = canonical_kernel_op(op, f) {
+        return Ok(op);
+    }
+    if let Some(op) = canonical_batch_op(op, f) {
         return Ok(op);
     }
     // Hottest first: the probes' per-packet lines.
