@@ -8,6 +8,7 @@
 #
 #   scripts/nightly/veth-race.sh [--duration S] [--out DIR] [--xskdbg PATH]
 #       [--kernel BZIMAGE] [--only eval|control] [--probes auto|tracepoint|both]
+#   scripts/nightly/veth-race.sh --check DIR
 #
 # Defaults: --duration 60 (the eval run stops at the first violation, within
 # seconds; the control runs it all), --out docs/nightly/veth-race-DATE,
@@ -18,10 +19,14 @@
 # Expected with auto: eval kernel -> exit 1, the application read a poisoned
 # or mismatched descriptor (recorder violation), analyzer verdict `kernel`
 # with a concurrent_producer finding on the two traffic CPUs; control ->
-# exit 0. With tracepoint: eval kernel -> the poisoned/mismatched read
-# (the analyzer can only call the overlaps inconclusive); control -> no
-# violation, at most inconclusive overlaps, and no receive whose slot was
-# already published when its redirect returned. Script exit: 0 every run as
+# exit 0. With tracepoint: eval kernel -> exit 1, the poisoned/mismatched
+# read, and in report.json a concurrent_producer with verdict kernel, rule
+# concurrent_producer/published-before-redirect, on the two traffic CPUs (a
+# receive whose slot another CPU had published; the overlaps themselves stay
+# inconclusive); control -> no violation, no kernel finding, at most
+# inconclusive overlaps, and no receive whose slot was already published when
+# its redirect returned. `--check DIR` only re-checks the runs kept in DIR
+# (e.g. after regenerating their reports). Script exit: 0 every run as
 # expected, 1 not, 2 setup error. Not part of .ci/run (too slow).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,6 +37,7 @@ kernel=
 control=1
 eval=1
 probes=auto
+recheck=
 while (($#)); do
   case $1 in
     --duration) duration=$2; shift 2 ;;
@@ -40,11 +46,98 @@ while (($#)); do
     --kernel) kernel=$2; shift 2 ;;
     --only) case $2 in eval) control=0 ;; control) eval=0 ;; *) echo "veth-race: --only eval|control" >&2; exit 2 ;; esac; shift 2 ;;
     --probes) case $2 in auto|tracepoint|both) probes=$2 ;; *) echo "veth-race: --probes auto|tracepoint|both" >&2; exit 2 ;; esac; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --check) recheck=$2; shift 2 ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "veth-race: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 command -v python3 >/dev/null || { echo "veth-race: python3 is needed to read summary.json (scripts/setup.sh)" >&2; exit 2; }
+# check KIND BACKEND RC SUMMARY: prints why the run is not as expected (and
+# returns 1), or a one-line description of what it showed. Findings come from
+# report.json next to SUMMARY (rules and CPUs; it is what a regenerated
+# report changes), else from summary.json's analyzer_findings.
+check() {
+  python3 - "$@" <<'PY'
+import json, os, sys
+kind, backend, rc, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+try:
+    s = json.load(open(path))
+except (OSError, ValueError) as e:
+    print(f"no summary.json ({e})"); sys.exit(1)
+report = os.path.join(os.path.dirname(path), "report.json")
+try:
+    findings = json.load(open(report))["findings"]
+    found = [(f.get("kind"), f.get("verdict"), f.get("rule"), f.get("cpus")) for f in findings]
+    verdict = json.load(open(report)).get("summary", {}).get("verdict")
+except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    found = [(k, v, None, None) for k, v in
+             zip(s.get("analyzer_findings", []), s.get("analyzer_verdicts", []))]
+    verdict = s.get("analyzer_verdict")
+viol = s.get("recorder_violation")
+cpus = s.get("kernel_rx_cpus", {})
+rules = sorted({f"{r or k} ({v})" for k, v, r, _ in found})
+what = (f"exit {rc}, analyzer verdict {verdict}, {len(found)} finding(s) {rules}, "
+        f"recorder: {viol or 'no violation'}, kernel receives per CPU {cpus}")
+problems = []
+early = s.get("kernel_rx_published_before_redirect")
+if backend == "tracepoint" and early is not None:
+    what += f", receives whose slot was already published at their redirect: {early}"
+    if kind == "control" and early:
+        problems.append(f"{early} receive(s) found their slot already published on the fixed kernel")
+if s.get("trace_entries_written") not in (None, s.get("trace_entries_in_buffer")):
+    what += (f"; the ftrace buffer wrapped ({s.get('trace_entries_in_buffer')} of "
+             f"{s.get('trace_entries_written')} entries kept)")
+cp_kernel = [f for f in found if f[0] == "concurrent_producer" and f[1] == "kernel"]
+if kind == "eval":
+    if rc != 1:
+        problems.append(f"exit {rc}, want 1")
+    if not viol or not any(k in viol for k in ("kind=poisoned_descriptor", "to=rx", "kind=fifo_order")):
+        problems.append("the application read no poisoned or mismatched descriptor")
+    # fentry: the exact flush proves the overlap; tracepoints: only a receive
+    # that found its own slot already published does (the overlaps' ends are
+    # inferred, so they stay inconclusive).
+    want = None if backend == "auto" else "concurrent_producer/published-before-redirect"
+    if not any(f[3] == [0, 1] and (want is None or f[2] == want) for f in cp_kernel):
+        problems.append("no concurrent_producer finding with verdict kernel on CPUs 0,1"
+                        + (f" (rule {want})" if want else ""))
+else:
+    if s.get("violations", 0) != 0:
+        problems.append(f"{s.get('violations')} recorder violation(s) on the fixed kernel")
+    allowed = {("concurrent_producer", "inconclusive")} if backend == "tracepoint" else set()
+    bad = sorted({f"{r or k} ({v})" for k, v, r, _ in found if (k, v) not in allowed})
+    if bad:
+        problems.append(f"analyzer findings {bad}")
+    if backend != "tracepoint" and rc != 0:
+        problems.append(f"exit {rc}, want 0")
+print(what + ("" if not problems else " -- NOT as expected: " + "; ".join(problems)))
+sys.exit(1 if problems else 0)
+PY
+}
+
+# --check DIR: the expectations above applied to runs already kept in DIR
+# (one directory per run, named as below; the exit code from command.txt).
+if [[ -n $recheck ]]; then
+  status=0 n=0
+  for d in "$recheck"/*/; do
+    d=${d%/}; name=$(basename "$d")
+    case $name in
+      eval-kernel*) kind=eval ;; control-*) kind=control ;; *) continue ;;
+    esac
+    backend=auto; [[ $name == *-tracepoint ]] && backend=tracepoint
+    rc=$(sed -n 's/^exit \([0-9]*\)$/\1/p' "$d/command.txt" 2>/dev/null | tail -1)
+    [[ -n $rc ]] || { echo "veth-race: $d/command.txt has no exit line" >&2; status=1; continue; }
+    n=$((n + 1))
+    if line=$(check "$kind" "$backend" "$rc" "$d/summary.json"); then
+      echo "veth-race: $name: as expected: $line"
+    else
+      echo "veth-race: $name: $line"
+      status=1
+    fi
+  done
+  ((n)) || { echo "veth-race: no run directories in $recheck" >&2; exit 2; }
+  exit $status
+fi
+
 if [[ -z $xskdbg ]]; then
   xskdbg=${CARGO_TARGET_DIR:-$here/target}/release/xskdbg
   if [[ ! -x $xskdbg ]]; then
@@ -88,62 +181,6 @@ keep() { # name run_dir rc command...
   fi
   printf '%q ' "$@" >"$dst/command.txt"; echo >>"$dst/command.txt"
   echo "exit $rc" >>"$dst/command.txt"
-}
-
-# check KIND BACKEND RC SUMMARY: prints why the run is not as expected (and
-# returns 1), or a one-line description of what it showed.
-check() {
-  python3 - "$@" <<'PY'
-import json, sys
-kind, backend, rc, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-try:
-    s = json.load(open(path))
-except (OSError, ValueError) as e:
-    print(f"no summary.json ({e})"); sys.exit(1)
-kinds, verdicts = s.get("analyzer_findings", []), s.get("analyzer_verdicts", [])
-viol = s.get("recorder_violation")
-cpus = s.get("kernel_rx_cpus", {})
-what = (f"exit {rc}, analyzer verdict {s.get('analyzer_verdict')}, findings "
-        f"{list(zip(kinds, verdicts))}, recorder: {viol or 'no violation'}, "
-        f"kernel receives per CPU {cpus}")
-early = s.get("kernel_rx_published_before_redirect")
-if backend == "tracepoint" and early is not None:
-    what += f", receives whose slot was already published at their redirect: {early}"
-    if kind == "control" and early:
-        problems_early = [f"{early} receive(s) found their slot already published on the fixed kernel"]
-    else:
-        problems_early = []
-else:
-    problems_early = []
-problems = list(problems_early)
-if s.get("trace_entries_written") not in (None, s.get("trace_entries_in_buffer")):
-    what += (f"; the ftrace buffer wrapped ({s.get('trace_entries_in_buffer')} of "
-             f"{s.get('trace_entries_written')} entries kept)")
-if kind == "eval":
-    if rc != 1:
-        problems.append(f"exit {rc}, want 1")
-    if not viol or not any(k in viol for k in ("kind=poisoned_descriptor", "to=rx", "kind=fifo_order")):
-        problems.append("the application read no poisoned or mismatched descriptor")
-    if backend == "auto":
-        try:
-            findings = json.load(open(path.rsplit("/", 1)[0] + "/report.json"))["findings"]
-        except (OSError, ValueError, KeyError):
-            findings = []
-        if not any(f.get("kind") == "concurrent_producer" and f.get("verdict") == "kernel"
-                   and f.get("cpus") == [0, 1] for f in findings):
-            problems.append("no concurrent_producer finding with verdict kernel on CPUs 0,1")
-else:
-    if s.get("violations", 0) != 0:
-        problems.append(f"{s.get('violations')} recorder violation(s) on the fixed kernel")
-    allowed = {("concurrent_producer", "inconclusive")} if backend == "tracepoint" else set()
-    bad = [(k, v) for k, v in zip(kinds, verdicts) if (k, v) not in allowed]
-    if bad:
-        problems.append(f"analyzer findings {bad}")
-    if backend != "tracepoint" and rc != 0:
-        problems.append(f"exit {rc}, want 0")
-print(what + ("" if not problems else " -- NOT as expected: " + "; ".join(problems)))
-sys.exit(1 if problems else 0)
-PY
 }
 
 status=0
