@@ -4,10 +4,13 @@
 # window-widening knobs: ../shared/eval-kernel/), then the same soak on
 # Debian's stock 6.1 kernel (fixed) as the control, and writes what came back
 # to docs/nightly/veth-race-DATE/ (reports and summaries; the trace only
-# gzipped and only if that stays under 1 MB).
+# gzipped and only if that stays under 1 MB; a larger one goes to
+# --trace-archive DIR/DATE/RUN/, default /var/cache/xskdbg/veth-race, '' for
+# none, and TRACE-NOT-KEPT says where).
 #
 #   scripts/nightly/veth-race.sh [--duration S] [--out DIR] [--xskdbg PATH]
 #       [--kernel BZIMAGE] [--only eval|control] [--probes auto|tracepoint|both]
+#       [--trace-archive DIR]
 #   scripts/nightly/veth-race.sh --check DIR
 #
 # Defaults: --duration 60 (the eval run stops at the first violation, within
@@ -38,6 +41,8 @@ control=1
 eval=1
 probes=auto
 recheck=
+trace_max=1000000
+archive=/var/cache/xskdbg/veth-race
 while (($#)); do
   case $1 in
     --duration) duration=$2; shift 2 ;;
@@ -47,7 +52,8 @@ while (($#)); do
     --only) case $2 in eval) control=0 ;; control) eval=0 ;; *) echo "veth-race: --only eval|control" >&2; exit 2 ;; esac; shift 2 ;;
     --probes) case $2 in auto|tracepoint|both) probes=$2 ;; *) echo "veth-race: --probes auto|tracepoint|both" >&2; exit 2 ;; esac; shift 2 ;;
     --check) recheck=$2; shift 2 ;;
-    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --trace-archive) archive=$2; shift 2 ;;
+    -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "veth-race: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -172,11 +178,26 @@ keep() { # name run_dir rc command...
   for f in report.txt report.json summary.json stdout.txt stderr.txt console.log; do
     [[ -f $d/$f ]] && cp "$d/$f" "$dst/"
   done
+  # The soak writes trace.txt only when it found something (a clean control
+  # has none). Over the repo's limit (a 60 s control: ~70 MB, ~6 MB gzipped)
+  # it goes to the archive instead, so a newer analyzer can still be run on
+  # it on this machine (the 2026-11-22 control could not be re-checked).
   if [[ -f $d/trace.txt ]]; then
+    local size where
     gzip -9 -c "$d/trace.txt" >"$dst/trace.txt.gz"
-    if (($(stat -c %s "$dst/trace.txt.gz") > 1000000)); then
-      rm "$dst/trace.txt.gz"
-      echo "trace.txt ($(stat -c %s "$d/trace.txt") bytes) not kept: over 1 MB gzipped" >"$dst/TRACE-NOT-KEPT"
+    size=$(stat -c %s "$dst/trace.txt.gz")
+    if ((size > trace_max)); then
+      where="not archived (--trace-archive '')"
+      if [[ -n $archive ]]; then
+        local a=$archive/$(basename "$out")/$name
+        if mkdir -p "$a" && mv -f "$dst/trace.txt.gz" "$a/trace.txt.gz.tmp" && mv -f "$a/trace.txt.gz.tmp" "$a/trace.txt.gz"; then
+          where="kept outside the repo: $a/trace.txt.gz"
+        else
+          where="archiving to $a failed"
+        fi
+      fi
+      rm -f "$dst/trace.txt.gz"
+      echo "trace.txt ($(stat -c %s "$d/trace.txt") bytes, $size gzipped) not kept here: over $trace_max bytes gzipped; $where" >"$dst/TRACE-NOT-KEPT"
     fi
   fi
   printf '%q ' "$@" >"$dst/command.txt"; echo >>"$dst/command.txt"
