@@ -437,10 +437,6 @@ pub struct Analyzer {
     descs: Vec<Desc>,
     asocks: Vec<ASock>,
     by_sk: FxHashMap<SockKey, u32>,
-    /// The last socket key looked up (sockets are never removed).
-    last_sk: Option<(SockKey, u32)>,
-    /// The last `xs` looked up.
-    last_xs: Option<(u64, u32)>,
     by_label: FxHashMap<Vec<u8>, u32>,
     ksocks: Vec<KSock>,
     by_xs: FxHashMap<u64, u32>,
@@ -500,8 +496,6 @@ impl Analyzer {
             descs: Vec::new(),
             asocks: Vec::new(),
             by_sk: FxHashMap::default(),
-            last_sk: None,
-            last_xs: None,
             by_label: FxHashMap::default(),
             ksocks: Vec::new(),
             by_xs: FxHashMap::default(),
@@ -793,21 +787,11 @@ impl Analyzer {
     }
 
     fn asock_sk(&mut self, sk: SockKey) -> u32 {
-        // Consecutive lines mostly name the same socket: skip the hash.
-        if let Some((k, i)) = self.last_sk {
-            if k == sk {
-                return i;
-            }
+        if let Some(&i) = self.by_sk.get(&sk) {
+            return i;
         }
-        let i = match self.by_sk.get(&sk) {
-            Some(&i) => i,
-            None => {
-                let i = self.asock_named(sk.to_string());
-                self.by_sk.insert(sk, i);
-                i
-            }
-        };
-        self.last_sk = Some((sk, i));
+        let i = self.asock_named(sk.to_string());
+        self.by_sk.insert(sk, i);
         i
     }
 
@@ -821,13 +805,7 @@ impl Analyzer {
     }
 
     fn ksock(&mut self, xs: u64) -> u32 {
-        if let Some((x, i)) = self.last_xs {
-            if x == xs {
-                return i;
-            }
-        }
         if let Some(&i) = self.by_xs.get(&xs) {
-            self.last_xs = Some((xs, i));
             return i;
         }
         let i = self.ksocks.len() as u32;
