@@ -26,7 +26,7 @@ use crate::chunk::{self, Mapping};
 use crate::frames::FrameTable;
 use crate::parse::{
     parse_line, AddrList, AppOp, Desc, Event, FlushMode, KernelOp, Line, Meta, Op, RingState,
-    SeedOp, SockKey,
+    RxMode, SeedOp, SockKey,
 };
 use crate::report::{
     ChunkInfo, CpuSummary, Finding, History, Kind, OverallVerdict, ProbeInfo, Related, Report,
@@ -1003,7 +1003,7 @@ impl Analyzer {
         }
         match &ev.op {
             Op::App(op) => self.app_op(op, at, a, &descs),
-            Op::Kernel(op) => self.kernel_op(op, at, ks, &descs, ev.body),
+            Op::Kernel(op) => self.kernel_op(op, at, ks, &descs),
             Op::Seed(SeedOp::Transition {
                 addr,
                 from,
@@ -1143,7 +1143,7 @@ impl Analyzer {
         }
     }
 
-    fn kernel_op(&mut self, op: &KernelOp<'_>, at: At, ks: u32, descs: &[Desc], body: &[u8]) {
+    fn kernel_op(&mut self, op: &KernelOp<'_>, at: At, ks: u32, descs: &[Desc]) {
         match op {
             KernelOp::Probe {
                 backend,
@@ -1158,8 +1158,15 @@ impl Analyzer {
                     flush: *flush,
                 });
             }
-            KernelOp::Rx { addr, slot, .. } => {
-                let early = slot.and_then(|s| published_before_redirect(body, s).map(|p| (s, p)));
+            KernelOp::Rx {
+                addr,
+                slot,
+                prod,
+                mode,
+                ..
+            } => {
+                let early =
+                    slot.and_then(|s| published_before_redirect(*mode, *prod, s).map(|p| (s, p)));
                 self.kernel_rx(ks, *addr, *slot, at);
                 if let Some((s, p)) = early {
                     self.early_published(ks, *addr, s, p, at);
@@ -3360,20 +3367,8 @@ fn ring_after(a: u64, b: u64) -> bool {
 /// flush: printed after the write (`mode=drv` or `mode=zc`: the tracepoint
 /// backend at `xdp:xdp_redirect`; `mode=skb` flushes before the tracepoint,
 /// and function probes print no `mode=`) with the producer past the slot.
-/// `mode=` is the last field as the probes print it; only the line's last
-/// few fields are looked at, so other `krx` lines cost nothing.
-fn published_before_redirect(body: &[u8], slot: u64) -> Option<u64> {
-    let body = body.trim_ascii_end();
-    if !(body.ends_with(b" mode=drv") || body.ends_with(b" mode=zc")) {
-        return None;
-    }
-    let prod = body
-        .rsplit(|&b| b == b' ')
-        .take(4)
-        .find_map(|t| t.strip_prefix(b"prod="))?;
-    let prod = std::str::from_utf8(prod)
-        .ok()
-        .and_then(|t| u64::from_str_radix(t, 16).ok())?;
+fn published_before_redirect(mode: Option<RxMode>, prod: Option<u64>, slot: u64) -> Option<u64> {
+    let prod = prod.filter(|_| matches!(mode, Some(RxMode::Drv | RxMode::Zc)))?;
     (prod <= u64::from(u32::MAX) && slot <= u64::from(u32::MAX) && ring_after(prod, slot))
         .then_some(prod)
 }
@@ -3436,27 +3431,45 @@ pub fn for_each_addr(op: &Op<'_>, mut f: impl FnMut(u64)) {
 #[cfg(test)]
 mod tests {
     use super::published_before_redirect;
+    use crate::parse::{parse_line, Event, KernelOp, Line, Op};
+
+    /// The rule on a `krx` body as the probes print it (parsed as a whole
+    /// line); `None` when the body is no `krx`.
+    fn check(body: &[u8], slot: u64) -> Option<u64> {
+        let line = [
+            b"  xskdbg-1 [000] ..... 1.000000: bpf_trace_printk: ".as_slice(),
+            body,
+        ]
+        .concat();
+        match parse_line(1, &line) {
+            Line::Event(Event {
+                op: Op::Kernel(KernelOp::Rx { prod, mode, .. }),
+                ..
+            }) => published_before_redirect(mode, prod, slot),
+            _ => None,
+        }
+    }
 
     #[test]
     fn a_receive_finding_its_slot_published() {
         // Real lines of the eval kernel (tracepoint backend), bodies only.
         let early = b"xskdbg:1 krx xs=ff34f6ea1f82c400 sk=1002:1267:0 a=16e900 len=46 slot=15d kpool=ff34f6ea1f8b0700 prod=15e fcons=15e mode=drv";
         let normal = b"xskdbg:1 krx xs=ff34f6ea1f82c400 sk=1002:1267:0 a=16e100 len=3e8 slot=15c kpool=ff34f6ea1f8b0700 prod=15c fcons=15d mode=drv";
-        assert_eq!(published_before_redirect(early, 0x15d), Some(0x15e));
-        assert_eq!(published_before_redirect(normal, 0x15c), None);
+        assert_eq!(check(early, 0x15d), Some(0x15e));
+        assert_eq!(check(normal, 0x15c), None);
         let zc = b"xskdbg:1 krx xs=1 sk=1:2:0 a=100 len=40 slot=4 prod=6 fcons=5 mode=zc\r";
-        assert_eq!(published_before_redirect(zc, 4), Some(6));
+        assert_eq!(check(zc, 4), Some(6));
         // Generic XDP flushes before the tracepoint; fentry prints no mode.
         let skb = b"xskdbg:1 krx xs=1 sk=1:2:0 a=100 len=40 slot=4 prod=5 fcons=5 mode=skb";
-        assert_eq!(published_before_redirect(skb, 4), None);
+        assert_eq!(check(skb, 4), None);
         let fentry = b"xskdbg:1 krx xs=1 sk=1:2:0 a=100 len=40 slot=4 kpool=9 prod=5 fcons=5";
-        assert_eq!(published_before_redirect(fentry, 4), None);
+        assert_eq!(check(fentry, 4), None);
         // 32-bit counters wrap; behind is not past.
         let wrap = b"xskdbg:1 krx xs=1 a=100 len=40 slot=ffffffff prod=1 mode=drv";
-        assert_eq!(published_before_redirect(wrap, 0xffff_ffff), Some(1));
+        assert_eq!(check(wrap, 0xffff_ffff), Some(1));
         let behind = b"xskdbg:1 krx xs=1 a=100 len=40 slot=1 prod=ffffffff mode=drv";
-        assert_eq!(published_before_redirect(behind, 1), None);
-        assert_eq!(published_before_redirect(b"krx prod=zz mode=drv", 1), None);
-        assert_eq!(published_before_redirect(b"mode=drv", 1), None);
+        assert_eq!(check(behind, 1), None);
+        assert_eq!(check(b"krx prod=zz mode=drv", 1), None);
+        assert_eq!(check(b"mode=drv", 1), None);
     }
 }

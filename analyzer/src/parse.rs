@@ -477,6 +477,32 @@ pub enum AppOp<'a> {
     },
 }
 
+/// How a frame reached the socket (`krx ... mode=`): the tracepoint backend
+/// prints it, because it decides what the producer value at that moment
+/// proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RxMode {
+    /// `skb`: generic XDP; the receive flushes before the tracepoint fires.
+    Skb,
+    /// `drv`: native XDP, copy mode; the flush comes later, at the poll's end.
+    Drv,
+    /// `zc`: native XDP, zero copy; flushed like `drv`.
+    Zc,
+}
+
+impl RxMode {
+    /// `skb`, `drv` or `zc`; `None` for any other word.
+    pub fn parse(word: &[u8]) -> Option<RxMode> {
+        match word {
+            b"skb" => Some(RxMode::Skb),
+            b"drv" => Some(RxMode::Drv),
+            b"zc" => Some(RxMode::Zc),
+            _ => None,
+        }
+    }
+}
+
 /// How the probes saw RX publication (`probe ... flush=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -515,6 +541,10 @@ pub enum KernelOp<'a> {
         slot: Option<u64>,
         /// Pool pointer (`kpool=`, or the seed's `fq=` fill queue pointer).
         kpool: Option<u64>,
+        /// The ring's producer as the probe read it (`prod=`).
+        prod: Option<u64>,
+        /// How the frame was received (`mode=`, tracepoint backend).
+        mode: Option<RxMode>,
     },
     /// `krxdone`: the slot's addr/len are written.
     RxDone {
@@ -1331,6 +1361,8 @@ fn perf_rx(body: &[u8]) -> Option<KernelOp<'_>> {
         len: kv_hex(body, b"len"),
         slot: None,
         kpool: kv_hex(body, b"fq").or_else(|| kv_hex(body, b"pool")),
+        prod: None,
+        mode: None,
     })
 }
 
@@ -1391,6 +1423,12 @@ struct Fields<'a> {
 impl<'a> Fields<'a> {
     fn new(s: &'a [u8]) -> Self {
         Fields { rest: s, n: 0 }
+    }
+
+    /// The fields of `s`, which follows `n` fields already taken (the walk
+    /// stops at the same field as one over the whole line).
+    fn after(s: &'a [u8], n: usize) -> Self {
+        Fields { rest: s, n }
     }
 }
 
@@ -1548,7 +1586,9 @@ fn project_line(rest: &[u8]) -> Result<Op<'_>, BadReason> {
                 a = b"a",
                 len = b"len",
                 slot = b"slot",
-                kpool = b"kpool"
+                kpool = b"kpool",
+                prod = b"prod",
+                mode = b"mode"
             );
             Op::Kernel(KernelOp::Rx {
                 xs: req_hex(xs)?,
@@ -1557,6 +1597,8 @@ fn project_line(rest: &[u8]) -> Result<Op<'_>, BadReason> {
                 len: opt_hex(len)?,
                 slot: opt_hex(slot)?,
                 kpool: opt_hex(kpool)?,
+                prod: opt_hex(prod)?,
+                mode: mode.and_then(RxMode::parse),
             })
         }
         b"krxdone" => {
@@ -1902,19 +1944,37 @@ fn canonical_kernel_op<'a>(op: &[u8], f: &[u8]) -> Option<Op<'a>> {
             c.lit(b" len=")?;
             let len = c.hex()?;
             // The tracepoint backend prints a multi-buffer packet's options.
-            if c.lit(b" opt=").is_some() {
+            let opt = c.lit(b" opt=").is_some();
+            if opt {
                 c.skip();
             }
             c.lit(b" slot=")?;
             let slot = c.hex()?;
-            let kpool = if c.lit(b" kpool=").is_some() {
-                let k = c.hex()?;
-                c.rest_ignored()?;
-                Some(k)
-            } else {
-                c.rest_lacks(&[b"kpool"])?;
-                None
-            };
+            let mut taken = 5 + usize::from(opt);
+            let mut kpool = None;
+            if c.lit(b" kpool=").is_some() {
+                kpool = Some(c.hex()?);
+                taken += 1;
+            }
+            c.rest_ignored()?;
+            // What follows (`prod= fcons= mode=` from the probes) by the
+            // general rule: a key's first value, malformed values of the
+            // keys read sending the line to the general walk (which rejects
+            // it).
+            let mut rest_kpool = None;
+            let mut prod = None;
+            let mut mode = None;
+            for (k, v) in Fields::after(&c.s[c.i..], taken) {
+                match k {
+                    b"kpool" if rest_kpool.is_none() => rest_kpool = Some(v),
+                    b"prod" if prod.is_none() => prod = Some(v),
+                    b"mode" if mode.is_none() => mode = Some(v),
+                    _ => {}
+                }
+            }
+            if kpool.is_none() {
+                kpool = opt_hex(rest_kpool).ok()?;
+            }
             Some(Op::Kernel(KernelOp::Rx {
                 xs,
                 sk: Some(sk),
@@ -1922,6 +1982,8 @@ fn canonical_kernel_op<'a>(op: &[u8], f: &[u8]) -> Option<Op<'a>> {
                 len: Some(len),
                 slot: Some(slot),
                 kpool,
+                prod: opt_hex(prod).ok()?,
+                mode: mode.and_then(RxMode::parse),
             }))
         }
         b"krxdone" => {

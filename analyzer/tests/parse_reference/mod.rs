@@ -10,7 +10,7 @@
 use memchr::memmem;
 use xskdbg_analyzer::parse::{
     AddrList, AppOp, BadReason, Desc, Event, FlushMode, KernelOp, Line, Meta, Op, RingState,
-    SeedOp, SockKey, Timestamp, FORMAT_VERSION, MAX_LINE,
+    RxMode, SeedOp, SockKey, Timestamp, FORMAT_VERSION, MAX_LINE,
 };
 
 /// `AddrList::iter` as it was.
@@ -438,6 +438,8 @@ fn perf_rx(body: &[u8]) -> Option<KernelOp<'_>> {
         len: kv_hex(body, b"len"),
         slot: None,
         kpool: kv_hex(body, b"fq").or_else(|| kv_hex(body, b"pool")),
+        prod: None,
+        mode: None,
     })
 }
 
@@ -657,6 +659,9 @@ fn project_line(rest: &[u8]) -> Result<Op<'_>, BadReason> {
             len: f.hex(b"len")?,
             slot: f.hex(b"slot")?,
             kpool: f.hex(b"kpool")?,
+            // Added after the speed work, with the library's `prod`/`mode`.
+            prod: f.hex(b"prod")?,
+            mode: f.get(b"mode").and_then(RxMode::parse),
         }),
         b"krxdone" => Op::Kernel(KernelOp::RxDone {
             xs: f.req_hex(b"xs")?,
