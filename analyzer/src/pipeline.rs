@@ -4,7 +4,7 @@
 //! Parsing is independent per line and the checkers are sequential, so on a
 //! machine with two cores the two halves run side by side and a trace takes
 //! about as long as the slower half instead of the sum. Lines travel in
-//! batches of about [`BATCH_BYTES`]: each batch owns the buffer its lines
+//! batches of about [`crate::reader::BATCH_BYTES`]: each batch owns the buffer its lines
 //! were read into and the [`Line`]s decoded from them (a self-referential pair, so
 //! nothing is parsed twice). At most [`DEPTH`] batches wait in the channel,
 //! which bounds memory whatever the trace's size.
@@ -12,10 +12,9 @@
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use crate::parse::{parse_line, Line, MAX_LINE};
+use crate::parse::{parse_line, Line};
+use crate::reader::{Blocks, CAP};
 
-/// Input bytes per batch.
-const BATCH_BYTES: usize = 512 * 1024;
 /// Batches in flight between the threads.
 const DEPTH: usize = 4;
 
@@ -51,106 +50,6 @@ fn recycle(mut lines: Vec<Line<'_>>) -> Vec<Line<'static>> {
     lines.into_iter().filter_map(|_| None).collect()
 }
 
-/// Buffer size: a batch plus room for the line that straddles its end.
-const CAP: usize = BATCH_BYTES + MAX_LINE + 2;
-
-/// Reads straight into batch buffers and finds the lines in place, so a
-/// line's bytes are copied once (by `read`), not again into a batch. The
-/// line rules are [`TraceReader`]'s: lines end at `\n`, a last line without
-/// one still counts, and a line longer than [`MAX_LINE`] is handed out as
-/// its first `MAX_LINE + 1` bytes (which the parser rejects as too long)
-/// with the rest skipped.
-///
-/// [`TraceReader`]: crate::reader::TraceReader
-struct Blocks<R> {
-    inner: R,
-    eof: bool,
-    skipping: bool,
-    line_no: u64,
-    bytes: u64,
-    /// The unfinished last line of the previous buffer.
-    carry: Vec<u8>,
-    /// A read error, reported after the complete lines read before it.
-    error: Option<io::Error>,
-}
-
-impl<R: Read> Blocks<R> {
-    fn new(inner: R) -> Self {
-        Blocks {
-            inner,
-            eof: false,
-            skipping: false,
-            line_no: 0,
-            bytes: 0,
-            carry: Vec::new(),
-            error: None,
-        }
-    }
-
-    /// Fill `buf` with about a batch of input and push the spans
-    /// `(line number, start, end)` of the lines in it. Returns false once
-    /// the input has ended or failed (the last lines may still be in
-    /// `spans`; a failure is then in `error`).
-    fn fill(&mut self, buf: &mut Vec<u8>, spans: &mut Vec<(u64, u32, u32)>) -> bool {
-        if buf.len() < CAP {
-            buf.resize(CAP, 0);
-        }
-        let mut end = self.carry.len();
-        buf[..end].copy_from_slice(&self.carry);
-        self.carry.clear();
-        while end < BATCH_BYTES && !self.eof {
-            match self.inner.read(&mut buf[end..]) {
-                Ok(0) => self.eof = true,
-                Ok(n) => {
-                    end += n;
-                    self.bytes += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.error = Some(e);
-                    break;
-                }
-            }
-        }
-        let mut start = 0;
-        if self.skipping {
-            match memchr::memchr(b'\n', &buf[..end]) {
-                Some(p) => {
-                    start = p + 1;
-                    self.skipping = false;
-                }
-                None => return !self.eof && self.error.is_none(),
-            }
-        }
-        let base = start;
-        for nl in memchr::memchr_iter(b'\n', &buf[base..end]) {
-            let e = base + nl;
-            self.line_no += 1;
-            spans.push((self.line_no, start as u32, e as u32));
-            start = e + 1;
-        }
-        if self.eof {
-            if start < end {
-                self.line_no += 1;
-                spans.push((self.line_no, start as u32, end as u32));
-            }
-            return false;
-        }
-        if self.error.is_some() {
-            // The unfinished line is dropped, as the line reader does.
-            return false;
-        }
-        if end - start > MAX_LINE {
-            self.line_no += 1;
-            spans.push((self.line_no, start as u32, (start + MAX_LINE + 1) as u32));
-            self.skipping = true;
-        } else {
-            self.carry.extend_from_slice(&buf[start..end]);
-        }
-        true
-    }
-}
-
 /// Split `reader` into lines, parse them and send them in order. Returns
 /// when the input ends, on a read error (sent as the last message), or when
 /// the receiver has gone away.
@@ -174,12 +73,12 @@ fn produce(reader: impl Read, tx: &SyncSender<Message>, spare: &Receiver<Spare>)
                 lines
             });
             spans.clear();
-            if tx.send(Ok((batch, blocks.bytes))).is_err() {
+            if tx.send(Ok((batch, blocks.bytes_read()))).is_err() {
                 return;
             }
         }
         if !more {
-            if let Some(e) = blocks.error.take() {
+            if let Some(e) = blocks.take_error() {
                 let _ = tx.send(Err(e));
             }
             return;
@@ -231,81 +130,6 @@ mod tests {
             out[..n].copy_from_slice(&self.0[..n]);
             self.0 = &self.0[n..];
             Ok(n)
-        }
-    }
-
-    /// Reads at most `step` bytes at a time.
-    struct Dribble<'a> {
-        data: &'a [u8],
-        step: usize,
-    }
-
-    impl Read for Dribble<'_> {
-        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-            let n = self.data.len().min(out.len()).min(self.step);
-            out[..n].copy_from_slice(&self.data[..n]);
-            self.data = &self.data[n..];
-            Ok(n)
-        }
-    }
-
-    /// (number, first 300 bytes, longer than MAX_LINE) of every line.
-    type Shape = (u64, Vec<u8>, bool);
-
-    fn shape(n: u64, raw: &[u8]) -> Shape {
-        (n, raw[..raw.len().min(300)].to_vec(), raw.len() > MAX_LINE)
-    }
-
-    fn by_blocks(data: &[u8], step: usize) -> Vec<Shape> {
-        let mut b = Blocks::new(Dribble { data, step });
-        let mut out = Vec::new();
-        let mut buf = Vec::new();
-        let mut spans = Vec::new();
-        loop {
-            let more = b.fill(&mut buf, &mut spans);
-            for &(n, s, e) in &spans {
-                out.push(shape(n, &buf[s as usize..e as usize]));
-            }
-            spans.clear();
-            if !more {
-                return out;
-            }
-        }
-    }
-
-    fn by_reader(data: &[u8], step: usize) -> Vec<Shape> {
-        let mut r = crate::reader::TraceReader::new(Dribble { data, step });
-        let mut out = Vec::new();
-        while let Some((n, raw)) = r.next_raw().unwrap() {
-            out.push(shape(n, raw));
-        }
-        out
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn blocks_split_lines_like_the_reader(
-            pieces in proptest::collection::vec((0usize..3, 0usize..2000, 0u8..4), 0..40),
-            step in 1usize..200_000,
-            huge in 0usize..3,
-        ) {
-            let mut data = Vec::new();
-            for (i, (kind, len, end)) in pieces.iter().enumerate() {
-                let len = match (kind, i % 7 == huge) {
-                    (_, true) => MAX_LINE + len * 200,
-                    (0, _) => *len,
-                    _ => len % 40,
-                };
-                data.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, len));
-                match end {
-                    0 => data.extend_from_slice(b"\r\n"),
-                    1 | 2 => data.push(b'\n'),
-                    _ => {}
-                }
-            }
-            // Over-long lines differ only in how much of them is handed
-            // out, which the parser cuts to the same 256 bytes.
-            proptest::prop_assert_eq!(by_blocks(&data, step), by_reader(&data, step));
         }
     }
 

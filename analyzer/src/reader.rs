@@ -1,8 +1,10 @@
 //! Streaming line reader and input opening.
 //!
-//! [`TraceReader`] reads through one reusable buffer and splits lines with
-//! `memchr`; a line is handed out as a slice of that buffer (and decoded by
-//! [`crate::parse::parse_line`]) until the next call. Lines longer than
+//! `Blocks` reads into reusable buffers and finds the lines in them (the
+//! line rules live there alone); [`TraceReader`] hands those lines out one
+//! at a time as slices of its buffer (decoded by
+//! [`crate::parse::parse_line`]) until the next call, and the analysis
+//! pipeline parses whole buffers on its reading thread. Lines longer than
 //! [`MAX_LINE`] are skipped without growing the buffer, so memory stays
 //! bounded whatever the input. [`open_input`] opens a path or `-` (stdin) and
 //! unwraps gzip and zstd by their magic bytes.
@@ -14,97 +16,55 @@ use std::path::Path;
 use crate::parse::{parse_line, Line, MAX_LINE};
 use crate::Error;
 
-const BUF: usize = 256 * 1024;
+/// Input bytes per buffer fill.
+pub(crate) const BATCH_BYTES: usize = 512 * 1024;
 const SNIFF: usize = 8 * 1024;
 
 /// A line reader over any `Read`, yielding decoded [`Line`]s.
 pub struct TraceReader<R> {
-    inner: R,
+    blocks: Blocks<R>,
     buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    eof: bool,
-    line_no: u64,
-    bytes: u64,
-    /// Skipping the rest of an over-long line.
-    skipping: bool,
+    spans: Vec<(u64, u32, u32)>,
+    next: usize,
+    more: bool,
 }
 
 impl<R: Read> TraceReader<R> {
     /// Wrap a reader (already decompressed; see [`open_input`]).
     pub fn new(inner: R) -> Self {
         TraceReader {
-            inner,
-            buf: vec![0; BUF.max(MAX_LINE * 2)],
-            start: 0,
-            end: 0,
-            eof: false,
-            line_no: 0,
-            bytes: 0,
-            skipping: false,
+            blocks: Blocks::new(inner),
+            buf: Vec::new(),
+            spans: Vec::new(),
+            next: 0,
+            more: true,
         }
     }
 
     /// Bytes consumed from the inner reader so far (for progress display).
     pub fn bytes_read(&self) -> u64 {
-        self.bytes
+        self.blocks.bytes_read()
     }
 
     /// The next raw line (without `\n`) and its 1-based number. Over-long
     /// lines come back as their first [`MAX_LINE`]+1 bytes so that the parser
-    /// rejects them as too long.
+    /// rejects them as too long. A read error comes after the complete lines
+    /// read before it.
     pub fn next_raw(&mut self) -> io::Result<Option<(u64, &[u8])>> {
-        loop {
-            if let Some(nl) = memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
-                let s = self.start;
-                self.start += nl + 1;
-                if self.skipping {
-                    self.skipping = false;
-                    continue;
-                }
-                self.line_no += 1;
-                return Ok(Some((self.line_no, &self.buf[s..s + nl])));
+        while self.next == self.spans.len() {
+            if !self.more {
+                return match self.blocks.take_error() {
+                    Some(e) => Err(e),
+                    None => Ok(None),
+                };
             }
-            let pending = self.end - self.start;
-            if self.eof {
-                if pending == 0 || self.skipping {
-                    return Ok(None);
-                }
-                // A last line without `\n` (truncated trace).
-                let s = self.start;
-                self.start = self.end;
-                self.line_no += 1;
-                return Ok(Some((self.line_no, &self.buf[s..self.end])));
-            }
-            if pending > MAX_LINE {
-                // Hand out the head of the long line once, then drop the rest.
-                let s = self.start;
-                self.start = self.end;
-                if self.skipping {
-                    continue;
-                }
-                self.skipping = true;
-                self.line_no += 1;
-                return Ok(Some((self.line_no, &self.buf[s..s + MAX_LINE + 1])));
-            }
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end = pending;
-                self.start = 0;
-            }
-            let n = loop {
-                match self.inner.read(&mut self.buf[self.end..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            };
-            if n == 0 {
-                self.eof = true;
-            }
-            self.end += n;
-            self.bytes += n as u64;
+            self.spans.clear();
+            self.next = 0;
+            self.more = self.blocks.fill(&mut self.buf, &mut self.spans);
         }
+        let (n, s, e) = self.spans[self.next];
+        self.next += 1;
+        Ok(Some((n, &self.buf[s as usize..e as usize])))
     }
 
     /// The next decoded line.
@@ -115,6 +75,115 @@ impl<R: Read> TraceReader<R> {
             Some((n, raw)) => Ok(Some(parse_line(n, raw))),
             None => Ok(None),
         }
+    }
+}
+
+/// Buffer size: a batch plus room for the line that straddles its end.
+pub(crate) const CAP: usize = BATCH_BYTES + MAX_LINE + 2;
+
+/// Reads into caller-owned buffers of about [`BATCH_BYTES`] and finds the
+/// lines in place: the one place that knows the line rules. Lines end at
+/// `\n`, a last line without one still counts, and a line longer than
+/// [`MAX_LINE`] is handed out as its first `MAX_LINE + 1` bytes (which the
+/// parser rejects as too long) with the rest skipped, so memory stays
+/// bounded whatever the input. [`TraceReader`] hands its lines out one at a
+/// time; the analysis pipeline parses a whole buffer on its reading thread.
+pub(crate) struct Blocks<R> {
+    inner: R,
+    eof: bool,
+    skipping: bool,
+    line_no: u64,
+    bytes: u64,
+    /// The unfinished last line of the previous buffer.
+    carry: Vec<u8>,
+    /// A read error, reported after the complete lines read before it.
+    error: Option<io::Error>,
+}
+
+impl<R: Read> Blocks<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Blocks {
+            inner,
+            eof: false,
+            skipping: false,
+            line_no: 0,
+            bytes: 0,
+            carry: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Fill `buf` with about a batch of input and push the spans
+    /// `(line number, start, end)` of the lines in it. Returns false once
+    /// the input has ended or failed (the last lines may still be in
+    /// `spans`; a failure is then in `error`).
+    /// Bytes read from the inner reader so far.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The read error that ended the input, once.
+    pub(crate) fn take_error(&mut self) -> Option<io::Error> {
+        self.error.take()
+    }
+
+    pub(crate) fn fill(&mut self, buf: &mut Vec<u8>, spans: &mut Vec<(u64, u32, u32)>) -> bool {
+        if buf.len() < CAP {
+            buf.resize(CAP, 0);
+        }
+        let mut end = self.carry.len();
+        buf[..end].copy_from_slice(&self.carry);
+        self.carry.clear();
+        while end < BATCH_BYTES && !self.eof {
+            match self.inner.read(&mut buf[end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    end += n;
+                    self.bytes += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.error = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut start = 0;
+        if self.skipping {
+            match memchr::memchr(b'\n', &buf[..end]) {
+                Some(p) => {
+                    start = p + 1;
+                    self.skipping = false;
+                }
+                None => return !self.eof && self.error.is_none(),
+            }
+        }
+        let base = start;
+        for nl in memchr::memchr_iter(b'\n', &buf[base..end]) {
+            let e = base + nl;
+            self.line_no += 1;
+            spans.push((self.line_no, start as u32, e as u32));
+            start = e + 1;
+        }
+        if self.eof {
+            if start < end {
+                self.line_no += 1;
+                spans.push((self.line_no, start as u32, end as u32));
+            }
+            return false;
+        }
+        if self.error.is_some() {
+            // The unfinished line is dropped: the error comes first.
+            return false;
+        }
+        if end - start > MAX_LINE {
+            self.line_no += 1;
+            spans.push((self.line_no, start as u32, (start + MAX_LINE + 1) as u32));
+            self.skipping = true;
+        } else {
+            self.carry.extend_from_slice(&buf[start..end]);
+        }
+        true
     }
 }
 
@@ -209,6 +278,93 @@ pub fn open_input(path: &Path) -> Result<Input, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads at most `step` bytes at a time.
+    struct Dribble<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Dribble<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.data.len().min(out.len()).min(self.step);
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// (number, first 300 bytes, longer than MAX_LINE) of every line.
+    type Shape = (u64, Vec<u8>, bool);
+
+    fn shape(n: u64, raw: &[u8]) -> Shape {
+        (n, raw[..raw.len().min(300)].to_vec(), raw.len() > MAX_LINE)
+    }
+
+    fn by_blocks(data: &[u8], step: usize) -> Vec<Shape> {
+        let mut b = Blocks::new(Dribble { data, step });
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        let mut spans = Vec::new();
+        loop {
+            let more = b.fill(&mut buf, &mut spans);
+            for &(n, s, e) in &spans {
+                out.push(shape(n, &buf[s as usize..e as usize]));
+            }
+            spans.clear();
+            if !more {
+                return out;
+            }
+        }
+    }
+
+    fn by_reader(data: &[u8], step: usize) -> Vec<Shape> {
+        let mut r = TraceReader::new(Dribble { data, step });
+        let mut out = Vec::new();
+        while let Some((n, raw)) = r.next_raw().unwrap() {
+            out.push(shape(n, raw));
+        }
+        out
+    }
+
+    /// The line rules written plainly: split at `\n`, no empty line after
+    /// a final `\n`.
+    fn by_rule(data: &[u8]) -> Vec<Shape> {
+        let mut parts: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+        if parts.last().is_some_and(|p| p.is_empty()) {
+            parts.pop();
+        }
+        (1..).zip(parts).map(|(n, p)| shape(n, p)).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lines_follow_the_rules_whatever_the_reads(
+            pieces in proptest::collection::vec((0usize..3, 0usize..2000, 0u8..4), 0..40),
+            step in 1usize..200_000,
+            huge in 0usize..3,
+        ) {
+            let mut data = Vec::new();
+            for (i, (kind, len, end)) in pieces.iter().enumerate() {
+                let len = match (kind, i % 7 == huge) {
+                    (_, true) => MAX_LINE + len * 200,
+                    (0, _) => *len,
+                    _ => len % 40,
+                };
+                data.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, len));
+                match end {
+                    0 => data.extend_from_slice(b"\r\n"),
+                    1 | 2 => data.push(b'\n'),
+                    _ => {}
+                }
+            }
+            // Over-long lines differ only in how much of them is handed
+            // out, which the parser cuts to the same 256 bytes.
+            let want = by_rule(&data);
+            proptest::prop_assert_eq!(&by_blocks(&data, step), &want);
+            proptest::prop_assert_eq!(&by_reader(&data, step), &want);
+        }
+    }
 
     fn lines(data: &[u8]) -> Vec<(u64, Vec<u8>)> {
         let mut r = TraceReader::new(data);
