@@ -1158,15 +1158,8 @@ impl Analyzer {
                     flush: *flush,
                 });
             }
-            KernelOp::Rx {
-                addr,
-                slot,
-                prod,
-                mode,
-                ..
-            } => {
-                let early =
-                    slot.and_then(|s| published_before_redirect(*mode, *prod, s).map(|p| (s, p)));
+            KernelOp::Rx { addr, slot, .. } => {
+                let early = published_before_redirect(op);
                 self.kernel_rx(ks, *addr, *slot, at);
                 if let Some((s, p)) = early {
                     self.early_published(ks, *addr, s, p, at);
@@ -3363,14 +3356,26 @@ fn ring_after(a: u64, b: u64) -> bool {
     d != 0 && d < 0x8000_0000
 }
 
-/// `prod=` of a `krx` line that proves its slot published before its own
-/// flush: printed after the write (`mode=drv` or `mode=zc`: the tracepoint
-/// backend at `xdp:xdp_redirect`; `mode=skb` flushes before the tracepoint,
-/// and function probes print no `mode=`) with the producer past the slot.
-fn published_before_redirect(mode: Option<RxMode>, prod: Option<u64>, slot: u64) -> Option<u64> {
-    let prod = prod.filter(|_| matches!(mode, Some(RxMode::Drv | RxMode::Zc)))?;
+/// `(slot, prod)` of a `krx` that proves its slot was published before its
+/// own flush: printed after the write (`mode=drv` or `mode=zc`: the
+/// tracepoint backend at `xdp:xdp_redirect`; `mode=skb` flushes before the
+/// tracepoint, and function probes print no `mode=`) with the producer
+/// (`prod=`) already past the slot, so another CPU's flush published it: two
+/// producers on one ring, without any flush event (the
+/// `concurrent_producer/published-before-redirect` rule). `None` for any
+/// other operation.
+pub fn published_before_redirect(op: &KernelOp<'_>) -> Option<(u64, u64)> {
+    let KernelOp::Rx {
+        slot: Some(slot),
+        prod: Some(prod),
+        mode: Some(RxMode::Drv | RxMode::Zc),
+        ..
+    } = *op
+    else {
+        return None;
+    };
     (prod <= u64::from(u32::MAX) && slot <= u64::from(u32::MAX) && ring_after(prod, slot))
-        .then_some(prod)
+        .then_some((slot, prod))
 }
 
 fn related(r: &Raw) -> Related {
@@ -3431,7 +3436,7 @@ pub fn for_each_addr(op: &Op<'_>, mut f: impl FnMut(u64)) {
 #[cfg(test)]
 mod tests {
     use super::published_before_redirect;
-    use crate::parse::{parse_line, Event, KernelOp, Line, Op};
+    use crate::parse::{parse_line, Event, Line, Op};
 
     /// The rule on a `krx` body as the probes print it (parsed as a whole
     /// line); `None` when the body is no `krx`.
@@ -3443,9 +3448,10 @@ mod tests {
         .concat();
         match parse_line(1, &line) {
             Line::Event(Event {
-                op: Op::Kernel(KernelOp::Rx { prod, mode, .. }),
-                ..
-            }) => published_before_redirect(mode, prod, slot),
+                op: Op::Kernel(op), ..
+            }) => published_before_redirect(&op)
+                .filter(|&(s, _)| s == slot)
+                .map(|(_, p)| p),
             _ => None,
         }
     }

@@ -33,7 +33,7 @@ mod timeline;
 
 use std::io::Read;
 
-pub use analyzer::{Analyzer, Options, DEFAULT_POISON};
+pub use analyzer::{published_before_redirect, Analyzer, Options, DEFAULT_POISON};
 pub use parse::{Event, Line, Op};
 pub use reader::{open_input, Input, TraceReader};
 pub use report::{Finding, Kind, Report, Summary, TimelineEntry, Verdict};

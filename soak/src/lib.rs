@@ -380,22 +380,17 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         })
         .map(|f| format!("{f:#x}"))
         .collect();
-    // How much of the kernel side the trace holds (probes' krx lines).
-    let krx_lines = || {
-        trace
-            .split(|&b| b == b'\n')
-            .filter(|l| contains(l, b" krx "))
-    };
-    let kernel_rx_events = krx_lines().count();
-    // Which CPUs produced into the sockets: with several traffic CPUs on one
-    // queue, more than one CPU here is the precondition of the veth race.
+    // How much of the kernel side the trace holds (the probes' receives),
+    // which CPUs produced into the sockets (with several traffic CPUs on one
+    // queue, more than one CPU here is the precondition of the veth race),
+    // and how many receives found their slot already published.
+    let (mut kernel_rx_events, mut published_early) = (0usize, 0usize);
     let mut kernel_rx_cpus = std::collections::BTreeMap::<String, u64>::new();
-    for l in krx_lines() {
-        if let Some(cpu) = ftrace_cpu(l) {
-            *kernel_rx_cpus.entry(cpu.to_string()).or_default() += 1;
-        }
+    for (cpu, early) in trace.split(|&b| b == b'\n').filter_map(kernel_rx) {
+        kernel_rx_events += 1;
+        published_early += usize::from(early);
+        *kernel_rx_cpus.entry(cpu.to_string()).or_default() += 1;
     }
-    let published_early = krx_lines().filter(|l| published_before_redirect(l)).count();
     let generators: Vec<_> = gen_info
         .iter()
         .zip(&sent)
@@ -529,52 +524,23 @@ fn remove_stale_instances() {
     }
 }
 
-/// Whether a tracepoint-backend `krx` line (printed at `xdp:xdp_redirect`,
-/// after this CPU reserved and wrote the slot) read a `prod=` (the ring's
-/// published producer) already past its own `slot=`. In native or zero-copy
-/// mode only the reserving CPU's own later flush publishes its slot, so
-/// with one producer per ring `prod <= slot` there; past it, another CPU's
-/// flush published the slot while this CPU was still between reserving and
-/// redirecting it: the veth race, without any flush probe. Generic (skb)
-/// mode flushes inside `xsk_generic_rcv`, before the tracepoint, so its
-/// lines never count; nor do the function backends' `krx` (no `mode=`,
-/// printed before the reservation).
-fn published_before_redirect(line: &[u8]) -> bool {
-    let field = |key: &[u8]| -> Option<u32> {
-        let at = line.windows(key.len()).position(|w| w == key)? + key.len();
-        let end = line[at..]
-            .iter()
-            .position(|&b| b == b' ')
-            .map_or(line.len(), |e| at + e);
-        u32::from_str_radix(std::str::from_utf8(&line[at..end]).ok()?, 16).ok()
-    };
-    if !(contains(line, b" mode=drv") || contains(line, b" mode=zc")) {
-        return false;
+/// A kernel receive line of the trace (the probes' `krx`): its CPU, and
+/// whether it found its own slot already published (tracepoint backend,
+/// native or zero-copy mode: another CPU's flush published it; see
+/// [`xskdbg_analyzer::published_before_redirect`]). `None` for other lines.
+fn kernel_rx(line: &[u8]) -> Option<(u32, bool)> {
+    match xskdbg_analyzer::parse::parse_line(0, line) {
+        xskdbg_analyzer::Line::Event(ev) => match &ev.op {
+            xskdbg_analyzer::Op::Kernel(op @ xskdbg_analyzer::parse::KernelOp::Rx { .. }) => {
+                Some((
+                    ev.cpu,
+                    xskdbg_analyzer::published_before_redirect(op).is_some(),
+                ))
+            }
+            _ => None,
+        },
+        _ => None,
     }
-    match (field(b" slot="), field(b" prod=")) {
-        // Ring counters wrap: "past" is a positive wrapping distance.
-        (Some(slot), Some(prod)) => (prod.wrapping_sub(slot) as i32) > 0,
-        _ => false,
-    }
-}
-
-/// The CPU column (`[002]`) of an ftrace text line: the first bracketed
-/// run of digits (a task name may hold brackets too, but not before it).
-fn ftrace_cpu(line: &[u8]) -> Option<u32> {
-    let mut rest = line;
-    while let Some(open) = rest.iter().position(|&b| b == b'[') {
-        rest = &rest[open + 1..];
-        let close = rest.iter().position(|&b| b == b']')?;
-        let inner = &rest[..close];
-        if !inner.is_empty() && inner.iter().all(u8::is_ascii_digit) {
-            return std::str::from_utf8(inner).ok()?.parse().ok();
-        }
-    }
-    None
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Writes `data` to `path` through a temporary file and a rename.
@@ -605,6 +571,21 @@ mod tests {
         assert_eq!(traffic_gap(&[0, 1, 2], 2), Some(SHARED_QUEUE_GAP));
     }
 
+    /// Whether `line` (a whole trace line, or a `krx` body given a line
+    /// head) is a receive that found its slot already published.
+    fn published_before_redirect(line: &[u8]) -> bool {
+        let whole = if line.starts_with(b"xskdbg:1") {
+            [
+                b"  t-1 [000] ..... 1.000000: bpf_trace_printk: ".as_slice(),
+                line,
+            ]
+            .concat()
+        } else {
+            line.to_vec()
+        };
+        kernel_rx(&whole).is_some_and(|(_, early)| early)
+    }
+
     #[test]
     fn a_slot_published_before_its_redirect_returned() {
         // Real lines of the eval kernel (tracepoint backend).
@@ -630,12 +611,18 @@ mod tests {
 
     #[test]
     fn the_cpu_column_of_ftrace_lines() {
-        let l = b"  ksoftirqd/0-14  [000] ..s11  20.927526: bpf_trace_printk: xskdbg:1 krx xs=1";
-        assert_eq!(ftrace_cpu(l), Some(0));
-        let l = b" flowtrackd-p9zw-209120 [012] d.s.. 1.0: bpf_trace_printk: xskdbg:1 krx a=[1]";
-        assert_eq!(ftrace_cpu(l), Some(12));
-        assert_eq!(ftrace_cpu(b"no cpu here"), None);
-        assert_eq!(ftrace_cpu(b"[x]"), None);
-        assert_eq!(ftrace_cpu(b"kworker[x]-7 [001] ....: krx"), Some(1));
+        let cpu = |l: &[u8]| kernel_rx(l).map(|(c, _)| c);
+        let l =
+            b"  ksoftirqd/0-14  [000] ..s11  20.927526: bpf_trace_printk: xskdbg:1 krx xs=1 a=100";
+        assert_eq!(cpu(l), Some(0));
+        let l =
+            b" flowtrackd-p9zw-209120 [012] d.s.. 1.0: bpf_trace_printk: xskdbg:1 krx xs=1 a=100";
+        assert_eq!(cpu(l), Some(12));
+        assert_eq!(cpu(b"no cpu here"), None);
+        assert_eq!(cpu(b"[x]"), None);
+        assert_eq!(
+            cpu(b"kworker[x]-7 [001] .... 2.5: bpf_trace_printk: xskdbg:1 krx xs=1 a=100"),
+            Some(1)
+        );
     }
 }
