@@ -128,15 +128,20 @@ PY
 }
 
 echo "bench-analyze: timing on $TRACE ($MB MB)" >&2
-# xskdbg runs three times and keeps its best wall time: it is the contender
-# that uses both cores, so a neighbour's burst costs it the most.
-wall_x=
+# xskdbg runs three times and keeps the run with the median wall time (a
+# neighbour's burst, or a lucky run, moves one run, not the middle one); all
+# three wall times are listed in the report.
+runs=()
 for i in 1 2 3; do
     read -r _ rc_i wall_i rss_i cpu_i < <(measure xskdbg "$XSKDBG" analyze --json "$TRACE")
-    if [ -z "$wall_x" ] || python3 -c "import sys; sys.exit(0 if $wall_i < $wall_x else 1)"; then
-        rc_x=$rc_i wall_x=$wall_i rss_x=$rss_i cpu_x=$cpu_i
-    fi
-    [ "$rc_i" -gt 1 ] && { rc_x=$rc_i; break; }
+    runs+=("$wall_i $rc_i $rss_i $cpu_i")
+    [ "$rc_i" -gt 1 ] && break
+done
+read -r wall_x rc_x rss_x cpu_x < <(printf '%s\n' "${runs[@]}" | sort -n | sed -n "$(( (${#runs[@]} + 1) / 2 ))p")
+walls_x=$(printf '%s\n' "${runs[@]}" | cut -d' ' -f1 | paste -sd/)
+for r in "${runs[@]}"; do
+    set -- $r
+    [ "$2" -gt 1 ] && rc_x=$2
 done
 if [ "$rc_x" -gt 1 ]; then
     echo "bench-analyze: xskdbg analyze failed (exit $rc_x):" >&2
@@ -196,8 +201,8 @@ section="## Analyzer
 
 \`scripts/bench-analyze.sh $args\` on $when (commit $rev; $host).
 Input: \`xskdbg-tracegen --scenario clean --seed $SEED --size $SIZE\`, $MB MB,
-page cache warm, every contender on the same file in the same run (xskdbg: best of 3,
-the others once).
+page cache warm, every contender on the same file in the same run (xskdbg: the median
+of 3 runs, whose wall times were $walls_x s; the others once).
 
 $report
 "
