@@ -167,6 +167,7 @@ enum AppHold {
     Free,
 }
 
+#[repr(align(64))]
 struct Frame {
     /// Copies on FILL (app produced, kernel not yet received).
     fill: u16,
@@ -479,6 +480,15 @@ pub struct Analyzer {
     /// The latest poisoned read (app socket, raw index): the recorder's own
     /// `violation kind=poisoned_descriptor` right after it is the same read.
     last_poison: Option<(u32, usize)>,
+    /// The index of the line being fed within the batch of
+    /// [`Analyzer::feed_lines`]: ring entries then wait for the batch's end
+    /// to copy their text (see `timeline`).
+    batch_pos: Option<u32>,
+    /// Rings holding such entries.
+    dirty: Vec<RingId>,
+    /// Timeline entries of findings made during the batch that wait for it:
+    /// (raw index, position in its timeline, batch index).
+    fixups: Vec<(u32, u32, u32)>,
 }
 
 impl Analyzer {
@@ -530,6 +540,9 @@ impl Analyzer {
             max_return_hold: 0,
             app_free_traced: false,
             last_poison: None,
+            batch_pos: None,
+            dirty: Vec::new(),
+            fixups: Vec::new(),
             opts,
         };
         if let Some(c) = a.opts.chunk_size {
@@ -559,8 +572,65 @@ impl Analyzer {
         a
     }
 
+    /// Feed consecutive decoded lines: the same as [`Analyzer::feed_line`]
+    /// on each, faster (a line's text is copied into the timelines only if
+    /// it is still among the recent events when the batch ends).
+    pub fn feed_lines(&mut self, lines: &[Line<'_>]) {
+        self.feed_lines_observed(lines, None, &mut |_| {});
+    }
+
+    /// [`Analyzer::feed_lines`], calling `observer` with each entry first
+    /// (in the same pass: a second walk over a batch's lines would read them
+    /// from memory again). `decoded`, from the parsing thread: every line's
+    /// descriptor list (see [`Op::list`]) one after the other, and where
+    /// each line's ends.
+    pub(crate) fn feed_lines_observed(
+        &mut self,
+        lines: &[Line<'_>],
+        decoded: Option<(&[Desc], &[u32])>,
+        observer: &mut dyn FnMut(&Event<'_>),
+    ) {
+        let mut start = 0;
+        for (i, line) in lines.iter().enumerate() {
+            self.batch_pos = u32::try_from(i).ok();
+            if let Line::Event(ev) = line {
+                observer(ev);
+            }
+            let pre = decoded.and_then(|(descs, ends)| {
+                let end = *ends.get(i)? as usize;
+                let pre = descs.get(start..end);
+                start = end;
+                pre
+            });
+            self.feed_line_decoded(line, pre);
+        }
+        self.batch_pos = None;
+        for rid in std::mem::take(&mut self.dirty) {
+            if let Some(r) = self.ring_mut(rid) {
+                r.resolve(lines);
+            }
+        }
+        for (raw, pos, index) in self.fixups.drain(..) {
+            if let Some(t) = self.raws[raw as usize].timeline.get_mut(pos as usize) {
+                timeline::fill_pending(t, lines, index);
+            }
+        }
+    }
+
+    fn ring_mut(&mut self, rid: RingId) -> Option<&mut Ring> {
+        match rid {
+            RingId::K(k) => Some(&mut self.ksocks[k as usize].ring),
+            RingId::A(x) => Some(&mut self.asocks[x as usize].ring),
+            RingId::Cpu(c) => self.cpus.get_mut(&c).map(|s| &mut s.ring),
+        }
+    }
+
     /// Feed one decoded line (any kind). Lines must come in input order.
     pub fn feed_line(&mut self, line: &Line<'_>) {
+        self.feed_line_decoded(line, None);
+    }
+
+    fn feed_line_decoded(&mut self, line: &Line<'_>, pre: Option<&[Desc]>) {
         self.lines = self.lines.max(line.number());
         match line {
             Line::Blank { .. } => {}
@@ -585,12 +655,16 @@ impl Analyzer {
                     self.meta(*meta);
                 }
             }
-            Line::Event(ev) => self.feed(ev),
+            Line::Event(ev) => self.feed_decoded(ev, pre),
         }
     }
 
     /// Feed one entry (as produced by [`crate::parse::parse_line`]).
     pub fn feed(&mut self, ev: &Event<'_>) {
+        self.feed_decoded(ev, None);
+    }
+
+    fn feed_decoded(&mut self, ev: &Event<'_>, pre: Option<&[Desc]>) {
         self.lines = self.lines.max(ev.line);
         self.events += 1;
         let at = At::of(ev);
@@ -616,7 +690,7 @@ impl Analyzer {
         c.events += 1;
         c.last = at;
         if self.mapping.is_some() {
-            self.process(ev);
+            self.process(ev, pre);
             return;
         }
         // Still learning the chunk size: sample, keep the line, replay later.
@@ -710,16 +784,19 @@ impl Analyzer {
             self.frames.set_chunk(chunk);
         }
         let buffered = std::mem::take(&mut self.buffered);
+        // These lines are copies, not lines of the batch being fed.
+        let batch_pos = self.batch_pos.take();
         for b in buffered {
             match b {
                 Buffered::Meta(m) => self.meta(m),
                 Buffered::Line(n, raw) => {
                     if let Line::Event(ev) = parse_line(n, &raw) {
-                        self.process(&ev);
+                        self.process(&ev, None);
                     }
                 }
             }
         }
+        self.batch_pos = batch_pos;
     }
 
     fn meta(&mut self, m: Meta) {
@@ -930,16 +1007,24 @@ impl Analyzer {
         }
     }
 
-    fn process(&mut self, ev: &Event<'_>) {
+    /// `pre`: the op's descriptor list, when the parsing thread decoded it.
+    fn process(&mut self, ev: &Event<'_>, pre: Option<&[Desc]>) {
         let at = At::of(ev);
         let (ks, a) = self.route(&ev.op);
         // A list is decoded once here; the timeline and the checkers read
         // the decoded copy.
-        let mut descs = std::mem::take(&mut self.descs);
-        descs.clear();
-        if let Some(list) = op_list(&ev.op) {
-            descs.extend(list.iter());
-        }
+        let mut scratch = std::mem::take(&mut self.descs);
+        scratch.clear();
+        let list = ev.op.list();
+        let descs: &[Desc] = match (list, pre) {
+            (Some(_), Some(p)) => p,
+            (Some(l), None) => {
+                scratch.extend(l.iter());
+                &scratch
+            }
+            (None, _) => &[],
+        };
+
         let mut fr = [0u64; 4];
         let mut n = 0;
         {
@@ -953,7 +1038,7 @@ impl Analyzer {
                     n += 1;
                 }
             };
-            if op_list(&ev.op).is_some() {
+            if list.is_some() {
                 descs.iter().take(4).for_each(|d| add(d.addr));
             } else {
                 for_each_addr(&ev.op, add);
@@ -967,13 +1052,17 @@ impl Analyzer {
         } else {
             RingId::Cpu(ev.cpu)
         };
-        match rid {
-            RingId::K(k) => self.ksocks[k as usize].ring.push(ev, frames),
-            RingId::A(x) => self.asocks[x as usize].ring.push(ev, frames),
-            RingId::Cpu(c) => {
-                if let Some(cs) = self.cpus.get_mut(&c) {
-                    cs.ring.push(ev, frames);
+        let batch_pos = self.batch_pos;
+        if let Some(ring) = self.ring_mut(rid) {
+            match batch_pos {
+                Some(i) => {
+                    let fresh = !ring.has_pending;
+                    ring.push_pending(ev, i, frames);
+                    if fresh {
+                        self.dirty.push(rid);
+                    }
                 }
+                None => ring.push(ev, frames),
             }
         }
         if let Some((h, list, omitted)) = &mut self.history {
@@ -1002,8 +1091,8 @@ impl Analyzer {
             }
         }
         match &ev.op {
-            Op::App(op) => self.app_op(op, at, a, &descs),
-            Op::Kernel(op) => self.kernel_op(op, at, ks, &descs),
+            Op::App(op) => self.app_op(op, at, a, descs),
+            Op::Kernel(op) => self.kernel_op(op, at, ks, descs),
             Op::Seed(SeedOp::Transition {
                 addr,
                 from,
@@ -1026,7 +1115,7 @@ impl Analyzer {
             }
             Op::Unknown => {}
         }
-        self.descs = descs;
+        self.descs = scratch;
         // After the op: a seed socket may just have been joined to its xs.
         if !self.tails.is_empty() {
             let frames = &fr[..n];
@@ -1315,7 +1404,17 @@ impl Analyzer {
                 RingId::A(x) => Some(&self.asocks[*x as usize].ring),
                 RingId::Cpu(c) => self.cpus.get(c).map(|s| &s.ring),
             });
-            timeline = timeline::snapshot(refs, &frames, &[at.line], now_line, self.opts.context);
+            let mut pending = Vec::new();
+            timeline = timeline::snapshot(
+                refs,
+                &frames,
+                &[at.line],
+                now_line,
+                self.opts.context,
+                &mut pending,
+            );
+            self.fixups
+                .extend(pending.into_iter().map(|(pos, i)| (idx as u32, pos, i)));
             if self.tails.len() < 16 {
                 let mut t = [None; 4];
                 for (i, r) in rings.iter().take(4).enumerate() {
@@ -3390,21 +3489,6 @@ fn related(r: &Raw) -> Related {
         line: r.at.line,
         cpus: r.cpus.clone(),
         explanation: r.explanation.clone(),
-    }
-}
-
-/// The descriptor list an operation moves, if it moves a list.
-fn op_list<'a>(op: &Op<'a>) -> Option<AddrList<'a>> {
-    match op {
-        Op::App(
-            AppOp::Fill { addrs, .. }
-            | AppOp::Comp { addrs, .. }
-            | AppOp::Hold { addrs }
-            | AppOp::Free { addrs },
-        ) => Some(*addrs),
-        Op::App(AppOp::Rx { descs, .. } | AppOp::Tx { descs, .. }) => Some(*descs),
-        Op::Kernel(KernelOp::Comp { addrs, .. }) => Some(*addrs),
-        _ => None,
     }
 }
 

@@ -95,14 +95,7 @@ pub fn analyze_reader_progress(
     let mut a = Analyzer::new(opts.clone());
     pipeline::for_each_batch(
         reader,
-        &mut |lines| {
-            for line in lines {
-                if let Line::Event(ev) = line {
-                    observer(ev);
-                }
-                a.feed_line(line);
-            }
-        },
+        &mut |p| a.feed_lines_observed(&p.lines, Some((&p.descs, &p.ends)), observer),
         progress,
     )
     .map_err(|e| Error::Io {

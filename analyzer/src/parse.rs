@@ -168,6 +168,23 @@ pub enum Op<'a> {
     Unknown,
 }
 
+impl<'a> Op<'a> {
+    /// The descriptor list the operation moves, if it moves a list.
+    pub fn list(&self) -> Option<AddrList<'a>> {
+        match self {
+            Op::App(
+                AppOp::Fill { addrs, .. }
+                | AppOp::Comp { addrs, .. }
+                | AppOp::Hold { addrs }
+                | AppOp::Free { addrs },
+            ) => Some(*addrs),
+            Op::App(AppOp::Rx { descs, .. } | AppOp::Tx { descs, .. }) => Some(*descs),
+            Op::Kernel(KernelOp::Comp { addrs, .. }) => Some(*addrs),
+            _ => None,
+        }
+    }
+}
+
 /// A socket key `sk=<netns_cookie>:<ifindex>:<queue_id>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SockKey {

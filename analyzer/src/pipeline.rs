@@ -8,24 +8,80 @@
 //! were read into and the [`Line`]s decoded from them (a self-referential pair, so
 //! nothing is parsed twice). At most [`DEPTH`] batches wait in the channel,
 //! which bounds memory whatever the trace's size.
+//!
+//! Which half is slower depends on the trace (long descriptor lists weigh on
+//! the checkers, short kernel lines on the parser) and on the machine, so
+//! the parsing thread parses only the first part of each batch, a share that
+//! keeps the queue about half full: when the caller takes a batch and finds
+//! the queue shorter than that the share shrinks, longer and it grows. The
+//! caller parses the rest of each batch itself before checking it. Neither
+//! thread then waits for the other, and a trace takes about half the total
+//! work instead of the larger half.
 
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use crate::parse::{parse_line, Line};
+use crate::parse::{parse_line, Desc, Line};
 use crate::reader::{Blocks, CAP};
 
 /// Batches in flight between the threads.
 const DEPTH: usize = 4;
 
-type Lines<'a> = Vec<Line<'a>>;
+/// The parsing thread's share of each batch's lines is `share / SHARE_ONE`.
+const SHARE_ONE: u32 = 1024;
+
+/// How far one batch taken from a short or long queue moves the share.
+const SHARE_STEP: u32 = 8;
+
+/// Batches queued between the threads, and the channel's send side.
+struct Queue<'q> {
+    tx: SyncSender<Message>,
+    len: &'q AtomicUsize,
+}
+
+/// A batch's lines: where they are in the buffer and what they decode to.
+pub(crate) struct Parsed<'a> {
+    /// `(line number, start, end)` of every line of the batch.
+    spans: Vec<(u64, u32, u32)>,
+    /// The decoded lines: the first ones until [`Parsed::parse_to`] has
+    /// reached the end, then one per span.
+    pub(crate) lines: Vec<Line<'a>>,
+    /// Every line's descriptor list ([`crate::parse::Op::list`]), one after
+    /// the other, decoded with the line (on the checkers' thread the lists
+    /// were about a sixth of its work).
+    pub(crate) descs: Vec<Desc>,
+    /// Where each line's descriptors end in `descs`.
+    pub(crate) ends: Vec<u32>,
+}
+
+impl<'a> Parsed<'a> {
+    /// Decode the lines up to `upto` (a span index) from `bytes`, the
+    /// batch's buffer.
+    fn parse_to(&mut self, bytes: &'a [u8], upto: usize) {
+        let from = self.lines.len();
+        let upto = upto.clamp(from, self.spans.len());
+        for &(n, s, e) in &self.spans[from..upto] {
+            let line = parse_line(n, &bytes[s as usize..e as usize]);
+            if let Line::Event(ev) = &line {
+                if let Some(list) = ev.op.list() {
+                    self.descs.extend(list.iter());
+                }
+            }
+            // A batch holds far fewer than 2^32 descriptors (at most one per
+            // two input bytes).
+            self.ends.push(self.descs.len() as u32);
+            self.lines.push(line);
+        }
+    }
+}
 
 self_cell::self_cell!(
     /// A run of consecutive lines: their bytes and what they decode to.
     pub(crate) struct Batch {
         owner: Vec<u8>,
         #[covariant]
-        dependent: Lines,
+        dependent: Parsed,
     }
 );
 
@@ -36,7 +92,7 @@ pub(crate) type Message = io::Result<(Batch, u64)>;
 /// A consumed batch's allocations, going back to the parsing thread: a
 /// batch's line vector is about a megabyte, and allocating and freeing one
 /// per batch on two threads cost page faults on every batch.
-type Spare = (Vec<u8>, Vec<Line<'static>>);
+type Spare = (Vec<u8>, Parsed<'static>);
 
 /// Empty `lines` and give its allocation a lifetime that no longer ties it
 /// to the bytes it pointed into (an in-place collect: no element is ever
@@ -50,36 +106,43 @@ fn recycle(mut lines: Vec<Line<'_>>) -> Vec<Line<'static>> {
     lines.into_iter().filter_map(|_| None).collect()
 }
 
-/// Split `reader` into lines, parse them and send them in order. Returns
-/// when the input ends, on a read error (sent as the last message), or when
-/// the receiver has gone away.
-fn produce(reader: impl Read, tx: &SyncSender<Message>, spare: &Receiver<Spare>) {
+fn empty() -> Parsed<'static> {
+    Parsed {
+        spans: Vec::new(),
+        lines: Vec::new(),
+        descs: Vec::new(),
+        ends: Vec::new(),
+    }
+}
+
+/// Split `reader` into lines, parse this thread's share of them and send
+/// them in order. Returns when the input ends, on a read error (sent as the
+/// last message), or when the receiver has gone away.
+fn produce(reader: impl Read, queue: &Queue<'_>, spare: &Receiver<Spare>, share: &AtomicU32) {
     let mut blocks = Blocks::new(reader);
-    let mut spans: Vec<(u64, u32, u32)> = Vec::new();
     loop {
-        let (mut buf, lines) = spare
+        let (mut buf, mut parsed) = spare
             .try_recv()
-            .unwrap_or_else(|_| (Vec::with_capacity(CAP), Vec::new()));
-        let more = blocks.fill(&mut buf, &mut spans);
-        if !spans.is_empty() {
-            let spans_ref: &[(u64, u32, u32)] = &spans;
+            .unwrap_or_else(|_| (Vec::with_capacity(CAP), empty()));
+        parsed.spans.clear();
+        let more = blocks.fill(&mut buf, &mut parsed.spans);
+        if !parsed.spans.is_empty() {
+            let n = parsed.spans.len();
+            let mine = (n * share.load(Ordering::Relaxed) as usize).div_ceil(SHARE_ONE as usize);
             let batch = Batch::new(buf, move |b| {
-                let mut lines: Vec<Line<'_>> = lines;
-                lines.extend(
-                    spans_ref
-                        .iter()
-                        .map(|&(n, s, e)| parse_line(n, &b[s as usize..e as usize])),
-                );
-                lines
+                let mut p: Parsed<'_> = parsed;
+                p.parse_to(b, mine);
+                p
             });
-            spans.clear();
-            if tx.send(Ok((batch, blocks.bytes_read()))).is_err() {
+            queue.len.fetch_add(1, Ordering::Relaxed);
+            if queue.tx.send(Ok((batch, blocks.bytes_read()))).is_err() {
                 return;
             }
         }
         if !more {
             if let Some(e) = blocks.take_error() {
-                let _ = tx.send(Err(e));
+                queue.len.fetch_add(1, Ordering::Relaxed);
+                let _ = queue.tx.send(Err(e));
             }
             return;
         }
@@ -91,24 +154,46 @@ fn produce(reader: impl Read, tx: &SyncSender<Message>, spare: &Receiver<Spare>)
 /// consumed after each batch. A read error stops the run and is returned.
 pub(crate) fn for_each_batch(
     reader: impl Read + Send,
-    consume: &mut dyn FnMut(&[Line<'_>]),
+    consume: &mut dyn FnMut(&Parsed<'_>),
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<()> {
     let (tx, rx) = sync_channel::<Message>(DEPTH);
     // Emptied batch buffers go back to the reader so that steady state
     // allocates nothing.
     let (spare_tx, spare_rx) = sync_channel::<Spare>(DEPTH + 1);
+    let share = AtomicU32::new(SHARE_ONE);
+    let len = AtomicUsize::new(0);
     std::thread::scope(|s| {
-        s.spawn(move || produce(reader, &tx, &spare_rx));
+        let share = &share;
+        let queue = Queue { tx, len: &len };
+        s.spawn(move || produce(reader, &queue, &spare_rx, share));
         // `rx` moves into the loop so that an early return drops it before
         // the scope joins the reader, which then stops at its next send.
         for msg in rx {
+            // What is left queued behind this batch steers the share.
+            let left = len.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+            let s = share.load(Ordering::Relaxed);
+            if left < DEPTH / 2 {
+                share.store(s.saturating_sub(SHARE_STEP), Ordering::Relaxed);
+            } else if left > DEPTH / 2 {
+                share.store((s + SHARE_STEP).min(SHARE_ONE), Ordering::Relaxed);
+            }
             let (mut batch, bytes) = msg?;
+            batch.with_dependent_mut(|b, p| p.parse_to(b, usize::MAX));
             consume(batch.borrow_dependent());
             progress(bytes);
-            let lines = batch.with_dependent_mut(|_, lines| recycle(std::mem::take(lines)));
+            let parsed = batch.with_dependent_mut(|_, p| {
+                p.descs.clear();
+                p.ends.clear();
+                Parsed {
+                    spans: std::mem::take(&mut p.spans),
+                    lines: recycle(std::mem::take(&mut p.lines)),
+                    descs: std::mem::take(&mut p.descs),
+                    ends: std::mem::take(&mut p.ends),
+                }
+            });
             // The buffer keeps its length: the next fill overwrites it.
-            let _ = spare_tx.try_send((batch.into_owner(), lines));
+            let _ = spare_tx.try_send((batch.into_owner(), parsed));
         }
         Ok(())
     })
@@ -156,8 +241,8 @@ mod tests {
         let mut last_progress = 0;
         for_each_batch(
             &text[..],
-            &mut |lines| {
-                for l in lines {
+            &mut |p| {
+                for l in &p.lines {
                     seen += 1;
                     assert_eq!(l.number(), seen);
                 }
@@ -172,8 +257,12 @@ mod tests {
     #[test]
     fn read_error_comes_back_after_the_lines_before_it() {
         let mut seen = 0;
-        let err =
-            for_each_batch(Failing(b"a\nb\n"), &mut |l| seen += l.len(), &mut |_| {}).unwrap_err();
+        let err = for_each_batch(
+            Failing(b"a\nb\n"),
+            &mut |p| seen += p.lines.len(),
+            &mut |_| {},
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "disk on fire");
         assert_eq!(seen, 2);
     }

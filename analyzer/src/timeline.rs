@@ -3,15 +3,25 @@
 //!
 //! Each socket (kernel `xs` side and application side) and each CPU keeps the
 //! last [`RING`] events routed to it. Entries reuse their byte buffers, so
-//! recording an event copies its line and allocates nothing once warm.
+//! recording an event allocates nothing once warm.
+//!
+//! Copying every line into its ring cost the checkers about 15% of their
+//! time, while at most [`RING`] lines per ring survive a batch of thousands.
+//! So an event fed from a batch ([`Ring::push_pending`]) only notes its
+//! index in the batch; [`Ring::resolve`] copies the survivors when the batch
+//! ends. A snapshot taken meanwhile leaves the text of such entries for
+//! [`fill_pending`] to write at the same point.
 
-use crate::parse::Event;
+use crate::parse::{Event, Line};
 use crate::report::TimelineEntry;
 
 /// Events kept per ring.
 pub(crate) const RING: usize = 64;
 
-#[derive(Default, Clone)]
+/// `Entry::pending` when the entry's text is in place.
+const RESOLVED: u32 = u32::MAX;
+
+#[derive(Clone)]
 pub(crate) struct Entry {
     pub line: u64,
     pub cpu: u32,
@@ -24,6 +34,28 @@ pub(crate) struct Entry {
     body: (u32, u32),
     pub frames: [u64; 4],
     pub nframes: u8,
+    /// The event's index in the current batch while its text is not copied
+    /// yet, or [`RESOLVED`].
+    pending: u32,
+}
+
+impl Default for Entry {
+    fn default() -> Self {
+        Entry {
+            line: 0,
+            cpu: 0,
+            ts_ns: None,
+            raw: Vec::new(),
+            task: (0, 0),
+            pid: None,
+            ts: (0, 0),
+            name: (0, 0),
+            body: (0, 0),
+            frames: [0; 4],
+            nframes: 0,
+            pending: RESOLVED,
+        }
+    }
 }
 
 fn range(outer: &[u8], inner: &[u8]) -> (u32, u32) {
@@ -50,9 +82,31 @@ impl Entry {
         self.ts = range(ev.raw, ev.ts.text);
         self.name = range(ev.raw, ev.name);
         self.body = range(ev.raw, ev.body);
+        self.set_frames(frames);
+        self.pending = RESOLVED;
+    }
+
+    fn set_frames(&mut self, frames: &[u64]) {
         let n = frames.len().min(4);
         self.frames[..n].copy_from_slice(&frames[..n]);
         self.nframes = n as u8;
+    }
+
+    /// What [`Entry::to_public`] gives before the text is copied: the
+    /// strings stay empty for [`fill_pending`].
+    fn to_public_pending(&self, highlighted: bool) -> TimelineEntry {
+        TimelineEntry {
+            line: self.line,
+            cpu: self.cpu,
+            ts: String::new(),
+            ts_ns: self.ts_ns,
+            task: String::new(),
+            event: String::new(),
+            body: String::new(),
+            raw: String::new(),
+            frame: self.frames().first().map(|f| format!("{f:#x}")),
+            highlighted,
+        }
     }
 
     pub(crate) fn frames(&self) -> &[u64] {
@@ -84,18 +138,53 @@ impl Entry {
 pub(crate) struct Ring {
     entries: Vec<Entry>,
     next: usize,
+    /// Some entry waits for [`Ring::resolve`].
+    pub(crate) has_pending: bool,
 }
 
 impl Ring {
-    pub(crate) fn push(&mut self, ev: &Event<'_>, frames: &[u64]) {
+    fn slot(&mut self) -> &mut Entry {
         if self.entries.len() < RING {
             self.entries.push(Entry::default());
-            let i = self.entries.len() - 1;
-            self.entries[i].set(ev, frames);
-            return;
+            return self.entries.last_mut().expect("just pushed");
         }
-        self.entries[self.next].set(ev, frames);
+        let i = self.next;
         self.next = (self.next + 1) % RING;
+        &mut self.entries[i]
+    }
+
+    pub(crate) fn push(&mut self, ev: &Event<'_>, frames: &[u64]) {
+        self.slot().set(ev, frames);
+    }
+
+    /// Record `ev`, line `index` of the batch being fed, without copying its
+    /// text; [`Ring::resolve`] with that batch must follow.
+    pub(crate) fn push_pending(&mut self, ev: &Event<'_>, index: u32, frames: &[u64]) {
+        let e = self.slot();
+        e.line = ev.line;
+        e.cpu = ev.cpu;
+        e.ts_ns = ev.ts.ns;
+        e.set_frames(frames);
+        e.pending = index;
+        self.has_pending = true;
+    }
+
+    /// Copy the text of the entries recorded from `batch`.
+    pub(crate) fn resolve(&mut self, batch: &[Line<'_>]) {
+        for e in &mut self.entries {
+            if e.pending == RESOLVED {
+                continue;
+            }
+            let frames = e.frames;
+            let n = e.nframes as usize;
+            match batch.get(e.pending as usize) {
+                Some(Line::Event(ev)) => e.set(ev, &frames[..n]),
+                // Not reachable when callers keep the contract; an empty
+                // entry beats a wrong one.
+                _ => e.pending = RESOLVED,
+            }
+        }
+        self.has_pending = false;
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry> {
@@ -106,13 +195,16 @@ impl Ring {
 /// Merge rings into one timeline: the last `before` entries up to and
 /// including `upto_line`, plus anything already recorded after it, sorted by
 /// line and deduplicated. Entries on `moment_lines` or touching `frames` are
-/// highlighted.
+/// highlighted. Entries whose text is not copied yet come out with empty
+/// strings, listed in `pending` as (position in the result, batch index)
+/// for [`fill_pending`].
 pub(crate) fn snapshot<'r>(
     rings: impl Iterator<Item = &'r Ring>,
     frames: &[u64],
     moment_lines: &[u64],
     upto_line: u64,
     before: usize,
+    pending: &mut Vec<(u32, u32)>,
 ) -> Vec<TimelineEntry> {
     let mut all: Vec<&Entry> = rings.flat_map(|r| r.iter()).collect();
     all.sort_by_key(|e| e.line);
@@ -122,10 +214,30 @@ pub(crate) fn snapshot<'r>(
     let end = (split + 8).min(all.len());
     all[start..end]
         .iter()
-        .map(|e| {
+        .enumerate()
+        .map(|(i, e)| {
             let hl =
                 moment_lines.contains(&e.line) || e.frames().iter().any(|f| frames.contains(f));
-            e.to_public(hl)
+            if e.pending == RESOLVED {
+                e.to_public(hl)
+            } else {
+                pending.push((i as u32, e.pending));
+                e.to_public_pending(hl)
+            }
         })
         .collect()
+}
+
+/// Write the text of a timeline entry that [`snapshot`] left pending, from
+/// the batch line it was recorded from.
+pub(crate) fn fill_pending(t: &mut TimelineEntry, batch: &[Line<'_>], index: u32) {
+    if let Some(Line::Event(ev)) = batch.get(index as usize) {
+        let mut e = Entry::default();
+        e.set(ev, &[]);
+        let full = e.to_public(t.highlighted);
+        *t = TimelineEntry {
+            frame: t.frame.take(),
+            ..full
+        };
+    }
 }
