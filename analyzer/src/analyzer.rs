@@ -92,14 +92,20 @@ struct TsText(u8);
 
 impl TsText {
     fn new(ts: &crate::parse::Timestamp<'_>) -> Self {
-        if ts.ns.is_none() {
+        let Some(ns) = ts.ns else {
             return TsText(0);
+        };
+        // `secs.frac`, secs without leading zeros: the digits after the dot
+        // follow from the text's length and the seconds' value, without
+        // reading the text (the checkers never touch a line's bytes
+        // otherwise, and that first touch was a cache miss per line).
+        let mut secs = ns / 1_000_000_000;
+        let mut secs_digits = 1;
+        while secs >= 10 {
+            secs /= 10;
+            secs_digits += 1;
         }
-        let frac = ts
-            .text
-            .iter()
-            .position(|&b| b == b'.')
-            .map_or(0, |dot| ts.text.len() - dot - 1);
+        let frac = ts.text.len().saturating_sub(secs_digits + 1);
         TsText(frac.clamp(1, 9) as u8)
     }
     fn render(self, order: u64) -> String {
@@ -489,6 +495,9 @@ pub struct Analyzer {
     /// Timeline entries of findings made during the batch that wait for it:
     /// (raw index, position in its timeline, batch index).
     fixups: Vec<(u32, u32, u32)>,
+    /// The socket keys looked up last, and what they map to.
+    last_sk: Option<(SockKey, u32)>,
+    last_xs: Option<(u64, u32)>,
 }
 
 impl Analyzer {
@@ -543,6 +552,8 @@ impl Analyzer {
             batch_pos: None,
             dirty: Vec::new(),
             fixups: Vec::new(),
+            last_sk: None,
+            last_xs: None,
             opts,
         };
         if let Some(c) = a.opts.chunk_size {
@@ -690,7 +701,7 @@ impl Analyzer {
         c.events += 1;
         c.last = at;
         if self.mapping.is_some() {
-            self.process(ev, pre);
+            self.process(ev, at, pre);
             return;
         }
         // Still learning the chunk size: sample, keep the line, replay later.
@@ -791,7 +802,7 @@ impl Analyzer {
                 Buffered::Meta(m) => self.meta(m),
                 Buffered::Line(n, raw) => {
                     if let Line::Event(ev) = parse_line(n, &raw) {
-                        self.process(&ev, None);
+                        self.process(&ev, At::of(&ev), None);
                     }
                 }
             }
@@ -864,7 +875,15 @@ impl Analyzer {
     }
 
     fn asock_sk(&mut self, sk: SockKey) -> u32 {
+        // Consecutive events mostly name the same socket: one compare
+        // instead of hashing a 24-byte key.
+        if let Some((last, i)) = self.last_sk {
+            if last == sk {
+                return i;
+            }
+        }
         if let Some(&i) = self.by_sk.get(&sk) {
+            self.last_sk = Some((sk, i));
             return i;
         }
         let i = self.asock_named(sk.to_string());
@@ -882,7 +901,13 @@ impl Analyzer {
     }
 
     fn ksock(&mut self, xs: u64) -> u32 {
+        if let Some((last, i)) = self.last_xs {
+            if last == xs {
+                return i;
+            }
+        }
         if let Some(&i) = self.by_xs.get(&xs) {
+            self.last_xs = Some((xs, i));
             return i;
         }
         let i = self.ksocks.len() as u32;
@@ -1008,8 +1033,7 @@ impl Analyzer {
     }
 
     /// `pre`: the op's descriptor list, when the parsing thread decoded it.
-    fn process(&mut self, ev: &Event<'_>, pre: Option<&[Desc]>) {
-        let at = At::of(ev);
+    fn process(&mut self, ev: &Event<'_>, at: At, pre: Option<&[Desc]>) {
         let (ks, a) = self.route(&ev.op);
         // A list is decoded once here; the timeline and the checkers read
         // the decoded copy.
