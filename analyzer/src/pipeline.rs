@@ -22,7 +22,7 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use crate::parse::{parse_line, Desc, Line};
+use crate::parse::{parse_line_into, Desc, Line};
 use crate::reader::{Blocks, CAP};
 
 /// Batches in flight between the threads.
@@ -62,8 +62,12 @@ impl<'a> Parsed<'a> {
         let from = self.lines.len();
         let upto = upto.clamp(from, self.spans.len());
         for &(n, s, e) in &self.spans[from..upto] {
-            let line = parse_line(n, &bytes[s as usize..e as usize]);
-            if let Line::Event(ev) = &line {
+            self.lines.push(Line::Blank { line: n });
+            let Some(line) = self.lines.last_mut() else {
+                break;
+            };
+            parse_line_into(n, &bytes[s as usize..e as usize], line);
+            if let Line::Event(ev) = line {
                 if let Some(list) = ev.op.list() {
                     self.descs.extend(list.iter());
                 }
@@ -71,7 +75,6 @@ impl<'a> Parsed<'a> {
             // A batch holds far fewer than 2^32 descriptors (at most one per
             // two input bytes).
             self.ends.push(self.descs.len() as u32);
-            self.lines.push(line);
         }
     }
 }

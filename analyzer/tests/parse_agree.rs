@@ -420,10 +420,60 @@ fn name() -> impl Strategy<Value = &'static str> {
     ]
 }
 
-/// A whole entry line, before mutation: half of them in the exact layout
+/// A whole entry line, before mutation: most of them in the exact layouts
 /// the fast paths take, the others with any mix of columns.
 fn entry() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![canonical_entry(), any_entry()]
+    prop_oneof![canonical_entry(), ftrace_entry(), any_entry()]
+}
+
+/// An entry in ftrace's own column layout (`%16s-%-7d [%03d] `, what
+/// `entry_fixed` reads in place), with commands that look like the other
+/// columns and PIDs and CPUs of every width.
+fn ftrace_entry() -> impl Strategy<Value = Vec<u8>> {
+    let comm = prop_oneof![
+        10 => Just("<idle>"),
+        10 => Just("xskfwd-tugn"),
+        3 => Just("ksoftirqd/1"),
+        1 => Just("kworker/u8:2"),
+        1 => Just("Web Content"),
+        1 => Just("abc-12"),
+        1 => Just("a[b"),
+        1 => Just("[kthread]"),
+        1 => Just("CPU 0/KVM"),
+        1 => Just("CPUx"),
+        1 => Just("#hash"),
+        1 => Just("t\u{e9}l\u{e9}"),
+        1 => Just("\u{e9}t\u{e9}"),
+        1 => Just("0123456789abcdef"),
+        1 => Just("0123456789abcdefg"),
+        1 => Just(" x"),
+        1 => Just(""),
+    ];
+    let pid = prop_oneof![
+        20 => (0u32..4_000_000).prop_map(|p| format!("{p:<7}")),
+        1 => (0u32..u32::MAX).prop_map(|p| format!("{p:<7}")),
+        1 => Just("12 4   ".to_string()),
+        1 => Just("       ".to_string()),
+        1 => Just("0000001".to_string()),
+        1 => Just("12a    ".to_string()),
+    ];
+    let cpu = prop_oneof![
+        20 => (0u32..1000).prop_map(|c| format!("{c:03}")),
+        1 => (1000u32..100_000).prop_map(|c| format!("{c}")),
+        1 => Just("0a1".to_string()),
+    ];
+    (
+        comm,
+        pid,
+        cpu,
+        flags(),
+        timestamp(),
+        name(),
+        prop_oneof![3 => canonical_body(), 1 => project_body(), 1 => other_body()],
+    )
+        .prop_map(|(c, p, cpu, f, ts, n, b)| {
+            format!("{c:>16}-{p} [{cpu}]{f}{ts}{n}{b}").into_bytes()
+        })
 }
 
 /// An entry as ftrace prints it, with a probe's or the recorder's body.
@@ -507,7 +557,7 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
 /// A canonical entry with one value grown or spoiled: the edges of the fast
 /// paths.
 fn value_mutated() -> impl Strategy<Value = Vec<u8>> {
-    mutate(canonical_entry(), 3u8..5, 1..2)
+    mutate(prop_oneof![canonical_entry(), ftrace_entry()], 3u8..5, 1..2)
 }
 
 /// `lines` with `count` mutations of the kinds in `kinds` (see [`mutated`]).
