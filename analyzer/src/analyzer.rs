@@ -75,6 +75,10 @@ const KQ_CAP: usize = 16384;
 const FIFO_CAP: usize = 1 << 16;
 const MAX_RAW: usize = 100_000;
 const MAX_SNAPSHOTS: usize = 2000;
+
+/// [`Tail::raw`] of a tail kept for a finding that was not built (see
+/// `Analyzer::raw`): it records nothing, it only takes its place.
+const DEAD_TAIL: usize = usize::MAX;
 const MAX_CONSEQUENCES: usize = 50;
 const MAX_HISTORY: usize = 100_000;
 const NONE: u32 = u32::MAX;
@@ -498,6 +502,8 @@ pub struct Analyzer {
     /// The socket keys looked up last, and what they map to.
     last_sk: Option<(SockKey, u32)>,
     last_xs: Option<(u64, u32)>,
+    /// Findings not built because `finish` could not judge them.
+    unjudged_early: u64,
 }
 
 impl Analyzer {
@@ -554,6 +560,7 @@ impl Analyzer {
             fixups: Vec::new(),
             last_sk: None,
             last_xs: None,
+            unjudged_early: 0,
             opts,
         };
         if let Some(c) = a.opts.chunk_size {
@@ -1048,6 +1055,14 @@ impl Analyzer {
             }
             (None, _) => &[],
         };
+        if descs.len() > 1 {
+            let m = self.mapping.unwrap_or(Mapping::Aligned {
+                chunk: chunk::MIN_CHUNK,
+            });
+            for d in descs {
+                self.frames.touch(m.frame(d.addr));
+            }
+        }
 
         let mut fr = [0u64; 4];
         let mut n = 0;
@@ -1158,12 +1173,13 @@ impl Analyzer {
                 _ => false,
             };
             if t.rings.iter().any(linked) {
-                let raw = &mut self.raws[t.raw];
-                if raw.timeline.last().is_none_or(|e| e.line < ev.line) {
-                    let hl = frames.iter().any(|f| raw.frames.contains(f));
-                    let mut e = Entry::default();
-                    e.set(ev, frames);
-                    raw.timeline.push(e.to_public(hl));
+                if let Some(raw) = self.raws.get_mut(t.raw) {
+                    if raw.timeline.last().is_none_or(|e| e.line < ev.line) {
+                        let hl = frames.iter().any(|f| raw.frames.contains(f));
+                        let mut e = Entry::default();
+                        e.set(ev, frames);
+                        raw.timeline.push(e.to_public(hl));
+                    }
                 }
                 t.left -= 1;
                 if t.left == 0 {
@@ -1404,6 +1420,13 @@ impl Analyzer {
             a
         };
         let idx = self.raws.len();
+        // Evidence from before `complete_now` once buffer-started markers
+        // are seen: `finish` cannot judge it (its cut only moves later), so
+        // the finding is not built (a wrapped trace's first stretch can make
+        // tens of thousands: about a tenth of the checkers' time on the
+        // benchmark's trace). Its marks on the frames, snapshot count and
+        // tail stay, so that what is built comes out the same.
+        let doomed = self.markers_seen && evidence_from < self.complete_now;
         // Only a frame's first finding (a likely root) gets a timeline.
         let first_for_frames = frames.iter().all(|f| !self.raw_by_frame.contains_key(f));
         for f in &frames {
@@ -1422,6 +1445,21 @@ impl Analyzer {
             }
             for c in &cpus {
                 rings.push(RingId::Cpu(*c));
+            }
+            if doomed {
+                if self.tails.len() < 16 {
+                    let mut t = [None; 4];
+                    for (i, r) in rings.iter().take(4).enumerate() {
+                        t[i] = Some(*r);
+                    }
+                    self.tails.push(Tail {
+                        raw: DEAD_TAIL,
+                        rings: t,
+                        left: 6,
+                    });
+                }
+                self.unjudged_early += 1;
+                return None;
             }
             let refs = rings.iter().filter_map(|r| match r {
                 RingId::K(k) => Some(&self.ksocks[*k as usize].ring),
@@ -1450,6 +1488,10 @@ impl Analyzer {
                     left: 6,
                 });
             }
+        }
+        if doomed {
+            self.unjudged_early += 1;
+            return None;
         }
         let socket = self.sock_name(ks, a);
         self.raws.push(Raw {
@@ -2964,7 +3006,7 @@ impl Analyzer {
         let cf = complete.map(|c| c.order);
 
         let raws = std::mem::take(&mut self.raws);
-        let mut unjudged = 0u64;
+        let mut unjudged = self.unjudged_early;
         let mut kept: Vec<Raw> = Vec::with_capacity(raws.len());
         for r in raws {
             if cf.is_some_and(|c| r.evidence_from < c) {

@@ -54,6 +54,13 @@ impl<T> FrameTable<T> {
     }
 
     #[inline]
+    pub(crate) fn touch(&self, f: u64) {
+        if let Some(i) = self.slot(f) {
+            std::hint::black_box(self.dense.get(i).is_some_and(Option::is_some));
+        }
+    }
+
+    #[inline]
     pub(crate) fn get_mut(&mut self, f: u64) -> Option<&mut T> {
         match self.slot(f) {
             Some(i) => self.dense.get_mut(i).and_then(Option::as_mut),
