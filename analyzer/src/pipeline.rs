@@ -205,6 +205,7 @@ pub(crate) fn for_each_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::parse_line;
 
     /// A reader that fails after handing out some bytes.
     struct Failing(&'static [u8]);
