@@ -103,12 +103,7 @@ impl TsText {
         // follow from the text's length and the seconds' value, without
         // reading the text (the checkers never touch a line's bytes
         // otherwise, and that first touch was a cache miss per line).
-        let mut secs = ns / 1_000_000_000;
-        let mut secs_digits = 1;
-        while secs >= 10 {
-            secs /= 10;
-            secs_digits += 1;
-        }
+        let secs_digits = (ns / 1_000_000_000).checked_ilog10().unwrap_or(0) as usize + 1;
         let frac = ts.text.len().saturating_sub(secs_digits + 1);
         TsText(frac.clamp(1, 9) as u8)
     }
@@ -648,6 +643,7 @@ impl Analyzer {
         self.feed_line_decoded(line, None);
     }
 
+    #[inline]
     fn feed_line_decoded(&mut self, line: &Line<'_>, pre: Option<&[Desc]>) {
         self.lines = self.lines.max(line.number());
         match line {
@@ -682,6 +678,7 @@ impl Analyzer {
         self.feed_decoded(ev, None);
     }
 
+    #[inline]
     fn feed_decoded(&mut self, ev: &Event<'_>, pre: Option<&[Desc]>) {
         self.lines = self.lines.max(ev.line);
         self.events += 1;
@@ -831,6 +828,7 @@ impl Analyzer {
     /// has a partial history (the other CPUs' events are lost): forget it,
     /// so that its next event starts it afresh (unknown past) instead of
     /// stacking on counts that may be wrong.
+    #[inline(always)]
     fn settle(&mut self, f: u64) {
         if self.complete_now == 0 {
             return;
@@ -839,9 +837,16 @@ impl Analyzer {
             .frames
             .get(f)
             .is_some_and(|fs| fs.last.order < self.complete_now);
-        if !stale {
-            return;
+        if stale {
+            self.forget(f);
         }
+    }
+
+    /// The slow half of [`Analyzer::settle`], apart so that the check
+    /// made on every frame event stays a few instructions.
+    #[cold]
+    #[inline(never)]
+    fn forget(&mut self, f: u64) {
         if let Some(fs) = self.frames.remove(f) {
             if fs.fill > 0 && fs.fill_pool != NONE {
                 self.fifo_forget(fs.fill_pool, f);
@@ -1044,12 +1049,14 @@ impl Analyzer {
         let (ks, a) = self.route(&ev.op);
         // A list is decoded once here; the timeline and the checkers read
         // the decoded copy.
-        let mut scratch = std::mem::take(&mut self.descs);
-        scratch.clear();
+        // The reused buffer moves out only when the list is decoded here.
+        let mut scratch = Vec::new();
         let list = ev.op.list();
         let descs: &[Desc] = match (list, pre) {
             (Some(_), Some(p)) => p,
             (Some(l), None) => {
+                scratch = std::mem::take(&mut self.descs);
+                scratch.clear();
                 scratch.extend(l.iter());
                 &scratch
             }
@@ -1154,7 +1161,9 @@ impl Analyzer {
             }
             Op::Unknown => {}
         }
-        self.descs = scratch;
+        if scratch.capacity() > 0 {
+            self.descs = scratch;
+        }
         // After the op: a seed socket may just have been joined to its xs.
         if !self.tails.is_empty() {
             let frames = &fr[..n];
