@@ -25,8 +25,12 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use crate::parse::{parse_line_into, Desc, Line};
 use crate::reader::{Blocks, CAP};
 
-/// Batches in flight between the threads.
-const DEPTH: usize = 4;
+/// Batches in flight between the threads. A deep queue rides out the
+/// stretches where one side is briefly slower without moving parsing to the
+/// checkers' side, where it costs more (the line's bytes are in the other
+/// core's cache): 16 against 4 took about 5% off the 1 GB benchmark, for
+/// about 25 MB more memory.
+const DEPTH: usize = 16;
 
 /// The parsing thread's share of each batch's lines is `share / SHARE_ONE`.
 const SHARE_ONE: u32 = 1024;
