@@ -32,7 +32,7 @@ use crate::report::{
     ChunkInfo, CpuSummary, Finding, History, Kind, OverallVerdict, ProbeInfo, Related, Report,
     SocketSummary, Summary, TimelineEntry, TsRef, Verdict, SCHEMA_VERSION,
 };
-use crate::timeline::{self, Entry, Ring};
+use crate::timeline::{self, Entry, Ring, Snap};
 use crate::Error;
 
 /// The poison value the seed story's application wrote into consumed RX slots.
@@ -75,10 +75,6 @@ const KQ_CAP: usize = 16384;
 const FIFO_CAP: usize = 1 << 16;
 const MAX_RAW: usize = 100_000;
 const MAX_SNAPSHOTS: usize = 2000;
-
-/// [`Tail::raw`] of a tail kept for a finding that was not built (see
-/// `Analyzer::raw`): it records nothing, it only takes its place.
-const DEAD_TAIL: usize = usize::MAX;
 const MAX_CONSEQUENCES: usize = 50;
 const MAX_HISTORY: usize = 100_000;
 const NONE: u32 = u32::MAX;
@@ -395,7 +391,7 @@ struct Raw {
     explanation: String,
     evidence_from: u64,
     recorder: bool,
-    timeline: Vec<TimelineEntry>,
+    timeline: Vec<Snap>,
     /// Index at creation (stable until `finish`).
     id: u32,
     /// Where it belongs whatever lines lie between (see [`Link`]).
@@ -497,8 +493,6 @@ pub struct Analyzer {
     /// The socket keys looked up last, and what they map to.
     last_sk: Option<(SockKey, u32)>,
     last_xs: Option<(u64, u32)>,
-    /// Findings not built because `finish` could not judge them.
-    unjudged_early: u64,
 }
 
 impl Analyzer {
@@ -555,7 +549,6 @@ impl Analyzer {
             fixups: Vec::new(),
             last_sk: None,
             last_xs: None,
-            unjudged_early: 0,
             opts,
         };
         if let Some(c) = a.opts.chunk_size {
@@ -1183,11 +1176,9 @@ impl Analyzer {
             };
             if t.rings.iter().any(linked) {
                 if let Some(raw) = self.raws.get_mut(t.raw) {
-                    if raw.timeline.last().is_none_or(|e| e.line < ev.line) {
+                    if raw.timeline.last().is_none_or(|e| e.line() < ev.line) {
                         let hl = frames.iter().any(|f| raw.frames.contains(f));
-                        let mut e = Entry::default();
-                        e.set(ev, frames);
-                        raw.timeline.push(e.to_public(hl));
+                        raw.timeline.push(Snap::of(ev, frames, hl));
                     }
                 }
                 t.left -= 1;
@@ -1429,17 +1420,23 @@ impl Analyzer {
             a
         };
         let idx = self.raws.len();
-        // Evidence from before `complete_now` once buffer-started markers
-        // are seen: `finish` cannot judge it (its cut only moves later), so
-        // the finding is not built (a wrapped trace's first stretch can make
-        // tens of thousands: about a tenth of the checkers' time on the
-        // benchmark's trace). Its marks on the frames, snapshot count and
-        // tail stay, so that what is built comes out the same.
-        let doomed = self.markers_seen && evidence_from < self.complete_now;
-        // Only a frame's first finding (a likely root) gets a timeline.
-        let first_for_frames = frames.iter().all(|f| !self.raw_by_frame.contains_key(f));
+        // Only a frame's first finding (a likely root) gets a timeline, not
+        // counting one whose evidence is already older than the cut (it
+        // will not be judged, and a wrapped trace's first stretch makes
+        // such findings on many frames that are judged later).
+        let complete_now = self.complete_now;
+        let first_for_frames = frames.iter().all(|f| {
+            self.raw_by_frame.get(f).is_none_or(|&i| {
+                self.raws
+                    .get(i as usize)
+                    .is_none_or(|r| r.evidence_from < complete_now)
+            })
+        });
         for f in &frames {
-            self.raw_by_frame.entry(*f).or_insert(idx as u32);
+            let i = self.raw_by_frame.entry(*f).or_insert(idx as u32);
+            if first_for_frames {
+                *i = idx as u32;
+            }
         }
         let mut timeline = Vec::new();
         if (first_for_frames || kind == Kind::ConcurrentProducer) && self.snapshots < MAX_SNAPSHOTS
@@ -1454,21 +1451,6 @@ impl Analyzer {
             }
             for c in &cpus {
                 rings.push(RingId::Cpu(*c));
-            }
-            if doomed {
-                if self.tails.len() < 16 {
-                    let mut t = [None; 4];
-                    for (i, r) in rings.iter().take(4).enumerate() {
-                        t[i] = Some(*r);
-                    }
-                    self.tails.push(Tail {
-                        raw: DEAD_TAIL,
-                        rings: t,
-                        left: 6,
-                    });
-                }
-                self.unjudged_early += 1;
-                return None;
             }
             let refs = rings.iter().filter_map(|r| match r {
                 RingId::K(k) => Some(&self.ksocks[*k as usize].ring),
@@ -1497,10 +1479,6 @@ impl Analyzer {
                     left: 6,
                 });
             }
-        }
-        if doomed {
-            self.unjudged_early += 1;
-            return None;
         }
         let socket = self.sock_name(ks, a);
         self.raws.push(Raw {
@@ -1873,7 +1851,7 @@ impl Analyzer {
             for e in r
                 .timeline
                 .iter_mut()
-                .filter(|e| e.line == at.line || e.line == s.start.line)
+                .filter(|e| e.line() == at.line || e.line() == s.start.line)
             {
                 e.highlighted = true;
             }
@@ -3015,7 +2993,7 @@ impl Analyzer {
         let cf = complete.map(|c| c.order);
 
         let raws = std::mem::take(&mut self.raws);
-        let mut unjudged = self.unjudged_early;
+        let mut unjudged = 0u64;
         let mut kept: Vec<Raw> = Vec::with_capacity(raws.len());
         for r in raws {
             if cf.is_some_and(|c| r.evidence_from < c) {
@@ -3350,7 +3328,7 @@ impl Analyzer {
             also: also.iter().map(related).collect(),
             consequences: Vec::new(),
             consequences_omitted: 0,
-            timeline: primary.timeline,
+            timeline: primary.timeline.iter().map(Snap::to_public).collect(),
         }
     }
 

@@ -11,6 +11,11 @@
 //! index in the batch; [`Ring::resolve`] copies the survivors when the batch
 //! ends. A snapshot taken meanwhile leaves the text of such entries for
 //! [`fill_pending`] to write at the same point.
+//!
+//! A snapshot keeps [`Snap`]s (the entries as recorded), turned into report
+//! entries only for the findings that are reported: a wrapped trace's first
+//! stretch can make thousands of findings that cannot be judged, and
+//! formatting their timelines cost more than finding them.
 
 use crate::parse::{Event, Line};
 use crate::report::TimelineEntry;
@@ -92,23 +97,6 @@ impl Entry {
         self.nframes = n as u8;
     }
 
-    /// What [`Entry::to_public`] gives before the text is copied: the
-    /// strings stay empty for [`fill_pending`].
-    fn to_public_pending(&self, highlighted: bool) -> TimelineEntry {
-        TimelineEntry {
-            line: self.line,
-            cpu: self.cpu,
-            ts: String::new(),
-            ts_ns: self.ts_ns,
-            task: String::new(),
-            event: String::new(),
-            body: String::new(),
-            raw: String::new(),
-            frame: self.frames().first().map(|f| format!("{f:#x}")),
-            highlighted,
-        }
-    }
-
     pub(crate) fn frames(&self) -> &[u64] {
         &self.frames[..self.nframes as usize]
     }
@@ -130,6 +118,30 @@ impl Entry {
             frame: self.frames().first().map(|f| format!("{f:#x}")),
             highlighted,
         }
+    }
+}
+
+/// One entry of a finding's timeline, kept as recorded until the report.
+#[derive(Clone)]
+pub(crate) struct Snap {
+    entry: Entry,
+    /// One of the events the finding is about.
+    pub highlighted: bool,
+}
+
+impl Snap {
+    pub(crate) fn of(ev: &Event<'_>, frames: &[u64], highlighted: bool) -> Snap {
+        let mut entry = Entry::default();
+        entry.set(ev, frames);
+        Snap { entry, highlighted }
+    }
+
+    pub(crate) fn line(&self) -> u64 {
+        self.entry.line
+    }
+
+    pub(crate) fn to_public(&self) -> TimelineEntry {
+        self.entry.to_public(self.highlighted)
     }
 }
 
@@ -195,9 +207,8 @@ impl Ring {
 /// Merge rings into one timeline: the last `before` entries up to and
 /// including `upto_line`, plus anything already recorded after it, sorted by
 /// line and deduplicated. Entries on `moment_lines` or touching `frames` are
-/// highlighted. Entries whose text is not copied yet come out with empty
-/// strings, listed in `pending` as (position in the result, batch index)
-/// for [`fill_pending`].
+/// highlighted. Entries whose text is not copied yet are listed in
+/// `pending` as (position in the result, batch index) for [`fill_pending`].
 pub(crate) fn snapshot<'r>(
     rings: impl Iterator<Item = &'r Ring>,
     frames: &[u64],
@@ -205,7 +216,7 @@ pub(crate) fn snapshot<'r>(
     upto_line: u64,
     before: usize,
     pending: &mut Vec<(u32, u32)>,
-) -> Vec<TimelineEntry> {
+) -> Vec<Snap> {
     let mut all: Vec<&Entry> = rings.flat_map(|r| r.iter()).collect();
     all.sort_by_key(|e| e.line);
     all.dedup_by_key(|e| e.line);
@@ -218,26 +229,23 @@ pub(crate) fn snapshot<'r>(
         .map(|(i, e)| {
             let hl =
                 moment_lines.contains(&e.line) || e.frames().iter().any(|f| frames.contains(f));
-            if e.pending == RESOLVED {
-                e.to_public(hl)
-            } else {
+            if e.pending != RESOLVED {
                 pending.push((i as u32, e.pending));
-                e.to_public_pending(hl)
+            }
+            Snap {
+                entry: (*e).clone(),
+                highlighted: hl,
             }
         })
         .collect()
 }
 
-/// Write the text of a timeline entry that [`snapshot`] left pending, from
-/// the batch line it was recorded from.
-pub(crate) fn fill_pending(t: &mut TimelineEntry, batch: &[Line<'_>], index: u32) {
+/// Copy the text of a timeline entry that [`snapshot`] left pending from the
+/// batch line it was recorded from.
+pub(crate) fn fill_pending(t: &mut Snap, batch: &[Line<'_>], index: u32) {
     if let Some(Line::Event(ev)) = batch.get(index as usize) {
-        let mut e = Entry::default();
-        e.set(ev, &[]);
-        let full = e.to_public(t.highlighted);
-        *t = TimelineEntry {
-            frame: t.frame.take(),
-            ..full
-        };
+        let frames = t.entry.frames;
+        let n = t.entry.nframes as usize;
+        t.entry.set(ev, &frames[..n]);
     }
 }
