@@ -164,11 +164,23 @@ pub(crate) fn for_each_batch(
     consume: &mut dyn FnMut(&Parsed<'_>),
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<()> {
+    run(reader, consume, progress, SHARE_ONE, true)
+}
+
+/// [`for_each_batch`] starting from the parsing thread's share `start`,
+/// steered or not.
+fn run(
+    reader: impl Read + Send,
+    consume: &mut dyn FnMut(&Parsed<'_>),
+    progress: &mut dyn FnMut(u64),
+    start: u32,
+    steer: bool,
+) -> io::Result<()> {
     let (tx, rx) = sync_channel::<Message>(DEPTH);
     // Emptied batch buffers go back to the reader so that steady state
     // allocates nothing.
     let (spare_tx, spare_rx) = sync_channel::<Spare>(DEPTH + 1);
-    let share = AtomicU32::new(SHARE_ONE);
+    let share = AtomicU32::new(start);
     let len = AtomicUsize::new(0);
     std::thread::scope(|s| {
         let share = &share;
@@ -180,9 +192,9 @@ pub(crate) fn for_each_batch(
             // What is left queued behind this batch steers the share.
             let left = len.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
             let s = share.load(Ordering::Relaxed);
-            if left < DEPTH / 2 {
+            if steer && left < DEPTH / 2 {
                 share.store(s.saturating_sub(SHARE_STEP), Ordering::Relaxed);
-            } else if left > DEPTH / 2 {
+            } else if steer && left > DEPTH / 2 {
                 share.store((s + SHARE_STEP).min(SHARE_ONE), Ordering::Relaxed);
             }
             let (mut batch, bytes) = msg?;
@@ -260,6 +272,59 @@ mod tests {
         .unwrap();
         assert_eq!(seen, 100_000);
         assert_eq!(last_progress, text.len() as u64);
+    }
+
+    /// Whichever thread parses a line, and whatever the share, the batches
+    /// hold what `parse_line` gives, and each line's descriptors.
+    #[test]
+    fn lines_parsed_on_either_side_are_the_same() {
+        let mut text = Vec::new();
+        for i in 0..20_000u64 {
+            let line = match i % 4 {
+                0 => format!(
+                    "          <idle>-0       [001] ..s1. 100.{i:06}: bpf_trace_printk: xskdbg:1 krx xs=ffff1 sk=1:5:0 a={:x} len=40 slot={i:x}\n",
+                    0x1000 + (i % 64) * 0x800
+                ),
+                1 => format!(
+                    "           app-1       [000] ..... 100.{i:06}: tracing_mark_write: xskdbg:1 fill pool=1 n=3 a={:x},{:x},1800\n",
+                    i * 0x800,
+                    i * 0x1000
+                ),
+                2 => format!("garbage {i}\n"),
+                _ => "\n".to_string(),
+            };
+            text.extend_from_slice(line.as_bytes());
+        }
+        let want: Vec<String> = text
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .take(20_000)
+            .map(|(i, raw)| format!("{:?}", parse_line(i as u64 + 1, raw)))
+            .collect();
+        for (start, steer) in [
+            (0, false),
+            (SHARE_ONE / 3, false),
+            (SHARE_ONE, false),
+            (SHARE_ONE, true),
+        ] {
+            let mut got = Vec::new();
+            let mut descs = 0;
+            run(
+                &text[..],
+                &mut |p| {
+                    assert_eq!(p.lines.len(), p.ends.len());
+                    assert_eq!(p.ends.last().copied().unwrap_or(0) as usize, p.descs.len());
+                    descs += p.descs.len();
+                    got.extend(p.lines.iter().map(|l| format!("{l:?}")));
+                },
+                &mut |_| {},
+                start,
+                steer,
+            )
+            .unwrap();
+            assert_eq!(got, want, "share {start}, steered {steer}");
+            assert_eq!(descs, 5_000 * 3, "share {start}, steered {steer}");
+        }
     }
 
     #[test]
