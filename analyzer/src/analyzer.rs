@@ -388,7 +388,7 @@ struct Raw {
     ks: u32,
     socket: Option<String>,
     slot: Option<u64>,
-    explanation: String,
+    explanation: Expl,
     evidence_from: u64,
     recorder: bool,
     timeline: Vec<Snap>,
@@ -396,6 +396,48 @@ struct Raw {
     id: u32,
     /// Where it belongs whatever lines lie between (see [`Link`]).
     link: Link,
+}
+
+/// A finding's explanation, or how to write it: a wrapped trace's first
+/// stretch can make tens of thousands of findings that are never reported
+/// (they cannot be judged), and writing theirs out on the spot was a few
+/// percent of the whole analysis.
+enum Expl {
+    Text(String),
+    Later(Box<dyn Fn() -> String>),
+}
+
+impl Expl {
+    fn render(&self) -> String {
+        match self {
+            Expl::Text(t) => t.clone(),
+            Expl::Later(f) => f(),
+        }
+    }
+
+    fn into_text(self) -> String {
+        match self {
+            Expl::Text(t) => t,
+            Expl::Later(f) => f(),
+        }
+    }
+
+    /// The text, written out first if need be, to append to.
+    fn text_mut(&mut self) -> &mut String {
+        if let Expl::Later(f) = self {
+            *self = Expl::Text(f());
+        }
+        match self {
+            Expl::Text(t) => t,
+            Expl::Later(_) => unreachable!("written out above"),
+        }
+    }
+}
+
+impl From<String> for Expl {
+    fn from(t: String) -> Expl {
+        Expl::Text(t)
+    }
 }
 
 /// An explicit tie between two raw findings, made when the evidence that
@@ -1398,11 +1440,12 @@ impl Analyzer {
         ks: u32,
         a: u32,
         slot: Option<u64>,
-        explanation: String,
+        explanation: impl Into<Expl>,
         evidence_from: u64,
         recorder: bool,
         now_line: u64,
     ) -> Option<usize> {
+        let explanation = explanation.into();
         if self.raws.len() >= MAX_RAW {
             self.raw_overflow += 1;
             return None;
@@ -1581,14 +1624,16 @@ impl Analyzer {
                 "without it being on FILL",
             )
         };
-        let expl = format!(
-            "The kernel received frame {f:#x} (addr {addr:#x}) into RX of xs {xs:#x} on CPU {} at {} {what}: \
-             the trace shows it {was} since {} ({state} -> RX). The kernel produced a frame it had not been given, \
-             so the same frame is now in two places.",
-            at.cpu,
-            at.ts_text(),
-            prev.cite(),
-        );
+        let expl = Expl::Later(Box::new(move || {
+            format!(
+                "The kernel received frame {f:#x} (addr {addr:#x}) into RX of xs {xs:#x} on CPU {} at {} {what}: \
+                 the trace shows it {was} since {} ({state} -> RX). The kernel produced a frame it had not been given, \
+                 so the same frame is now in two places.",
+                at.cpu,
+                at.ts_text(),
+                prev.cite(),
+            )
+        }));
         self.raw(
             kind,
             Verdict::Kernel,
@@ -1605,8 +1650,9 @@ impl Analyzer {
             false,
             at.line,
         );
-        let expl =
-            format!("frame {f:#x} came out of RX but was not outstanding on FILL ({state} -> RX)");
+        let expl = Expl::Later(Box::new(move || {
+            format!("frame {f:#x} came out of RX but was not outstanding on FILL ({state} -> RX)")
+        }));
         self.raw(
             Kind::FifoOrder,
             Verdict::Kernel,
@@ -1691,7 +1737,7 @@ impl Analyzer {
         let r = &mut self.raws[ri as usize];
         r.verdict = Verdict::Kernel;
         r.rule = "poisoned_descriptor/published-before-redirect";
-        r.explanation = format!(
+        r.explanation = Expl::Text(format!(
             "The application read the poison value {:#x} from RX slot {slot:#x} at {}: a slot it had poisoned after \
              consuming it was handed out again without the kernel's write. Verdict: the slot was published before \
              the kernel wrote it: CPU {}'s receive of {addr:#x} into this slot only returned at {}, and found it \
@@ -1700,7 +1746,7 @@ impl Analyzer {
             r.at.cite(),
             at.cpu,
             at.cite(),
-        );
+        ));
         if !r.frames.contains(&f) {
             r.frames.push(f);
         }
@@ -2883,7 +2929,7 @@ impl Analyzer {
             self.last_poison = None;
             let r = &mut self.raws[ri];
             let _ = write!(
-                r.explanation,
+                r.explanation.text_mut(),
                 " The recorder caught the same read in-process at {}.",
                 at.cite()
             );
@@ -3324,7 +3370,7 @@ impl Analyzer {
             socket: primary.socket,
             slot: primary.slot,
             line: primary.at.line,
-            explanation: primary.explanation,
+            explanation: primary.explanation.into_text(),
             also: also.iter().map(related).collect(),
             consequences: Vec::new(),
             consequences_omitted: 0,
@@ -3541,7 +3587,7 @@ fn related(r: &Raw) -> Related {
         ts_ns: r.at.ns(),
         line: r.at.line,
         cpus: r.cpus.clone(),
-        explanation: r.explanation.clone(),
+        explanation: r.explanation.render(),
     }
 }
 

@@ -134,6 +134,19 @@ fn findings_before_the_cut_are_counted_and_the_rest_keep_their_timelines() {
     let f = &r.findings[0];
     assert_eq!(f.kind, Kind::DuplicateInFlight);
     assert_eq!(f.line, 12);
+    // Written out only now that it is reported.
+    assert!(
+        f.explanation.starts_with(
+            "The kernel received frame 0x1000 (addr 0x1000) into RX of xs 0xffff1 on CPU 0 at \
+             100.000021 a second time while its first copy was still on RX"
+        ),
+        "{}",
+        f.explanation
+    );
+    assert_eq!(f.also.len(), 1, "{}", r.to_json());
+    assert!(f.also[0]
+        .explanation
+        .starts_with("frame 0x1000 came out of RX but was not outstanding on FILL"));
     assert!(
         f.timeline
             .iter()
