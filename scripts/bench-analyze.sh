@@ -128,11 +128,12 @@ PY
 }
 
 echo "bench-analyze: timing on $TRACE ($MB MB)" >&2
-# xskdbg runs three times and keeps the run with the median wall time (a
-# neighbour's burst, or a lucky run, moves one run, not the middle one); all
-# three wall times are listed in the report.
+# xskdbg runs five times and keeps the run with the median wall time (a
+# neighbour's burst, or a lucky run, moves one or two runs, not the middle
+# one: on this VM single runs of one build spread by 10-30%); all five wall
+# times are listed in the report.
 runs=()
-for i in 1 2 3; do
+for i in 1 2 3 4 5; do
     read -r _ rc_i wall_i rss_i cpu_i < <(measure xskdbg "$XSKDBG" analyze --json "$TRACE")
     runs+=("$wall_i $rc_i $rss_i $cpu_i")
     [ "$rc_i" -gt 1 ] && break
@@ -202,7 +203,7 @@ section="## Analyzer
 \`scripts/bench-analyze.sh $args\` on $when (commit $rev; $host).
 Input: \`xskdbg-tracegen --scenario clean --seed $SEED --size $SIZE\`, $MB MB,
 page cache warm, every contender on the same file in the same run (xskdbg: the median
-of 3 runs, whose wall times were $walls_x s; the others once).
+of ${#runs[@]} runs, whose wall times were $walls_x s; the others once).
 
 $report
 "
