@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use xskdbg_analyzer::{analyze_reader, open_input, Options};
+use xskdbg_analyzer::{open_input, Options};
 
 fn main() {
     let Some(path) = std::env::args_os().nth(1) else {
@@ -48,7 +48,7 @@ fn main() {
         }
         a.finish_checked()
     } else {
-        analyze_reader(input.reader, &Options::default())
+        xskdbg_analyzer::analyze_input(input, &Options::default(), &mut |_| {}, &mut |_| {})
     };
     match result {
         Ok(r) => {

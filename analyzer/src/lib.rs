@@ -82,6 +82,27 @@ pub fn analyze_reader_with(
     analyze_reader_progress(reader, opts, observer, &mut |_| {})
 }
 
+/// Analyze an opened input (see [`open_input`]) like
+/// [`analyze_reader_progress`]: a plain regular file is read through its
+/// memory map (`Input::map`), anything else through `Input::reader`.
+pub fn analyze_input(
+    input: Input,
+    opts: &Options,
+    observer: &mut dyn FnMut(&Event<'_>),
+    progress: &mut dyn FnMut(u64),
+) -> Result<Report, Error> {
+    let Some(map) = input.map else {
+        return analyze_reader_progress(input.reader, opts, observer, progress);
+    };
+    let mut a = Analyzer::new(opts.clone());
+    pipeline::for_each_mapped(
+        &map,
+        &mut |p| a.feed_lines_observed(&p.lines, Some((&p.descs, &p.ends)), observer),
+        progress,
+    );
+    a.finish_checked()
+}
+
 /// Like [`analyze_reader_with`], also calling `progress` with the number of
 /// input bytes consumed so far (every half MiB or so).
 ///

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use crate::parse::{parse_line_into, Desc, Line};
-use crate::reader::{Blocks, CAP};
+use crate::reader::{split_mapped, Blocks, CAP};
 
 /// Batches in flight between the threads. A deep queue rides out the
 /// stretches where one side is briefly slower without moving parsing to the
@@ -189,13 +189,8 @@ fn run(
         // `rx` moves into the loop so that an early return drops it before
         // the scope joins the reader, which then stops at its next send.
         for msg in rx {
-            // What is left queued behind this batch steers the share.
-            let left = len.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
-            let s = share.load(Ordering::Relaxed);
-            if steer && left < DEPTH / 2 {
-                share.store(s.saturating_sub(SHARE_STEP), Ordering::Relaxed);
-            } else if steer && left > DEPTH / 2 {
-                share.store((s + SHARE_STEP).min(SHARE_ONE), Ordering::Relaxed);
+            if steer {
+                steer_share(share, &len);
             }
             let (mut batch, bytes) = msg?;
             batch.with_dependent_mut(|b, p| p.parse_to(b, usize::MAX));
@@ -216,6 +211,63 @@ fn run(
         }
         Ok(())
     })
+}
+
+/// A batch was taken from the queue: what is left queued behind it steers
+/// the parsing thread's share.
+fn steer_share(share: &AtomicU32, len: &AtomicUsize) {
+    let left = len.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+    let s = share.load(Ordering::Relaxed);
+    if left < DEPTH / 2 {
+        share.store(s.saturating_sub(SHARE_STEP), Ordering::Relaxed);
+    } else if left > DEPTH / 2 {
+        share.store((s + SHARE_STEP).min(SHARE_ONE), Ordering::Relaxed);
+    }
+}
+
+/// [`for_each_batch`] over a whole input already in memory (a mapped
+/// file): the lines are decoded where they lie, nothing is read or copied.
+pub(crate) fn for_each_mapped(
+    bytes: &[u8],
+    consume: &mut dyn FnMut(&Parsed<'_>),
+    progress: &mut dyn FnMut(u64),
+) {
+    // (lines, where the batch starts, bytes consumed after it)
+    let (tx, rx) = sync_channel::<(Parsed<'_>, usize, u64)>(DEPTH);
+    let (spare_tx, spare_rx) = sync_channel::<Parsed<'_>>(DEPTH + 1);
+    let share = AtomicU32::new(SHARE_ONE);
+    let len = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let (share, len_ref) = (&share, &len);
+        s.spawn(move || {
+            let mut from = 0;
+            let mut line_no = 0;
+            while from < bytes.len() {
+                let mut p = spare_rx.try_recv().unwrap_or_else(|_| empty());
+                p.spans.clear();
+                p.lines.clear();
+                p.descs.clear();
+                p.ends.clear();
+                let next = split_mapped(bytes, from, &mut line_no, &mut p.spans);
+                let n = p.spans.len();
+                let mine =
+                    (n * share.load(Ordering::Relaxed) as usize).div_ceil(SHARE_ONE as usize);
+                p.parse_to(&bytes[from..], mine);
+                len_ref.fetch_add(1, Ordering::Relaxed);
+                if tx.send((p, from, next as u64)).is_err() {
+                    return;
+                }
+                from = next;
+            }
+        });
+        for (mut p, from, consumed) in rx {
+            steer_share(share, &len);
+            p.parse_to(&bytes[from..], usize::MAX);
+            consume(&p);
+            progress(consumed);
+            let _ = spare_tx.try_send(p);
+        }
+    });
 }
 
 #[cfg(test)]
@@ -325,6 +377,43 @@ mod tests {
             assert_eq!(got, want, "share {start}, steered {steer}");
             assert_eq!(descs, 5_000 * 3, "share {start}, steered {steer}");
         }
+    }
+
+    #[test]
+    fn a_mapped_input_gives_the_lines_the_reader_gives() {
+        let mut text = Vec::new();
+        for i in 0..30_000u64 {
+            text.extend_from_slice(
+                format!(
+                    "           app-1       [000] ..... 100.{i:06}: tracing_mark_write: xskdbg:1 fill pool=1 n=2 a={:x},1800\n",
+                    i * 0x800
+                )
+                .as_bytes(),
+            );
+        }
+        text.extend_from_slice(b"no newline at the end");
+        let collect = |p: &Parsed<'_>, out: &mut Vec<String>, descs: &mut usize| {
+            *descs += p.descs.len();
+            out.extend(p.lines.iter().map(|l| format!("{l:?}")));
+        };
+        let (mut want, mut want_descs) = (Vec::new(), 0);
+        for_each_batch(
+            &text[..],
+            &mut |p| collect(p, &mut want, &mut want_descs),
+            &mut |_| {},
+        )
+        .unwrap();
+        let (mut got, mut got_descs) = (Vec::new(), 0);
+        let mut last = 0;
+        for_each_mapped(
+            &text,
+            &mut |p| collect(p, &mut got, &mut got_descs),
+            &mut |b| last = b,
+        );
+        assert_eq!(got.len(), 30_001);
+        assert_eq!(got, want);
+        assert_eq!(got_descs, want_descs);
+        assert_eq!(last, text.len() as u64);
     }
 
     #[test]

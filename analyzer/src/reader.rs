@@ -78,6 +78,38 @@ impl<R: Read> TraceReader<R> {
     }
 }
 
+/// The lines of `bytes` (a whole input in memory) from offset `from` on, up
+/// to about a batch, by the rules of [`Blocks`]: spans relative to `from`,
+/// numbered after `line_no` (which is advanced). Returns where the next
+/// batch starts (`bytes.len()` after the last).
+pub(crate) fn split_mapped(
+    bytes: &[u8],
+    from: usize,
+    line_no: &mut u64,
+    spans: &mut Vec<(u64, u32, u32)>,
+) -> usize {
+    let rest = &bytes[from.min(bytes.len())..];
+    let mut start = 0;
+    let mut push = |start: usize, end: usize| {
+        *line_no += 1;
+        // Spans fit `u32`: a batch's lines start in its first BATCH_BYTES
+        // and what is handed out of one is at most MAX_LINE + 1 bytes.
+        let cut = end.min(start + MAX_LINE + 1);
+        spans.push((*line_no, start as u32, cut as u32));
+    };
+    for nl in memchr::memchr_iter(b'\n', rest) {
+        push(start, nl);
+        start = nl + 1;
+        if start >= BATCH_BYTES {
+            return from + start;
+        }
+    }
+    if start < rest.len() {
+        push(start, rest.len());
+    }
+    bytes.len()
+}
+
 /// Buffer size: a batch plus room for the line that straddles its end.
 pub(crate) const CAP: usize = BATCH_BYTES + MAX_LINE + 2;
 
@@ -223,6 +255,10 @@ pub fn decompress<R: BufRead + Send + 'static>(mut r: R) -> io::Result<Box<dyn R
 pub struct Input {
     /// The decompressed byte stream.
     pub reader: Box<dyn Read + Send>,
+    /// A plain (uncompressed) regular file mapped into memory, which
+    /// [`crate::analyze_input`] reads instead of `reader`: no copy of the
+    /// bytes through `read`, about 5% of the analysis' CPU time.
+    pub map: Option<memmap2::Mmap>,
     /// Size of the file on disk (compressed), `None` for stdin.
     pub file_size: Option<u64>,
     /// The name to use in messages (`<stdin>` for `-`).
@@ -241,6 +277,7 @@ pub fn open_input(path: &Path) -> Result<Input, Error> {
         })?;
         return Ok(Input {
             reader,
+            map: None,
             file_size: None,
             name: "<stdin>".into(),
         });
@@ -263,13 +300,30 @@ pub fn open_input(path: &Path) -> Result<Input, Error> {
             ),
         });
     }
+    let map = if meta.is_file() && meta.len() > 0 {
+        // SAFETY: the map is only read. If another process truncates the
+        // file meanwhile, reading the lost pages raises SIGBUS and the
+        // process dies (the documented limit: pipe such a file through
+        // stdin instead); changed bytes make at worst a wrong line, never
+        // undefined behaviour in this crate's own reading, which treats
+        // them as plain bytes. Files in tracefs and other pseudo file
+        // systems have size 0 and are read with `read`.
+        unsafe { memmap2::Mmap::map(&f) }.ok()
+    } else {
+        None
+    };
     let r = BufReader::with_capacity(SNIFF, f);
     let reader = decompress(r).map_err(|e| Error::Io {
         path: name.clone(),
         source: e,
     })?;
+    // Compressed files are read through their decoder.
+    let map = map.filter(|m| {
+        sniff(&mut io::BufReader::new(&m[..m.len().min(SNIFF)])).ok() == Some(Compression::None)
+    });
     Ok(Input {
         reader,
+        map,
         file_size: Some(meta.len()),
         name,
     })
@@ -318,6 +372,23 @@ mod tests {
         }
     }
 
+    fn by_map(data: &[u8]) -> Vec<Shape> {
+        let mut out = Vec::new();
+        let mut from = 0;
+        let mut n = 0;
+        let mut spans = Vec::new();
+        while from < data.len() {
+            let next = split_mapped(data, from, &mut n, &mut spans);
+            assert!(next > from, "no progress at {from}");
+            for &(n, s, e) in &spans {
+                out.push(shape(n, &data[from + s as usize..from + e as usize]));
+            }
+            spans.clear();
+            from = next;
+        }
+        out
+    }
+
     fn by_reader(data: &[u8], step: usize) -> Vec<Shape> {
         let mut r = TraceReader::new(Dribble { data, step });
         let mut out = Vec::new();
@@ -363,7 +434,25 @@ mod tests {
             let want = by_rule(&data);
             proptest::prop_assert_eq!(&by_blocks(&data, step), &want);
             proptest::prop_assert_eq!(&by_reader(&data, step), &want);
+            proptest::prop_assert_eq!(&by_map(&data), &want);
         }
+    }
+
+    #[test]
+    fn mapped_batches_follow_the_rules_across_their_ends() {
+        let mut data = Vec::new();
+        for i in 0..60_000usize {
+            match i % 5_000 {
+                17 => data.extend(std::iter::repeat_n(b'x', MAX_LINE + 3 * i)),
+                _ => data.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, i % 97)),
+            }
+            if i % 11 != 3 {
+                data.push(b'\n');
+            }
+        }
+        data.extend_from_slice(b"last without newline");
+        assert!(data.len() > 4 * BATCH_BYTES);
+        assert_eq!(by_map(&data), by_rule(&data));
     }
 
     fn lines(data: &[u8]) -> Vec<(u64, Vec<u8>)> {

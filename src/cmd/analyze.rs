@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use xskdbg_analyzer::render::{self, Style};
-use xskdbg_analyzer::{analyze_reader_progress, open_input, Error, Options};
+use xskdbg_analyzer::{analyze_input, open_input, Error, Options};
 
 /// Files at least this large get a progress bar (when stderr is a TTY).
 const PROGRESS_MIN: u64 = 64 << 20;
@@ -151,7 +151,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             s.observe(ev);
         }
     };
-    let result = analyze_reader_progress(input.reader, &opts, &mut observe, &mut |n| {
+    let result = analyze_input(input, &opts, &mut observe, &mut |n| {
         if let Some(b) = &bar {
             b.set_position(n);
         }
