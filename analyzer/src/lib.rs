@@ -95,13 +95,38 @@ pub fn analyze_input(
         return analyze_reader_progress(input.reader, opts, observer, progress);
     };
     let mut a = Analyzer::new(opts.clone());
+    let mut released = 0;
     pipeline::for_each_mapped(
         &map,
         &mut |p| a.feed_lines_observed(&p.lines, Some((&p.descs, &p.ends)), observer),
         progress,
+        &mut |upto| {
+            // The pages of the input already analyzed leave the process'
+            // memory (they stay in the page cache), so that its size does not
+            // grow with the trace's: a few madvise calls per GB.
+            let upto = upto - upto % RELEASE_BYTES;
+            if upto > released {
+                // SAFETY: nothing refers to the bytes before `upto` any more
+                // (the pipeline's contract), and for a read-only mapping of a
+                // file, MADV_DONTNEED only drops this process' page table
+                // entries: a later read would fault the same bytes back in
+                // from the page cache.
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        released,
+                        upto - released,
+                    )
+                };
+                released = upto;
+            }
+        },
     );
     a.finish_checked()
 }
+
+/// How much analyzed input of a mapped file is released at a time.
+const RELEASE_BYTES: usize = 8 << 20;
 
 /// Like [`analyze_reader_with`], also calling `progress` with the number of
 /// input bytes consumed so far (every half MiB or so).

@@ -227,10 +227,13 @@ fn steer_share(share: &AtomicU32, len: &AtomicUsize) {
 
 /// [`for_each_batch`] over a whole input already in memory (a mapped
 /// file): the lines are decoded where they lie, nothing is read or copied.
+/// `release` is told, after each batch, where the input still needed
+/// starts (nothing before it is referenced any more).
 pub(crate) fn for_each_mapped(
     bytes: &[u8],
     consume: &mut dyn FnMut(&Parsed<'_>),
     progress: &mut dyn FnMut(u64),
+    release: &mut dyn FnMut(usize),
 ) {
     // (lines, where the batch starts, bytes consumed after it)
     let (tx, rx) = sync_channel::<(Parsed<'_>, usize, u64)>(DEPTH);
@@ -265,7 +268,9 @@ pub(crate) fn for_each_mapped(
             p.parse_to(&bytes[from..], usize::MAX);
             consume(&p);
             progress(consumed);
+            p.lines.clear();
             let _ = spare_tx.try_send(p);
+            release(consumed as usize);
         }
     });
 }
@@ -405,11 +410,17 @@ mod tests {
         .unwrap();
         let (mut got, mut got_descs) = (Vec::new(), 0);
         let mut last = 0;
+        let mut released = 0;
         for_each_mapped(
             &text,
             &mut |p| collect(p, &mut got, &mut got_descs),
             &mut |b| last = b,
+            &mut |upto| {
+                assert!(upto >= released);
+                released = upto;
+            },
         );
+        assert_eq!(released, text.len());
         assert_eq!(got.len(), 30_001);
         assert_eq!(got, want);
         assert_eq!(got_descs, want_descs);
