@@ -527,11 +527,6 @@ pub struct Analyzer {
     /// [`Analyzer::feed_lines`]: ring entries then wait for the batch's end
     /// to copy their text (see `timeline`).
     batch_pos: Option<u32>,
-    /// Rings holding such entries.
-    dirty: Vec<RingId>,
-    /// Timeline entries of findings made during the batch that wait for it:
-    /// (raw index, position in its timeline, batch index).
-    fixups: Vec<(u32, u32, u32)>,
     /// The socket keys looked up last, and what they map to.
     last_sk: Option<(SockKey, u32)>,
     last_xs: Option<(u64, u32)>,
@@ -587,8 +582,6 @@ impl Analyzer {
             app_free_traced: false,
             last_poison: None,
             batch_pos: None,
-            dirty: Vec::new(),
-            fixups: Vec::new(),
             last_sk: None,
             last_xs: None,
             opts,
@@ -638,6 +631,7 @@ impl Analyzer {
         decoded: Option<(&[Desc], &[u32])>,
         observer: &mut dyn FnMut(&Event<'_>),
     ) {
+        let first_raw = self.raws.len();
         let mut start = 0;
         for (i, line) in lines.iter().enumerate() {
             self.batch_pos = u32::try_from(i).ok();
@@ -653,14 +647,17 @@ impl Analyzer {
             self.feed_line_decoded(line, pre);
         }
         self.batch_pos = None;
-        for rid in std::mem::take(&mut self.dirty) {
-            if let Some(r) = self.ring_mut(rid) {
-                r.resolve(lines);
-            }
+        // Every ring (a few dozen, 64 entries each) and the timelines of the
+        // findings made during the batch get the text of what they took
+        // from it.
+        let rings = self.ksocks.iter_mut().map(|k| &mut k.ring);
+        let rings = rings.chain(self.asocks.iter_mut().map(|s| &mut s.ring));
+        for r in rings.chain(self.cpus.values_mut().map(|c| &mut c.ring)) {
+            r.resolve(lines);
         }
-        for (raw, pos, index) in self.fixups.drain(..) {
-            if let Some(t) = self.raws[raw as usize].timeline.get_mut(pos as usize) {
-                timeline::fill_pending(t, lines, index);
+        for raw in self.raws.get_mut(first_raw..).unwrap_or_default() {
+            for t in &mut raw.timeline {
+                t.resolve(lines);
             }
         }
     }
@@ -1082,9 +1079,9 @@ impl Analyzer {
     /// `pre`: the op's descriptor list, when the parsing thread decoded it.
     fn process(&mut self, ev: &Event<'_>, at: At, pre: Option<&[Desc]>) {
         let (ks, a) = self.route(&ev.op);
-        // A list is decoded once here; the timeline and the checkers read
-        // the decoded copy.
-        // The reused buffer moves out only when the list is decoded here.
+        // A list is decoded once (on the parsing thread, or here into the
+        // reused buffer, which moves out only then); the timeline and the
+        // checkers read the decoded copy.
         let mut scratch = Vec::new();
         let list = ev.op.list();
         let descs: &[Desc] = match (list, pre) {
@@ -1097,21 +1094,19 @@ impl Analyzer {
             }
             (None, _) => &[],
         };
+        let m = self.mapping.unwrap_or(Mapping::Aligned {
+            chunk: chunk::MIN_CHUNK,
+        });
+        // A list's frame entries are loaded together, their cache misses
+        // overlapping, before the checkers walk it.
         if descs.len() > 1 {
-            let m = self.mapping.unwrap_or(Mapping::Aligned {
-                chunk: chunk::MIN_CHUNK,
-            });
             for d in descs {
                 self.frames.touch(m.frame(d.addr));
             }
         }
-
         let mut fr = [0u64; 4];
         let mut n = 0;
         {
-            let m = self.mapping.unwrap_or(Mapping::Aligned {
-                chunk: chunk::MIN_CHUNK,
-            });
             let poison = self.poison;
             let mut add = |addr: u64| {
                 if n < 4 && addr != poison {
@@ -1136,13 +1131,7 @@ impl Analyzer {
         let batch_pos = self.batch_pos;
         if let Some(ring) = self.ring_mut(rid) {
             match batch_pos {
-                Some(i) => {
-                    let fresh = !ring.has_pending;
-                    ring.push_pending(ev, i, frames);
-                    if fresh {
-                        self.dirty.push(rid);
-                    }
-                }
+                Some(i) => ring.push_pending(ev, i, frames),
                 None => ring.push(ev, frames),
             }
         }
@@ -1500,17 +1489,7 @@ impl Analyzer {
                 RingId::A(x) => Some(&self.asocks[*x as usize].ring),
                 RingId::Cpu(c) => self.cpus.get(c).map(|s| &s.ring),
             });
-            let mut pending = Vec::new();
-            timeline = timeline::snapshot(
-                refs,
-                &frames,
-                &[at.line],
-                now_line,
-                self.opts.context,
-                &mut pending,
-            );
-            self.fixups
-                .extend(pending.into_iter().map(|(pos, i)| (idx as u32, pos, i)));
+            timeline = timeline::snapshot(refs, &frames, &[at.line], now_line, self.opts.context);
             if self.tails.len() < 16 {
                 let mut t = [None; 4];
                 for (i, r) in rings.iter().take(4).enumerate() {

@@ -53,6 +53,8 @@ impl<T> FrameTable<T> {
         }
     }
 
+    /// Load `f`'s entry (if dense) without using it: a software prefetch in
+    /// safe code (nothing waits for the load, so several overlap).
     #[inline]
     pub(crate) fn touch(&self, f: u64) {
         if let Some(i) = self.slot(f) {

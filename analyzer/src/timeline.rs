@@ -9,8 +9,8 @@
 //! time, while at most [`RING`] lines per ring survive a batch of thousands.
 //! So an event fed from a batch ([`Ring::push_pending`]) only notes its
 //! index in the batch; [`Ring::resolve`] copies the survivors when the batch
-//! ends. A snapshot taken meanwhile leaves the text of such entries for
-//! [`fill_pending`] to write at the same point.
+//! ends. A snapshot taken meanwhile copies such entries as they are, and
+//! [`Snap::resolve`] fills in their text at the same point.
 //!
 //! A snapshot keeps [`Snap`]s (the entries as recorded), turned into report
 //! entries only for the findings that are reported: a wrapped trace's first
@@ -91,6 +91,21 @@ impl Entry {
         self.pending = RESOLVED;
     }
 
+    /// Copy the text of an entry recorded from `batch` (see
+    /// [`Ring::push_pending`]); nothing for an entry whose text is in place.
+    fn resolve(&mut self, batch: &[Line<'_>]) {
+        if self.pending == RESOLVED {
+            return;
+        }
+        let frames = self.frames;
+        match batch.get(self.pending as usize) {
+            Some(Line::Event(ev)) => self.set(ev, &frames[..usize::from(self.nframes)]),
+            // Not reachable when callers keep the contract; an empty entry
+            // beats a wrong one.
+            _ => self.pending = RESOLVED,
+        }
+    }
+
     fn set_frames(&mut self, frames: &[u64]) {
         let n = frames.len().min(4);
         self.frames[..n].copy_from_slice(&frames[..n]);
@@ -143,6 +158,11 @@ impl Snap {
     pub(crate) fn to_public(&self) -> TimelineEntry {
         self.entry.to_public(self.highlighted)
     }
+
+    /// Copy the text of an entry snapshotted from the batch being fed.
+    pub(crate) fn resolve(&mut self, batch: &[Line<'_>]) {
+        self.entry.resolve(batch);
+    }
 }
 
 /// A fixed-size ring of recent entries.
@@ -150,8 +170,6 @@ impl Snap {
 pub(crate) struct Ring {
     entries: Vec<Entry>,
     next: usize,
-    /// Some entry waits for [`Ring::resolve`].
-    pub(crate) has_pending: bool,
 }
 
 impl Ring {
@@ -178,25 +196,13 @@ impl Ring {
         e.ts_ns = ev.ts.ns;
         e.set_frames(frames);
         e.pending = index;
-        self.has_pending = true;
     }
 
     /// Copy the text of the entries recorded from `batch`.
     pub(crate) fn resolve(&mut self, batch: &[Line<'_>]) {
         for e in &mut self.entries {
-            if e.pending == RESOLVED {
-                continue;
-            }
-            let frames = e.frames;
-            let n = e.nframes as usize;
-            match batch.get(e.pending as usize) {
-                Some(Line::Event(ev)) => e.set(ev, &frames[..n]),
-                // Not reachable when callers keep the contract; an empty
-                // entry beats a wrong one.
-                _ => e.pending = RESOLVED,
-            }
+            e.resolve(batch);
         }
-        self.has_pending = false;
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry> {
@@ -207,15 +213,14 @@ impl Ring {
 /// Merge rings into one timeline: the last `before` entries up to and
 /// including `upto_line`, plus anything already recorded after it, sorted by
 /// line and deduplicated. Entries on `moment_lines` or touching `frames` are
-/// highlighted. Entries whose text is not copied yet are listed in
-/// `pending` as (position in the result, batch index) for [`fill_pending`].
+/// highlighted. Entries whose text is not copied yet stay so until
+/// [`Snap::resolve`].
 pub(crate) fn snapshot<'r>(
     rings: impl Iterator<Item = &'r Ring>,
     frames: &[u64],
     moment_lines: &[u64],
     upto_line: u64,
     before: usize,
-    pending: &mut Vec<(u32, u32)>,
 ) -> Vec<Snap> {
     let mut all: Vec<&Entry> = rings.flat_map(|r| r.iter()).collect();
     all.sort_by_key(|e| e.line);
@@ -225,27 +230,13 @@ pub(crate) fn snapshot<'r>(
     let end = (split + 8).min(all.len());
     all[start..end]
         .iter()
-        .enumerate()
-        .map(|(i, e)| {
+        .map(|e| {
             let hl =
                 moment_lines.contains(&e.line) || e.frames().iter().any(|f| frames.contains(f));
-            if e.pending != RESOLVED {
-                pending.push((i as u32, e.pending));
-            }
             Snap {
                 entry: (*e).clone(),
                 highlighted: hl,
             }
         })
         .collect()
-}
-
-/// Copy the text of a timeline entry that [`snapshot`] left pending from the
-/// batch line it was recorded from.
-pub(crate) fn fill_pending(t: &mut Snap, batch: &[Line<'_>], index: u32) {
-    if let Some(Line::Event(ev)) = batch.get(index as usize) {
-        let frames = t.entry.frames;
-        let n = t.entry.nframes as usize;
-        t.entry.set(ev, &frames[..n]);
-    }
 }
