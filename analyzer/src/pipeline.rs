@@ -60,6 +60,22 @@ pub(crate) struct Parsed<'a> {
 }
 
 impl<'a> Parsed<'a> {
+    /// Empty, keeping the allocations.
+    fn clear(&mut self) {
+        self.spans.clear();
+        self.lines.clear();
+        self.descs.clear();
+        self.ends.clear();
+    }
+
+    /// The parsing thread's part of a batch just split: its first lines,
+    /// by `share`.
+    fn parse_share(&mut self, bytes: &'a [u8], share: &AtomicU32) {
+        let n = self.spans.len();
+        let mine = (n * share.load(Ordering::Relaxed) as usize).div_ceil(SHARE_ONE as usize);
+        self.parse_to(bytes, mine);
+    }
+
     /// Decode the lines up to `upto` (a span index) from `bytes`, the
     /// batch's buffer.
     fn parse_to(&mut self, bytes: &'a [u8], upto: usize) {
@@ -131,14 +147,12 @@ fn produce(reader: impl Read, queue: &Queue<'_>, spare: &Receiver<Spare>, share:
         let (mut buf, mut parsed) = spare
             .try_recv()
             .unwrap_or_else(|_| (Vec::with_capacity(CAP), empty()));
-        parsed.spans.clear();
+        parsed.clear();
         let more = blocks.fill(&mut buf, &mut parsed.spans);
         if !parsed.spans.is_empty() {
-            let n = parsed.spans.len();
-            let mine = (n * share.load(Ordering::Relaxed) as usize).div_ceil(SHARE_ONE as usize);
             let batch = Batch::new(buf, move |b| {
                 let mut p: Parsed<'_> = parsed;
-                p.parse_to(b, mine);
+                p.parse_share(b, share);
                 p
             });
             queue.len.fetch_add(1, Ordering::Relaxed);
@@ -196,15 +210,11 @@ fn run(
             batch.with_dependent_mut(|b, p| p.parse_to(b, usize::MAX));
             consume(batch.borrow_dependent());
             progress(bytes);
-            let parsed = batch.with_dependent_mut(|_, p| {
-                p.descs.clear();
-                p.ends.clear();
-                Parsed {
-                    spans: std::mem::take(&mut p.spans),
-                    lines: recycle(std::mem::take(&mut p.lines)),
-                    descs: std::mem::take(&mut p.descs),
-                    ends: std::mem::take(&mut p.ends),
-                }
+            let parsed = batch.with_dependent_mut(|_, p| Parsed {
+                spans: std::mem::take(&mut p.spans),
+                lines: recycle(std::mem::take(&mut p.lines)),
+                descs: std::mem::take(&mut p.descs),
+                ends: std::mem::take(&mut p.ends),
             });
             // The buffer keeps its length: the next fill overwrites it.
             let _ = spare_tx.try_send((batch.into_owner(), parsed));
@@ -247,15 +257,9 @@ pub(crate) fn for_each_mapped(
             let mut line_no = 0;
             while from < bytes.len() {
                 let mut p = spare_rx.try_recv().unwrap_or_else(|_| empty());
-                p.spans.clear();
-                p.lines.clear();
-                p.descs.clear();
-                p.ends.clear();
+                p.clear();
                 let next = split_mapped(bytes, from, &mut line_no, &mut p.spans);
-                let n = p.spans.len();
-                let mine =
-                    (n * share.load(Ordering::Relaxed) as usize).div_ceil(SHARE_ONE as usize);
-                p.parse_to(&bytes[from..], mine);
+                p.parse_share(&bytes[from..], share);
                 len_ref.fetch_add(1, Ordering::Relaxed);
                 if tx.send((p, from, next as u64)).is_err() {
                     return;
@@ -268,6 +272,7 @@ pub(crate) fn for_each_mapped(
             p.parse_to(&bytes[from..], usize::MAX);
             consume(&p);
             progress(consumed);
+            // No line of the batch outlives it (see `release`).
             p.lines.clear();
             let _ = spare_tx.try_send(p);
             release(consumed as usize);
