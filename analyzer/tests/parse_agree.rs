@@ -312,22 +312,37 @@ fn lead() -> impl Strategy<Value = String> {
     ]
 }
 
-/// The `TASK-PID` column.
-fn task() -> impl Strategy<Value = String> {
-    let name = prop_oneof![
+/// A task's command: common ones, and ones that look like the other
+/// columns (brackets, dashes and digits, `CPU`, `#`, non-ASCII, blanks, 16
+/// and 17 bytes, none).
+fn comm() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
         10 => Just("<idle>"),
         10 => Just("xskfwd-tugn"),
         10 => Just("iperf3"),
+        3 => Just("ksoftirqd/1"),
         1 => Just("kworker/u8:2"),
         1 => Just("Web Content"),
         1 => Just("task[3]x"),
+        1 => Just("a[b"),
         1 => Just("[kthread]"),
+        1 => Just("abc-12"),
+        1 => Just("a-"),
         1 => Just("CPU 0/KVM"),
+        1 => Just("CPUx"),
         1 => Just("#hash"),
         1 => Just("t\u{e9}l\u{e9}"),
-        1 => Just("a-"),
+        1 => Just("\u{e9}t\u{e9}"),
+        1 => Just("0123456789abcdef"),
+        1 => Just("0123456789abcdefg"),
+        1 => Just(" x"),
         1 => Just(""),
-    ];
+    ]
+}
+
+/// The `TASK-PID` column.
+fn task() -> impl Strategy<Value = String> {
+    let name = comm();
     let pid = prop_oneof![
         20 => (0u32..4_000_000).prop_map(|p| format!("-{p}")),
         1 => Just("-99999999999".to_string()),
@@ -430,25 +445,7 @@ fn entry() -> impl Strategy<Value = Vec<u8>> {
 /// `entry_fixed` reads in place), with commands that look like the other
 /// columns and PIDs and CPUs of every width.
 fn ftrace_entry() -> impl Strategy<Value = Vec<u8>> {
-    let comm = prop_oneof![
-        10 => Just("<idle>"),
-        10 => Just("xskfwd-tugn"),
-        3 => Just("ksoftirqd/1"),
-        1 => Just("kworker/u8:2"),
-        1 => Just("Web Content"),
-        1 => Just("abc-12"),
-        1 => Just("a[b"),
-        1 => Just("[kthread]"),
-        1 => Just("CPU 0/KVM"),
-        1 => Just("CPUx"),
-        1 => Just("#hash"),
-        1 => Just("t\u{e9}l\u{e9}"),
-        1 => Just("\u{e9}t\u{e9}"),
-        1 => Just("0123456789abcdef"),
-        1 => Just("0123456789abcdefg"),
-        1 => Just(" x"),
-        1 => Just(""),
-    ];
+    let comm = comm();
     let pid = prop_oneof![
         20 => (0u32..4_000_000).prop_map(|p| format!("{p:<7}")),
         1 => (0u32..u32::MAX).prop_map(|p| format!("{p:<7}")),
