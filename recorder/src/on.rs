@@ -1013,7 +1013,9 @@ impl Pool {
         }
         let stats: Option<Arc<dyn StatsSource>> = match (&cfg.stats, cfg.fd) {
             (Some(s), _) => Some(s.clone()),
-            (None, Some(fd)) => Some(Arc::new(sys::FdStats(fd))),
+            (None, Some(fd)) => sys::FdStats::dup(fd)
+                .ok()
+                .map(|s| Arc::new(s) as Arc<dyn StatsSource>),
             (None, None) => None,
         };
         let baseline = stats.as_ref().and_then(|s| s.read().ok());

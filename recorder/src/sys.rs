@@ -4,6 +4,7 @@
 //! `xskdbg-tracefs`.)
 
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 
 use crate::types::{StatsSource, XdpDesc, XdpStats};
@@ -59,13 +60,30 @@ pub fn netns_cookie(fd: i32) -> io::Result<u64> {
     Ok(v)
 }
 
-/// `XDP_STATISTICS` read from a socket fd.
-#[derive(Debug, Clone, Copy)]
-pub struct FdStats(pub i32);
+/// `XDP_STATISTICS` read through a duplicate of a socket fd: the caller's
+/// fd number may be closed and reused for another file while the recorder
+/// still reads; the duplicate stays this socket. (It also keeps the socket
+/// open until the recorder's `Sock` is dropped.)
+#[derive(Debug)]
+pub struct FdStats(OwnedFd);
+
+impl FdStats {
+    /// Duplicates `fd` (close-on-exec) for later statistics reads.
+    pub fn dup(fd: i32) -> io::Result<FdStats> {
+        // SAFETY: F_DUPFD_CLOEXEC takes any integer and fails with EBADF
+        // when it is not an open fd; nothing is borrowed.
+        let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `r` is a new fd that nothing else owns.
+        Ok(FdStats(unsafe { OwnedFd::from_raw_fd(r) }))
+    }
+}
 
 impl StatsSource for FdStats {
     fn read(&self) -> io::Result<XdpStats> {
-        xdp_statistics(self.0)
+        xdp_statistics(self.0.as_raw_fd())
     }
 }
 
@@ -140,26 +158,51 @@ pub struct RxRingMap {
     owned: bool,
 }
 
-/// Start of the mapping of inode `ino` at page offset 0 (the RX ring,
-/// `XDP_PGOFF_RX_RING`) in a `/proc/self/maps` text.
-pub fn find_mapping(maps: &str, ino: u64) -> Option<usize> {
-    maps.lines().find_map(|line| {
-        let mut f = line.split_whitespace();
-        let range = f.next()?;
-        let _perms = f.next()?;
-        let offset = f.next()?;
-        let _dev = f.next()?;
-        let inode: u64 = f.next()?.parse().ok()?;
-        if inode != ino || u64::from_str_radix(offset, 16).ok()? != 0 {
-            return None;
-        }
-        usize::from_str_radix(range.split('-').next()?, 16).ok()
-    })
+/// One mapping of `/proc/self/maps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    /// First address.
+    pub start: usize,
+    /// Length in bytes.
+    pub len: usize,
+    /// Mapped shared and writable (`rw-s`): writes reach the ring.
+    pub shared_writable: bool,
 }
 
-/// The socket library's existing RX ring mapping of `fd`, found by the
-/// socket's inode in `/proc/self/maps`.
-fn existing_mapping(fd: i32) -> io::Result<*mut u8> {
+/// The mappings at page offset 0 (the RX ring, `XDP_PGOFF_RX_RING`) of the
+/// file with inode `ino` on device `dev` (`(major, minor)`) in a
+/// `/proc/self/maps` text.
+pub fn ring_mappings(maps: &str, dev: (u32, u32), ino: u64) -> Vec<Mapping> {
+    maps.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let range = f.next()?;
+            let perms = f.next()?;
+            let offset = f.next()?;
+            let (major, minor) = f.next()?.split_once(':')?;
+            let inode: u64 = f.next()?.parse().ok()?;
+            let this_dev = (
+                u32::from_str_radix(major, 16).ok()?,
+                u32::from_str_radix(minor, 16).ok()?,
+            );
+            if inode != ino || this_dev != dev || u64::from_str_radix(offset, 16).ok()? != 0 {
+                return None;
+            }
+            let (a, b) = range.split_once('-')?;
+            let start = usize::from_str_radix(a, 16).ok()?;
+            let end = usize::from_str_radix(b, 16).ok()?;
+            Some(Mapping {
+                start,
+                len: end.checked_sub(start)?,
+                shared_writable: perms.starts_with("rw") && perms.ends_with('s'),
+            })
+        })
+        .collect()
+}
+
+/// The one mapping of the RX ring of socket `fd` this process has, checked
+/// to hold `need` bytes and to be shared and writable.
+fn existing_mapping(fd: i32, need: usize) -> io::Result<*mut u8> {
     // SAFETY: an all-zero stat is a valid out buffer.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `st` is writable.
@@ -167,14 +210,34 @@ fn existing_mapping(fd: i32) -> io::Result<*mut u8> {
         return Err(io::Error::last_os_error());
     }
     let maps = std::fs::read_to_string("/proc/self/maps")?;
-    find_mapping(&maps, st.st_ino)
-        .map(|b| b as *mut u8)
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no mapping of socket inode {} at offset 0", st.st_ino),
-            )
-        })
+    let dev = (libc::major(st.st_dev), libc::minor(st.st_dev));
+    let found = ring_mappings(&maps, dev, st.st_ino);
+    let what = format!("socket inode {}", st.st_ino);
+    match found[..] {
+        [] => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no mapping of {what} at offset 0"),
+        )),
+        [m] if m.len < need => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the RX ring mapping of {what} is {} bytes, the ring size given needs {need}: wrong ring size?",
+                m.len
+            ),
+        )),
+        [m] if !m.shared_writable => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("the RX ring mapping of {what} is not shared and writable"),
+        )),
+        [m] => Ok(m.start as *mut u8),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} mappings of the RX ring of {what}: cannot tell which one its owner keeps",
+                found.len()
+            ),
+        )),
+    }
 }
 
 // SAFETY: the mapping is plain shared memory; the consumer counter is read
@@ -182,12 +245,33 @@ fn existing_mapping(fd: i32) -> io::Result<*mut u8> {
 unsafe impl Send for RxRingMap {}
 
 impl RxRingMap {
-    /// Map the RX ring of AF_XDP socket `fd` whose ring has `size` entries.
+    /// Map the RX ring of AF_XDP socket `fd`, whose ring has `size`
+    /// entries, a second time. The mapping is this value's own: it stays
+    /// valid whatever happens to the socket library's ring or the fd.
     ///
-    /// Kernels that refuse a second mmap after bind (Linux 6.1: `xsk_mmap`
-    /// answers EBUSY once the socket is bound) get the mapping the socket
-    /// library already made, used in place; it lives as long as the socket.
+    /// Some kernels refuse a second mapping once the socket is bound (Linux
+    /// 6.1: `xsk_mmap` answers EBUSY): map before binding there, or use
+    /// [`RxRingMap::map_or_reuse`].
     pub fn map(fd: i32, size: u32) -> io::Result<RxRingMap> {
+        Self::map_with(fd, size, false)
+    }
+
+    /// [`RxRingMap::map`], except that where the kernel refuses a second
+    /// mapping after bind, the socket library's own mapping of the ring is
+    /// used in place. It is found in `/proc/self/maps` by the socket's
+    /// device and inode at page offset 0; it must be the only one there,
+    /// shared and writable, and long enough for `size` entries.
+    ///
+    /// # Safety
+    /// When the library's mapping is used, nothing unmaps it while the
+    /// returned value is used (`consumer`, `slot`, `poison`): the ring
+    /// object that owns it (xdpilone's `RingRx`, libxdp's `xsk_ring_cons`)
+    /// must outlive the returned value, or at least its last use.
+    pub unsafe fn map_or_reuse(fd: i32, size: u32) -> io::Result<RxRingMap> {
+        Self::map_with(fd, size, true)
+    }
+
+    fn map_with(fd: i32, size: u32, reuse: bool) -> io::Result<RxRingMap> {
         if !size.is_power_of_two() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -232,7 +316,16 @@ impl RxRingMap {
             if e.raw_os_error() != Some(libc::EBUSY) {
                 return Err(e);
             }
-            let existing = existing_mapping(fd).map_err(|f| {
+            if !reuse {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "this kernel refuses a second mapping of a bound socket's RX ring ({e}): \
+                         map it before bind, or reuse the ring's mapping (RxRingMap::map_or_reuse)"
+                    ),
+                ));
+            }
+            let existing = existing_mapping(fd, map_len).map_err(|f| {
                 io::Error::new(
                     f.kind(),
                     format!("mmap after bind refused ({e}) and no existing mapping: {f}"),
@@ -299,16 +392,73 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_ring_mapping_is_found_by_inode_and_offset_zero() {
+    fn the_ring_mapping_is_found_by_device_inode_and_offset_zero() {
         let maps = "\
 7f0000000000-7f0000001000 rw-s 180000000 00:08 4242                       socket:[4242]
-7f0000002000-7f0000003000 rw-s 00000000 00:08 4242                       socket:[4242]
-7f0000004000-7f0000005000 rw-s 00000000 00:08 99                         socket:[99]
+7f0000002000-7f0000004000 rw-s 00000000 00:08 4242                       socket:[4242]
+7f0000004000-7f0000005000 r--s 00000000 00:08 99                         socket:[99]
+7f0000006000-7f0000007000 r--p 00000000 fd:01 4242                       /usr/lib/x.so
 ";
-        assert_eq!(find_mapping(maps, 4242), Some(0x7f0000002000));
-        assert_eq!(find_mapping(maps, 99), Some(0x7f0000004000));
-        assert_eq!(find_mapping(maps, 7), None);
-        assert_eq!(find_mapping("garbage\n\n", 7), None);
+        let m = |start, len, shared_writable| Mapping {
+            start,
+            len,
+            shared_writable,
+        };
+        assert_eq!(
+            ring_mappings(maps, (0, 8), 4242),
+            [m(0x7f0000002000, 0x2000, true)]
+        );
+        assert_eq!(
+            ring_mappings(maps, (0, 8), 99),
+            [m(0x7f0000004000, 0x1000, false)]
+        );
+        // Same inode number on another device: another file.
+        assert_eq!(
+            ring_mappings(maps, (0xfd, 1), 4242),
+            [m(0x7f0000006000, 0x1000, false)]
+        );
+        assert!(ring_mappings(maps, (0, 8), 7).is_empty());
+        assert!(ring_mappings("garbage\n\n7-1 rw-s 0 00:08 7\n", (0, 8), 7).is_empty());
+    }
+
+    #[test]
+    fn a_mapping_that_is_not_a_bound_socket_ring_is_refused() {
+        // A pipe is no AF_XDP socket: XDP_MMAP_OFFSETS fails before any mmap.
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two fds pipe writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        assert!(RxRingMap::map(fds[0], 64).is_err());
+        // SAFETY: an fd that is not a socket: nothing is mapped or reused.
+        assert!(unsafe { RxRingMap::map_or_reuse(fds[0], 64) }.is_err());
+        assert!(RxRingMap::map(fds[0], 63).is_err());
+        // No socket inode is mapped in this process: nothing to reuse.
+        assert_eq!(
+            existing_mapping(fds[0], 64).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        for fd in fds {
+            // SAFETY: closing the fds this test opened.
+            unsafe { libc::close(fd) };
+        }
+    }
+
+    #[test]
+    fn statistics_read_through_a_duplicate_that_outlives_the_callers_fd() {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two fds pipe writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let st = FdStats::dup(fds[0]).unwrap();
+        assert_ne!(st.0.as_raw_fd(), fds[0]);
+        for fd in fds {
+            // SAFETY: closing the fds this test opened; `st` holds its own.
+            unsafe { libc::close(fd) };
+        }
+        // Still the pipe: not a socket (ENOTSOCK), not a closed fd (EBADF).
+        assert_eq!(st.read().unwrap_err().raw_os_error(), Some(libc::ENOTSOCK));
+        assert_eq!(
+            FdStats::dup(-1).unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
     }
 
     #[test]

@@ -176,15 +176,41 @@ impl<R: BorrowMut<RingRx>> CheckedRx<R> {
     /// read the real consumer index and, with `poison`, write that value
     /// into each slot after reading it: a slot the kernel later exposes
     /// before writing reads back as the poison (the seed story's test).
+    ///
+    /// Kernels that refuse a second mapping of a bound socket (Linux 6.1)
+    /// need this before `bind`, or [`CheckedRx::with_ring_reusing`].
     pub fn with_ring(rx: R, sock: Sock, ring_size: u32, poison: Option<u64>) -> io::Result<Self> {
         let map = RxRingMap::map(rx.borrow().as_raw_fd(), ring_size)?;
-        Ok(CheckedRx {
+        Ok(Self::mapped(rx, sock, map, poison))
+    }
+
+    /// [`CheckedRx::with_ring`] on a bound socket whose kernel refuses a
+    /// second mapping: `rx`'s own mapping of the ring is used in place
+    /// ([`RxRingMap::map_or_reuse`]).
+    ///
+    /// # Safety
+    /// The `RingRx` that `rx` borrows or owns now stays alive, unreplaced,
+    /// as long as the returned value receives: do not swap it out through
+    /// [`CheckedRx::inner`] or drop the ring it borrows first.
+    pub unsafe fn with_ring_reusing(
+        rx: R,
+        sock: Sock,
+        ring_size: u32,
+        poison: Option<u64>,
+    ) -> io::Result<Self> {
+        // SAFETY: the caller keeps the ring (and so its mapping) alive.
+        let map = unsafe { RxRingMap::map_or_reuse(rx.borrow().as_raw_fd(), ring_size)? };
+        Ok(Self::mapped(rx, sock, map, poison))
+    }
+
+    fn mapped(rx: R, sock: Sock, map: RxRingMap, poison: Option<u64>) -> Self {
+        CheckedRx {
             next: map.consumer(),
             rx,
             sock,
             map: Some(map),
             poison,
-        })
+        }
     }
 
     /// Read up to `out.len()` descriptors; returns how many.

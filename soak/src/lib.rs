@@ -189,11 +189,15 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
                     .label(label.clone())
                     .fd(sock.fd_raw()),
             )?;
-            let rxmap = xskdbg_recorder::sys::RxRingMap::map(sock.fd_raw(), ucfg.rx_size).map_err(
-                |source| {
-                    SoakError::Environment(format!("mapping the RX ring of {label}: {source}"))
-                },
-            )?;
+            // SAFETY: on kernels that refuse a second mapping after bind
+            // (the 6.1 guest) this is `sock`'s own ring mapping; the Port
+            // keeps `sock` next to the map and reads it only while both live.
+            let rxmap = unsafe {
+                xskdbg_recorder::sys::RxRingMap::map_or_reuse(sock.fd_raw(), ucfg.rx_size)
+            }
+            .map_err(|source| {
+                SoakError::Environment(format!("mapping the RX ring of {label}: {source}"))
+            })?;
             let poison = cfg.poison.then_some(rec::DEFAULT_POISON);
             if let Some(p) = poison {
                 // Every slot poisoned before the first frame, not only the
