@@ -53,7 +53,7 @@ pub fn caps(tfs: &TraceFs) -> Caps {
     let mut caps = Caps {
         release: kernel_release(),
         btf: Path::new(VMLINUX_BTF).exists(),
-        kprobe_events: tfs.root().join("kprobe_events").exists(),
+        kprobe_events: tfs.sys().exists(&tfs.root().join("kprobe_events")),
         kprobe_pmu: Path::new("/sys/bus/event_source/devices/kprobe/type").exists(),
         tracepoints: tfs.top().has_event("xdp", "xdp_redirect")
             && tfs.top().has_event("napi", "napi_poll"),

@@ -508,23 +508,56 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
 
 /// Removes `xskdbg-soak-<pid>-<n>` ftrace instances whose process is gone.
 fn remove_stale_instances() {
-    let Ok(fs) = xskdbg_tracefs::TraceFs::find() else {
-        return;
-    };
-    let Ok(dir) = std::fs::read_dir(fs.root().join("instances")) else {
-        return;
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
+    if let Ok(fs) = xskdbg_tracefs::TraceFs::find() {
+        remove_stale_instances_in(&fs, |pid| Path::new(&format!("/proc/{pid}")).exists());
+    }
+}
+
+/// Removes from `fs` the soak instances of processes that `alive` says are
+/// gone (through the tracefs seam, so it is tested on the fake); returns
+/// their names.
+fn remove_stale_instances_in(
+    fs: &xskdbg_tracefs::TraceFs,
+    alive: impl Fn(u32) -> bool,
+) -> Vec<String> {
+    let mut removed = Vec::new();
+    for name in fs.instance_names().unwrap_or_default() {
+        let pid = name
             .strip_prefix("xskdbg-soak-")
             .and_then(|r| r.split('-').next())
-        else {
-            continue;
-        };
-        if pid.parse::<u32>().is_ok() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir(entry.path());
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| !alive(p)) && fs.remove_instance(&name).is_ok() {
+            removed.push(name);
         }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod stale_instance_tests {
+    use std::sync::Arc;
+
+    use xskdbg_tracefs::fake::FakeSys;
+    use xskdbg_tracefs::TraceFs;
+
+    #[test]
+    fn only_soak_instances_of_dead_processes_are_removed() {
+        let fs = TraceFs::at_with(Arc::new(FakeSys::new("/t")), "/t").unwrap();
+        for n in [
+            "xskdbg-soak-100-0",
+            "xskdbg-soak-100-1",
+            "xskdbg-soak-200-0",
+            "xskdbg-soak-x-0",
+            "xskdbg-rec-100",
+        ] {
+            fs.create_instance(n).unwrap().keep();
+        }
+        let removed = super::remove_stale_instances_in(&fs, |pid| pid == 200);
+        assert_eq!(removed, ["xskdbg-soak-100-0", "xskdbg-soak-100-1"]);
+        assert_eq!(
+            fs.instance_names().unwrap(),
+            ["xskdbg-rec-100", "xskdbg-soak-200-0", "xskdbg-soak-x-0"]
+        );
     }
 }
 

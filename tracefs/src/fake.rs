@@ -8,6 +8,14 @@
 //! writes over 4096 bytes are cut, `trace_clock` takes only known clocks.
 //! Paths can be made to answer EACCES ([`FakeSys::deny`]) or an instance
 //! EBUSY on rmdir ([`FakeSys::set_busy`]) to test error handling.
+//!
+//! With [`FakeSys::with_kprobe_events`] it also has `kprobe_events`: each
+//! appended `p:`/`r:GROUP/NAME FUNC ...` line defines an event whose
+//! `enable` and `filter` appear in every buffer, `-:GROUP/NAME` removes it
+//! (EBUSY while a buffer enables it, ENOENT when undefined), a truncating
+//! write removes them all, and a probe on a function marked with
+//! [`FakeSys::refuse_probes_on`] is refused with ENOENT as the kernel
+//! refuses an unknown symbol. A `filter` written `0` reads back `none`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -43,6 +51,12 @@ struct State {
     denied: BTreeSet<PathBuf>,
     busy: BTreeSet<PathBuf>,
     clock_us: u64,
+    /// `kprobe_events` exists.
+    kprobe_events: bool,
+    /// Defined kprobe events: `group/name` → their definition line.
+    kprobes: BTreeMap<String, String>,
+    /// Functions the kernel refuses kprobes on.
+    refused_funcs: BTreeSet<String>,
 }
 
 /// In-memory tracefs rooted at one path.
@@ -96,6 +110,92 @@ impl FakeSys {
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    /// The same fake with `kprobe_events` (a kernel with CONFIG_KPROBE_EVENTS).
+    pub fn with_kprobe_events(self) -> FakeSys {
+        {
+            let mut st = self.lock();
+            st.kprobe_events = true;
+            st.files.insert(self.root.join("kprobe_events"), Vec::new());
+        }
+        self
+    }
+
+    /// Make kprobe definitions on function `func` fail with ENOENT.
+    pub fn refuse_probes_on(&self, func: impl Into<String>) {
+        self.lock().refused_funcs.insert(func.into());
+    }
+
+    /// The kprobe events defined now (`group/name`), sorted.
+    pub fn kprobes(&self) -> Vec<String> {
+        self.lock().kprobes.keys().cloned().collect()
+    }
+
+    fn is_kprobe_events(&self, path: &Path) -> bool {
+        path == self.root.join("kprobe_events")
+    }
+}
+
+fn kprobe_event_dir(buffer: &Path, event: &str) -> PathBuf {
+    buffer.join("events").join(event)
+}
+
+fn add_kprobe_files(st: &mut State, buffer: &Path, event: &str) {
+    let d = kprobe_event_dir(buffer, event);
+    if let Some(group) = d.parent() {
+        st.dirs.insert(group.to_path_buf());
+    }
+    st.dirs.insert(d.clone());
+    st.files.insert(d.join("enable"), b"0\n".to_vec());
+    st.files.insert(d.join("filter"), b"none\n".to_vec());
+}
+
+/// One line written to `kprobe_events`, as the kernel takes it.
+fn kprobe_write(st: &mut State, line: &[u8]) -> io::Result<()> {
+    let text = String::from_utf8_lossy(line).trim().to_string();
+    let buffers: Vec<PathBuf> = st.buffers.keys().cloned().collect();
+    if let Some(event) = text.strip_prefix("-:") {
+        let event = event.trim().to_string();
+        if !st.kprobes.contains_key(&event) {
+            return Err(err(libc::ENOENT));
+        }
+        let enabled = buffers.iter().any(|b| {
+            st.files
+                .get(&kprobe_event_dir(b, &event).join("enable"))
+                .is_some_and(|v| v.first() == Some(&b'1'))
+        });
+        if enabled {
+            return Err(err(libc::EBUSY));
+        }
+        st.kprobes.remove(&event);
+        for b in buffers {
+            let d = kprobe_event_dir(&b, &event);
+            st.dirs.retain(|p| !p.starts_with(&d));
+            st.files.retain(|p, _| !p.starts_with(&d));
+        }
+        return Ok(());
+    }
+    let mut words = text.split_whitespace();
+    let (Some(head), Some(func)) = (words.next(), words.next()) else {
+        return Err(err(libc::EINVAL));
+    };
+    let Some(event) = head.strip_prefix("p:").or_else(|| head.strip_prefix("r:")) else {
+        return Err(err(libc::EINVAL));
+    };
+    if !event.contains('/') {
+        return Err(err(libc::EINVAL));
+    }
+    if st.refused_funcs.contains(func) {
+        return Err(err(libc::ENOENT));
+    }
+    if st.kprobes.contains_key(event) {
+        return Err(err(libc::EEXIST));
+    }
+    st.kprobes.insert(event.to_string(), text.clone());
+    for b in buffers {
+        add_kprobe_files(st, &b, event);
+    }
+    Ok(())
 }
 
 fn make_buffer(st: &mut State, dir: &Path) {
@@ -112,10 +212,16 @@ fn make_buffer(st: &mut State, dir: &Path) {
     ] {
         st.files.insert(dir.join(f), v.to_vec());
     }
+    st.dirs.insert(dir.join("events"));
     for (sys, ev) in EVENTS {
+        st.dirs.insert(dir.join("events").join(sys));
         let d = dir.join("events").join(sys).join(ev);
         st.dirs.insert(d.clone());
         st.files.insert(d.join("enable"), b"0\n".to_vec());
+    }
+    let kprobes: Vec<String> = st.kprobes.keys().cloned().collect();
+    for ev in kprobes {
+        add_kprobe_files(st, dir, &ev);
     }
     st.buffers.insert(dir.to_path_buf(), BufState::default());
 }
@@ -180,6 +286,10 @@ impl Sys for FakeSys {
         if st.denied.contains(path) {
             return Err(err(libc::EACCES));
         }
+        if self.is_kprobe_events(path) && st.kprobe_events {
+            let text: String = st.kprobes.values().map(|l| format!("{l}\n")).collect();
+            return Ok(text.into_bytes());
+        }
         if path.file_name().is_some_and(|f| f == "trace") {
             if let Some(dir) = path.parent() {
                 if st.buffers.contains_key(dir) {
@@ -198,10 +308,25 @@ impl Sys for FakeSys {
         if !st.files.contains_key(path) {
             return Err(err(libc::ENOENT));
         }
+        if self.is_kprobe_events(path) {
+            // Opening with O_TRUNC removes every kprobe event first.
+            let all: Vec<String> = st.kprobes.keys().cloned().collect();
+            for ev in all {
+                kprobe_write(&mut st, format!("-:{ev}").as_bytes())?;
+            }
+            return if data.iter().all(u8::is_ascii_whitespace) {
+                Ok(())
+            } else {
+                kprobe_write(&mut st, data)
+            };
+        }
         let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
         let name = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
         let text = String::from_utf8_lossy(data).trim().to_string();
         match name {
+            "filter" if text == "0" => {
+                st.files.insert(path.to_path_buf(), b"none\n".to_vec());
+            }
             "trace" if st.buffers.contains_key(&dir) => {
                 if let Some(b) = st.buffers.get_mut(&dir) {
                     b.entries.clear();
@@ -302,6 +427,25 @@ impl Sys for FakeSys {
         let st = self.lock();
         st.dirs.contains(path) || st.files.contains_key(path)
     }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let st = self.lock();
+        if st.denied.contains(path) {
+            return Err(err(libc::EACCES));
+        }
+        if !st.dirs.contains(path) {
+            return Err(err(libc::ENOENT));
+        }
+        let children = st.dirs.iter().chain(st.files.keys());
+        let mut names: Vec<String> = children
+            .filter(|p| p.parent() == Some(path))
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
 }
 
 #[derive(Debug)]
@@ -317,7 +461,91 @@ impl RawWriter for FakeWriter {
             // The instance was removed under us.
             return Err(err(libc::ENODEV));
         }
+        if self.sys.is_kprobe_events(&self.path) {
+            kprobe_write(&mut st, data)?;
+            return Ok(data.len());
+        }
         let dir = self.path.parent().unwrap_or(Path::new("/")).to_path_buf();
         marker_write(&mut st, &dir, data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enable(sys: &FakeSys, buffer: &str, event: &str, v: &[u8]) -> io::Result<()> {
+        sys.write(
+            &Path::new(buffer).join("events").join(event).join("enable"),
+            v,
+        )
+    }
+
+    #[test]
+    fn kprobe_events_define_and_remove_events_in_every_buffer() {
+        let sys = FakeSys::new("/t").with_kprobe_events();
+        let ke = Path::new("/t/kprobe_events");
+        let w = sys.open_writer(ke).unwrap();
+        w.write_once(b"p:xskdbg/a func_a x=%di:x64").unwrap();
+        sys.mkdir(Path::new("/t/instances/i")).unwrap();
+        // Events defined before an instance exists appear in it too.
+        assert!(sys.exists(Path::new("/t/instances/i/events/xskdbg/a/enable")));
+        assert_eq!(sys.read(ke).unwrap(), b"p:xskdbg/a func_a x=%di:x64\n");
+        assert_eq!(
+            w.write_once(b"p:xskdbg/a func_a")
+                .unwrap_err()
+                .raw_os_error(),
+            Some(libc::EEXIST)
+        );
+        sys.refuse_probes_on("nosuch");
+        assert_eq!(
+            w.write_once(b"p:xskdbg/b nosuch")
+                .unwrap_err()
+                .raw_os_error(),
+            Some(libc::ENOENT)
+        );
+        // An enabled event is busy.
+        enable(&sys, "/t/instances/i", "xskdbg/a", b"1").unwrap();
+        assert_eq!(
+            w.write_once(b"-:xskdbg/a").unwrap_err().raw_os_error(),
+            Some(libc::EBUSY)
+        );
+        enable(&sys, "/t/instances/i", "xskdbg/a", b"0").unwrap();
+        w.write_once(b"-:xskdbg/a").unwrap();
+        assert!(sys.kprobes().is_empty());
+        assert!(!sys.exists(Path::new("/t/events/xskdbg/a")));
+        assert!(!sys.exists(Path::new("/t/instances/i/events/xskdbg/a")));
+        // A truncating write removes every event.
+        w.write_once(b"p:other/c func_c").unwrap();
+        sys.write(ke, b"").unwrap();
+        assert!(sys.kprobes().is_empty());
+    }
+
+    #[test]
+    fn a_cleared_filter_reads_none() {
+        let sys = FakeSys::new("/t").with_kprobe_events();
+        sys.write(Path::new("/t/kprobe_events"), b"p:g/e f")
+            .unwrap();
+        let f = Path::new("/t/events/g/e/filter");
+        sys.write(f, b"family == 44").unwrap();
+        assert_eq!(sys.read(f).unwrap(), b"family == 44");
+        sys.write(f, b"0").unwrap();
+        assert_eq!(sys.read(f).unwrap(), b"none\n");
+    }
+
+    #[test]
+    fn directories_list_their_children() {
+        let sys = FakeSys::new("/t");
+        sys.mkdir(Path::new("/t/instances/b")).unwrap();
+        sys.mkdir(Path::new("/t/instances/a")).unwrap();
+        assert_eq!(sys.list_dir(Path::new("/t/instances")).unwrap(), ["a", "b"]);
+        assert!(sys
+            .list_dir(Path::new("/t/events/xdp"))
+            .unwrap()
+            .contains(&"xdp_exception".to_string()));
+        assert_eq!(
+            sys.list_dir(Path::new("/nope")).unwrap_err().raw_os_error(),
+            Some(libc::ENOENT)
+        );
     }
 }

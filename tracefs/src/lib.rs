@@ -174,6 +174,14 @@ pub trait Sys: Send + Sync + fmt::Debug {
     fn rmdir(&self, path: &Path) -> io::Result<()>;
     /// Whether a file or directory exists.
     fn exists(&self, path: &Path) -> bool;
+    /// The names in a directory (instances, leftovers), in no set order.
+    /// Seams that never list a directory may keep this default, which says so.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("this tracefs seam cannot list {}", path.display()),
+        ))
+    }
 }
 
 /// [`Sys`] backed by the real kernel.
@@ -228,6 +236,12 @@ impl Sys for RealSys {
 
     fn exists(&self, path: &Path) -> bool {
         path.exists()
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect()
     }
 }
 
@@ -335,6 +349,28 @@ impl TraceFs {
                 sys: self.sys.clone(),
             }),
         })
+    }
+
+    /// The names of the ftrace instances that exist now (anyone's), sorted.
+    pub fn instance_names(&self) -> Result<Vec<String>> {
+        let dir = self.root.join("instances");
+        let mut v = self
+            .sys
+            .list_dir(&dir)
+            .map_err(|e| io_error("list", &dir, e))?;
+        v.sort();
+        Ok(v)
+    }
+
+    /// Removes instance `instances/<name>` that this process does not hold a
+    /// guard for (a leftover of a killed run); a missing one is no error.
+    pub fn remove_instance(&self, name: &str) -> Result<()> {
+        let b = Buffer {
+            dir: self.instance_dir(name)?,
+            name: Some(name.to_string()),
+            sys: self.sys.clone(),
+        };
+        remove_instance_dir(&b)
     }
 
     /// A buffer by optional instance name: `None` is the top-level buffer.
@@ -702,6 +738,24 @@ mod tests {
         assert!(sys.exists(&kept.path("trace")));
         fs.create_instance("z").unwrap().remove().unwrap();
         assert!(!sys.exists(Path::new("/t/instances/z")));
+    }
+
+    #[test]
+    fn instances_are_listed_and_leftovers_removed_by_name() {
+        let (sys, fs) = fake();
+        assert!(fs.instance_names().unwrap().is_empty());
+        let kept = fs.create_instance("b").unwrap().keep();
+        let _a = fs.create_instance("a").unwrap();
+        assert_eq!(fs.instance_names().unwrap(), ["a", "b"]);
+        fs.remove_instance("b").unwrap();
+        assert!(!sys.exists(kept.dir()));
+        // Gone already: nothing to do.
+        fs.remove_instance("b").unwrap();
+        assert_eq!(fs.instance_names().unwrap(), ["a"]);
+        assert!(matches!(
+            fs.remove_instance("../x").unwrap_err(),
+            Error::InvalidName { .. }
+        ));
     }
 
     #[test]
