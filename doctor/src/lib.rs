@@ -6,12 +6,15 @@
 //! non-root user lacks.
 //!
 //! Modules: [`kernel`] (pure version/config facts), [`netlink`] (rtnetlink and
-//! the `netdev` genl family), [`bpf`] (program-load probes), and this file,
-//! which turns what they find into [`Check`]s. Pure verdict logic lives in
-//! functions that take plain data ([`veth_queue_check`], [`ifindex_collisions`],
-//! [`caps_missing`]) so it is tested without root.
+//! the `netdev` genl family), and this file, which turns what they find into
+//! [`Check`]s. Which probe backends load is asked of the probes themselves
+//! (`xskdbg_probes::try_load`, feature `probes`): the same skeletons
+//! `xskdbg record` attaches, so the answer cannot drift from what recording
+//! does. Without the feature the backend checks say they are not built in.
+//! Pure verdict logic lives in functions that take plain data
+//! ([`veth_queue_check`], [`ifindex_collisions`], [`caps_missing`],
+//! [`backend_checks`]) so it is tested without root.
 
-pub mod bpf;
 pub mod kernel;
 pub mod netlink;
 
@@ -265,7 +268,7 @@ pub fn run(opts: &Options) -> Vec<Check> {
         }
     }
 
-    let btf = std::fs::read("/sys/kernel/btf/vmlinux").ok();
+    let btf = std::fs::metadata("/sys/kernel/btf/vmlinux").ok();
     out.push(match &btf {
         Some(b) => check(
             "BTF",
@@ -318,36 +321,35 @@ pub fn run(opts: &Options) -> Vec<Check> {
         }
     }
 
-    let support = bpf::probe_support(btf.as_deref(), tracefs.as_deref());
-    let backends = [
-        (
-            "backend fentry",
-            &support.fentry,
-            "BPF trampolines on __xsk_map_flush",
-        ),
-        ("backend kprobe", &support.kprobe, "BPF kprobes"),
-        (
-            "backend tracefs",
-            &support.tracefs_kprobe,
-            "tracefs kprobe_events",
-        ),
-        (
-            "backend tracepoint",
-            &support.tp_btf,
-            "tp_btf on xdp:xdp_redirect",
-        ),
-    ];
-    let mut any = false;
-    for (topic, s, what) in backends {
-        out.push(match s {
-            bpf::Support::Yes => {
-                any = true;
-                check(topic, Level::Ok, format!("{what}: allowed"), None)
+    out.extend(probe_backends());
+
+    out.extend(namespace_checks(opts));
+    out
+}
+
+/// How a backend came out of its load test: `Ok(what was loaded, notes)` or
+/// `Err(why not)`.
+pub type BackendOutcome = Result<(String, Vec<String>), String>;
+
+/// One check per backend (`backend fentry`, ...) in `auto`'s order, and an
+/// error when none can load.
+pub fn backend_checks(outcomes: &[(&str, BackendOutcome)]) -> Vec<Check> {
+    let mut out = Vec::new();
+    for (name, o) in outcomes {
+        let topic = format!("backend {name}");
+        out.push(match o {
+            Ok((what, notes)) => {
+                let mut detail = format!("loads: {what}");
+                for n in notes {
+                    detail.push_str("; ");
+                    detail.push_str(n);
+                }
+                check(&topic, Level::Ok, detail, None)
             }
-            bpf::Support::No(why) => check(topic, Level::Warning, format!("{what}: {why}"), None),
+            Err(why) => check(&topic, Level::Warning, why.clone(), None),
         });
     }
-    if !any {
+    if !outcomes.iter().any(|(_, o)| o.is_ok()) {
         out.push(check(
             "probes",
             Level::Error,
@@ -355,9 +357,42 @@ pub fn run(opts: &Options) -> Vec<Check> {
             Some("run as root; on a locked-down kernel, test the kernel side in a VM (`xskdbg soak --vm`)"),
         ));
     }
-
-    out.extend(namespace_checks(opts));
     out
+}
+
+/// Loads every backend's real programs (attaching nothing).
+#[cfg(feature = "probes")]
+fn probe_backends() -> Vec<Check> {
+    use xskdbg_probes::{try_load, Backend, ProbeError};
+    let outcomes: Vec<(&str, BackendOutcome)> = Backend::AUTO_ORDER
+        .iter()
+        .map(|&b| {
+            let o = match try_load(b) {
+                Ok(l) => Ok((l.what, l.notes)),
+                // The check names the backend already; the kernel's answer
+                // and the failed step are what the reader needs.
+                Err(ProbeError::Refused { what, cause, .. }) => Err(if what == "precheck" {
+                    cause
+                } else {
+                    format!("{what} failed: {cause}")
+                }),
+                Err(e) => Err(e.to_string()),
+            };
+            (b.name(), o)
+        })
+        .collect();
+    backend_checks(&outcomes)
+}
+
+/// This build has no probes to ask.
+#[cfg(not(feature = "probes"))]
+fn probe_backends() -> Vec<Check> {
+    vec![check(
+        "backends",
+        Level::Warning,
+        "probe backend checks are not built in: this xskdbg was built without its `kernel` feature",
+        Some("install with the default features (`cargo install --path .`; needs clang, bpftool and kernel BTF)"),
+    )]
 }
 
 fn in_netns<T: Send + 'static>(
@@ -558,6 +593,28 @@ mod tests {
         let c = ifindex_collisions(&by);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].0, 5);
+    }
+
+    #[test]
+    fn backends_are_reported_in_order_and_none_loading_is_an_error() {
+        let c = backend_checks(&[
+            ("fentry", Err("load fentry programs failed: EPERM".into())),
+            (
+                "tracepoint",
+                Ok(("4 BPF programs".into(), vec!["raw_tp fallback".into()])),
+            ),
+        ]);
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            (c[0].topic.as_str(), c[0].level),
+            ("backend fentry", Level::Warning)
+        );
+        assert!(c[0].detail.contains("EPERM"), "{}", c[0].detail);
+        assert_eq!(c[1].level, Level::Ok);
+        assert_eq!(c[1].detail, "loads: 4 BPF programs; raw_tp fallback");
+        let none = backend_checks(&[("kprobe", Err("no kprobe PMU".into()))]);
+        assert_eq!(none.last().unwrap().topic, "probes");
+        assert_eq!(none.last().unwrap().level, Level::Error);
     }
 
     #[test]

@@ -46,14 +46,14 @@ pub struct Request {
 }
 
 /// A loaded skeleton, kept for its maps and so its programs stay loaded.
-enum Loaded {
+pub(crate) enum Loaded {
     Tp(skel_tp::TracepointSkel<'static>),
     Fe(skel_fe::FentrySkel<'static>),
     Kp(skel_kp::KprobeSkel<'static>),
 }
 
 impl Loaded {
-    fn object(&self) -> &Object {
+    pub(crate) fn object(&self) -> &Object {
         match self {
             Loaded::Tp(s) => s.object(),
             Loaded::Fe(s) => s.object(),
@@ -321,8 +321,15 @@ pub fn attach(req: &Request) -> Result<Attached> {
     }
     let tfs = TraceFs::find()?;
     let caps = sys::caps(&tfs);
+    let btf = Path::new(sys::VMLINUX_BTF);
+    with_libbpf_log(|| choose(req.backend, &caps, |b| attach_one(b, req, &tfs, &caps, btf)))
+}
+
+/// Runs `f` with libbpf's messages going into the error of a failed step
+/// instead of stderr.
+pub(crate) fn with_libbpf_log<T>(f: impl FnOnce() -> T) -> T {
     let prev_print = libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Warn, libbpf_print)));
-    let r = attach_with_caps(req, &tfs, &caps);
+    let r = f();
     libbpf_rs::set_print(prev_print);
     if let Ok(mut v) = LIBBPF_LOG.lock() {
         v.clear();
@@ -330,12 +337,19 @@ pub fn attach(req: &Request) -> Result<Attached> {
     r
 }
 
-fn attach_with_caps(req: &Request, tfs: &TraceFs, caps: &Caps) -> Result<Attached> {
-    if req.backend != Backend::Auto {
-        if let Some(why) = caps.precheck(req.backend) {
-            return Err(refused(req.backend, "precheck", why, &caps.summary()));
+/// `backend` attached with `attach_one` after its precheck, or for `auto`
+/// the first backend of [`Backend::AUTO_ORDER`] that passes its precheck
+/// and attaches, with notes saying what was skipped and why.
+fn choose(
+    backend: Backend,
+    caps: &Caps,
+    mut attach_one: impl FnMut(Backend) -> Result<Attached>,
+) -> Result<Attached> {
+    if backend != Backend::Auto {
+        if let Some(why) = caps.precheck(backend) {
+            return Err(refused(backend, "precheck", why, &caps.summary()));
         }
-        return attach_one(req.backend, req, tfs, caps);
+        return attach_one(backend);
     }
     let mut tried = Vec::new();
     for b in Backend::AUTO_ORDER {
@@ -343,7 +357,7 @@ fn attach_with_caps(req: &Request, tfs: &TraceFs, caps: &Caps) -> Result<Attache
             tried.push(format!("  {b}: {why}"));
             continue;
         }
-        match attach_one(b, req, tfs, caps) {
+        match attach_one(b) {
             Ok(mut a) => {
                 let mut notes = vec![format!("auto chose {b}")];
                 notes.extend(tried.iter().map(|t| format!("skipped{t}")));
@@ -366,7 +380,13 @@ fn storage() -> &'static mut MaybeUninit<OpenObject> {
     Box::leak(Box::new(MaybeUninit::uninit()))
 }
 
-fn attach_one(backend: Backend, req: &Request, tfs: &TraceFs, caps: &Caps) -> Result<Attached> {
+fn attach_one(
+    backend: Backend,
+    req: &Request,
+    tfs: &TraceFs,
+    caps: &Caps,
+    btf: &Path,
+) -> Result<Attached> {
     let offers = caps.summary();
     let mut a = Attached {
         backend,
@@ -378,11 +398,6 @@ fn attach_one(backend: Backend, req: &Request, tfs: &TraceFs, caps: &Caps) -> Re
         kprobes: None,
         filters: req.filters.clone(),
     };
-    let missing_opt: Vec<&str> = OPTIONAL_FUNCS
-        .iter()
-        .copied()
-        .filter(|f| caps.funcs_missing.iter().any(|m| m == f))
-        .collect();
     // Loading a program that calls bpf_trace_printk makes the kernel enable
     // the event in the top-level buffer; remember the old value to put it
     // back (and keep our lines out of the top-level buffer meanwhile).
@@ -390,7 +405,7 @@ fn attach_one(backend: Backend, req: &Request, tfs: &TraceFs, caps: &Caps) -> Re
     let top = tfs.top();
     let top_is_target = req.buffer.dir() == top.dir();
     let mut top_restore = None;
-    if backend != Backend::Tracefs && !top_is_target && top.path(printk_rel).exists() {
+    if backend != Backend::Tracefs && !top_is_target && tfs.sys().exists(&top.path(printk_rel)) {
         top_restore = Some(Restore {
             buffer: top.clone(),
             rel: printk_rel.to_string(),
@@ -399,62 +414,8 @@ fn attach_one(backend: Backend, req: &Request, tfs: &TraceFs, caps: &Caps) -> Re
     }
     match backend {
         Backend::Auto => return Err(ProbeError::Usage("auto is not a backend".into())),
-        Backend::Tracepoint => {
-            let (s, note) = load_tp(false, req.stacks, &offers)?;
-            a.notes.extend(note);
-            a.loaded.push(Loaded::Tp(s));
-        }
-        Backend::Fentry | Backend::Kprobe => {
-            // Programs of missing optional functions are not loaded (an
-            // fentry on a missing function fails the whole object load).
-            let skip: Vec<String> = missing_opt
-                .iter()
-                .flat_map(|f| prog_for(backend, f))
-                .collect();
-            for f in &missing_opt {
-                a.notes
-                    .push(format!("{f} not in /proc/kallsyms (inlined?): not probed"));
-            }
-            let new_tx = sys::version_of(&caps.release).is_some_and(|v| v >= (6, 6));
-            if backend == Backend::Fentry {
-                let b = skel_fe::FentrySkelBuilder::default();
-                let mut open = b
-                    .open(storage())
-                    .map_err(|e| refused(backend, "open BPF object", e, &offers))?;
-                if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
-                    ro.destructor_arg_is_addr = !new_tx;
-                    ro.want_stacks = req.stacks;
-                }
-                size_stacks(open.open_object_mut(), req.stacks)?;
-                set_autoload(open.open_object_mut(), &skip);
-                let s = open
-                    .load()
-                    .map_err(|e| refused(backend, "load fentry programs", e, &offers))?;
-                a.loaded.push(Loaded::Fe(s));
-            } else {
-                let b = skel_kp::KprobeSkelBuilder::default();
-                let mut open = b
-                    .open(storage())
-                    .map_err(|e| refused(backend, "open BPF object", e, &offers))?;
-                if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
-                    ro.destructor_arg_is_addr = !new_tx;
-                    ro.want_stacks = req.stacks;
-                }
-                size_stacks(open.open_object_mut(), req.stacks)?;
-                set_autoload(open.open_object_mut(), &skip);
-                let s = open
-                    .load()
-                    .map_err(|e| refused(backend, "load kprobe programs", e, &offers))?;
-                a.loaded.push(Loaded::Kp(s));
-            }
-            // The XDP error tracepoints go with every backend.
-            let (tp, note) = load_tp(true, false, &offers)?;
-            a.notes.extend(note);
-            a.loaded.push(Loaded::Tp(tp));
-        }
-        Backend::Tracefs => {
-            attach_tracefs(&mut a, req, tfs, caps)?;
-        }
+        Backend::Tracefs => attach_tracefs(&mut a, req, tfs, caps, btf)?,
+        _ => a.loaded = load_bpf(backend, caps, req.stacks, &mut a.notes)?,
     }
     if !a.loaded.is_empty() {
         // Filters first, so nothing unfiltered is ever printed.
@@ -492,6 +453,85 @@ fn attach_one(backend: Backend, req: &Request, tfs: &TraceFs, caps: &Caps) -> Re
         }
     }
     Ok(a)
+}
+
+/// Loads the BPF objects of `backend` (tracepoint, fentry or kprobe) into
+/// the kernel without attaching anything: programs of optional functions
+/// this kernel lacks are left out (with a note), and the function backends
+/// also load the XDP error tracepoints. [`crate::try_load`] stops here.
+pub(crate) fn load_bpf(
+    backend: Backend,
+    caps: &Caps,
+    stacks: bool,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Loaded>> {
+    let offers = caps.summary();
+    let missing_opt: Vec<&str> = OPTIONAL_FUNCS
+        .iter()
+        .copied()
+        .filter(|f| caps.funcs_missing.iter().any(|m| m == f))
+        .collect();
+    let mut loaded = Vec::new();
+    match backend {
+        Backend::Auto | Backend::Tracefs => {
+            return Err(ProbeError::Usage(format!(
+                "{backend} has no BPF objects to load"
+            )))
+        }
+        Backend::Tracepoint => {
+            let (s, note) = load_tp(false, stacks, &offers)?;
+            notes.extend(note);
+            loaded.push(Loaded::Tp(s));
+        }
+        Backend::Fentry | Backend::Kprobe => {
+            // Programs of missing optional functions are not loaded (an
+            // fentry on a missing function fails the whole object load).
+            let skip: Vec<String> = missing_opt
+                .iter()
+                .flat_map(|f| prog_for(backend, f))
+                .collect();
+            for f in &missing_opt {
+                notes.push(format!("{f} not in /proc/kallsyms (inlined?): not probed"));
+            }
+            let new_tx = sys::version_of(&caps.release).is_some_and(|v| v >= (6, 6));
+            if backend == Backend::Fentry {
+                let b = skel_fe::FentrySkelBuilder::default();
+                let mut open = b
+                    .open(storage())
+                    .map_err(|e| refused(backend, "open BPF object", e, &offers))?;
+                if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+                    ro.destructor_arg_is_addr = !new_tx;
+                    ro.want_stacks = stacks;
+                }
+                size_stacks(open.open_object_mut(), stacks)?;
+                set_autoload(open.open_object_mut(), &skip);
+                let s = open
+                    .load()
+                    .map_err(|e| refused(backend, "load fentry programs", e, &offers))?;
+                loaded.push(Loaded::Fe(s));
+            } else {
+                let b = skel_kp::KprobeSkelBuilder::default();
+                let mut open = b
+                    .open(storage())
+                    .map_err(|e| refused(backend, "open BPF object", e, &offers))?;
+                if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+                    ro.destructor_arg_is_addr = !new_tx;
+                    ro.want_stacks = stacks;
+                }
+                size_stacks(open.open_object_mut(), stacks)?;
+                set_autoload(open.open_object_mut(), &skip);
+                let s = open
+                    .load()
+                    .map_err(|e| refused(backend, "load kprobe programs", e, &offers))?;
+                loaded.push(Loaded::Kp(s));
+            }
+            // The XDP error tracepoints go with every backend.
+            let (tp, note) = load_tp(true, false, &offers)?;
+            notes.extend(note);
+            loaded.push(Loaded::Tp(tp));
+        }
+    }
+    Ok(loaded)
 }
 
 /// The program names of `backend` that probe function `f`.
@@ -595,9 +635,15 @@ fn load_tp(
     }
 }
 
-fn attach_tracefs(a: &mut Attached, req: &Request, tfs: &TraceFs, caps: &Caps) -> Result<()> {
+fn attach_tracefs(
+    a: &mut Attached,
+    req: &Request,
+    tfs: &TraceFs,
+    caps: &Caps,
+    btf: &Path,
+) -> Result<()> {
     let offers = caps.summary();
-    let btf = KernelBtf::open(Path::new(sys::VMLINUX_BTF))?;
+    let btf = KernelBtf::open(btf)?;
     let offs = kprobe_events::Offsets::from_btf(&btf)?;
     if offs.xskb_orig_addr.is_none() {
         a.notes.push(
@@ -670,21 +716,15 @@ fn attach_tracefs(a: &mut Attached, req: &Request, tfs: &TraceFs, caps: &Caps) -
 /// kprobe events whose group starts with `xskdbg`, and ftrace instances
 /// whose name starts with `xskdbg-`. Returns what was removed.
 pub fn detach_all() -> Result<Vec<String>> {
-    let tfs = TraceFs::find()?;
+    detach_all_in(&TraceFs::find()?)
+}
+
+/// [`detach_all`] in `tfs`.
+pub fn detach_all_in(tfs: &TraceFs) -> Result<Vec<String>> {
     let mut removed = Vec::new();
-    let inst_dir = tfs.root().join("instances");
-    let mut instances: Vec<String> = std::fs::read_dir(&inst_dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("xskdbg-"))
-                .collect()
-        })
-        .unwrap_or_default();
-    instances.sort();
+    let instances = project_instances(tfs);
     let ke_path = tfs.root().join("kprobe_events");
-    let ke = std::fs::read_to_string(&ke_path).unwrap_or_default();
-    let events = kprobe_events::leftovers(&ke, GROUP);
+    let events = kprobe_events::leftovers(&read_kprobe_events(tfs), GROUP);
     // Disable our events everywhere first: an enabled event cannot be removed.
     for ev in &events {
         let mut bufs = vec![tfs.top()];
@@ -695,13 +735,13 @@ pub fn detach_all() -> Result<Vec<String>> {
         }
         for b in bufs {
             let rel = format!("events/{ev}/enable");
-            if b.path(&rel).exists() {
+            if tfs.sys().exists(&b.path(&rel)) {
                 let _ = b.write_file(&rel, b"0");
             }
         }
     }
     for ev in events {
-        write_kprobe_events(&tfs, &format!("-:{ev}")).map_err(|e| ProbeError::Io {
+        write_kprobe_events(tfs, &format!("-:{ev}")).map_err(|e| ProbeError::Io {
             op: "remove kprobe event (write -:EVENT to)",
             path: ke_path.clone(),
             source: e,
@@ -709,12 +749,7 @@ pub fn detach_all() -> Result<Vec<String>> {
         removed.push(format!("kprobe event {ev}"));
     }
     for i in instances {
-        let p = inst_dir.join(&i);
-        std::fs::remove_dir(&p).map_err(|e| ProbeError::Io {
-            op: "remove ftrace instance",
-            path: p.clone(),
-            source: e,
-        })?;
+        tfs.remove_instance(&i)?;
         removed.push(format!("instance {i}"));
     }
     Ok(removed)
@@ -722,22 +757,36 @@ pub fn detach_all() -> Result<Vec<String>> {
 
 /// Leftovers [`detach_all`] would remove, without removing them.
 pub fn leftovers() -> Result<Vec<String>> {
-    let tfs = TraceFs::find()?;
-    let mut v = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(tfs.root().join("instances")) {
-        for e in rd.filter_map(|e| e.ok()) {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if n.starts_with("xskdbg-") {
-                v.push(format!("instance {n}"));
-            }
-        }
-    }
-    let ke = std::fs::read_to_string(tfs.root().join("kprobe_events")).unwrap_or_default();
+    Ok(leftovers_in(&TraceFs::find()?))
+}
+
+/// [`leftovers`] in `tfs`.
+pub fn leftovers_in(tfs: &TraceFs) -> Vec<String> {
+    let mut v: Vec<String> = project_instances(tfs)
+        .into_iter()
+        .map(|n| format!("instance {n}"))
+        .collect();
     v.extend(
-        kprobe_events::leftovers(&ke, GROUP)
+        kprobe_events::leftovers(&read_kprobe_events(tfs), GROUP)
             .into_iter()
             .map(|e| format!("kprobe event {e}")),
     );
     v.sort();
-    Ok(v)
+    v
 }
+
+/// The `xskdbg-*` ftrace instances, sorted (none when they cannot be listed).
+fn project_instances(tfs: &TraceFs) -> Vec<String> {
+    let mut v = tfs.instance_names().unwrap_or_default();
+    v.retain(|n| n.starts_with("xskdbg-"));
+    v
+}
+
+/// `kprobe_events` (empty on a kernel without it).
+fn read_kprobe_events(tfs: &TraceFs) -> String {
+    let raw = tfs.top().read_file("kprobe_events").unwrap_or_default();
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+#[cfg(test)]
+mod tests;

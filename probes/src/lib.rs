@@ -17,6 +17,8 @@
 //! - [`session`]: one `xskdbg record` run, from instance to saved trace.
 //! - [`attach`]: attach a backend, all or nothing, behind a guard that
 //!   detaches on drop.
+//! - [`load`]: [`try_load`], a backend loaded as attaching would load it,
+//!   attaching nothing (what `xskdbg doctor` reports).
 
 pub mod attach;
 pub mod backend;
@@ -24,10 +26,12 @@ pub mod btf;
 pub mod error;
 pub mod filter;
 pub mod kprobe_events;
+pub mod load;
 pub mod session;
 pub mod sys;
 
-pub use attach::{attach, detach_all, leftovers, Attached, Request};
+pub use attach::{attach, detach_all, detach_all_in, leftovers, leftovers_in, Attached, Request};
 pub use backend::{Backend, Caps};
 pub use error::ProbeError;
 pub use filter::Filters;
+pub use load::{try_load, Loadable};

@@ -192,13 +192,33 @@ fn guest_detach_all_removes_leftovers() {
         .contains("xskdbg"));
 }
 
+/// What `xskdbg doctor` asks: on a kernel with function probes every
+/// backend loads (attaching nothing), with its real programs.
+#[test]
+fn guest_try_load() {
+    if !in_guest("guest_try_load") {
+        return;
+    }
+    for b in Backend::AUTO_ORDER {
+        let l = xskdbg_probes::try_load(b).unwrap_or_else(|e| panic!("{b}: {e}"));
+        eprintln!("{b}: {} {:?}", l.what, l.notes);
+        let want = if b == Backend::Tracefs {
+            "kprobe events defined from BTF offsets (not written)"
+        } else {
+            "BPF programs loaded (not attached)"
+        };
+        assert!(l.what.ends_with(want), "{b}: {l:?}");
+    }
+    assert!(xskdbg_probes::leftovers().unwrap().is_empty());
+}
+
 /// Boots Debian's 6.1 kernel once and runs every `guest_*` test inside.
 #[test]
 fn guest_runs_every_backend() {
     if std::env::var(GUEST_ENV).is_ok() {
         return; // already in the guest
     }
-    if !common::require_root("guest_runs_every_backend") {
+    if !common::require("guest_runs_every_backend", &[common::Cap::Guest]) {
         return;
     }
     let exe = std::env::current_exe().expect("test binary path");
