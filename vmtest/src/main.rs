@@ -101,29 +101,10 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
-    };
-    let result = match cli.command {
+    xskdbg_cli::main(|cli: Cli| match cli.command {
         Cmd::Run(args) => run(*args),
         Cmd::Kernel { kernel } => show_kernel(&kernel).map(|()| ExitCode::SUCCESS),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            // Not eprintln!: a closed stderr (`| head`) must not turn into a panic.
-            let _ = writeln!(std::io::stderr(), "xskdbg-vm: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    })
 }
 
 fn show_kernel(spec: &str) -> anyhow::Result<()> {
