@@ -6,7 +6,10 @@ mod common;
 
 #[test]
 fn detach_all_removes_a_leftover_instance() {
-    if !common::require_root("detach_all_removes_a_leftover_instance") {
+    if !common::require(
+        "detach_all_removes_a_leftover_instance",
+        &[common::Cap::Root, common::Cap::Tracefs],
+    ) {
         return;
     }
     let name = format!("xskdbg-left-{}", std::process::id());

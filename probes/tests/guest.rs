@@ -10,7 +10,8 @@ use common::{analyze, check_rx, check_tx, kprobe_events, run, Run, N, T};
 use xskdbg_probes::Backend;
 
 const GUEST_ENV: &str = "XSKDBG_PROBES_GUEST";
-const GUEST_TESTS: [&str; 7] = [
+const GUEST_TESTS: [&str; 8] = [
+    "guest_try_load",
     "guest_stacks",
     "guest_tracepoint",
     "guest_fentry",

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::require_root;
+use common::{require, Cap};
 use xskdbg_probes::session::{record, SessionOpts, Stop};
 use xskdbg_probes::{Backend, Filters};
 
@@ -36,7 +36,10 @@ fn top_printk_enable() -> String {
 /// line, and removes its instance.
 #[test]
 fn session_stops_on_freeze_and_cleans_up() {
-    if !require_root("session_stops_on_freeze_and_cleans_up") {
+    if !require(
+        "session_stops_on_freeze_and_cleans_up",
+        &[Cap::Root, Cap::Bpf, Cap::Tracefs],
+    ) {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -72,7 +75,10 @@ fn session_stops_on_freeze_and_cleans_up() {
 /// The command exits on its own: the session stops with its status.
 #[test]
 fn session_stops_when_the_command_exits() {
-    if !require_root("session_stops_when_the_command_exits") {
+    if !require(
+        "session_stops_when_the_command_exits",
+        &[Cap::Root, Cap::Bpf, Cap::Tracefs],
+    ) {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());

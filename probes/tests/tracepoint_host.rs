@@ -6,12 +6,15 @@
 
 mod common;
 
-use common::{analyze, check_rx, require_root, run, Run};
+use common::{analyze, check_rx, require, run, Run, SCENARIO};
 use xskdbg_probes::Backend;
 
 #[test]
 fn tracepoint_backend_records_every_receive_with_its_slot() {
-    if !require_root("tracepoint_backend_records_every_receive_with_its_slot") {
+    if !require(
+        "tracepoint_backend_records_every_receive_with_its_slot",
+        SCENARIO,
+    ) {
         return;
     }
     let Some(r) = run("tpok", Backend::Tracepoint, false) else {
@@ -31,7 +34,7 @@ fn tracepoint_backend_records_every_receive_with_its_slot() {
 /// and the analyzer must blame the application.
 #[test]
 fn analyzer_blames_the_app_for_a_frame_filled_twice() {
-    if !require_root("analyzer_blames_the_app_for_a_frame_filled_twice") {
+    if !require("analyzer_blames_the_app_for_a_frame_filled_twice", SCENARIO) {
         return;
     }
     let Some(Run {
@@ -75,7 +78,7 @@ fn analyzer_blames_the_app_for_a_frame_filled_twice() {
 /// poll calling xdp_do_redirect).
 #[test]
 fn tracepoint_stacks_name_the_receive_path() {
-    if !require_root("tracepoint_stacks_name_the_receive_path") {
+    if !require("tracepoint_stacks_name_the_receive_path", SCENARIO) {
         return;
     }
     let Some(r) = common::run_with("tpst", Backend::Tracepoint, false, true) else {

@@ -1,12 +1,17 @@
 //! Root tests: short real soaks on this kernel. A clean run reports nothing;
 //! every injected fault is caught with the right kind and verdict, and the
-//! saved trace parses. Skip with a reason outside CI when root is missing;
-//! fail under `CI=true`.
+//! saved trace parses. Skip with a reason outside CI when root, BPF,
+//! namespaces or tracefs are missing; fail in CI (`xskdbg-testenv`).
 
 use std::time::Duration;
 
 use xskdbg_soak::{Inject, SinkKind, SoakConfig};
-use xsknet::testenv;
+use xskdbg_testenv::Cap;
+
+/// A soak with the recorder in memory: root, BPF (XDP) and namespaces.
+const SOAK: &[Cap] = &[Cap::Root, Cap::Bpf, Cap::Netns];
+/// A soak writing through an ftrace instance's trace_marker as well.
+const SOAK_TRACED: &[Cap] = &[Cap::Root, Cap::Bpf, Cap::Netns, Cap::Tracefs];
 
 /// Soaks run one at a time: the kernel probes' `bpf_trace_printk` lines are
 /// system-wide, so a probed soak would count (and judge) the receives of a
@@ -48,7 +53,7 @@ fn soak(inject: Option<Inject>, sink: SinkKind) -> (xskdbg_soak::Outcome, tempfi
 
 #[test]
 fn clean_soak_forwards_and_reports_nothing() {
-    if !testenv::require_root("clean_soak_forwards_and_reports_nothing") {
+    if !xskdbg_testenv::require("clean_soak_forwards_and_reports_nothing", SOAK_TRACED) {
         return;
     }
     // The full setup: trace_marker of a fresh ftrace instance, every
@@ -86,7 +91,10 @@ fn clean_soak_forwards_and_reports_nothing() {
 /// crate's tests (cargo runs test binaries one after another).
 #[test]
 fn clean_soak_with_tracepoint_probes_sees_every_kernel_receive() {
-    if !testenv::require_root("clean_soak_with_tracepoint_probes_sees_every_kernel_receive") {
+    if !xskdbg_testenv::require(
+        "clean_soak_with_tracepoint_probes_sees_every_kernel_receive",
+        SOAK_TRACED,
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -120,15 +128,15 @@ fn clean_soak_with_tracepoint_probes_sees_every_kernel_receive() {
 /// sees no exact flush, may at most call an overlap inconclusive.
 #[test]
 fn two_cpus_on_one_queue_both_produce_and_no_poison_comes_back() {
-    if !testenv::require_root("two_cpus_on_one_queue_both_produce_and_no_poison_comes_back") {
+    // Two CPUs are a capability like root: CI on one CPU fails here
+    // instead of passing a test that never ran.
+    if !xskdbg_testenv::require(
+        "two_cpus_on_one_queue_both_produce_and_no_poison_comes_back",
+        &[Cap::Root, Cap::Bpf, Cap::Netns, Cap::Tracefs, Cap::TwoCpus],
+    ) {
         return;
     }
     let cpus = xsknet::traffic::allowed_cpus().unwrap();
-    if cpus.len() < 2 {
-        // Not a missing capability: the test needs two CPUs to mean anything.
-        eprintln!("skipped: needs two CPUs, this process may use {cpus:?}");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let mut c = cfg(dir.path(), None, SinkKind::Marker);
     c.queues = 1;
@@ -238,7 +246,7 @@ macro_rules! inject_tests {
     ($($caught:ident, $named:ident, $kind:expr, $ignore:meta;)*) => {$(
         #[test]
         fn $caught() {
-            if testenv::require_root(stringify!($caught)) {
+            if xskdbg_testenv::require(stringify!($caught), SOAK) {
                 check_caught($kind);
             }
         }
@@ -246,7 +254,7 @@ macro_rules! inject_tests {
         #[test]
         #[$ignore]
         fn $named() {
-            if testenv::require_root(stringify!($named)) {
+            if xskdbg_testenv::require(stringify!($named), SOAK) {
                 check_analyzer_verdict($kind);
             }
         }

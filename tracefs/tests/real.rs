@@ -1,31 +1,18 @@
 //! Against the real tracefs: needs root. Outside CI it skips with a reason;
-//! with CI=true a missing tracefs or permission fails the test.
+//! in CI a missing tracefs or permission fails the test (`xskdbg-testenv`).
 
+use xskdbg_testenv::Cap;
 use xskdbg_tracefs::{Error, TraceFs};
-
-fn tracefs_or_skip() -> Option<TraceFs> {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let reason = match TraceFs::find() {
-        Ok(fs) => {
-            // SAFETY: geteuid has no preconditions.
-            if unsafe { libc::geteuid() } == 0 {
-                return Some(fs);
-            }
-            "not running as root".to_string()
-        }
-        Err(e) => e.to_string(),
-    };
-    assert!(
-        !ci,
-        "CI=true but the real tracefs test cannot run: {reason}"
-    );
-    eprintln!("skipping real tracefs test: {reason}");
-    None
-}
 
 #[test]
 fn instance_marker_freeze_and_cleanup() {
-    let Some(fs) = tracefs_or_skip() else { return };
+    if !xskdbg_testenv::require(
+        "instance_marker_freeze_and_cleanup",
+        &[Cap::Root, Cap::Tracefs],
+    ) {
+        return;
+    }
+    let fs = TraceFs::find().unwrap();
     let name = format!("xskdbg-tracefs-test-{}", std::process::id());
     let dir;
     {

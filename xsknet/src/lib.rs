@@ -15,8 +15,8 @@
 //! - [`traffic`]: an AF_PACKET generator that sends those frames from a peer
 //!   namespace into the rx queue its sending CPU selects, and a receive loop.
 //! - [`sys`]: the seam to iproute2/ethtool/tc and the raw system calls.
-//! - [`testenv`]: the root/BPF precondition check tests use (skip, or fail
-//!   under `CI=true`).
+//! - [`testenv`]: what a real AF_XDP run needs from the machine (root, `ip`,
+//!   BPF), asked before building anything.
 //!
 //! # Observed on Linux 6.18 (the test host)
 //!

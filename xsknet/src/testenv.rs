@@ -1,14 +1,11 @@
-//! The precondition check of root tests: run, skip with a printed reason, or
-//! (under `CI=true`) fail, because CI must never silently skip.
+//! What a real AF_XDP run needs from this machine (root, `ip`, BPF), asked
+//! before building anything so the answer names the missing piece. The
+//! soak asks it at run time; tests use `xskdbg-testenv` (skip, or fail in
+//! CI) with the same capabilities.
 
 use crate::sys::{self, Tool};
 
-/// Whether tests run in CI (`CI=true`), where a missing capability fails.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// What this environment lacks for a real AF_XDP test, if anything.
+/// What this environment lacks for a real AF_XDP run, if anything.
 pub fn missing_requirements() -> Option<String> {
     if !sys::has_admin_caps() {
         return Some("needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) for netns, veth and XDP".into());
@@ -22,17 +19,4 @@ pub fn missing_requirements() -> Option<String> {
         return Some("kernel without BPF support".into());
     }
     None
-}
-
-/// Returns true when the test may run. Otherwise prints why and returns
-/// false, or panics under `CI=true`.
-pub fn require_root(test: &str) -> bool {
-    match missing_requirements() {
-        None => true,
-        Some(why) if in_ci() => panic!("{test}: CI=true and {why}"),
-        Some(why) => {
-            eprintln!("SKIP {test}: {why}");
-            false
-        }
-    }
 }

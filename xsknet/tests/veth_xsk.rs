@@ -1,7 +1,7 @@
 //! Root tests on the real kernel: veth pairs in fresh namespaces, the XDP
 //! redirect program, AF_XDP sockets, frames sent and every one checked.
-//! Outside CI they skip with a reason when root/BPF is missing; with
-//! `CI=true` they fail instead.
+//! Outside CI they skip with a reason when root, BPF or `ip` is missing; in
+//! CI they fail instead (`xskdbg-testenv`).
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -11,7 +11,14 @@ use std::time::Duration;
 
 use xsknet::packet::{check_frame, FrameSpec, L4};
 use xsknet::traffic::{allowed_cpus, queue_for_cpu, receive_loop, Generator, TrafficPlan};
-use xsknet::{testenv, Error, NetNs, SharedUmem, UmemConfig, VethBuilder, XdpMode, XdpProgram};
+use xsknet::{Error, NetNs, SharedUmem, UmemConfig, VethBuilder, XdpMode, XdpProgram};
+
+use xskdbg_testenv::Cap;
+
+/// Root, BPF (the XDP program) and namespaces with veth pairs.
+fn require(test: &str) -> bool {
+    xskdbg_testenv::require(test, &[Cap::Root, Cap::Bpf, Cap::Netns])
+}
 
 const LENGTHS: [usize; 6] = [70, 71, 128, 1000, 1514, 333];
 
@@ -40,7 +47,7 @@ fn flows(src_mac: [u8; 6], dst_mac: [u8; 6], queues: u16) -> Vec<FrameSpec> {
 /// is left.
 #[test]
 fn native_xdp_delivers_every_frame_to_its_queue_socket() {
-    if !testenv::require_root("native_xdp_delivers_every_frame_to_its_queue_socket") {
+    if !require("native_xdp_delivers_every_frame_to_its_queue_socket") {
         return;
     }
     let cpus = allowed_cpus().unwrap();
@@ -211,7 +218,7 @@ fn native_xdp_delivers_every_frame_to_its_queue_socket() {
 /// The attach fails with ENOSPC and a hint; generic mode has no such limit.
 #[test]
 fn native_xdp_refuses_fewer_rx_queues_than_peer_tx_queues() {
-    if !testenv::require_root("native_xdp_refuses_fewer_rx_queues_than_peer_tx_queues") {
+    if !require("native_xdp_refuses_fewer_rx_queues_than_peer_tx_queues") {
         return;
     }
     let ns_x = NetNs::new("enospc").unwrap();
@@ -242,7 +249,7 @@ fn libc_enospc() -> i32 {
 /// frames sent to its own device, in generic and native mode alike.
 #[test]
 fn shared_umem_across_namespaces_with_colliding_ifindex() {
-    if !testenv::require_root("shared_umem_across_namespaces_with_colliding_ifindex") {
+    if !require("shared_umem_across_namespaces_with_colliding_ifindex") {
         return;
     }
     const N: u64 = 1000;
@@ -357,7 +364,7 @@ fn shared_umem_across_namespaces_with_colliding_ifindex() {
 /// UMEM): the forwarder's path.
 #[test]
 fn tx_frames_complete_once_and_reach_the_peer_socket() {
-    if !testenv::require_root("tx_frames_complete_once_and_reach_the_peer_socket") {
+    if !require("tx_frames_complete_once_and_reach_the_peer_socket") {
         return;
     }
     const N: u64 = 1000;

@@ -300,9 +300,14 @@ pub fn cpu_of(line: &str) -> Option<u32> {
     line[s + 1..e].trim().parse().ok()
 }
 
-/// Whether a root test may run here (skips with a reason; fails under CI=true).
-pub fn require_root(test: &str) -> bool {
-    xsknet::testenv::require_root(test)
+pub use xskdbg_testenv::Cap;
+
+/// What [`run`]'s scenario needs: root, BPF, tracefs, namespaces with veth.
+pub const SCENARIO: &[Cap] = &[Cap::Root, Cap::Bpf, Cap::Tracefs, Cap::Netns];
+
+/// Whether a test needing `caps` may run here (skips with a reason; fails in CI).
+pub fn require(test: &str, caps: &[Cap]) -> bool {
+    xskdbg_testenv::require(test, caps)
 }
 
 /// The `xskdbg:1 <op>` lines of a trace with `op`, in trace order.

@@ -1,7 +1,8 @@
 //! With root: a real ftrace instance. The recorder writes through its
 //! trace_marker, freezes it on the seed story's FIFO violation, and the trace
 //! read back parses with the analyzer to the same violation. Outside CI the
-//! test skips with a reason when it cannot run; with CI=true it fails.
+//! test skips with a reason when it cannot run; in CI it fails
+//! (`xskdbg-testenv`).
 
 use std::sync::{Arc, Mutex};
 
@@ -9,23 +10,15 @@ use xskdbg_analyzer::{analyze_reader, Options};
 use xskdbg_recorder::tracefs::TraceFs;
 use xskdbg_recorder::{Policy, Recorder, RecorderConfig, SinkConfig, Violation};
 
-fn tracefs_or_skip() -> Option<TraceFs> {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let reason = match TraceFs::find() {
-        Ok(fs) if root => return Some(fs),
-        Ok(_) => "not running as root".to_string(),
-        Err(e) => e.to_string(),
-    };
-    assert!(!ci, "CI=true but the real ftrace test cannot run: {reason}");
-    eprintln!("skipping real ftrace test: {reason}");
-    None
-}
-
 #[test]
 fn real_instance_freezes_on_the_seed_violation_and_the_analyzer_agrees() {
-    let Some(fs) = tracefs_or_skip() else { return };
+    if !xskdbg_testenv::require(
+        "real_instance_freezes_on_the_seed_violation_and_the_analyzer_agrees",
+        &[xskdbg_testenv::Cap::Root, xskdbg_testenv::Cap::Tracefs],
+    ) {
+        return;
+    }
+    let fs = TraceFs::find().unwrap();
     let name = format!("xskdbg-recorder-test-{}", std::process::id());
     let inst = fs.create_instance(&name).unwrap();
     let seen: Arc<Mutex<Vec<Violation>>> = Arc::default();

@@ -2,7 +2,8 @@
 //! `xsknet` testbed), checked through the xdpilone wrappers: frames go
 //! FILL → RX → TX → COMPLETION → FILL with no violation, poison is written
 //! back into every consumed RX slot; then one injected misuse (a frame still
-//! on FILL sent on TX) is caught. Needs root; skips outside CI otherwise.
+//! on FILL sent on TX) is caught. Needs root, BPF and namespaces; skips
+//! outside CI otherwise, fails in CI (`xskdbg-testenv`).
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -12,9 +13,10 @@ use xskdbg_recorder::xdpilone::{CheckedPool, CheckedRx, CheckedTx};
 use xskdbg_recorder::{
     PoolConfig, SockConfig, SockKey, State, UmemConfig, ViolationKind, DEFAULT_POISON,
 };
+use xskdbg_testenv::Cap;
 use xsknet::packet::{build_frame, check_frame, FrameSpec, L4};
 use xsknet::traffic::Generator;
-use xsknet::{testenv, NetNs, SharedUmem, VethBuilder, XdpDesc, XdpMode, XdpProgram};
+use xsknet::{NetNs, SharedUmem, VethBuilder, XdpDesc, XdpMode, XdpProgram};
 
 use super::common::Rig;
 
@@ -32,7 +34,10 @@ fn poll_readable(fd: i32, ms: i32) {
 
 #[test]
 fn real_socket_checked_through_the_adapter_then_misuse_caught() {
-    if !testenv::require_root("real_socket_checked_through_the_adapter_then_misuse_caught") {
+    if !xskdbg_testenv::require(
+        "real_socket_checked_through_the_adapter_then_misuse_caught",
+        &[Cap::Root, Cap::Bpf, Cap::Netns],
+    ) {
         return;
     }
     let ns_x = NetNs::new("recx").unwrap();

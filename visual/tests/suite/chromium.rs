@@ -4,7 +4,7 @@
 //!
 //! Needs Debian's `chromium` (installed by `scripts/setup.sh`); set
 //! `XSKDBG_CHROMIUM` to use another binary. Without it the test skips with
-//! a message, except under `CI=true`, where it fails.
+//! a message, except in CI, where it fails (`xskdbg-testenv`).
 //! `XSKDBG_UPDATE_IMAGES=1` also refreshes `docs/images/seed-race.png`.
 
 use std::fs::File;
@@ -16,40 +16,12 @@ use xskdbg_visual::html::{self, Options};
 
 use super::{analyze_file, fixture_reports, out_dir, stem};
 
-fn find_chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("XSKDBG_CHROMIUM") {
-        return Some(PathBuf::from(p));
+/// The browser, when `test` may run (skips with a reason, or fails in CI).
+fn chromium_or_skip(test: &str) -> Option<PathBuf> {
+    if !xskdbg_testenv::require(test, &[xskdbg_testenv::Cap::Chromium]) {
+        return None;
     }
-    let path = std::env::var_os("PATH")?;
-    for dir in std::env::split_paths(&path) {
-        for name in [
-            "chromium",
-            "chromium-browser",
-            "google-chrome",
-            "google-chrome-stable",
-        ] {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
-
-fn chromium_or_skip() -> Option<PathBuf> {
-    match find_chromium() {
-        Some(p) => Some(p),
-        None if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true and no chromium in PATH: install Debian's chromium (scripts/setup.sh does) or set XSKDBG_CHROMIUM")
-        }
-        None => {
-            eprintln!(
-                "SKIP: no chromium in PATH (apt-get install chromium, or set XSKDBG_CHROMIUM)"
-            );
-            None
-        }
-    }
+    xskdbg_testenv::chromium()
 }
 
 /// Run headless Chromium on `url` with `extra` arguments; stdout goes to
@@ -132,7 +104,7 @@ fn count_color(px: &[u8], chans: usize, rgb: [u8; 3]) -> usize {
 
 #[test]
 fn fixtures_with_findings_render_in_chromium() {
-    let Some(bin) = chromium_or_skip() else {
+    let Some(bin) = chromium_or_skip("fixtures_with_findings_render_in_chromium") else {
         return;
     };
     let dir = out_dir("chromium");
@@ -220,7 +192,7 @@ fn fixtures_with_findings_render_in_chromium() {
 /// `XSKDBG_UPDATE_IMAGES=1`; always rendered and checked).
 #[test]
 fn seed_race_picture() {
-    let Some(bin) = chromium_or_skip() else {
+    let Some(bin) = chromium_or_skip("seed_race_picture") else {
         return;
     };
     let p = super::fixtures_dir().join("seed-race.txt");
@@ -258,7 +230,7 @@ fn seed_race_picture() {
 /// presses the buttons and records what the figure shows before and after.
 #[test]
 fn zoom_pan_and_scale_switch_work() {
-    let Some(bin) = chromium_or_skip() else {
+    let Some(bin) = chromium_or_skip("zoom_pan_and_scale_switch_work") else {
         return;
     };
     let p = super::fixtures_dir().join("seed-fifo.txt");
