@@ -335,8 +335,12 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     let trace = match &instance {
         Some(inst) => {
             inst.set_tracing_on(false)?;
+            // Read before detaching: removing a kprobe event (the tracefs
+            // backend's) resets every ring buffer of the system, this
+            // instance's included (docs/PROBES.md).
+            let trace = inst.read_trace()?;
             drop(probes);
-            inst.read_trace()?
+            trace
         }
         None => recorder.dump(),
     };
