@@ -286,6 +286,7 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         let (mut s, r) = sender::PoolMateSender::new(
             mate,
             mrsock,
+            rumem.clone(),
             mlabel,
             first..first + u64::from(config::SENDER_FRAMES) * frame_size,
             frame_size,

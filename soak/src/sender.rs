@@ -51,6 +51,7 @@ pub struct SenderReport {
 pub struct PoolMateSender {
     sock: PoolMate,
     rsock: rec::Sock,
+    rumem: rec::Umem,
     label: String,
     free: Vec<u64>,
     back: Receiver<Vec<u64>>,
@@ -69,11 +70,14 @@ impl std::fmt::Debug for PoolMateSender {
 
 impl PoolMateSender {
     /// A sender on `sock` owning `frames` (every `frame_size` bytes), with
-    /// the recorder's view `rsock`; returns it and the [`Return`] the
-    /// forwarder uses to give completed frames back.
+    /// the recorder's views `rsock` and `rumem` (completed frames it gets
+    /// back are reported as returned to its free list, like the
+    /// forwarder's); returns it and the [`Return`] the forwarder uses to
+    /// give completed frames back.
     pub fn new(
         sock: PoolMate,
         rsock: rec::Sock,
+        rumem: rec::Umem,
         label: String,
         frames: Range<u64>,
         frame_size: u64,
@@ -85,6 +89,7 @@ impl PoolMateSender {
             PoolMateSender {
                 sock,
                 rsock,
+                rumem,
                 label,
                 free,
                 back,
@@ -115,6 +120,9 @@ impl PoolMateSender {
         while !stop.load(Ordering::Relaxed) {
             for got in self.back.try_iter() {
                 rep.completed += got.len() as u64;
+                if self.rec_on {
+                    self.rumem.free(&got);
+                }
                 self.free.extend(got);
             }
             let want = self.free.len().min(BATCH) as u32;
@@ -170,6 +178,9 @@ impl PoolMateSender {
     pub fn drain(&self, rep: &mut SenderReport) {
         for got in self.back.try_iter() {
             rep.completed += got.len() as u64;
+            if self.rec_on {
+                self.rumem.free(&got);
+            }
             rep.held.extend(got);
         }
     }
