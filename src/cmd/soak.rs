@@ -27,9 +27,10 @@ use xskdbg_soak::{Inject, Knobs, SinkKind, SoakConfig, XdpAttach};
 ///   reuse-before-complete  a TX frame put back on FILL before its completion
 ///   leak                   a received frame never returned
 ///
-/// Results in --out: summary.json always; on a violation also trace.txt,
-/// report.txt and report.json. Exit status: 0 clean, 1 violation or
-/// finding, 2 error. Needs root (network namespaces, XDP, AF_XDP).
+/// Results in --out: summary.json always; on a violation (or with
+/// --keep-trace) also trace.txt, report.txt and report.json. Exit status: 0
+/// clean, 1 violation or finding, 2 error. Needs root (network namespaces,
+/// XDP, AF_XDP).
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment, after_help = AFTER_HELP)]
 pub struct Args {
@@ -149,12 +150,21 @@ const AFTER_HELP: &str = "Fault kinds for --inject:
   reuse-before-complete  a TX frame put back on FILL before its completion
   leak                   a received frame never returned
 
-Results in --out: summary.json always; on a violation also trace.txt,
-report.txt and report.json. Exit status: 0 clean, 1 violation or finding,
-2 error. Needs root (network namespaces, XDP, AF_XDP).
+Results in --out: summary.json always; on a violation (or with
+--keep-trace) also trace.txt, report.txt and report.json. Exit status: 0
+clean, 1 violation or finding, 2 error. Needs root (network namespaces, XDP,
+AF_XDP).
 
 With --vm the same soak runs in a qemu guest (Debian's 6.1 kernel or
 --kernel PATH) and its results come back into --out; a VM failure exits 2.
+`--vm --probes fentry,kprobe,tracefs,tracepoint` runs one soak per backend
+in one boot (results in --out/BACKEND/, exit status the worst of them).
+
+Recording the real traces of fixtures/traces/real/ (README.md there):
+  --rx-size 32 --consumer-sleep-us 2000   a slow consumer: RX runs full
+  --xdp-mode skb                          generic XDP
+  --sockets-per-queue 2                   two sockets, one pool, one queue
+  --kprobe-events FILE                    e.g. the seed story's perf probes
 See docs/SOAK.md (nightly jobs) and docs/VETH-RACE.md.";
 
 fn parse_inject(s: &str) -> Result<Inject, String> {
