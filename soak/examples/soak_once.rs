@@ -35,6 +35,7 @@ fn main() {
         sink,
         frames: 4096,
         buffer_kb: 8192,
+        knobs: xskdbg_soak::Knobs::default(),
     };
     match xskdbg_soak::run(&cfg) {
         Ok(o) => {

@@ -135,6 +135,140 @@ pub struct SoakConfig {
     pub frames: u32,
     /// ftrace buffer per CPU for the marker sink, KiB.
     pub buffer_kb: u64,
+    /// How the program under test is shaped (ring sizes, a slow consumer,
+    /// the XDP mode, sockets per queue, extra kprobe events, kept traces).
+    pub knobs: Knobs,
+}
+
+/// Where the redirect program of the application ends runs (`--xdp-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XdpAttach {
+    /// Driver (native) mode: veth runs XDP in its NAPI poll and the receive
+    /// is flushed at the poll's end (the seed story's path).
+    #[default]
+    Drv,
+    /// Generic (SKB) mode: `xsk_generic_rcv()` reserves, writes and
+    /// publishes the slot before the `xdp:xdp_redirect` tracepoint fires.
+    Skb,
+}
+
+impl XdpAttach {
+    /// Parses `drv` / `skb` (also `native` / `generic`).
+    pub fn parse(s: &str) -> Result<XdpAttach, String> {
+        match s {
+            "drv" | "native" => Ok(XdpAttach::Drv),
+            "skb" | "generic" => Ok(XdpAttach::Skb),
+            _ => Err(format!("unknown XDP mode {s:?}; one of: drv, skb")),
+        }
+    }
+
+    /// The `--xdp-mode` word.
+    pub fn name(self) -> &'static str {
+        match self {
+            XdpAttach::Drv => "drv",
+            XdpAttach::Skb => "skb",
+        }
+    }
+}
+
+/// One line for `kprobe_events` (`p:GROUP/EVENT LOCATION ARGS...`), e.g.
+/// the seed story's perf-probe definitions written by hand for one kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KprobeDef {
+    /// The line as written to `kprobe_events`.
+    pub line: String,
+    /// Its event group.
+    pub group: String,
+    /// Its event name (what ftrace prints before the colon).
+    pub event: String,
+}
+
+impl KprobeDef {
+    /// Parses one definition; only probe definitions (`p:`/`r:`, with an
+    /// explicit `GROUP/EVENT`) are accepted: the soak must know the event to
+    /// enable it in its instance and to remove it afterwards.
+    pub fn parse(line: &str) -> Result<KprobeDef, String> {
+        let line = line.trim();
+        let mut words = line.split_whitespace();
+        let (Some(head), Some(_location)) = (words.next(), words.next()) else {
+            return Err(format!(
+                "{line:?}: want `p:GROUP/EVENT FUNCTION[+OFFSET] [ARGS...]`"
+            ));
+        };
+        let spec = ["p:", "r:"]
+            .iter()
+            .find_map(|k| head.strip_prefix(k))
+            .ok_or_else(|| format!("{line:?}: only p: and r: probe definitions are accepted"))?;
+        let Some((group, event)) = spec.split_once('/') else {
+            return Err(format!(
+                "{line:?}: name the event as GROUP/EVENT (the soak enables and removes it by that name)"
+            ));
+        };
+        let ok =
+            |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok(group) || !ok(event) {
+            return Err(format!(
+                "{line:?}: GROUP and EVENT may hold letters, digits and _ only"
+            ));
+        }
+        Ok(KprobeDef {
+            line: line.to_string(),
+            group: group.to_string(),
+            event: event.to_string(),
+        })
+    }
+
+    /// Parses a file of definitions: one per line; blank lines and lines
+    /// starting with `#` are skipped. Errors name the line.
+    pub fn parse_file(text: &str) -> Result<Vec<KprobeDef>, String> {
+        let mut v = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            let t = l.trim();
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            v.push(KprobeDef::parse(t).map_err(|e| format!("line {}: {e}", i + 1))?);
+        }
+        if v.is_empty() {
+            return Err("no probe definition in the file".into());
+        }
+        Ok(v)
+    }
+}
+
+/// How the program under test runs. The defaults are the plain soak.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Knobs {
+    /// RX ring entries per socket (a power of two).
+    pub rx_size: u32,
+    /// The forwarder sleeps this long after every RX batch it read: a slow
+    /// consumer, so the RX rings fill up and the kernel's reservations fail.
+    pub consumer_sleep: Option<Duration>,
+    /// XDP mode of the application ends.
+    pub xdp_mode: XdpAttach,
+    /// AF_XDP sockets per device queue: the first one forwards (RX, FILL,
+    /// COMPLETION, TX), every further one is bound with XDP_SHARED_UMEM to
+    /// the same device and queue (one buffer pool, one FILL and one
+    /// COMPLETION ring) and transmits its own frames from a thread of its own.
+    pub sockets_per_queue: u32,
+    /// Write trace.txt, report.txt and report.json even when clean.
+    pub keep_trace: bool,
+    /// Extra kprobe events created, enabled in the soak's instance, and
+    /// removed after the trace was read.
+    pub kprobe_events: Vec<KprobeDef>,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            rx_size: 2048,
+            consumer_sleep: None,
+            xdp_mode: XdpAttach::Drv,
+            sockets_per_queue: 1,
+            keep_trace: false,
+            kprobe_events: Vec::new(),
+        }
+    }
 }
 
 impl SoakConfig {
@@ -166,9 +300,46 @@ impl SoakConfig {
                 self.frames
             ));
         }
+        let k = &self.knobs;
+        if !k.rx_size.is_power_of_two() || !(8..=16384).contains(&k.rx_size) {
+            return Err(format!(
+                "--rx-size {}: a power of two in 8..=16384",
+                k.rx_size
+            ));
+        }
+        if !(1..=4).contains(&k.sockets_per_queue) {
+            return Err(format!(
+                "--sockets-per-queue {}: use 1..=4",
+                k.sockets_per_queue
+            ));
+        }
+        if k.sockets_per_queue > 1 {
+            // Every extra socket's sender owns SENDER_FRAMES frames; the
+            // forwarder keeps at least half of the UMEM.
+            let senders = 2 * self.queues * (k.sockets_per_queue - 1);
+            if u64::from(senders) * u64::from(SENDER_FRAMES) > u64::from(self.frames) / 2 {
+                return Err(format!(
+                    "--sockets-per-queue {} with --queues {}: {senders} sender threads need {} frames; raise --frames",
+                    k.sockets_per_queue,
+                    self.queues,
+                    u64::from(senders) * u64::from(SENDER_FRAMES) * 2
+                ));
+            }
+        }
+        if !k.kprobe_events.is_empty() && self.sink != SinkKind::Marker {
+            return Err(
+                "--kprobe-events needs --sink marker: the events go to the ftrace instance".into(),
+            );
+        }
+        if k.keep_trace && !matches!(self.sink, SinkKind::Marker | SinkKind::Memory) {
+            return Err("--keep-trace needs --sink marker or memory: a trace to keep".into());
+        }
         Ok(())
     }
 }
+
+/// Frames each extra socket's sender thread owns (`--sockets-per-queue`).
+pub const SENDER_FRAMES: u32 = 256;
 
 /// Parses a CPU list such as `0,2-3`.
 pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
@@ -207,6 +378,42 @@ mod tests {
         }
         let e = Inject::parse("double-free").unwrap_err();
         assert!(e.contains("fill-tx") && e.contains("leak"), "{e}");
+    }
+
+    #[test]
+    fn xdp_modes() {
+        assert_eq!(XdpAttach::parse("skb"), Ok(XdpAttach::Skb));
+        assert_eq!(XdpAttach::parse("generic"), Ok(XdpAttach::Skb));
+        assert_eq!(XdpAttach::parse("drv"), Ok(XdpAttach::Drv));
+        assert!(XdpAttach::parse("zc").unwrap_err().contains("drv, skb"));
+        assert_eq!(XdpAttach::Skb.name(), "skb");
+    }
+
+    #[test]
+    fn kprobe_definitions() {
+        // The seed story's receive probe, written for Debian's 6.1.0-57.
+        let d = KprobeDef::parse(
+            "p:xskdbg_seed/__xsk_rcv_zc_L7 __xsk_rcv_zc+0x3a addr=%r8:x64 len=%r9:x32 xs=%di:x64",
+        )
+        .unwrap();
+        assert_eq!(
+            (d.group.as_str(), d.event.as_str()),
+            ("xskdbg_seed", "__xsk_rcv_zc_L7")
+        );
+        assert!(KprobeDef::parse("p:noslash func")
+            .unwrap_err()
+            .contains("GROUP/EVENT"));
+        assert!(KprobeDef::parse("-:g/e").is_err());
+        assert!(KprobeDef::parse("p:g/e").is_err(), "no location");
+        assert!(KprobeDef::parse("p:g/../e f").is_err());
+        let f = "# the seed\n\np:g/a f\n  r:g/b f $retval\n";
+        let v = KprobeDef::parse_file(f).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].event, "b");
+        assert!(KprobeDef::parse_file("p:g/a f\nbad line\n")
+            .unwrap_err()
+            .starts_with("line 2:"));
+        assert!(KprobeDef::parse_file("# nothing\n").is_err());
     }
 
     #[test]

@@ -7,13 +7,14 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use xskdbg_recorder as rec;
 use xsknet::xsk::{UmemArea, XskSocket, XskStats};
 use xsknet::XdpDesc;
 
 use crate::config::Inject;
+use crate::sender::Return;
 
 /// Frames handled per ring operation.
 const BATCH: u32 = 64;
@@ -123,6 +124,12 @@ pub struct Forwarder {
     batch: Vec<u64>,
     /// Shared totals.
     pub counters: Arc<Counters>,
+    /// Pause after every port whose RX gave frames (a slow consumer).
+    consumer_sleep: Option<Duration>,
+    /// Completed frames of the sender threads go back to them.
+    returns: Vec<Return>,
+    /// Completed frames per sender, collected while reaping one batch.
+    returning: Vec<Vec<u64>>,
 }
 
 impl Forwarder {
@@ -156,7 +163,25 @@ impl Forwarder {
             rec_on: true,
             batch: Vec::with_capacity(2048),
             counters,
+            consumer_sleep: None,
+            returns: Vec::new(),
+            returning: Vec::new(),
         }
+    }
+
+    /// Sleep this long after every RX batch that held frames: a consumer too
+    /// slow for its traffic, so the RX rings run full and the kernel's
+    /// reservations fail (`rx_ring_full`), the refused frame going back to
+    /// the head of the pool's free list for the next packet.
+    pub fn set_consumer_sleep(&mut self, sleep: Option<Duration>) {
+        self.consumer_sleep = sleep.filter(|d| !d.is_zero());
+    }
+
+    /// Frames in these ranges belong to sender threads: their completions
+    /// go back to them instead of onto the free list.
+    pub fn set_returns(&mut self, returns: Vec<Return>) {
+        self.returning = vec![Vec::new(); returns.len()];
+        self.returns = returns;
     }
 
     /// Turns the recorder calls off (or on again): the baseline for speed
@@ -183,7 +208,8 @@ impl Forwarder {
             for p in 0..self.ports.len() {
                 work += self.reap(p, &mut addrs);
                 self.refill(p);
-                work += self.receive(p, &mut descs, &mut rdescs, &mut out, &mut seq);
+                let got = self.receive(p, &mut descs, &mut rdescs, &mut out, &mut seq);
+                work += got;
                 for (t, slot) in out.iter_mut().enumerate() {
                     if !slot.is_empty() {
                         // Taken out and put back so its allocation is reused.
@@ -192,6 +218,9 @@ impl Forwarder {
                         batch.clear();
                         *slot = batch;
                     }
+                }
+                if let (Some(d), true) = (self.consumer_sleep, got > 0) {
+                    std::thread::sleep(d);
                 }
             }
             for port in &mut self.ports {
@@ -220,12 +249,10 @@ impl Forwarder {
         self.counters
             .completed
             .fetch_add(u64::from(n), Ordering::Relaxed);
-        self.freed
-            .extend(addrs.iter().map(|&a| self.area.chunk_of(a)));
+        let mine = self.route_completions(addrs);
         self.release();
-        if self.armed(Inject::DoubleComplete) {
+        if let Some(a) = mine.filter(|_| self.armed(Inject::DoubleComplete)) {
             // The bug: the same completion recycled twice.
-            let a = self.area.chunk_of(addrs[0]);
             self.freed.push(a);
             self.release();
             self.injected = InjectState {
@@ -234,6 +261,30 @@ impl Forwarder {
             };
         }
         u64::from(n)
+    }
+
+    /// Completed frames onto `freed`, or back to the sender thread owning
+    /// them. Returns the first frame that stays with the forwarder.
+    fn route_completions(&mut self, addrs: &[u64]) -> Option<u64> {
+        let mut mine = None;
+        for &a in addrs {
+            let c = self.area.chunk_of(a);
+            match self.returns.iter().position(|r| r.frames.contains(&c)) {
+                Some(i) => self.returning[i].push(c),
+                None => {
+                    mine.get_or_insert(c);
+                    self.freed.push(c);
+                }
+            }
+        }
+        for (r, v) in self.returns.iter().zip(&mut self.returning) {
+            if !v.is_empty() {
+                // The receiving end lives until the run is over (drained
+                // after the forwarder stopped), so nothing is lost here.
+                let _ = r.to.send(std::mem::take(v));
+            }
+        }
+        mine
     }
 
     /// `freed` → free list, told to the recorder first.

@@ -16,6 +16,8 @@
 
 pub mod config;
 pub mod forward;
+pub mod kprobes;
+pub mod sender;
 pub mod topology;
 pub mod vm;
 
@@ -31,7 +33,7 @@ use xsknet::packet::{FrameSpec, L4};
 use xsknet::traffic::{pin_to_cpu, queue_for_cpu, Generator, SendReport, TrafficPlan};
 use xsknet::{SharedUmem, UmemConfig};
 
-pub use config::{Inject, SinkKind, SoakConfig};
+pub use config::{Inject, Knobs, SinkKind, SoakConfig, XdpAttach};
 use forward::{Counters, Forwarder, Port};
 use topology::{app_ifname, peer_ifname, Side};
 /// The kernel probe backends `--probes` takes.
@@ -129,8 +131,12 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     // ftrace instances named after a process that no longer runs).
     let _ = xsknet::NetNs::remove_stale();
     remove_stale_instances();
-    let outer = Side::build("outer", cfg.queues)?;
-    let inner = Side::build("inner", cfg.queues)?;
+    let xdp_mode = match cfg.knobs.xdp_mode {
+        XdpAttach::Drv => xsknet::XdpMode::Native,
+        XdpAttach::Skb => xsknet::XdpMode::Generic,
+    };
+    let outer = Side::build("outer", cfg.queues, xdp_mode)?;
+    let inner = Side::build("inner", cfg.queues, xdp_mode)?;
     let sides = [&outer, &inner];
 
     // The recorder: every ring operation becomes a trace line; the first
@@ -166,6 +172,7 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     let recorder = rec::Recorder::new(rec::RecorderConfig::new(sink).policy(policy))?;
     let ucfg = UmemConfig {
         frames: cfg.frames,
+        rx_size: cfg.knobs.rx_size,
         ..UmemConfig::default()
     };
     let mut rcfg = rec::UmemConfig::aligned(ucfg.frames, ucfg.frame_size);
@@ -176,7 +183,9 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
 
     let mut umem = SharedUmem::new(ucfg)?;
     let mut ports = Vec::new();
-    for side in sides {
+    // The extra sockets of --sockets-per-queue: (side, socket, recorder view, label).
+    let mut mates = Vec::new();
+    for (si, side) in sides.iter().enumerate() {
         for q in 0..cfg.queues {
             let sock = umem.socket(Some(&side.app), &app_ifname(side.name), q)?;
             side.xdp.register(q, sock.fd())?;
@@ -189,6 +198,16 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
                     .label(label.clone())
                     .fd(sock.fd_raw()),
             )?;
+            for k in 1..cfg.knobs.sockets_per_queue {
+                let mate = umem.socket_sharing_pool(Some(&side.app), &sock)?;
+                let mlabel = format!("{label} s:{k}");
+                let mrsock = pool.socket(
+                    rec::SockConfig::new(key)
+                        .label(mlabel.clone())
+                        .fd(mate.fd_raw()),
+                )?;
+                mates.push((si, mate, mrsock, mlabel));
+            }
             // SAFETY: on kernels that refuse a second mapping after bind
             // (the 6.1 guest) this is `sock`'s own ring mapping; the Port
             // keeps `sock` next to the map and reads it only while both live.
@@ -236,7 +255,52 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         }
         _ => None,
     };
-    let free: Vec<u64> = umem.frame_addrs().collect();
+    // --kprobe-events: the user's own kprobe events into the same instance.
+    let extra_events = match &instance {
+        Some(inst) if !cfg.knobs.kprobe_events.is_empty() => Some(
+            kprobes::ExtraEvents::add(
+                &xskdbg_tracefs::TraceFs::find()?,
+                &inst.buffer(),
+                &cfg.knobs.kprobe_events,
+            )
+            .map_err(SoakError::Probes)?,
+        ),
+        _ => None,
+    };
+    // The senders of the extra sockets own the last frames of the UMEM,
+    // SENDER_FRAMES each; the forwarder all the others.
+    let sender_frames = mates.len() as u64 * u64::from(config::SENDER_FRAMES);
+    let fwd_frames = u64::from(cfg.frames) - sender_frames;
+    let frame_size = u64::from(ucfg.frame_size);
+    let mut senders = Vec::new();
+    let mut returns = Vec::new();
+    for (i, (si, mate, mrsock, mlabel)) in mates.into_iter().enumerate() {
+        let side = sides[si];
+        let first = (fwd_frames + i as u64 * u64::from(config::SENDER_FRAMES)) * frame_size;
+        let spec = FrameSpec {
+            src_mac: side.veth.a.mac,
+            dst_mac: side.veth.b.mac,
+            src_ip: std::net::Ipv4Addr::new(10, 200 + si as u8, 0, 1),
+            dst_ip: std::net::Ipv4Addr::new(10, 200 + si as u8, 0, 2),
+            src_port: 40000 + i as u16,
+            dst_port: 9000,
+            l4: L4::Udp,
+            flow: 0x8000 + i as u16,
+        };
+        let (mut s, r) = sender::PoolMateSender::new(
+            mate,
+            mrsock,
+            rumem.clone(),
+            mlabel,
+            first..first + u64::from(config::SENDER_FRAMES) * frame_size,
+            frame_size,
+            spec,
+        );
+        s.set_recorder(cfg.sink != SinkKind::Off);
+        senders.push(s);
+        returns.push(r);
+    }
+    let free: Vec<u64> = umem.frame_addrs().take(fwd_frames as usize).collect();
     let counters = Arc::new(Counters::new(ports.len()));
     let mut fwd = Forwarder::new(
         ports,
@@ -249,6 +313,8 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         Arc::clone(&counters),
     );
     fwd.set_recorder(cfg.sink != SinkKind::Off);
+    fwd.set_consumer_sleep(cfg.knobs.consumer_sleep);
+    fwd.set_returns(returns);
 
     let start = Instant::now();
     let deadline = start + cfg.duration;
@@ -261,8 +327,18 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     } else {
         cfg.packets.div_ceil(gens as u64)
     };
-    let (sent, fwd) =
-        std::thread::scope(|sc| -> Result<(Vec<SendReport>, Forwarder), SoakError> {
+    let (sent, fwd, mut sender_reports) = std::thread::scope(
+        |sc| -> Result<(Vec<SendReport>, Forwarder, Vec<sender::SenderReport>), SoakError> {
+            // The senders stop with the generators, so their last frames
+            // complete while the forwarder drains.
+            let senders_stop = Arc::new(AtomicBool::new(false));
+            let sh: Vec<_> = senders
+                .iter_mut()
+                .map(|s| {
+                    let stop_s = Arc::clone(&senders_stop);
+                    sc.spawn(move || s.run(&stop_s))
+                })
+                .collect();
             let stop_f = Arc::clone(&stop);
             let forwarder_cpu = cfg.forwarder_cpu;
             let fh = sc.spawn(move || {
@@ -292,7 +368,9 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
                         lengths: LENGTHS.to_vec(),
                         count: per_gen,
                         duration: Some(deadline.saturating_duration_since(Instant::now())),
-                        window: Some(192),
+                        // A slow consumer's full RX ring drops frames that
+                        // are never received: a window would stall on them.
+                        window: cfg.knobs.consumer_sleep.is_none().then_some(192),
                         stall: Duration::from_secs(2),
                         first_seq: 0,
                         cpu: Some(cpu),
@@ -319,10 +397,29 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
             {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            // Let in-flight frames drain and complete before stopping.
-            let drain_until = Instant::now() + Duration::from_millis(300);
-            while Instant::now() < drain_until && !stop.load(Ordering::Relaxed) {
+            senders_stop.store(true, Ordering::Relaxed);
+            // Let in-flight frames drain and complete before stopping: until
+            // the forwarder has read nothing new for 100 ms (at least 300 ms,
+            // at most 3 s). A fixed pause left the last frame the kernel had
+            // received unread on a loaded machine, so a count of kernel
+            // receives and application reads could differ by one.
+            let started = Instant::now();
+            let mut last = counters.received.load(Ordering::Acquire);
+            let mut quiet_since = started;
+            while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(10));
+                let now = counters.received.load(Ordering::Acquire);
+                if now != last {
+                    last = now;
+                    quiet_since = Instant::now();
+                }
+                let waited = started.elapsed();
+                if waited >= Duration::from_secs(3)
+                    || (waited >= Duration::from_millis(300)
+                        && quiet_since.elapsed() >= Duration::from_millis(100))
+                {
+                    break;
+                }
             }
             stop.store(true, Ordering::Relaxed);
             let mut sent = Vec::new();
@@ -330,8 +427,17 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
                 sent.push(h.join().map_err(|_| SoakError::Panic("generator"))??);
             }
             let fwd = fh.join().map_err(|_| SoakError::Panic("forwarder"))?;
-            Ok((sent, fwd))
-        })?;
+            let mut reps = Vec::new();
+            for h in sh {
+                reps.push(h.join().map_err(|_| SoakError::Panic("sender"))?);
+            }
+            Ok((sent, fwd, reps))
+        },
+    )?;
+    // Completions the forwarder read after a sender stopped.
+    for (s, r) in senders.iter().zip(&mut sender_reports) {
+        s.drain(r);
+    }
     let elapsed = start.elapsed();
 
     // The trace, then the analyzer's verdict on it.
@@ -339,8 +445,13 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     let trace = match &instance {
         Some(inst) => {
             inst.set_tracing_on(false)?;
+            // Read before detaching: removing a kprobe event (the tracefs
+            // backend's, --kprobe-events) resets every ring buffer of the
+            // system, this instance's included (docs/PROBES.md).
+            let trace = inst.read_trace()?;
             drop(probes);
-            inst.read_trace()?
+            drop(extra_events);
+            trace
         }
         None => recorder.dump(),
     };
@@ -373,7 +484,10 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     // The application's own audit after the run: frames the recorder holds
     // as the app's (rx, comp, held, free) must all be on the forwarder's
     // free list; any other is a frame the app lost.
-    let held: std::collections::HashSet<u64> = fwd.free_frames().collect();
+    let held: std::collections::HashSet<u64> = fwd
+        .free_frames()
+        .chain(sender_reports.iter().flat_map(|r| r.held.iter().copied()))
+        .collect();
     let leaked: Vec<String> = umem
         .frame_addrs()
         .filter(|&f| {
@@ -416,6 +530,12 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     let ring_stats: Vec<_> = fwd
         .stats()
         .into_iter()
+        .chain(
+            senders
+                .iter()
+                .zip(&sender_reports)
+                .map(|(s, r)| (r.label.clone(), s.stats())),
+        )
         .map(|(label, s)| match s {
             Some(s) => json!({"socket": label, "rx_dropped": s.rx_dropped, "rx_invalid_descs": s.rx_invalid_descs,
                 "tx_invalid_descs": s.tx_invalid_descs, "rx_ring_full": s.rx_ring_full,
@@ -466,6 +586,16 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         // already published when this CPU's redirect returned (see
         // `published_before_redirect`); 0 on a kernel with one producer.
         "kernel_rx_published_before_redirect": published_early,
+        "rx_size": cfg.knobs.rx_size,
+        "consumer_sleep_us": cfg.knobs.consumer_sleep.map(|d| d.as_micros() as u64),
+        "xdp_mode": cfg.knobs.xdp_mode.name(),
+        "sockets_per_queue": cfg.knobs.sockets_per_queue,
+        // The extra sockets' sender threads (--sockets-per-queue).
+        "senders": sender_reports
+            .iter()
+            .map(|r| json!({"socket": r.label, "sent": r.sent, "completed": r.completed}))
+            .collect::<Vec<_>>(),
+        "kprobe_events": cfg.knobs.kprobe_events.iter().map(|d| format!("{}/{}", d.group, d.event)).collect::<Vec<_>>(),
         "sink": match cfg.sink {
             SinkKind::Marker => "trace_marker",
             SinkKind::Memory => "memory",
@@ -478,7 +608,7 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         path: cfg.out.clone(),
         source,
     })?;
-    if exit_code == 1 {
+    if exit_code == 1 || cfg.knobs.keep_trace {
         if has_trace {
             write_atomic(&cfg.out.join("trace.txt"), &trace)?;
         }
@@ -492,6 +622,7 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     // The recorder's handles keep the instance's trace_marker open; close
     // them before removing the instance.
     drop(fwd);
+    drop(senders);
     drop(rumem);
     drop(recorder);
     drop(instance);

@@ -38,15 +38,16 @@ pub fn peer_ifname(side: &str) -> String {
 
 impl Side {
     /// Builds one side with `queues` queues on both ends (so driver-mode XDP
-    /// attaches on both).
-    pub fn build(name: &'static str, queues: u32) -> xsknet::Result<Side> {
+    /// attaches on both); the application end's program runs in `mode`
+    /// (the peer end's counter always in driver mode).
+    pub fn build(name: &'static str, queues: u32, mode: XdpMode) -> xsknet::Result<Side> {
         let app = NetNs::new(&format!("soak-{name}"))?;
         let peer = NetNs::new(&format!("soak-{name}-peer"))?;
         let veth = VethBuilder::new(&app_ifname(name), &peer_ifname(name))
             .queues(queues)
             .ifindexes(Some(APP_IFINDEX), None)
             .build(&app, &peer)?;
-        let xdp = XdpProgram::attach(Some(&app), &app_ifname(name), XdpMode::Native)?;
+        let xdp = XdpProgram::attach(Some(&app), &app_ifname(name), mode)?;
         let peer_xdp = XdpProgram::attach(Some(&peer), &peer_ifname(name), XdpMode::Native)?;
         Ok(Side {
             name,

@@ -6,6 +6,8 @@
 //! into the guest with its libraries, runs `soak` there with the same flags
 //! and `--out $XSKDBG_OUT/soak`, and what it wrote (summary, trace, reports)
 //! is copied into the host's `--out`, with the guest console beside it.
+//! Several soaks can share one boot (one per probe backend, say: a TCG boot
+//! costs more than a short soak); each then writes into its own directory.
 //!
 //! The pure parts (the guest command line, how an exit status maps back)
 //! are separate from [`run_in_vm`], the one function that boots a guest.
@@ -13,6 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// A host file copied into the guest.
+pub use xskdbg_vmtest::FileMapping;
 /// Where the guest kernel comes from (`debian`, `debian:NN`, a bzImage).
 pub use xskdbg_vmtest::KernelSource;
 use xskdbg_vmtest::{VmError, VmOutcome, VmSpec};
@@ -22,14 +26,27 @@ pub use xskdbg_vmtest::GUEST_OUT_DIR as GUEST_OUT;
 /// The directory under the guest's `$XSKDBG_OUT` the soak writes into.
 pub const GUEST_SUBDIR: &str = "soak";
 
-/// One soak in a guest.
+/// One soak of a guest boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestRun {
+    /// Its directory under `--out` (and under the guest's
+    /// `$XSKDBG_OUT/soak`); empty: `--out` itself (a boot with one soak).
+    pub name: String,
+    /// Arguments for the guest after the program name (`soak` first), without
+    /// `--out`: it is added pointing into the guest's `$XSKDBG_OUT`.
+    pub args: Vec<String>,
+}
+
+/// Soaks in one guest boot.
 #[derive(Debug, Clone)]
 pub struct VmSoak {
     /// The host binary that understands `soak ...` (normally `xskdbg` itself).
     pub program: PathBuf,
-    /// Arguments for the guest after the program name (`soak` first), without
-    /// `--out`: it is added pointing into the guest's `$XSKDBG_OUT`.
-    pub args: Vec<String>,
+    /// The soaks, run one after the other (a failing one does not stop the
+    /// next).
+    pub runs: Vec<GuestRun>,
+    /// Host files the soaks read (e.g. `--kprobe-events`), copied in.
+    pub files: Vec<FileMapping>,
     /// The kernel to boot.
     pub kernel: KernelSource,
     /// Virtual CPUs.
@@ -44,15 +61,26 @@ pub struct VmSoak {
     pub out: PathBuf,
 }
 
-/// What a guest soak brought back.
+/// What one guest soak ended with.
 #[derive(Debug, Clone)]
-pub struct VmSoakOutcome {
-    /// The guest soak's exit status: 0 clean, 1 violation or finding, 2 error.
+pub struct RunOutcome {
+    /// The run's name ([`GuestRun::name`]).
+    pub name: String,
+    /// Its exit status: 0 clean, 1 violation or finding, 2 error.
     pub exit_code: u8,
     /// Its standard output (the soak's one-paragraph result).
     pub stdout: String,
     /// Its standard error.
     pub stderr: String,
+}
+
+/// What the guest soaks brought back.
+#[derive(Debug, Clone)]
+pub struct VmSoakOutcome {
+    /// The worst exit status of the runs (2 over 1 over 0).
+    pub exit_code: u8,
+    /// Every run, in order.
+    pub runs: Vec<RunOutcome>,
     /// Files copied into the host's `--out`.
     pub copied: Vec<PathBuf>,
     /// `uname -r` in the guest.
@@ -72,9 +100,11 @@ pub enum VmSoakError {
     /// copied into `--out` first).
     #[error("VM: {0}")]
     Vm(#[from] VmError),
-    /// The guest soak ended without a verdict (killed, timed out, crashed).
-    #[error("the soak in the guest {how}; guest console: {console}; its stderr ends with:\n{stderr_tail}")]
+    /// A guest soak ended without a verdict (killed, timed out, crashed).
+    #[error("the soak{run} in the guest {how}; guest console: {console}; its stderr ends with:\n{stderr_tail}")]
     Guest {
+        /// ` NAME` of a named run, or empty.
+        run: String,
         /// What happened (`timed out after 300 s`, `exited with 134`).
         how: String,
         /// The console log copied into `--out`.
@@ -105,14 +135,20 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
-/// The shell line the guest runs: `NAME ARGS... --out "$XSKDBG_OUT/soak"`.
-pub fn guest_command_line(program_name: &str, args: &[String]) -> String {
+/// The shell line the guest runs: `NAME ARGS... --out "$XSKDBG_OUT/soak"`
+/// (`.../soak/RUN` for a named run).
+pub fn guest_command_line(program_name: &str, run: &GuestRun) -> String {
     let mut line = shell_quote(program_name);
-    for a in args {
+    for a in &run.args {
         line.push(' ');
         line.push_str(&shell_quote(a));
     }
-    line.push_str(&format!(" --out \"$XSKDBG_OUT/{GUEST_SUBDIR}\""));
+    let sub = if run.name.is_empty() {
+        String::new()
+    } else {
+        format!("/{}", shell_quote(&run.name))
+    };
+    line.push_str(&format!(" --out \"$XSKDBG_OUT/{GUEST_SUBDIR}\"{sub}"));
     line
 }
 
@@ -131,6 +167,12 @@ pub fn verdict_exit(
         (Some(c), false) => Err(format!("exited with {c}")),
         (None, false) => Err("never finished (the guest stopped while it ran)".into()),
     }
+}
+
+/// The exit status of several soaks: an error (2) over a finding (1) over
+/// clean (0).
+pub fn worst_exit(codes: impl IntoIterator<Item = u8>) -> u8 {
+    codes.into_iter().max().unwrap_or(0)
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -222,8 +264,13 @@ pub fn run_in_vm(v: &VmSoak) -> Result<VmSoakOutcome, VmSoakError> {
     spec.append = v.append.clone();
     spec.timeout = v.timeout;
     spec.binaries.push(v.program.clone().into());
-    spec.commands
-        .push(guest_command_line(&name, &v.args).into());
+    spec.files.extend(v.files.iter().cloned());
+    if v.runs.is_empty() {
+        return Err(VmSoakError::Vm(VmError::Spec("no soak to run".into())));
+    }
+    for r in &v.runs {
+        spec.commands.push(guest_command_line(&name, r).into());
+    }
     let mut copied = Vec::new();
     let vm = match xskdbg_vmtest::run(&spec) {
         Ok(vm) => vm,
@@ -236,25 +283,40 @@ pub fn run_in_vm(v: &VmSoak) -> Result<VmSoakOutcome, VmSoakError> {
     };
     bring_back(&vm, &v.out, &mut copied)?;
     let console = v.out.join("console.log");
-    let Some(cmd) = vm.commands.first() else {
-        return Err(VmSoakError::Guest {
-            how: "never started".into(),
-            console,
-            stderr_tail: String::new(),
+    let mut runs = Vec::new();
+    for (i, r) in v.runs.iter().enumerate() {
+        let named = if r.name.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", r.name)
+        };
+        let Some(cmd) = vm.commands.get(i) else {
+            return Err(VmSoakError::Guest {
+                run: named,
+                how: "never started".into(),
+                console,
+                stderr_tail: String::new(),
+            });
+        };
+        let stderr = cmd.stderr_str();
+        let exit_code = verdict_exit(cmd.exit_code, cmd.timed_out, v.timeout).map_err(|how| {
+            VmSoakError::Guest {
+                run: named.clone(),
+                how,
+                console: console.clone(),
+                stderr_tail: tail(&stderr, 20),
+            }
+        })?;
+        runs.push(RunOutcome {
+            name: r.name.clone(),
+            exit_code,
+            stdout: cmd.stdout_str(),
+            stderr,
         });
-    };
-    let stderr = cmd.stderr_str();
-    let exit_code = verdict_exit(cmd.exit_code, cmd.timed_out, v.timeout).map_err(|how| {
-        VmSoakError::Guest {
-            how,
-            console,
-            stderr_tail: tail(&stderr, 20),
-        }
-    })?;
+    }
     Ok(VmSoakOutcome {
-        exit_code,
-        stdout: cmd.stdout_str(),
-        stderr,
+        exit_code: worst_exit(runs.iter().map(|r| r.exit_code)),
+        runs,
         copied,
         kernel_release: vm.kernel_release.clone(),
         kernel: vm.kernel.clone(),
@@ -282,10 +344,25 @@ mod tests {
         let args: Vec<String> = ["soak", "--duration", "20", "--probes", "auto"]
             .map(String::from)
             .to_vec();
+        let mut run = GuestRun {
+            name: String::new(),
+            args,
+        };
         assert_eq!(
-            guest_command_line("xskdbg", &args),
+            guest_command_line("xskdbg", &run),
             "xskdbg soak --duration 20 --probes auto --out \"$XSKDBG_OUT/soak\""
         );
+        // Several soaks in one boot: one directory each.
+        run.name = "tracefs".into();
+        assert!(guest_command_line("xskdbg", &run).ends_with(" --out \"$XSKDBG_OUT/soak\"/tracefs"));
+    }
+
+    #[test]
+    fn the_worst_exit_wins() {
+        assert_eq!(worst_exit([0, 1, 0]), 1);
+        assert_eq!(worst_exit([1, 2, 0]), 2);
+        assert_eq!(worst_exit([0, 0]), 0);
+        assert_eq!(worst_exit([]), 0);
     }
 
     #[test]

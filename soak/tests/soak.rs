@@ -38,6 +38,7 @@ fn cfg(out: &std::path::Path, inject: Option<Inject>, sink: SinkKind) -> SoakCon
         sink,
         frames: 4096,
         buffer_kb: 8192,
+        knobs: xskdbg_soak::Knobs::default(),
     }
 }
 
@@ -113,9 +114,17 @@ fn clean_soak_with_tracepoint_probes_sees_every_kernel_receive() {
         "{}",
         o.summary
     );
-    assert_eq!(
-        o.summary["kernel_rx_events"], o.summary["packets_received"],
-        "{}",
+    // Every frame the application read has its kernel receive, and no
+    // receive is printed twice: read <= krx <= sent. (Equality with the
+    // frames read depended on the forwarder reading the last frame the
+    // kernel received before the soak stopped, which a loaded machine does
+    // not guarantee.)
+    let krx = o.summary["kernel_rx_events"].as_u64().unwrap();
+    let read = o.summary["packets_received"].as_u64().unwrap();
+    let sent = o.summary["packets_sent"].as_u64().unwrap();
+    assert!(
+        read <= krx && krx <= sent,
+        "read {read}, krx {krx}, sent {sent}: {}",
         o.summary
     );
 }
@@ -171,6 +180,124 @@ fn two_cpus_on_one_queue_both_produce_and_no_poison_comes_back() {
             o.summary
         );
     }
+}
+
+// The knobs the real-trace fixtures were recorded with
+// (fixtures/traces/real/). The analyzer's verdict on these runs is what
+// issues 13 and 17 are about, so it is not asserted here; what the program
+// and the kernel did is.
+
+/// A small RX ring and a consumer that sleeps: the kernel's reservations
+/// fail (rx_ring_full), the program itself stays correct (no recorder
+/// violation, nothing lost) and the trace is kept although clean.
+#[test]
+fn a_slow_consumer_with_a_small_rx_ring_runs_the_ring_full() {
+    if !xskdbg_testenv::require(
+        "a_slow_consumer_with_a_small_rx_ring_runs_the_ring_full",
+        SOAK_TRACED,
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path(), None, SinkKind::Marker);
+    c.queues = 1;
+    c.knobs.rx_size = 16;
+    c.knobs.consumer_sleep = Some(Duration::from_millis(2));
+    c.knobs.keep_trace = true;
+    let o = run(&c).unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&o.summary).unwrap());
+    assert_eq!(o.summary["violations"], 0, "{}", o.summary);
+    assert!(o.leaked_frames.is_empty(), "{}", o.summary);
+    assert_eq!(o.summary["rx_size"], 16);
+    let full: u64 = o.summary["ring_stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["rx_ring_full"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(full > 0, "the RX rings never ran full: {}", o.summary);
+    assert!(dir.path().join("trace.txt").is_file(), "--keep-trace");
+}
+
+/// Generic (SKB) mode with the tracepoint backend: every kernel receive is
+/// a `krx ... mode=skb` line, the program is correct.
+#[test]
+fn skb_mode_receives_are_traced_as_skb() {
+    if !xskdbg_testenv::require("skb_mode_receives_are_traced_as_skb", SOAK_TRACED) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path(), None, SinkKind::Marker);
+    c.queues = 1;
+    c.knobs.xdp_mode = xskdbg_soak::XdpAttach::Skb;
+    c.knobs.keep_trace = true;
+    c.probes = Some(xskdbg_soak::ProbeBackend::Tracepoint);
+    c.packets = 3000;
+    c.duration = Duration::from_secs(20);
+    let o = run(&c).unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&o.summary).unwrap());
+    assert_eq!(o.summary["violations"], 0, "{}", o.summary);
+    assert_eq!(o.summary["xdp_mode"], "skb");
+    let krx = o.summary["kernel_rx_events"].as_u64().unwrap();
+    let read = o.summary["packets_received"].as_u64().unwrap();
+    let sent = o.summary["packets_sent"].as_u64().unwrap();
+    assert!(
+        read <= krx && krx <= sent,
+        "read {read}, krx {krx}, sent {sent}: {}",
+        o.summary
+    );
+    let trace = std::fs::read_to_string(dir.path().join("trace.txt")).unwrap();
+    let krx: Vec<&str> = trace.lines().filter(|l| l.contains(" krx ")).collect();
+    assert!(!krx.is_empty());
+    assert!(
+        krx.iter().all(|l| l.ends_with("mode=skb")),
+        "{:?}",
+        krx.first()
+    );
+}
+
+/// Two sockets on one queue sharing one pool: the extra socket's sender
+/// transmits its own frames, every one comes back through the shared
+/// COMPLETION ring (read by the forwarder, handed back), both sockets'
+/// TX lines carry the same key, and the recorder, which keeps TX order per
+/// socket, finds nothing.
+#[test]
+fn two_sockets_on_one_queue_share_the_completion_ring() {
+    if !xskdbg_testenv::require(
+        "two_sockets_on_one_queue_share_the_completion_ring",
+        SOAK_TRACED,
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path(), None, SinkKind::Marker);
+    c.queues = 1;
+    c.knobs.sockets_per_queue = 2;
+    c.knobs.keep_trace = true;
+    let o = run(&c).unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&o.summary).unwrap());
+    assert_eq!(o.summary["violations"], 0, "{}", o.summary);
+    assert!(o.leaked_frames.is_empty(), "{}", o.summary);
+    let senders = o.summary["senders"].as_array().unwrap();
+    assert_eq!(senders.len(), 2, "one extra socket per side: {}", o.summary);
+    for s in senders {
+        let sent = s["sent"].as_u64().unwrap();
+        assert!(sent > 0, "{}", o.summary);
+        assert_eq!(s["completed"].as_u64().unwrap(), sent, "{}", o.summary);
+    }
+    // The extra socket is declared on the same key as the forwarder's.
+    let trace = std::fs::read_to_string(dir.path().join("trace.txt")).unwrap();
+    let socks: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains("xskdbg:1 sock ") && l.contains("label=outer q:0"))
+        .collect();
+    assert_eq!(socks.len(), 2, "{socks:?}");
+    let key = |l: &str| {
+        l.split_whitespace()
+            .find(|w| w.starts_with("sk="))
+            .map(String::from)
+    };
+    assert_eq!(key(socks[0]), key(socks[1]));
 }
 
 /// The recorder (or, for a leak, the end-of-run audit) catches the fault

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use xskdbg_soak::{config::parse_cpu_list, Inject, SinkKind, SoakConfig};
+use xskdbg_soak::config::{parse_cpu_list, KprobeDef};
+use xskdbg_soak::{Inject, Knobs, SinkKind, SoakConfig, XdpAttach};
 
 /// Run a real AF_XDP forwarder under load and prove every fault is caught.
 ///
@@ -26,9 +27,10 @@ use xskdbg_soak::{config::parse_cpu_list, Inject, SinkKind, SoakConfig};
 ///   reuse-before-complete  a TX frame put back on FILL before its completion
 ///   leak                   a received frame never returned
 ///
-/// Results in --out: summary.json always; on a violation also trace.txt,
-/// report.txt and report.json. Exit status: 0 clean, 1 violation or
-/// finding, 2 error. Needs root (network namespaces, XDP, AF_XDP).
+/// Results in --out: summary.json always; on a violation (or with
+/// --keep-trace) also trace.txt, report.txt and report.json. Exit status: 0
+/// clean, 1 violation or finding, 2 error. Needs root (network namespaces,
+/// XDP, AF_XDP).
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment, after_help = AFTER_HELP)]
 pub struct Args {
@@ -67,9 +69,44 @@ pub struct Args {
     #[arg(long, default_value = "marker", value_parser = SinkKind::parse)]
     sink: SinkKind,
     /// Attach kernel probes (auto, tracepoint, fentry, kprobe, tracefs) into
-    /// the same ftrace instance, for this process's sockets.
-    #[arg(long, value_name = "BACKEND")]
-    probes: Option<xskdbg_soak::ProbeBackend>,
+    /// the same ftrace instance, for this process's sockets. With --vm a
+    /// comma-separated list runs one soak per backend in the same guest
+    /// boot, each with its results in --out/BACKEND/.
+    #[arg(long, value_name = "BACKEND[,...]", value_delimiter = ',')]
+    probes: Vec<xskdbg_soak::ProbeBackend>,
+    /// RX ring entries per socket (a power of two, 8..=16384). Small, with
+    /// --consumer-sleep-us: the RX rings run full.
+    #[arg(long, default_value_t = 2048, value_name = "N")]
+    rx_size: u32,
+    /// The forwarder sleeps this long after every RX batch it read: a
+    /// consumer too slow for its traffic. The RX rings run full, the
+    /// kernel's reservations fail (rx_ring_full) and the refused frame goes
+    /// back to the pool's free list for the next packet. The generators then
+    /// send without waiting for the forwarder.
+    #[arg(long, default_value_t = 0, value_name = "US")]
+    consumer_sleep_us: u64,
+    /// XDP mode of the application ends: `drv` (native: veth's NAPI poll,
+    /// flushed at the poll's end) or `skb` (generic: xsk_generic_rcv()
+    /// reserves, writes and publishes before xdp:xdp_redirect fires).
+    #[arg(long, default_value = "drv", value_name = "MODE", value_parser = XdpAttach::parse)]
+    xdp_mode: XdpAttach,
+    /// AF_XDP sockets per device queue (1-4). Every socket after the first
+    /// is bound with XDP_SHARED_UMEM to the same device and queue (one
+    /// buffer pool, one FILL and one COMPLETION ring) and sends 256 frames
+    /// of its own to the peer end from a thread of its own; the forwarder
+    /// reads the shared COMPLETION ring and hands their frames back.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    sockets_per_queue: u32,
+    /// Save trace.txt, report.txt and report.json even when the run is clean.
+    #[arg(long)]
+    keep_trace: bool,
+    /// Create these kprobe events too (a file of kprobe_events lines,
+    /// `p:GROUP/EVENT FUNCTION[+OFFSET] ARGS...`; # comments), enabled in the
+    /// soak's instance, removed after the trace was read. E.g. the seed
+    /// story's perf-probe definitions written for one kernel
+    /// (fixtures/traces/real/seed-probes-debian-6.1.0-57.kprobe_events).
+    #[arg(long, value_name = "FILE")]
+    kprobe_events: Option<PathBuf>,
     /// Frames in the shared UMEM (a power of two).
     #[arg(long, default_value_t = 4096, value_name = "N")]
     frames: u32,
@@ -113,12 +150,21 @@ const AFTER_HELP: &str = "Fault kinds for --inject:
   reuse-before-complete  a TX frame put back on FILL before its completion
   leak                   a received frame never returned
 
-Results in --out: summary.json always; on a violation also trace.txt,
-report.txt and report.json. Exit status: 0 clean, 1 violation or finding,
-2 error. Needs root (network namespaces, XDP, AF_XDP).
+Results in --out: summary.json always; on a violation (or with
+--keep-trace) also trace.txt, report.txt and report.json. Exit status: 0
+clean, 1 violation or finding, 2 error. Needs root (network namespaces, XDP,
+AF_XDP).
 
 With --vm the same soak runs in a qemu guest (Debian's 6.1 kernel or
 --kernel PATH) and its results come back into --out; a VM failure exits 2.
+`--vm --probes fentry,kprobe,tracefs,tracepoint` runs one soak per backend
+in one boot (results in --out/BACKEND/, exit status the worst of them).
+
+Recording the real traces of fixtures/traces/real/ (README.md there):
+  --rx-size 32 --consumer-sleep-us 2000   a slow consumer: RX runs full
+  --xdp-mode skb                          generic XDP
+  --sockets-per-queue 2                   two sockets, one pool, one queue
+  --kprobe-events FILE                    e.g. the seed story's perf probes
 See docs/SOAK.md (nightly jobs) and docs/VETH-RACE.md.";
 
 fn parse_inject(s: &str) -> Result<Inject, String> {
@@ -133,8 +179,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.duration
         );
     }
+    let kprobe_events = match &args.kprobe_events {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --kprobe-events {}", path.display()))?;
+            KprobeDef::parse_file(&text)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("--kprobe-events {}", path.display()))?
+        }
+        None => Vec::new(),
+    };
     if args.vm {
         return run_vm(&args);
+    }
+    if args.probes.len() > 1 {
+        anyhow::bail!(
+            "--probes: one backend, or a list together with --vm (one soak per backend in one guest boot)"
+        );
     }
     let traffic_cpus = match &args.traffic_cpus {
         Some(list) => parse_cpu_list(list)
@@ -153,10 +214,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         forwarder_cpu: args.forwarder_cpu,
         out: args.out,
         sink: args.sink,
-        probes: args.probes,
+        probes: args.probes.first().copied(),
         frames: args.frames,
         buffer_kb: args.buffer_kb,
+        knobs: Knobs {
+            rx_size: args.rx_size,
+            consumer_sleep: (args.consumer_sleep_us > 0)
+                .then(|| Duration::from_micros(args.consumer_sleep_us)),
+            xdp_mode: args.xdp_mode,
+            sockets_per_queue: args.sockets_per_queue,
+            keep_trace: args.keep_trace,
+            kprobe_events,
+        },
     };
+    let keep_trace = cfg.knobs.keep_trace;
     let outcome = xskdbg_soak::run(&cfg)?;
     let s = &outcome.summary;
     let mut msg = format!(
@@ -180,7 +251,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for (k, v) in outcome.finding_kinds.iter().zip(&outcome.finding_verdicts) {
         msg += &format!("analyzer: {k} (verdict {v})\n");
     }
-    let what = if outcome.exit_code == 0 {
+    let what = if outcome.exit_code == 0 && !keep_trace {
         "summary"
     } else {
         "trace, report and summary"
@@ -201,9 +272,13 @@ fn sink_word(s: SinkKind) -> &'static str {
     }
 }
 
+/// Where `--kprobe-events` is copied in the guest.
+const GUEST_KPROBE_EVENTS: &str = "/opt/xskdbg/kprobe_events.txt";
+
 /// The guest's `soak` arguments: every soak flag as given (defaults
-/// included, so host and guest agree), none of the VM flags, no --out.
-fn guest_args(args: &Args) -> Vec<String> {
+/// included, so host and guest agree), none of the VM flags, no --out, and
+/// `probes` for --probes.
+fn guest_args(args: &Args, probes: Option<xskdbg_soak::ProbeBackend>) -> Vec<String> {
     let mut v: Vec<String> = vec![
         "soak".into(),
         "--duration".into(),
@@ -220,7 +295,21 @@ fn guest_args(args: &Args) -> Vec<String> {
         args.frames.to_string(),
         "--buffer-kb".into(),
         args.buffer_kb.to_string(),
+        "--rx-size".into(),
+        args.rx_size.to_string(),
+        "--consumer-sleep-us".into(),
+        args.consumer_sleep_us.to_string(),
+        "--xdp-mode".into(),
+        args.xdp_mode.name().into(),
+        "--sockets-per-queue".into(),
+        args.sockets_per_queue.to_string(),
     ];
+    if args.keep_trace {
+        v.push("--keep-trace".into());
+    }
+    if args.kprobe_events.is_some() {
+        v.extend(["--kprobe-events".into(), GUEST_KPROBE_EVENTS.into()]);
+    }
     if let Some(k) = args.inject {
         v.extend(["--inject".into(), k.name().into()]);
     }
@@ -233,10 +322,28 @@ fn guest_args(args: &Args) -> Vec<String> {
     if let Some(c) = args.forwarder_cpu {
         v.extend(["--forwarder-cpu".into(), c.to_string()]);
     }
-    if let Some(p) = args.probes {
+    if let Some(p) = probes {
         v.extend(["--probes".into(), p.name().into()]);
     }
     v
+}
+
+/// The soaks of one guest boot: one per `--probes` backend (named after
+/// it), or one unnamed soak.
+fn guest_runs(args: &Args) -> Vec<xskdbg_soak::vm::GuestRun> {
+    if args.probes.len() <= 1 {
+        return vec![xskdbg_soak::vm::GuestRun {
+            name: String::new(),
+            args: guest_args(args, args.probes.first().copied()),
+        }];
+    }
+    args.probes
+        .iter()
+        .map(|&p| xskdbg_soak::vm::GuestRun {
+            name: p.name().into(),
+            args: guest_args(args, Some(p)),
+        })
+        .collect()
 }
 
 /// `--vm`: the same soak in a qemu guest; exit status is the guest soak's.
@@ -261,15 +368,24 @@ fn run_vm(args: &Args) -> anyhow::Result<ExitCode> {
             args.vcpus
         );
     }
+    let runs = guest_runs(args);
     let timeout = match args.timeout {
         Some(t) if t.is_finite() && t >= 1.0 => t,
         Some(t) => anyhow::bail!("--timeout {t}: give at least 1 second"),
-        None => 2.0 * args.duration + 300.0,
+        None => 150.0 + runs.len() as f64 * (2.0 * args.duration + 150.0),
     };
     let program = std::env::current_exe().context("finding this program to copy into the guest")?;
+    let files = match &args.kprobe_events {
+        Some(p) => vec![xskdbg_soak::vm::FileMapping {
+            host: p.clone(),
+            guest: GUEST_KPROBE_EVENTS.into(),
+        }],
+        None => Vec::new(),
+    };
     let spec = xskdbg_soak::vm::VmSoak {
         program,
-        args: guest_args(args),
+        runs,
+        files,
         kernel,
         vcpus: args.vcpus,
         memory_mb: args.memory,
@@ -294,17 +410,22 @@ fn run_vm(args: &Args) -> anyhow::Result<ExitCode> {
     for w in &o.kernel_warnings {
         msg += &format!("guest kernel warning: {w}\n");
     }
-    // The guest soak names its own --out; the files are in the host's now.
-    msg += &o.stdout.replace(
-        &format!(
-            "{}/{}",
-            xskdbg_soak::vm::GUEST_OUT,
-            xskdbg_soak::vm::GUEST_SUBDIR
-        ),
-        &args.out.display().to_string(),
-    );
-    if o.exit_code == 2 {
-        msg += &format!("guest soak error:\n{}", o.stderr);
+    for r in &o.runs {
+        if !r.name.is_empty() {
+            msg += &format!("== {} (exit {})\n", r.name, r.exit_code);
+        }
+        // The guest soak names its own --out; the files are in the host's now.
+        msg += &r.stdout.replace(
+            &format!(
+                "{}/{}",
+                xskdbg_soak::vm::GUEST_OUT,
+                xskdbg_soak::vm::GUEST_SUBDIR
+            ),
+            &args.out.display().to_string(),
+        );
+        if r.exit_code == 2 {
+            msg += &format!("guest soak error:\n{}", r.stderr);
+        }
     }
     msg += &format!(
         "results (and the guest's console.log) in {}\n",
@@ -354,7 +475,10 @@ mod tests {
             "/tmp/x",
         ])
         .unwrap();
-        let g = guest_args(&a).join(" ");
+        let runs = guest_runs(&a);
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].name, "");
+        let g = runs[0].args.join(" ");
         assert!(g.starts_with("soak --duration 90 "), "{g}");
         for want in [
             "--queues 1",
@@ -378,7 +502,54 @@ mod tests {
             assert!(!g.contains(vm_only), "{vm_only} leaked into {g}");
         }
         let b = parse(&["--inject", "double-fill"]).unwrap();
-        assert!(guest_args(&b).join(" ").contains("--inject double-fill"));
+        assert!(guest_args(&b, None)
+            .join(" ")
+            .contains("--inject double-fill"));
+    }
+
+    #[test]
+    fn the_knobs_reach_the_guest() {
+        let a = parse(&[
+            "--vm",
+            "--rx-size",
+            "32",
+            "--consumer-sleep-us",
+            "2000",
+            "--xdp-mode",
+            "skb",
+            "--sockets-per-queue",
+            "2",
+            "--keep-trace",
+            "--kprobe-events",
+            "/host/seed.txt",
+        ])
+        .unwrap();
+        let g = guest_runs(&a)[0].args.join(" ");
+        for want in [
+            "--rx-size 32",
+            "--consumer-sleep-us 2000",
+            "--xdp-mode skb",
+            "--sockets-per-queue 2",
+            "--keep-trace",
+            "--kprobe-events /opt/xskdbg/kprobe_events.txt",
+        ] {
+            assert!(g.contains(want), "{want} missing in {g}");
+        }
+        assert!(!g.contains("/host/seed.txt"), "{g}");
+    }
+
+    #[test]
+    fn a_list_of_backends_is_one_soak_each_in_one_boot() {
+        let a = parse(&["--vm", "--probes", "fentry,kprobe,tracefs,tracepoint"]).unwrap();
+        let runs = guest_runs(&a);
+        let names: Vec<_> = runs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["fentry", "kprobe", "tracefs", "tracepoint"]);
+        for r in &runs {
+            let g = r.args.join(" ");
+            assert!(g.ends_with(&format!("--probes {}", r.name)), "{g}");
+            assert_eq!(g.matches("--probes").count(), 1, "{g}");
+        }
+        assert!(parse(&["--probes", "fentry,nope"]).is_err());
     }
 
     #[test]

@@ -2,3 +2,4 @@
 
 mod analyze;
 mod doctor;
+mod real_traces;

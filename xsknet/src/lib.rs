@@ -54,4 +54,4 @@ pub use netns::NetNs;
 pub use veth::{Veth, VethBuilder, VethEnd};
 pub use xdp::{XdpMode, XdpProgram};
 pub use xdpilone::xdp::XdpDesc;
-pub use xsk::{SharedUmem, SocketKey, UmemArea, UmemConfig, XskSocket, XskStats};
+pub use xsk::{PoolMate, SharedUmem, SocketKey, UmemArea, UmemConfig, XskSocket, XskStats};

@@ -159,6 +159,48 @@ pub fn current_netns_cookie() -> Result<u64> {
     netns_cookie(fd.as_fd())
 }
 
+/// `struct sockaddr_xdp` from <linux/if_xdp.h>.
+#[repr(C)]
+struct SockaddrXdp {
+    family: u16,
+    flags: u16,
+    ifindex: u32,
+    queue_id: u32,
+    shared_umem_fd: u32,
+}
+
+/// `XDP_SHARED_UMEM` bind flag (<linux/if_xdp.h>).
+const XDP_SHARED_UMEM: u16 = 1 << 0;
+/// `AF_XDP` (<linux/socket.h>).
+const AF_XDP: u16 = 44;
+
+/// Binds AF_XDP socket `fd` to (`ifindex`, `queue`) with XDP_SHARED_UMEM
+/// and `shared_fd` as the socket whose UMEM it shares. When `shared_fd` is
+/// bound to the same device and queue, the kernel gives `fd` that socket's
+/// buffer pool (one FILL and one COMPLETION ring for both); `fd` must then
+/// have no FILL or COMPLETION ring of its own (else EINVAL).
+pub fn bind_shared_umem(fd: RawFd, ifindex: u32, queue: u32, shared_fd: RawFd) -> io::Result<()> {
+    let addr = SockaddrXdp {
+        family: AF_XDP,
+        flags: XDP_SHARED_UMEM,
+        ifindex,
+        queue_id: queue,
+        shared_umem_fd: shared_fd as u32,
+    };
+    // SAFETY: `addr` is a valid sockaddr_xdp of the size passed.
+    let rc = unsafe {
+        libc::bind(
+            fd,
+            (&addr as *const SockaddrXdp).cast(),
+            std::mem::size_of::<SockaddrXdp>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Waits until `fd` is readable or `timeout_ms` passed; returns whether it is.
 pub fn poll_readable(fd: RawFd, timeout_ms: i32) -> Result<bool> {
     let mut pfd = libc::pollfd {

@@ -383,6 +383,145 @@ impl SharedUmem {
     }
 }
 
+impl SharedUmem {
+    /// A further AF_XDP socket on the device and queue of `primary`, bound
+    /// with XDP_SHARED_UMEM to it: the kernel gives it `primary`'s buffer
+    /// pool, so both sockets share one FILL and one COMPLETION ring (kept by
+    /// `primary`'s handle). It has its own RX and TX rings. Must be called
+    /// in `primary`'s namespace (`netns`).
+    pub fn socket_sharing_pool(
+        &mut self,
+        netns: Option<&NetNs>,
+        primary: &XskSocket,
+    ) -> Result<PoolMate> {
+        match netns {
+            Some(ns) => ns.run(|| self.pool_mate_here(primary))?,
+            None => self.pool_mate_here(primary),
+        }
+    }
+
+    fn pool_mate_here(&mut self, primary: &XskSocket) -> Result<PoolMate> {
+        let key = primary.key;
+        let xerr = |what: &'static str| {
+            move |e: xdpilone::Errno| Error::Xsk {
+                what,
+                ifindex: key.ifindex,
+                queue: key.queue,
+                source: std::io::Error::from_raw_os_error(e.get_raw().abs()),
+            }
+        };
+        let Some(umem) = self.umem.as_ref() else {
+            return Err(Error::Invalid(
+                "a socket sharing a pool needs the UMEM registered (create the primary socket first)"
+                    .into(),
+            ));
+        };
+        let mut info = IfInfo::invalid();
+        info.from_ifindex(key.ifindex)
+            .map_err(xerr("interface lookup"))?;
+        info.set_queue(key.queue);
+        let sock = Socket::new(&info).map_err(xerr("socket"))?;
+        let scfg = SocketConfig {
+            rx_size: NonZeroU32::new(self.cfg.rx_size),
+            tx_size: NonZeroU32::new(self.cfg.tx_size),
+            // Shared sockets take no bind flags of their own (EINVAL).
+            bind_flags: 0,
+        };
+        let user = umem.rx_tx(&sock, &scfg).map_err(xerr("RX/TX ring setup"))?;
+        let rx = user.map_rx().map_err(xerr("RX ring mmap"))?;
+        let tx = user.map_tx().map_err(xerr("TX ring mmap"))?;
+        let fd = user.as_raw_fd();
+        // xdpilone binds shared sockets to the UMEM's own socket, which is
+        // on another device or queue for all but the first queue: the
+        // kernel would then make a new pool and refuse it (EBUSY, the queue
+        // has one). Bound to the primary, the pool is the primary's.
+        sys::bind_shared_umem(fd, key.ifindex, key.queue, primary.fd).map_err(|source| {
+            Error::Xsk {
+                what: "bind (XDP_SHARED_UMEM, same device and queue)",
+                ifindex: key.ifindex,
+                queue: key.queue,
+                source,
+            }
+        })?;
+        Ok(PoolMate {
+            rx,
+            tx,
+            user,
+            fd,
+            key,
+            area: Arc::clone(&self.area),
+        })
+    }
+}
+
+/// An AF_XDP socket sharing another socket's buffer pool on the same device
+/// and queue ([`SharedUmem::socket_sharing_pool`]): its own RX and TX rings,
+/// the pool's FILL and COMPLETION rings are the other socket's.
+pub struct PoolMate {
+    /// RX ring (kernel produces).
+    pub rx: RingRx,
+    /// TX ring (user produces).
+    pub tx: RingTx,
+    user: User,
+    fd: RawFd,
+    key: SocketKey,
+    area: Arc<UmemArea>,
+}
+
+impl std::fmt::Debug for PoolMate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolMate").field("key", &self.key).finish()
+    }
+}
+
+impl PoolMate {
+    /// The socket's fd as a number.
+    pub fn fd_raw(&self) -> RawFd {
+        self.fd
+    }
+
+    /// (netns cookie, ifindex, queue): the same as the pool owner's.
+    pub fn key(&self) -> SocketKey {
+        self.key
+    }
+
+    /// The UMEM memory.
+    pub fn area(&self) -> &Arc<UmemArea> {
+        &self.area
+    }
+
+    /// Puts descriptors on TX (as many as fit, in order) and kicks the
+    /// kernel; returns how many went.
+    pub fn transmit(&mut self, descs: &[XdpDesc]) -> u32 {
+        let mut w = self.tx.transmit(descs.len().min(u32::MAX as usize) as u32);
+        let n = w.insert(descs.iter().copied());
+        w.commit();
+        drop(w);
+        if n > 0 || self.tx.pending() > 0 {
+            self.tx.wake();
+        }
+        n
+    }
+
+    /// XDP_STATISTICS.
+    pub fn stats(&self) -> Result<XskStats> {
+        let s = self.user.statistics_v2().map_err(|e| Error::Xsk {
+            what: "XDP_STATISTICS",
+            ifindex: self.key.ifindex,
+            queue: self.key.queue,
+            source: std::io::Error::from_raw_os_error(e.get_raw().abs()),
+        })?;
+        Ok(XskStats {
+            rx_dropped: s.rx_dropped,
+            rx_invalid_descs: s.rx_invalid_descs,
+            tx_invalid_descs: s.tx_invalid_descs,
+            rx_ring_full: s.rx_ring_full,
+            rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
+            tx_ring_empty_descs: s.tx_ring_empty_descs,
+        })
+    }
+}
+
 /// The identity of a socket's queue: (netns cookie, ifindex, queue id).
 /// Keying by (ifindex, queue) alone collides across namespaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
