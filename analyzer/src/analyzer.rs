@@ -36,7 +36,7 @@ use crate::timeline::{self, Entry, Ring, Snap};
 use crate::Error;
 
 /// The poison value the seed story's application wrote into consumed RX slots.
-pub const DEFAULT_POISON: u64 = 0xdead_beef_dead_beef;
+pub use crate::parse::DEFAULT_POISON;
 
 /// Analysis options.
 #[derive(Debug, Clone)]

@@ -1,0 +1,72 @@
+//! perf-probe style kprobe events, as the `tracefs` backend (and the seed
+//! story's `perf probe`) creates them: `NAME: (func+0x9b/0x250) key=0x..`.
+
+use memchr::memmem;
+use xskdbg_format::lex::{is_ws, parse_hex0x};
+use xskdbg_format::{KernelOp, Op};
+
+/// `__xsk_rcv_zc_L7: (__xsk_rcv_zc+0x9b/0x250) addr=0x16ce900 len=0x4e
+/// xs=0x.. fq=0x..`: a receive into a socket.
+pub(super) fn rx(body: &[u8]) -> Op<'_> {
+    let rx = || {
+        Some(KernelOp::Rx {
+            xs: kv_hex(body, b"xs")?,
+            sk: None,
+            addr: kv_hex(body, b"addr")?,
+            len: kv_hex(body, b"len"),
+            slot: None,
+            kpool: kv_hex(body, b"fq").or_else(|| kv_hex(body, b"pool")),
+            prod: None,
+            mode: None,
+        })
+    };
+    rx().map(Op::Kernel).unwrap_or(Op::Unknown)
+}
+
+/// `xp_raw_get_data: (...) addr=0x..`: the kernel took a frame from TX.
+pub(super) fn tx(body: &[u8]) -> Op<'_> {
+    match kv_hex(body, b"addr") {
+        Some(addr) => Op::Kernel(KernelOp::Tx {
+            xs: kv_hex(body, b"xs"),
+            sk: None,
+            addr,
+        }),
+        None => Op::Unknown,
+    }
+}
+
+/// `xsk_flush: (...) xs=0x..` (or `__xsk_map_flush`): the RX producer
+/// published, seen at the flush itself.
+pub(super) fn flush(body: &[u8]) -> Op<'_> {
+    match kv_hex(body, b"xs") {
+        Some(xs) => Op::Kernel(KernelOp::Flush {
+            xs,
+            sk: None,
+            prod: None,
+            exact: true,
+        }),
+        None => Op::Unknown,
+    }
+}
+
+/// Find `key=VALUE` (space separated) in a perf-probe body; value hex with
+/// optional `0x`.
+fn kv_hex(body: &[u8], key: &[u8]) -> Option<u64> {
+    kv(body, key).and_then(parse_hex0x)
+}
+
+fn kv<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let mut from = 0;
+    while let Some(p) = memmem::find(&body[from..], key) {
+        let at = from + p;
+        let start_ok = at == 0 || is_ws(body[at - 1]);
+        let eq = at + key.len();
+        if start_ok && body.get(eq) == Some(&b'=') {
+            let v = &body[eq + 1..];
+            let end = v.iter().position(|&b| is_ws(b)).unwrap_or(v.len());
+            return Some(&v[..end]);
+        }
+        from = at + 1;
+    }
+    None
+}
