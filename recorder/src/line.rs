@@ -1,14 +1,13 @@
-//! Formatting project lines (`docs/TRACE-FORMAT.md`) into a fixed buffer on
-//! the stack: no allocation, no `fmt` machinery on the hot path.
+//! The recorder's line buffer: a fixed, allocation-free destination for
+//! `xskdbg_format`'s line writer (which holds every rule of how a line is
+//! spelled), and how many addresses or descriptors fit in one line.
 
-/// Longest line the recorder writes. Kernels before 6.10 cut a trace_marker
-/// write at 1024 bytes (`TRACE_BUF_SIZE`; 4096 only since then), silently: a
-/// cut batch line loses frames and the analyzer then sees leaks that are not
-/// there. So every line stays below 1024 bytes on every kernel.
-pub const LINE_MAX: usize = 1000;
+use xskdbg_format::LineWriter;
+pub use xskdbg_format::LINE_MAX;
 
 /// Room for a line's operation and key fields (`xskdbg:1 rx sk=… pool=… idx=…
-/// n=… d=`, all at their widest), before its list.
+/// n=… d=`, all at their widest, a socket key's ifindex and queue id being
+/// the kernel's 32-bit values), before its list.
 const HEAD_MAX: usize = 120;
 
 /// Worst-case descriptors per `rx`/`tx` line (every one 36 bytes wide).
@@ -56,7 +55,7 @@ pub fn desc_width(d: &crate::XdpDesc) -> usize {
     hex_width(d.addr) + 1 + hex_width(u64::from(d.len)) + opts
 }
 
-/// A line under construction.
+/// A line under construction, on the stack or in a thread's slot.
 pub struct LineBuf {
     buf: [u8; LINE_MAX + 96],
     len: usize,
@@ -68,6 +67,33 @@ impl Default for LineBuf {
     }
 }
 
+/// Appending never panics: what does not fit in the buffer is cut, and
+/// [`LineBuf::finish`] keeps the line within [`LINE_MAX`].
+impl LineWriter for LineBuf {
+    #[inline]
+    fn put(&mut self, s: &[u8]) {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+        self.len += n;
+    }
+
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        if self.len < self.buf.len() {
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+    }
+
+    #[inline]
+    fn grow(&mut self, n: usize) -> Option<&mut [u8]> {
+        let out = self.buf.get_mut(self.len..self.len + n)?;
+        self.len += n;
+        Some(out)
+    }
+}
+
+// The writer's rules under the names the recorder's call sites use.
 impl LineBuf {
     /// An empty line.
     #[inline]
@@ -96,96 +122,59 @@ impl LineBuf {
         &self.buf[..self.len]
     }
 
-    /// Append bytes, cutting at the buffer end (never panics).
+    /// Append bytes, cutting at the buffer end.
     #[inline]
     pub fn push(&mut self, s: &[u8]) {
-        let n = s.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
-        self.len += n;
+        LineWriter::put(self, s);
     }
 
     /// Append one byte.
     #[inline]
     pub fn byte(&mut self, b: u8) {
-        if self.len < self.buf.len() {
-            self.buf[self.len] = b;
-            self.len += 1;
-        }
+        LineWriter::byte(self, b);
     }
 
-    /// Append lower-case hex without `0x` (cut, never panicking, at the end).
+    /// Append a number (lower-case hex without `0x`).
     #[inline]
     pub fn hex(&mut self, v: u64) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        // Digits needed: one per started nibble, at least one.
-        let n = ((67 - (v | 1).leading_zeros()) / 4) as usize;
-        let Some(out) = self.buf.get_mut(self.len..self.len + n) else {
-            return;
-        };
-        let mut v = v;
-        for b in out.iter_mut().rev() {
-            *b = DIGITS[(v & 0xf) as usize];
-            v >>= 4;
-        }
-        self.len += n;
+        LineWriter::hex(self, v);
     }
 
     /// Append ` key=<hex>`.
     #[inline]
     pub fn field_hex(&mut self, key: &[u8], v: u64) {
-        self.byte(b' ');
-        self.push(key);
-        self.byte(b'=');
-        self.hex(v);
+        LineWriter::field_hex(self, key, v);
     }
 
-    /// Append ` key=value`.
+    /// Append ` key=value` (a word).
     #[inline]
     pub fn field(&mut self, key: &[u8], v: &[u8]) {
-        self.byte(b' ');
-        self.push(key);
-        self.byte(b'=');
-        self.push(v);
+        LineWriter::field(self, key, v);
     }
 
     /// Append ` sk=<cookie>:<ifindex>:<queue>`.
     #[inline]
     pub fn field_sk(&mut self, sk: &crate::SockKey) {
-        self.push(b" sk=");
-        self.hex(sk.netns_cookie);
-        self.byte(b':');
-        self.hex(u64::from(sk.ifindex));
-        self.byte(b':');
-        self.hex(u64::from(sk.queue_id));
+        LineWriter::field_sk(self, sk);
     }
 
     /// Append a descriptor `addr:len[:options]`.
     #[inline]
     pub fn desc(&mut self, d: &crate::XdpDesc) {
-        self.hex(d.addr);
-        self.byte(b':');
-        self.hex(u64::from(d.len));
-        if d.options != 0 {
-            self.byte(b':');
-            self.hex(u64::from(d.options));
-        }
+        LineWriter::desc(self, d.addr, u64::from(d.len), u64::from(d.options));
     }
 
     /// Append the label field; it runs to the end of the line, so it goes
-    /// last. Newlines are replaced so the line stays one line.
+    /// last.
     pub fn label(&mut self, label: &str) {
-        self.push(b" label=");
-        for &b in label.as_bytes() {
-            self.byte(if b == b'\n' || b == b'\r' { b' ' } else { b });
-        }
+        LineWriter::label(self, label);
     }
 
-    /// Start a project line: `xskdbg:1 <op>`.
+    /// Start a project line: `xskdbg:1 <op>`, from an empty buffer.
     #[inline]
     pub fn start(&mut self, op: &[u8]) {
         self.len = 0;
-        self.push(b"xskdbg:1 ");
-        self.push(op);
+        LineWriter::start(self, op);
     }
 
     /// Finish with a newline, keeping the whole line within [`LINE_MAX`].
@@ -194,7 +183,7 @@ impl LineBuf {
         if self.len > LINE_MAX - 1 {
             self.len = LINE_MAX - 1;
         }
-        self.byte(b'\n');
+        LineWriter::byte(self, b'\n');
     }
 }
 
@@ -222,23 +211,6 @@ mod tests {
             std::str::from_utf8(l.as_bytes()).unwrap(),
             "xskdbg:1 rx sk=1:5:1 idx=3c d=16ce900:4e,0:10:1 label=ingress q:1\n"
         );
-    }
-
-    #[test]
-    fn hex_edge_cases() {
-        for (v, want) in [
-            (0u64, "0"),
-            (1, "1"),
-            (0xf, "f"),
-            (0x10, "10"),
-            (0xdead_beef_dead_beef, "deadbeefdeadbeef"),
-            (u64::MAX, "ffffffffffffffff"),
-            (1 << 48, "1000000000000"),
-        ] {
-            let mut l = LineBuf::new();
-            l.hex(v);
-            assert_eq!(std::str::from_utf8(l.as_bytes()).unwrap(), want);
-        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub const UNALIGNED_OFFSET_SHIFT: u32 = 48;
 pub const UNALIGNED_ADDR_MASK: u64 = (1 << UNALIGNED_OFFSET_SHIFT) - 1;
 
 /// The poison value of the seed story, written back into consumed RX slots.
-pub const DEFAULT_POISON: u64 = 0xdead_beef_dead_beef;
+pub use xskdbg_format::DEFAULT_POISON;
 
 /// One RX/TX ring descriptor, laid out like the kernel's `struct xdp_desc`.
 #[repr(C)]
@@ -92,39 +92,9 @@ impl UmemConfig {
     }
 }
 
-/// Identity of a socket or a buffer pool's device queue:
-/// `(network namespace cookie, ifindex, queue id)`. ifindex alone collides
-/// across network namespaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct SockKey {
-    /// `SO_NETNS_COOKIE` of the socket.
-    pub netns_cookie: u64,
-    /// Interface index inside that namespace.
-    pub ifindex: u32,
-    /// Queue id the socket is bound to.
-    pub queue_id: u32,
-}
-
-impl SockKey {
-    /// A key from its three parts.
-    pub const fn new(netns_cookie: u64, ifindex: u32, queue_id: u32) -> SockKey {
-        SockKey {
-            netns_cookie,
-            ifindex,
-            queue_id,
-        }
-    }
-}
-
-impl fmt::Display for SockKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:x}:{:x}:{:x}",
-            self.netns_cookie, self.ifindex, self.queue_id
-        )
-    }
-}
+/// Identity of a socket or a buffer pool's device queue, the `sk=` of
+/// every line: `(network namespace cookie, ifindex, queue id)`.
+pub use xskdbg_format::SockKey;
 
 /// A buffer pool: the FILL + COMPLETION pair bound to one device queue.
 #[derive(Debug, Clone)]
@@ -239,90 +209,9 @@ impl SockConfig {
     }
 }
 
-/// Who owns a frame, as the recorder tracks it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum State {
-    /// Never seen.
-    Unknown = 0,
-    /// On a FILL ring (the kernel's, for receiving).
-    Fill = 1,
-    /// Read from an RX ring (the app's).
-    Rx = 2,
-    /// On a TX ring (the kernel's, for sending).
-    Tx = 3,
-    /// Read from a COMPLETION ring (the app's).
-    Comp = 4,
-    /// Taken from the app's free list by a thread.
-    Held = 5,
-    /// On the app's free list.
-    Free = 6,
-}
-
-impl State {
-    /// The word used in trace lines.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            State::Unknown => "unknown",
-            State::Fill => "fill",
-            State::Rx => "rx",
-            State::Tx => "tx",
-            State::Comp => "comp",
-            State::Held => "held",
-            State::Free => "free",
-        }
-    }
-
-    /// The name the seed story prints (`Fill`, `Comp`, ...).
-    pub const fn title(self) -> &'static str {
-        match self {
-            State::Unknown => "Unknown",
-            State::Fill => "Fill",
-            State::Rx => "Rx",
-            State::Tx => "Tx",
-            State::Comp => "Comp",
-            State::Held => "Held",
-            State::Free => "Free",
-        }
-    }
-
-    /// Decode from the low bits of a frame word.
-    pub const fn from_u8(v: u8) -> State {
-        match v {
-            1 => State::Fill,
-            2 => State::Rx,
-            3 => State::Tx,
-            4 => State::Comp,
-            5 => State::Held,
-            6 => State::Free,
-            _ => State::Unknown,
-        }
-    }
-
-    /// The states a frame may come from to enter `self` (a bit per state).
-    pub const fn allowed_from(self) -> u8 {
-        const fn b(s: State) -> u8 {
-            1 << s as u8
-        }
-        match self {
-            // The app gives the kernel a frame it owns (or sees for the first time).
-            State::Fill | State::Tx => {
-                b(State::Rx) | b(State::Comp) | b(State::Held) | b(State::Free) | b(State::Unknown)
-            }
-            // Only the kernel moves FILL to RX and TX to COMPLETION.
-            State::Rx => b(State::Fill),
-            State::Comp => b(State::Tx),
-            State::Held => b(State::Free) | b(State::Rx) | b(State::Comp) | b(State::Unknown),
-            State::Free => b(State::Held) | b(State::Rx) | b(State::Comp) | b(State::Unknown),
-            State::Unknown => 0,
-        }
-    }
-
-    /// Whether `from -> self` is a valid move.
-    pub const fn valid_from(self, from: State) -> bool {
-        self.allowed_from() & (1 << from as u8) != 0
-    }
-}
+/// Who owns a frame, as the recorder tracks it ([`State::valid_from`] is
+/// the state machine every ring call is checked against).
+pub use xskdbg_format::State;
 
 /// What went wrong; the words are the analyzer's finding kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
