@@ -17,8 +17,11 @@
 //! the findings `xskdbg analyze` must report (kind, verdict, address, line),
 //! which the CLI writes as a JSON sidecar with `--expect FILE`.
 //!
-//! Modules: `rng` (deterministic PRNG), `emit` (ftrace line rendering),
-//! `sim` (rings, scenarios), `output` (atomic files, compression).
+//! Modules: `rng` (deterministic PRNG), `emit` (ftrace entry rendering),
+//! `sim` (the world and run loop; `sim::kernel`, `sim::app` and
+//! `sim::bugs` move frames, `sim::lines` writes each move's entry, project
+//! lines through `xskdbg_format`'s writer), `output` (atomic files,
+//! compression).
 
 mod emit;
 mod output;
@@ -245,26 +248,28 @@ impl Op {
         Op::Context,
     ];
 
-    /// The operation word of docs/TRACE-FORMAT.md.
+    /// The operation word of docs/TRACE-FORMAT.md (`context` for a
+    /// free-form context line, which has none).
     pub fn name(self) -> &'static str {
+        use xskdbg_format::op;
         match self {
-            Op::Umem => "umem",
-            Op::Pool => "pool",
-            Op::Sock => "sock",
-            Op::Probe => "probe",
-            Op::Fill => "fill",
-            Op::Rx => "rx",
-            Op::Tx => "tx",
-            Op::Comp => "comp",
-            Op::Free => "free",
-            Op::Stats => "stats",
-            Op::Violation => "violation",
-            Op::Krx => "krx",
-            Op::Krxdone => "krxdone",
-            Op::Kflush => "kflush",
-            Op::Ktx => "ktx",
-            Op::Kcomp => "kcomp",
-            Op::Kpoll => "kpoll",
+            Op::Umem => op::UMEM,
+            Op::Pool => op::POOL,
+            Op::Sock => op::SOCK,
+            Op::Probe => op::PROBE,
+            Op::Fill => op::FILL,
+            Op::Rx => op::RX,
+            Op::Tx => op::TX,
+            Op::Comp => op::COMP,
+            Op::Free => op::FREE,
+            Op::Stats => op::STATS,
+            Op::Violation => op::VIOLATION,
+            Op::Krx => op::KRX,
+            Op::Krxdone => op::KRXDONE,
+            Op::Kflush => op::KFLUSH,
+            Op::Ktx => op::KTX,
+            Op::Kcomp => op::KCOMP,
+            Op::Kpoll => op::KPOLL,
             Op::Context => "context",
         }
     }
