@@ -280,18 +280,7 @@ fn format_stack(
             .collect(),
         Err(_) => addrs.iter().map(|a| format!("{a:x}")).collect(),
     };
-    let mut line = format!("xskdbg:1 kstackdef id={id:x} f=");
-    for (i, n) in names.iter().enumerate() {
-        // One trace_marker write holds at most 4096 bytes; stop well before.
-        if line.len() + n.len() + 1 > 3900 {
-            break;
-        }
-        if i > 0 {
-            line.push(',');
-        }
-        line.push_str(n);
-    }
-    line
+    crate::backend::kstackdef_line(id, &names)
 }
 
 fn refused(backend: Backend, what: &str, e: impl std::fmt::Display, offers: &str) -> ProbeError {

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use xskdbg_format::{key, op, LineWriter};
+
 use crate::error::ProbeError;
 
 /// How kernel events are captured.
@@ -75,21 +77,41 @@ impl Backend {
     pub fn header_line(self, kernel_release: &str) -> String {
         let p = self.proves();
         // A release never contains spaces, but keep the line one token per
-        // field even on odd uname strings.
+        // field even on odd uname strings (the writer replaces ASCII blanks;
+        // this also covers other Unicode white space).
         let release: String = kernel_release
             .chars()
             .map(|c| if c.is_whitespace() { '_' } else { c })
             .collect();
-        format!(
-            "xskdbg:1 probe backend={} kernel={} flush={} rxslot={} tx={} comp={}",
-            self.name(),
-            release,
-            p.flush.name(),
-            u8::from(p.rxslot),
-            u8::from(p.tx),
-            u8::from(p.comp)
-        )
+        let mut b = Vec::new();
+        b.start(op::PROBE);
+        b.field(key::BACKEND, self.name());
+        b.field(key::KERNEL, release);
+        b.field(key::FLUSH, p.flush.name());
+        b.field_hex(key::RXSLOT, u64::from(p.rxslot));
+        b.field_hex(key::TX, u64::from(p.tx));
+        b.field_hex(key::COMP, u64::from(p.comp));
+        String::from_utf8_lossy(&b).into_owned()
     }
+}
+
+/// A `kstackdef` line: the frames of kernel stack `id`, innermost first,
+/// cut before 3900 bytes (one `trace_marker` write holds at most 4096).
+pub fn kstackdef_line(id: u32, frames: &[String]) -> String {
+    let mut b = Vec::new();
+    b.start(op::KSTACKDEF);
+    b.field_hex(key::ID, u64::from(id));
+    b.key(key::F);
+    for (i, f) in frames.iter().enumerate() {
+        if b.len() + f.len() + 1 > 3900 {
+            break;
+        }
+        if i > 0 {
+            b.byte(b',');
+        }
+        b.put(f.as_bytes());
+    }
+    String::from_utf8_lossy(&b).into_owned()
 }
 
 impl fmt::Display for Backend {
@@ -116,27 +138,9 @@ impl FromStr for Backend {
     }
 }
 
-/// How much a backend knows about RX producer publication (`xsk_flush`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flush {
-    /// `kflush` lines come from the flush itself.
-    Exact,
-    /// `kflush` lines are derived where publication must have happened.
-    Inferred,
-    /// No flush information.
-    None,
-}
-
-impl Flush {
-    /// The `flush=` value.
-    pub fn name(self) -> &'static str {
-        match self {
-            Flush::Exact => "exact",
-            Flush::Inferred => "inferred",
-            Flush::None => "none",
-        }
-    }
-}
+/// How much a backend knows about RX producer publication (`xsk_flush`):
+/// the `flush=` of the `probe` line, as the analyzer reads it.
+pub use xskdbg_format::FlushMode as Flush;
 
 /// What a trace from one backend can prove (the `probe` line's fields).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +280,22 @@ mod tests {
             Backend::Kprobe.header_line("6.1.0 odd"),
             "xskdbg:1 probe backend=kprobe kernel=6.1.0_odd flush=exact rxslot=1 tx=1 comp=1"
         );
+    }
+
+    #[test]
+    fn kstackdef_lines_are_cut_before_a_marker_write_is() {
+        let frames = vec![
+            "xsk_flush+0x1a".to_string(),
+            "__xsk_map_flush+0x4e".to_string(),
+        ];
+        assert_eq!(
+            kstackdef_line(0x2a, &frames),
+            "xskdbg:1 kstackdef id=2a f=xsk_flush+0x1a,__xsk_map_flush+0x4e"
+        );
+        let many = vec!["f".repeat(100); 100];
+        let l = kstackdef_line(1, &many);
+        assert!(l.len() <= 3900 && l.len() > 3700, "{}", l.len());
+        assert!(l.ends_with(&"f".repeat(100)));
     }
 
     #[test]

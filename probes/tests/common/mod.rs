@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use xskdbg_format::lex::{next_token, Fields};
+use xskdbg_format::{key, op, word, LineWriter, SockKey, PREFIX};
 use xskdbg_probes::{attach, Backend, Filters, Request};
 use xskdbg_tracefs::TraceFs;
 use xsknet::packet::{build_frame, FrameSpec, L4};
@@ -29,65 +31,82 @@ pub struct Run {
     pub notes: Vec<String>,
 }
 
-/// App-side lines in the project format (what the recorder writes).
+/// App-side lines in the project format (what the recorder writes),
+/// spelled by the format's one writer.
 struct AppLog<'a> {
     marker: &'a xskdbg_tracefs::Marker,
-    sk: String,
+    sk: SockKey,
     rx_idx: u64,
 }
 
 impl AppLog<'_> {
+    fn write(&self, line: &[u8]) {
+        self.marker.write(line).unwrap();
+    }
     fn fill(&self, addrs: &[u64]) {
         for c in addrs.chunks(64) {
-            let a: Vec<String> = c.iter().map(|a| format!("{a:x}")).collect();
-            let l = format!(
-                "xskdbg:1 fill pool=1 sk={} n={:x} a={}",
-                self.sk,
-                c.len(),
-                a.join(",")
-            );
-            self.marker.write(l.as_bytes()).unwrap();
+            let mut l = Vec::new();
+            l.start(op::FILL);
+            l.field_hex(key::POOL, 1);
+            l.field_sk(&self.sk);
+            l.field_hex(key::N, c.len() as u64);
+            l.field_addrs(key::A, c.iter().copied());
+            self.write(&l);
         }
     }
     fn tx(&self, idx: u64, descs: &[XdpDesc]) {
-        let d: Vec<String> = descs
-            .iter()
-            .map(|d| format!("{:x}:{:x}", d.addr, d.len))
-            .collect();
-        let l = format!(
-            "xskdbg:1 tx sk={} idx={idx:x} n={:x} d={}",
-            self.sk,
-            descs.len(),
-            d.join(",")
-        );
-        self.marker.write(l.as_bytes()).unwrap();
+        let mut l = Vec::new();
+        l.start(op::TX);
+        l.field_sk(&self.sk);
+        l.field_hex(key::IDX, idx);
+        l.field_hex(key::N, descs.len() as u64);
+        l.field_descs(key::D, descs.iter().map(|d| (d.addr, u64::from(d.len), 0)));
+        self.write(&l);
     }
     fn comp(&self, addrs: &[u64]) {
-        let a: Vec<String> = addrs.iter().map(|a| format!("{a:x}")).collect();
-        let l = format!(
-            "xskdbg:1 comp pool=1 sk={} n={:x} a={}",
-            self.sk,
-            addrs.len(),
-            a.join(",")
-        );
-        self.marker.write(l.as_bytes()).unwrap();
+        let mut l = Vec::new();
+        l.start(op::COMP);
+        l.field_hex(key::POOL, 1);
+        l.field_sk(&self.sk);
+        l.field_hex(key::N, addrs.len() as u64);
+        l.field_addrs(key::A, addrs.iter().copied());
+        self.write(&l);
     }
     fn rx(&mut self, descs: &[XdpDesc]) {
         for c in descs.chunks(64) {
-            let d: Vec<String> = c
-                .iter()
-                .map(|d| format!("{:x}:{:x}", d.addr, d.len))
-                .collect();
-            let l = format!(
-                "xskdbg:1 rx sk={} pool=1 idx={:x} n={:x} d={}",
-                self.sk,
-                self.rx_idx,
-                c.len(),
-                d.join(",")
-            );
-            self.marker.write(l.as_bytes()).unwrap();
+            let mut l = Vec::new();
+            l.start(op::RX);
+            l.field_sk(&self.sk);
+            l.field_hex(key::POOL, 1);
+            l.field_hex(key::IDX, self.rx_idx);
+            l.field_hex(key::N, c.len() as u64);
+            l.field_descs(key::D, c.iter().map(|d| (d.addr, u64::from(d.len), 0)));
+            self.write(&l);
             self.rx_idx += c.len() as u64;
         }
+    }
+    /// The declarations the recorder writes first.
+    fn declare(&self, cfg: &UmemConfig) {
+        let mut l = Vec::new();
+        l.start(op::UMEM);
+        l.field_hex(key::UMEM, 1);
+        l.field_hex(key::SIZE, u64::from(cfg.frames) * u64::from(cfg.frame_size));
+        l.field_hex(key::CHUNK, u64::from(cfg.frame_size));
+        l.field(key::MODE, word::ALIGNED);
+        self.write(&l);
+        l.clear();
+        l.start(op::POOL);
+        l.field_hex(key::POOL, 1);
+        l.field_hex(key::UMEM, 1);
+        l.field_sk(&self.sk);
+        self.write(&l);
+        l.clear();
+        l.start(op::SOCK);
+        l.field_sk(&self.sk);
+        l.field_hex(key::POOL, 1);
+        l.field_hex(key::UMEM, 1);
+        l.label("probes test");
+        self.write(&l);
     }
 }
 
@@ -146,24 +165,14 @@ pub fn run_with(tag: &str, backend: Backend, double_fill: bool, stacks: bool) ->
     let notes = probes.notes().to_vec();
     let marker = buf.open_marker().unwrap();
     marker.write(probes.header_line().as_bytes()).unwrap();
-    let sk = format!("{:x}:{:x}:0", ns_x.cookie(), veth.a.ifindex);
+    let key = SockKey::new(ns_x.cookie(), veth.a.ifindex, 0);
+    let sk = key.to_string();
     let mut app = AppLog {
         marker: &marker,
-        sk: sk.clone(),
+        sk: key,
         rx_idx: 0,
     };
-    let decl = [
-        format!(
-            "xskdbg:1 umem umem=1 size={:x} chunk={:x} mode=aligned",
-            u64::from(cfg.frames) * u64::from(cfg.frame_size),
-            cfg.frame_size
-        ),
-        format!("xskdbg:1 pool pool=1 umem=1 sk={sk}"),
-        format!("xskdbg:1 sock sk={sk} pool=1 umem=1 label=probes test"),
-    ];
-    for l in &decl {
-        marker.write(l.as_bytes()).unwrap();
-    }
+    app.declare(&cfg);
 
     // Frames go on FILL in this order; the kernel must take them in order.
     let mut free: Vec<u64> = umem.frame_addrs().take(1024).collect();
@@ -273,16 +282,15 @@ pub fn analyze(trace: &str) -> xskdbg_analyzer::Report {
 }
 
 /// The `key=value` fields of the xskdbg line inside a trace line, with its
-/// op, when the line holds `xskdbg:1 <op>`.
+/// op, when the line holds `xskdbg:1 <op>` (read by the format's field
+/// rules; the analyzer decodes only the fields it judges by, these tests
+/// check the others too).
 pub fn project_line(line: &str) -> Option<(String, HashMap<String, String>)> {
-    let at = line.find("xskdbg:1 ")?;
-    let mut it = line[at + "xskdbg:1 ".len()..].split_whitespace();
-    let op = it.next()?.to_string();
-    let kv = it
-        .filter_map(|t| t.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Some((op, kv))
+    let at = line.find(std::str::from_utf8(PREFIX).ok()?)?;
+    let (op, rest) = next_token(&line.as_bytes()[at + PREFIX.len()..])?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let kv = Fields::new(rest).map(|(k, v)| (text(k), text(v))).collect();
+    Some((text(op), kv))
 }
 
 /// Parses a lower-case hex field without 0x.
