@@ -5,7 +5,8 @@
 //!
 //! - [`parse`]: one text line → [`parse::Line`] / [`parse::Event`] with the
 //!   decoded [`parse::Op`] (project ops of `docs/TRACE-FORMAT.md`, the seed
-//!   story's free-form vocabulary, perf-probe kprobe events), all borrowed.
+//!   story's free-form vocabulary, perf-probe kprobe events), all borrowed;
+//!   the operation types are `xskdbg-format`'s, the code form of the format.
 //! - [`reader`]: [`TraceReader`], a streaming line reader over one reusable
 //!   buffer, and [`open_input`] (path or `-`, gzip/zstd by magic bytes).
 //! - [`analyzer`]: [`Analyzer`], the per-frame state machine and checkers;
