@@ -148,7 +148,8 @@ pub enum AppOp<'a> {
         /// `remaining=` list.
         remaining: AddrList<'a>,
     },
-    /// A project op this parser does not know (newer writer): context only.
+    /// A project op the analyzer does not decode (`kstack`, `kxdperr`,
+    /// `recycle`, a newer writer's): context only.
     Other {
         /// The operation word.
         op: &'a [u8],
@@ -336,4 +337,21 @@ pub enum SeedOp<'a> {
         /// The descriptor value.
         addr: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_words_read_back() {
+        for m in [RxMode::Skb, RxMode::Drv, RxMode::Zc] {
+            assert_eq!(RxMode::parse(m.name().as_bytes()), Some(m));
+        }
+        for f in [FlushMode::Exact, FlushMode::Inferred, FlushMode::None] {
+            assert_eq!(FlushMode::parse(Some(f.name().as_bytes())), f);
+        }
+        assert_eq!(FlushMode::parse(None), FlushMode::None);
+        assert_eq!(RxMode::parse(b"DRV"), None);
+    }
 }

@@ -254,4 +254,84 @@ mod tests {
         assert_eq!(l.len(), LINE_MAX);
         assert_eq!(l.as_bytes().last(), Some(&b'\n'));
     }
+
+    /// Every line the recorder writes names its operation and its keys by
+    /// the format's lists (the call sites spell them as byte literals).
+    #[cfg(xskdbg_on)]
+    #[test]
+    fn every_line_uses_the_format_s_names() {
+        use std::collections::BTreeSet;
+        use xskdbg_format::lex::{next_token, Fields};
+        use xskdbg_format::{key, op, PREFIX};
+
+        use crate::{
+            Policy, PoolConfig, Recorder, RecorderConfig, SinkConfig, SockConfig, UmemConfig,
+            XdpDesc,
+        };
+
+        let cfg = RecorderConfig::new(SinkConfig::Memory { events: 256 })
+            .policy(Policy::Callback(std::sync::Arc::new(|_| {})));
+        let rec = Recorder::new(cfg).unwrap();
+        let u = rec
+            .umem(UmemConfig::aligned(64, 2048).with_poison(xskdbg_format::DEFAULT_POISON))
+            .unwrap();
+        let key = crate::SockKey::new(1, 5, 1);
+        let p = u.pool(PoolConfig::new(key)).unwrap();
+        struct Stats;
+        impl crate::StatsSource for Stats {
+            fn read(&self) -> std::io::Result<crate::XdpStats> {
+                Ok(crate::XdpStats::default())
+            }
+        }
+        // The fd is only written on the `sock` line: statistics come from
+        // `Stats`.
+        let sock = SockConfig::new(key)
+            .label("ingress q:1")
+            .fd(7)
+            .stats(std::sync::Arc::new(Stats));
+        let s = p.socket(sock).unwrap();
+        let frames: Vec<u64> = (0..4u64).map(|i| i * 2048).collect();
+        p.fill(&frames);
+        let descs: Vec<XdpDesc> = frames.iter().map(|&a| XdpDesc::new(a + 256, 64)).collect();
+        s.rx(&descs);
+        u.free(&frames[..1]);
+        u.hold(&frames[..1]);
+        s.tx(&descs[..2]);
+        p.comp(&frames[..2]);
+        // FILL twice: a violation, with the declarations written again.
+        p.fill(&frames[2..3]);
+        p.fill(&frames[2..3]);
+
+        let dump = String::from_utf8(rec.dump()).unwrap();
+        let prefix = std::str::from_utf8(PREFIX).unwrap();
+        let mut ops = BTreeSet::new();
+        for line in dump.lines() {
+            let Some(at) = line.find(prefix) else {
+                continue;
+            };
+            let (o, fields) = next_token(&line.as_bytes()[at + PREFIX.len()..]).unwrap();
+            let o = std::str::from_utf8(o).unwrap();
+            assert!(op::ALL.contains(&o), "op {o}: {line}");
+            for (k, _) in Fields::new(fields) {
+                let k = std::str::from_utf8(k).unwrap();
+                assert!(key::ALL.contains(&k), "key {k}: {line}");
+            }
+            ops.insert(o.to_string());
+        }
+        for o in [
+            "umem",
+            "pool",
+            "sock",
+            "fill",
+            "rx",
+            "tx",
+            "comp",
+            "hold",
+            "free",
+            "stats",
+            "violation",
+        ] {
+            assert!(ops.contains(o), "no {o} line in {dump}");
+        }
+    }
 }
