@@ -695,15 +695,52 @@ fn real_probe_and_recorder_lines_decode_like_the_general_path() {
     }
 }
 
-/// Every line of every shipped fixture.
+/// The traces of `dir` (`.txt`, `.txt.gz`), decompressed, with their paths.
+fn traces(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries {
+        let path = entry.expect("dir entry").path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let data = if name.ends_with(".txt") {
+            std::fs::read(&path).expect("trace")
+        } else if name.ends_with(".txt.gz") {
+            let mut d = Vec::new();
+            flate2::read::GzDecoder::new(std::fs::File::open(&path).expect("trace"))
+                .read_to_end(&mut d)
+                .expect("gzip");
+            d
+        } else {
+            continue;
+        };
+        out.push((path, data));
+    }
+    out
+}
+
+/// Every line of every shipped trace: the fixtures, the real recordings
+/// (`fixtures/traces/real`) and the nightly runs' traces (`docs/nightly`).
 #[test]
 fn fixtures_decode_like_the_general_path() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/traces");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut dirs = vec![
+        root.join("fixtures/traces"),
+        root.join("fixtures/traces/real"),
+    ];
+    for d in std::fs::read_dir(root.join("docs/nightly"))
+        .into_iter()
+        .flatten()
+    {
+        dirs.push(d.expect("dir entry").path());
+    }
     let mut lines = 0;
-    for entry in std::fs::read_dir(&dir).expect("fixtures/traces") {
-        let path = entry.expect("dir entry").path();
-        if path.extension().is_some_and(|e| e == "txt") {
-            let data = std::fs::read(&path).expect("fixture");
+    let mut files = 0;
+    for dir in &dirs {
+        for (_, data) in traces(dir) {
+            files += 1;
             for line in data.split(|&b| b == b'\n') {
                 agree(line);
                 lines += 1;
@@ -711,9 +748,9 @@ fn fixtures_decode_like_the_general_path() {
         }
     }
     assert!(
-        lines > 100,
-        "only {lines} fixture lines in {}",
-        dir.display()
+        files > 10 && lines > 10_000,
+        "only {lines} lines in {files} traces under {}",
+        root.display()
     );
 }
 
