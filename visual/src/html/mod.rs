@@ -28,14 +28,22 @@
 //!
 //! Every piece of trace text is escaped: the trace is untrusted input.
 
-// Modules: `page` (the page shell and summary), `finding` (one section per
-// finding or history), `figure` (the SVG timeline), `legend`, `events` (which
-// entries a figure draws), `text` (escaping and class names).
+// Modules, outside in: `page` (the page shell and the summary), `finding`
+// (one section per finding, and the history's), `figure` (one SVG timeline:
+// its layout and paint order), the figure's parts `scale` (x axis), `lanes`,
+// `sections` (producer sections and overlaps), `lifelines`, `marks`,
+// `legend`; `events` (which entries a figure draws), `text` (escaping,
+// class names).
 mod events;
 mod figure;
 mod finding;
+mod lanes;
 mod legend;
+mod lifelines;
+mod marks;
 mod page;
+mod scale;
+mod sections;
 mod text;
 
 use std::io::Write as _;
