@@ -2,7 +2,7 @@
 //! spooled window around each finding, the frames and socket a finding
 //! implicates, and the focus that keeps a many-CPU window readable.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use xskdbg_analyzer::parse::{parse_line, parse_timestamp, Line};
 use xskdbg_analyzer::{Event, Finding, Report, TimelineEntry, DEFAULT_POISON};
@@ -113,6 +113,36 @@ pub(super) fn windows_from_spool(
         }
     })?;
     Ok(out)
+}
+
+/// The entries drawn for `f`: its report timeline merged with the spooled
+/// window `win`, by line; its own entries and those of the findings at the
+/// same moment highlighted, its moment marked.
+pub(super) fn entries(f: &Finding, win: &[Ev]) -> Vec<Ev> {
+    let mut by_line: BTreeMap<u64, Ev> = BTreeMap::new();
+    for e in win {
+        by_line.insert(e.line, e.clone());
+    }
+    for e in &f.timeline {
+        let ev = Ev::from_entry(e);
+        by_line
+            .entry(e.line)
+            .and_modify(|x| x.hl |= ev.hl)
+            .or_insert(ev);
+    }
+    let mut moment_lines: BTreeSet<u64> = BTreeSet::new();
+    moment_lines.insert(f.line);
+    moment_lines.extend(f.also.iter().map(|a| a.line));
+    moment_lines.extend(f.consequences.iter().map(|c| c.line));
+    for l in &moment_lines {
+        if let Some(e) = by_line.get_mut(l) {
+            e.hl = true;
+        }
+    }
+    if let Some(e) = by_line.get_mut(&f.line) {
+        e.moment = true;
+    }
+    by_line.into_values().collect()
 }
 
 /// The frames a finding implicates, strongest evidence first (at most

@@ -2,17 +2,18 @@
 //! related findings and the table of the entries drawn; and the
 //! `--history` section, built the same way.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use xskdbg_analyzer::Finding;
 
-use super::events::{focus, Ev};
+use super::events::{entries, focus, Ev};
 use super::figure::{figure, Subject};
 use super::text::{esc, verdict_class};
 use super::{Ctx, Options};
 use crate::model::parse_hex;
 
+/// The section of finding `i`; `win` are the spooled entries around it, and
+/// `draw` whether it gets a figure.
 pub(super) fn finding(o: &mut String, i: usize, f: &Finding, win: &[Ev], draw: bool, ctx: &Ctx) {
     let _ = write!(
         o,
@@ -22,6 +23,31 @@ pub(super) fn finding(o: &mut String, i: usize, f: &Finding, win: &[Ev], draw: b
         verdict_class(f.verdict),
         f.verdict.name()
     );
+    let _ = write!(o, "<p class=\"meta\">{}</p>", esc(&facts(f)));
+    let _ = write!(o, "<p class=\"explanation\">{}</p>", esc(&f.explanation));
+
+    let (evs, left_out) = focus(entries(f, win), f, ctx);
+    if left_out > 0 {
+        let _ = write!(
+            o,
+            "<p class=\"meta\">{left_out} entries of other CPUs that touch neither this socket nor its frames are not shown.</p>"
+        );
+    }
+    if draw {
+        if evs.is_empty() {
+            o.push_str("<p class=\"empty\">No trace events were recorded around this finding.</p>");
+        } else {
+            figure(o, i, &Subject::of_finding(i, f, ctx), &evs, ctx);
+        }
+    }
+    related(o, "Also at this moment", &f.also, 0);
+    related(o, "Consequences", &f.consequences, f.consequences_omitted);
+    table(o, i, &evs);
+    o.push_str("</section>\n");
+}
+
+/// The finding's facts line: rule, line, time, CPUs, socket, address...
+fn facts(f: &Finding) -> String {
     let mut meta = vec![
         format!("rule {}", f.rule),
         format!("line {}", f.line),
@@ -52,51 +78,7 @@ pub(super) fn finding(o: &mut String, i: usize, f: &Finding, win: &[Ev], draw: b
     if let Some(s) = f.slot {
         meta.push(format!("slot {s:#x}"));
     }
-    let _ = write!(o, "<p class=\"meta\">{}</p>", esc(&meta.join(" · ")));
-    let _ = write!(o, "<p class=\"explanation\">{}</p>", esc(&f.explanation));
-
-    // The finding's own timeline, plus the spooled window, by line.
-    let mut by_line: BTreeMap<u64, Ev> = BTreeMap::new();
-    for e in win {
-        by_line.insert(e.line, e.clone());
-    }
-    for e in &f.timeline {
-        let ev = Ev::from_entry(e);
-        by_line
-            .entry(e.line)
-            .and_modify(|x| x.hl |= ev.hl)
-            .or_insert(ev);
-    }
-    let mut moment_lines: BTreeSet<u64> = BTreeSet::new();
-    moment_lines.insert(f.line);
-    moment_lines.extend(f.also.iter().map(|a| a.line));
-    moment_lines.extend(f.consequences.iter().map(|c| c.line));
-    for l in &moment_lines {
-        if let Some(e) = by_line.get_mut(l) {
-            e.hl = true;
-        }
-    }
-    if let Some(e) = by_line.get_mut(&f.line) {
-        e.moment = true;
-    }
-    let (evs, left_out) = focus(by_line.into_values().collect(), f, ctx);
-    if left_out > 0 {
-        let _ = write!(
-            o,
-            "<p class=\"meta\">{left_out} entries of other CPUs that touch neither this socket nor its frames are not shown.</p>"
-        );
-    }
-    if draw {
-        if evs.is_empty() {
-            o.push_str("<p class=\"empty\">No trace events were recorded around this finding.</p>");
-        } else {
-            figure(o, i, &Subject::of_finding(i, f, ctx), &evs, ctx);
-        }
-    }
-    related(o, "Also at this moment", &f.also, 0);
-    related(o, "Consequences", &f.consequences, f.consequences_omitted);
-    table(o, i, &evs);
-    o.push_str("</section>\n");
+    meta.join(" · ")
 }
 
 /// `--history ADDR`: the descriptor's life as one lifeline (the last
