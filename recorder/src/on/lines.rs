@@ -1,12 +1,12 @@
 //! Every line the recorder writes (docs/TRACE-FORMAT.md): the declarations
 //! of UMEMs, pools and sockets, `stats`, the per-batch `fill`/`comp`/`hold`/
-//! `free` and `rx`/`tx` lines (split to fit [`LINE_MAX`]), and the
-//! `violation` line.
+//! `free` and `rx`/`tx` lines (split to fit [`LINE_MAX`]), `recycle`, and
+//! the `violation` line with its `stack` lines.
 
 use super::register::{PoolInner, SockInner, UmemInner};
 use super::report::Pending;
 use super::thread::with_line;
-use crate::line::{addr_width, desc_width, fitting, LineBuf, LINE_MAX};
+use crate::line::{addr_width, desc_width, fitting, LineBuf, ADDRS_PER_LINE, LINE_MAX};
 use crate::types::{AddrMode, SockKey, XdpDesc, XdpStats};
 
 impl UmemInner {
@@ -201,5 +201,59 @@ impl UmemInner {
         l.finish();
         debug_assert!(l.len() <= LINE_MAX);
         String::from_utf8_lossy(l.as_bytes()).into_owned()
+    }
+
+    /// The offending thread's stack, one `stack` line per frame.
+    #[cold]
+    pub(super) fn write_stack(&self, stack: &[String]) {
+        for (i, fr) in stack.iter().enumerate() {
+            let mut l = LineBuf::new();
+            l.start(b"stack");
+            l.field_hex(b"i", i as u64);
+            l.push(b" sym=");
+            l.push(fr.as_bytes());
+            l.finish();
+            self.rec.write(l.as_bytes());
+        }
+    }
+
+    /// `recycle` lines for the `k` `frames` a FIFO mismatch skipped over,
+    /// explained by the kernel's free-list recycling.
+    #[cold]
+    pub(super) fn write_recycle(
+        &self,
+        p: &PoolInner,
+        s: &SockInner,
+        frames: impl Iterator<Item = u64>,
+        k: usize,
+    ) {
+        if !self.rec.writing() {
+            return;
+        }
+        with_line(|l| {
+            let mut in_line = 0usize;
+            for (moved, f) in frames.take(k).enumerate() {
+                if in_line == 0 {
+                    l.start(b"recycle");
+                    l.field_hex(b"pool", u64::from(p.id));
+                    l.field_sk(&s.key);
+                    l.field_hex(b"n", (k - moved).min(ADDRS_PER_LINE) as u64);
+                    l.push(b" a=");
+                } else {
+                    l.byte(b',');
+                }
+                l.hex(f);
+                in_line += 1;
+                if in_line == ADDRS_PER_LINE {
+                    l.finish();
+                    self.rec.write(l.as_bytes());
+                    in_line = 0;
+                }
+            }
+            if in_line > 0 {
+                l.finish();
+                self.rec.write(l.as_bytes());
+            }
+        });
     }
 }

@@ -9,13 +9,11 @@ use std::sync::Arc;
 use super::lock;
 use super::register::{PoolInner, SockInner, UmemInner};
 use super::report::Pending;
-use super::thread::with_line;
 use crate::fifo::Deque;
-use crate::line::ADDRS_PER_LINE;
 use crate::types::{State, ViolationKind};
 
 /// How many FIFO entries a violation keeps for its `remaining=` list.
-pub(super) const REMAINING_MAX: usize = 512;
+const REMAINING_MAX: usize = 512;
 
 pub(super) struct PoolFifo {
     /// Frames put on FILL, in order, not yet seen on RX.
@@ -121,8 +119,7 @@ impl UmemInner {
         key: u64,
         expected: Option<u64>,
     ) -> Pending {
-        let remaining: Vec<u64> = pf.fill.iter().skip(1).take(REMAINING_MAX).collect();
-        let more = pf.fill.len().saturating_sub(1 + remaining.len());
+        let (remaining, more) = remaining(&pf.fill);
         Pending {
             kind: ViolationKind::FifoOrder,
             addr,
@@ -141,40 +138,65 @@ impl UmemInner {
     /// writing a `recycle` line when they were explained.
     #[cold]
     fn skip_to_kfree(&self, p: &PoolInner, s: &SockInner, pf: &mut PoolFifo, k: usize, line: bool) {
-        let writing = line && self.rec.writing();
-        with_line(|l| {
-            let mut in_line = 0usize;
-            for moved in 0..k {
-                let Some(f) = pf.fill.pop_front() else { break };
-                if !pf.kfree.push_back(f) {
-                    // The model holds at most every frame once; drop the oldest.
-                    pf.kfree.pop_front();
-                    pf.kfree.push_back(f);
-                }
-                if !writing {
-                    continue;
-                }
-                if in_line == 0 {
-                    l.start(b"recycle");
-                    l.field_hex(b"pool", u64::from(p.id));
-                    l.field_sk(&s.key);
-                    l.field_hex(b"n", (k - moved).min(ADDRS_PER_LINE) as u64);
-                    l.push(b" a=");
-                } else {
-                    l.byte(b',');
-                }
-                l.hex(f);
-                in_line += 1;
-                if in_line == ADDRS_PER_LINE {
-                    l.finish();
-                    self.rec.write(l.as_bytes());
-                    in_line = 0;
-                }
+        if line {
+            self.write_recycle(p, s, pf.fill.iter(), k);
+        }
+        for _ in 0..k {
+            let Some(f) = pf.fill.pop_front() else { break };
+            if !pf.kfree.push_back(f) {
+                // The model holds at most every frame once; drop the oldest.
+                pf.kfree.pop_front();
+                pf.kfree.push_back(f);
             }
-            if in_line > 0 {
-                l.finish();
-                self.rec.write(l.as_bytes());
-            }
-        });
+        }
     }
+}
+
+impl SockTx {
+    /// Check one frame read from COMPLETION against the socket's TX FIFO.
+    /// `Some` is a violation.
+    #[inline]
+    pub(super) fn comp(
+        &mut self,
+        s: &Arc<SockInner>,
+        pool: u32,
+        addr: u64,
+        key: u64,
+    ) -> Option<Pending> {
+        if self.fifo.front() == Some(key) {
+            self.fifo.pop_front();
+            return None;
+        }
+        Some(self.comp_slow(s, pool, addr, key))
+    }
+
+    #[cold]
+    fn comp_slow(&mut self, s: &Arc<SockInner>, pool: u32, addr: u64, key: u64) -> Pending {
+        let expected = self.fifo.front();
+        let (remaining, more) = remaining(&self.fifo);
+        if let Some(i) = self.fifo.position(key) {
+            self.fifo.remove(i);
+        }
+        Pending {
+            kind: ViolationKind::FifoOrder,
+            addr,
+            frame: key,
+            from: State::Tx,
+            to: State::Comp,
+            sock: Some(s.clone()),
+            pool: Some(pool),
+            expected,
+            remaining,
+            more,
+        }
+    }
+}
+
+/// What a FIFO held after the expected frame, for a violation's
+/// `remaining=` list: at most [`REMAINING_MAX`] entries, and how many more.
+#[cold]
+fn remaining(fifo: &Deque) -> (Vec<u64>, usize) {
+    let remaining: Vec<u64> = fifo.iter().skip(1).take(REMAINING_MAX).collect();
+    let more = fifo.len().saturating_sub(1 + remaining.len());
+    (remaining, more)
 }

@@ -1,7 +1,8 @@
 //! Violations: what a check found ([`Pending`], collected under a lock and
-//! reported after it is released), and reporting it: count it, on the first
-//! one repeat the declarations, write the `violation` line and the stack,
-//! freeze the buffer and dump the memory ring; then act by [`Policy`].
+//! reported after it is released), and reporting it: count it; on the first
+//! one (the trigger) repeat the declarations, write the `violation` line and
+//! the stack, freeze the buffer and dump the memory ring; then act by
+//! [`Policy`].
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,7 +10,6 @@ use std::sync::Arc;
 use super::frames::w_state;
 use super::lock;
 use super::register::{SockInner, UmemInner};
-use crate::line::LineBuf;
 use crate::sink::Sink;
 use crate::types::{DumpTarget, Policy, State, Violation, ViolationKind};
 
@@ -27,38 +27,10 @@ pub(super) struct Pending {
     pub(super) more: usize,
 }
 
-impl UmemInner {
+impl Pending {
+    /// A violation of `kind` by the frame of `addr` on its way `from` → `to`.
     #[cold]
-    pub(super) fn transition_violation(
-        &self,
-        cur: u64,
-        addr: u64,
-        key: u64,
-        to: State,
-        sock: Option<&Arc<SockInner>>,
-        pool: Option<u32>,
-    ) -> Pending {
-        let from = w_state(cur);
-        Pending {
-            kind: if from == to {
-                ViolationKind::DuplicateInFlight
-            } else {
-                ViolationKind::InvalidTransition
-            },
-            addr,
-            frame: key,
-            from,
-            to,
-            sock: sock.cloned(),
-            pool,
-            expected: None,
-            remaining: Vec::new(),
-            more: 0,
-        }
-    }
-
-    #[cold]
-    pub(super) fn simple(
+    pub(super) fn new(
         kind: ViolationKind,
         addr: u64,
         frame: u64,
@@ -81,6 +53,47 @@ impl UmemInner {
         }
     }
 
+    /// The frame `key` of `addr` cannot move to `to` from the state in its
+    /// word `cur`.
+    #[cold]
+    pub(super) fn transition(
+        cur: u64,
+        addr: u64,
+        key: u64,
+        to: State,
+        sock: Option<&Arc<SockInner>>,
+        pool: Option<u32>,
+    ) -> Pending {
+        let from = w_state(cur);
+        let kind = if from == to {
+            ViolationKind::DuplicateInFlight
+        } else {
+            ViolationKind::InvalidTransition
+        };
+        Pending::new(kind, addr, key, from, to, sock, pool)
+    }
+
+    /// What the app is told, with the `violation` line and the stack.
+    fn into_violation(self, line: &str, stack: Vec<String>) -> Violation {
+        Violation {
+            kind: self.kind,
+            addr: self.addr,
+            frame: self.frame,
+            from: self.from,
+            to: self.to,
+            sk: self.sock.as_ref().map(|s| s.key),
+            pool: self.pool,
+            expected: self.expected,
+            remaining: self.remaining,
+            more: self.more,
+            label: self.sock.as_ref().and_then(|s| s.label.clone()),
+            line: line.trim_end().to_string(),
+            stack,
+        }
+    }
+}
+
+impl UmemInner {
     #[cold]
     #[inline(never)]
     pub(super) fn report(&self, pending: Vec<Pending>) {
@@ -113,46 +126,40 @@ impl UmemInner {
             Vec::new()
         };
         if first {
-            self.redeclare();
-            rec.write(line.as_bytes());
-            for (i, fr) in stack.iter().enumerate() {
-                let mut l = LineBuf::new();
-                l.start(b"stack");
-                l.field_hex(b"i", i as u64);
-                l.push(b" sym=");
-                l.push(fr.as_bytes());
-                l.finish();
-                rec.write(l.as_bytes());
-            }
-            if rec.freeze {
-                rec.frozen.store(true, Ordering::Relaxed);
-                if let Err(e) = rec.sink.freeze() {
-                    rec.sink_error(format!("could not freeze the trace buffer: {e}"));
-                }
-                self.dump_ring();
-            }
+            self.trigger(&line, &stack);
         }
-        let v = Violation {
-            kind: p.kind,
-            addr: p.addr,
-            frame: p.frame,
-            from: p.from,
-            to: p.to,
-            sk: p.sock.as_ref().map(|s| s.key),
-            pool: p.pool,
-            expected: p.expected,
-            remaining: p.remaining,
-            more: p.more,
-            label: p.sock.as_ref().and_then(|s| s.label.clone()),
-            line: line.trim_end().to_string(),
-            stack,
-        };
+        let v = p.into_violation(&line, stack);
         *lock(&rec.last_violation) = Some(v.clone());
         match &rec.policy {
             Policy::Panic => panic!("xskdbg: {v}"),
             Policy::Log => eprintln!("xskdbg: {v}"),
             Policy::Callback(f) => f(&v),
         }
+    }
+
+    /// The first violation while the buffer is live: make the buffer
+    /// self-contained (declarations, the `violation` line, the stack), then
+    /// freeze it if configured.
+    #[cold]
+    fn trigger(&self, line: &str, stack: &[String]) {
+        self.redeclare();
+        self.rec.write(line.as_bytes());
+        self.write_stack(stack);
+        if self.rec.freeze {
+            self.freeze();
+        }
+    }
+
+    /// Stop the buffer so it keeps what led up to the violation, and dump
+    /// the memory ring.
+    #[cold]
+    fn freeze(&self) {
+        let rec = &self.rec;
+        rec.frozen.store(true, Ordering::Relaxed);
+        if let Err(e) = rec.sink.freeze() {
+            rec.sink_error(format!("could not freeze the trace buffer: {e}"));
+        }
+        self.dump_ring();
     }
 
     #[cold]

@@ -8,7 +8,7 @@ use std::sync::{Arc, MutexGuard};
 
 use super::frames::w_owner;
 use super::lock;
-use super::order::{SockTx, REMAINING_MAX};
+use super::order::SockTx;
 use super::register::{PoolInner, SockInner, UmemInner};
 use super::report::Pending;
 use super::thread::small_tid;
@@ -68,7 +68,7 @@ impl Umem {
         let mut pending = Vec::new();
         for &a in addrs {
             let Some((idx, key)) = u.frame_of(a) else {
-                pending.push(UmemInner::simple(
+                pending.push(Pending::new(
                     ViolationKind::AddressOutOfRange,
                     a,
                     a,
@@ -80,7 +80,7 @@ impl Umem {
                 continue;
             };
             if let Err(cur) = u.transition(idx, to, 0, tid) {
-                pending.push(u.transition_violation(cur, a, key, to, None, None));
+                pending.push(Pending::transition(cur, a, key, to, None, None));
                 u.force(idx, to, 0, tid);
             }
         }
@@ -102,7 +102,7 @@ impl Pool {
             let mut pf = lock(&p.fifo);
             for &a in addrs {
                 let Some((idx, key)) = u.frame_of(a) else {
-                    pending.push(UmemInner::simple(
+                    pending.push(Pending::new(
                         ViolationKind::AddressOutOfRange,
                         a,
                         a,
@@ -114,7 +114,7 @@ impl Pool {
                     continue;
                 };
                 if let Err(cur) = u.transition(idx, State::Fill, p.local, tid) {
-                    pending.push(u.transition_violation(
+                    pending.push(Pending::transition(
                         cur,
                         a,
                         key,
@@ -145,7 +145,7 @@ impl Pool {
             let mut held: Option<(u16, MutexGuard<'_, SockTx>)> = None;
             for &a in addrs {
                 let Some((idx, key)) = u.frame_of(a) else {
-                    pending.push(UmemInner::simple(
+                    pending.push(Pending::new(
                         ViolationKind::AddressOutOfRange,
                         a,
                         a,
@@ -159,7 +159,7 @@ impl Pool {
                 let prev = match u.transition(idx, State::Comp, p.local, tid) {
                     Ok(prev) => prev,
                     Err(cur) => {
-                        pending.push(u.transition_violation(
+                        pending.push(Pending::transition(
                             cur,
                             a,
                             key,
@@ -176,7 +176,7 @@ impl Pool {
                     continue;
                 };
                 if s.pool.local != p.local {
-                    pending.push(UmemInner::simple(
+                    pending.push(Pending::new(
                         ViolationKind::WrongPool,
                         a,
                         key,
@@ -194,28 +194,9 @@ impl Pool {
                 let Some((_, tx)) = held.as_mut() else {
                     continue;
                 };
-                if tx.fifo.front() == Some(key) {
-                    tx.fifo.pop_front();
-                    continue;
+                if let Some(v) = tx.comp(s, p.id, a, key) {
+                    pending.push(v);
                 }
-                let expected = tx.fifo.front();
-                let remaining: Vec<u64> = tx.fifo.iter().skip(1).take(REMAINING_MAX).collect();
-                let more = tx.fifo.len().saturating_sub(1 + remaining.len());
-                if let Some(i) = tx.fifo.position(key) {
-                    tx.fifo.remove(i);
-                }
-                pending.push(Pending {
-                    kind: ViolationKind::FifoOrder,
-                    addr: a,
-                    frame: key,
-                    from: State::Tx,
-                    to: State::Comp,
-                    sock: Some(s.clone()),
-                    pool: Some(p.id),
-                    expected,
-                    remaining,
-                    more,
-                });
             }
         }
         u.write_addrs(b"comp", Some(p.id), None, addrs);
@@ -257,7 +238,7 @@ impl Sock {
             for d in descs {
                 let a = d.addr;
                 if Some(a) == poison {
-                    let mut v = UmemInner::simple(
+                    let mut v = Pending::new(
                         ViolationKind::PoisonedDescriptor,
                         a,
                         a,
@@ -271,7 +252,7 @@ impl Sock {
                     continue;
                 }
                 let Some((fidx, key)) = u.frame_of(a) else {
-                    pending.push(UmemInner::simple(
+                    pending.push(Pending::new(
                         ViolationKind::AddressOutOfRange,
                         a,
                         a,
@@ -284,7 +265,7 @@ impl Sock {
                 };
                 let open = s.rx_open.load(Ordering::Relaxed);
                 if open != 0 && open != u32::from(tid) {
-                    pending.push(UmemInner::simple(
+                    pending.push(Pending::new(
                         ViolationKind::MultibufferSplit,
                         a,
                         key,
@@ -305,7 +286,7 @@ impl Sock {
                 match u.transition(fidx, State::Rx, s.local, tid) {
                     Ok(prev) => {
                         if w_owner(prev) != p.local {
-                            pending.push(UmemInner::simple(
+                            pending.push(Pending::new(
                                 ViolationKind::WrongPool,
                                 a,
                                 key,
@@ -321,7 +302,7 @@ impl Sock {
                         }
                     }
                     Err(cur) => {
-                        pending.push(u.transition_violation(
+                        pending.push(Pending::transition(
                             cur,
                             a,
                             key,
@@ -369,7 +350,7 @@ impl Sock {
             for d in descs {
                 let a = d.addr;
                 let Some((fidx, key)) = u.frame_of(a) else {
-                    pending.push(UmemInner::simple(
+                    pending.push(Pending::new(
                         ViolationKind::AddressOutOfRange,
                         a,
                         a,
@@ -381,7 +362,7 @@ impl Sock {
                     continue;
                 };
                 if tx.open != 0 && tx.open != tid {
-                    pending.push(UmemInner::simple(
+                    pending.push(Pending::new(
                         ViolationKind::MultibufferSplit,
                         a,
                         key,
@@ -397,7 +378,7 @@ impl Sock {
                     0
                 };
                 if let Err(cur) = u.transition(fidx, State::Tx, s.local, tid) {
-                    pending.push(u.transition_violation(
+                    pending.push(Pending::transition(
                         cur,
                         a,
                         key,
