@@ -15,6 +15,7 @@ use crate::types::{State, ViolationKind};
 /// How many FIFO entries a violation keeps for its `remaining=` list.
 const REMAINING_MAX: usize = 512;
 
+/// FILL→RX order of one pool, under the pool's lock.
 pub(super) struct PoolFifo {
     /// Frames put on FILL, in order, not yet seen on RX.
     pub(super) fill: Deque,
@@ -27,6 +28,7 @@ pub(super) struct PoolFifo {
     pub(super) budget: u64,
 }
 
+/// TX→COMP order of one socket, under its TX lock.
 pub(super) struct SockTx {
     /// Frames put on TX, in order, not yet completed.
     pub(super) fifo: Deque,

@@ -8,18 +8,21 @@ use super::lock;
 use crate::sink::Sink;
 use crate::types::{DumpTarget, Error, Policy, RecorderConfig, Violation};
 
+/// What every handle of one recorder shares.
 pub(super) struct RecInner {
     pub(super) sink: Sink,
     pub(super) policy: Policy,
     pub(super) dump: DumpTarget,
     pub(super) freeze: bool,
     pub(super) stacks: bool,
+    /// A violation froze the buffer (or someone else did): lines stop.
     pub(super) frozen: AtomicBool,
     pub(super) violations: AtomicU64,
     pub(super) recycled: AtomicU64,
     pub(super) sink_errors: AtomicU64,
     pub(super) last_sink_error: Mutex<Option<String>>,
     pub(super) last_violation: Mutex<Option<Violation>>,
+    /// Numbers of the next UMEM, pool and socket in trace lines.
     pub(super) next_umem: AtomicU32,
     pub(super) next_pool: AtomicU32,
     pub(super) next_sock: AtomicU32,

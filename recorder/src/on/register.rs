@@ -15,16 +15,24 @@ use crate::types::{
     AddrMode, Error, PoolConfig, SockConfig, SockKey, StatsSource, UmemConfig, XdpStats,
 };
 
+/// A pool's state, shared by its handles and its sockets.
 pub(super) struct PoolInner {
+    /// Number in trace lines.
     pub(super) id: u32,
+    /// 1-based index among the UMEM's pools: the owner in the frame word of
+    /// a frame on FILL or COMPLETION.
     pub(super) local: u16,
     pub(super) key: SockKey,
     pub(super) fifo: Mutex<PoolFifo>,
     pub(super) socks: RwLock<Vec<Arc<SockInner>>>,
 }
 
+/// A socket's state, shared by its handles.
 pub(super) struct SockInner {
+    /// The socket's number.
     pub(super) id: u32,
+    /// 1-based index among the UMEM's sockets: the owner in the frame word
+    /// of a frame on RX or TX.
     pub(super) local: u16,
     pub(super) key: SockKey,
     pub(super) label: Option<String>,
@@ -35,16 +43,21 @@ pub(super) struct SockInner {
     pub(super) tx: Mutex<SockTx>,
     /// Thread (small id) with a multi-buffer packet open on RX, or 0.
     pub(super) rx_open: AtomicU32,
+    /// Ring index of the next RX / TX descriptor when the app does not give it.
     pub(super) rx_next: AtomicU32,
     pub(super) tx_next: AtomicU32,
 }
 
+/// A UMEM's state: its frame table and everything registered on it.
 pub(super) struct UmemInner {
     pub(super) rec: Arc<RecInner>,
+    /// Number in trace lines.
     pub(super) id: u32,
     pub(super) cfg: UmemConfig,
     pub(super) nframes: u32,
+    /// log2 of the chunk size when it is a power of two.
     pub(super) shift: Option<u32>,
+    /// One frame word per frame (`frames`).
     pub(super) table: Box<[AtomicU64]>,
     pub(super) pools: RwLock<Vec<Arc<PoolInner>>>,
     pub(super) socks: RwLock<Vec<Arc<SockInner>>>,

@@ -11,9 +11,10 @@ use super::{Ctx, Options};
 use crate::model::{classify, parse_hex, Mapping, SockId, Sockets};
 use crate::{Error, Spool};
 
+/// Frames that get a lifeline, at most.
 const MAX_LIFELINES: usize = 6;
 /// More CPUs than this in a window: only the finding's entries are drawn.
-pub(super) const MAX_CPU_LANES: usize = 8;
+const MAX_CPU_LANES: usize = 8;
 
 /// One entry, owned.
 #[derive(Debug, Clone)]
@@ -25,7 +26,10 @@ pub(super) struct Ev {
     pub(super) task: String,
     pub(super) name: String,
     pub(super) body: String,
+    /// The whole trace line (hover text).
     pub(super) raw: String,
+    /// Ringed in red: the analyzer highlighted it, or it is the moment of the
+    /// finding or of a related one.
     pub(super) hl: bool,
     /// The finding's own moment (its `line`).
     pub(super) moment: bool,
