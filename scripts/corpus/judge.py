@@ -31,6 +31,16 @@ NO_RX = {
     "POLL_TXQ_TMOUT": "Tx-only: fills TX with 2 KiB packets in 2 KiB frames (all invalid) and expects the poll timeout",
     "POLL_TXQ_FULL": "Tx-only: fills TX with 2 KiB packets in 2 KiB frames (all invalid) and expects the poll timeout",
 }
+# Tests whose result changes from run to run with no xskdbg involved (seen in the
+# unrecorded runs of one boot): comparing one recorded run with one unrecorded run
+# says nothing there, so a different result is noted, not counted. Keyed by name.
+FLAKY = {
+    # 6.1, skb and drv, 2026-12-04: the unrecorded runs failed with
+    # "[is_pkt_valid] expected length [60], got length [70]" (or 90) and three of
+    # four recorded runs passed; fentry (skb) and tracefs (drv) failed the same way.
+    "BIDI": "6.1's BIDI reads a frame of another length now and then, recorded or not",
+}
+
 
 def xsk_result(stdout_path):
     """pass / fail / skip / none from xskxceiver's TAP lines."""
@@ -126,9 +136,15 @@ def judge_run(xskdbg, kernel, run_dir, backends):
                     problems.append("finding on a passing test")
             if n == 0 and res == "pass" and name not in NO_RX:
                 problems.append("no kernel receive event")
+        flaky = None
         if res != plain:
-            problems.append(f"{res} recorded, {plain} unrecorded")
+            if name in FLAKY:
+                flaky = f"{res} recorded, {plain} unrecorded: flaky ({FLAKY[name]})"
+            else:
+                problems.append(f"{res} recorded, {plain} unrecorded")
         row["status"] = "ok" if not problems else "; ".join(problems)
+        if flaky and not problems:
+            row["status"] = f"ok ({flaky})"
         if row["status"] == "ok" and row.get("events") == 0 and name in NO_RX:
             row["status"] = "ok (no receive: %s)" % NO_RX[name]
         rows.append(row)
