@@ -35,6 +35,10 @@ use crate::report::{
 use crate::timeline::{self, Entry, Ring, Snap};
 use crate::Error;
 
+mod rules;
+
+use rules::Rule;
+
 /// The poison value the seed story's application wrote into consumed RX slots.
 pub const DEFAULT_POISON: u64 = 0xdead_beef_dead_beef;
 
@@ -378,7 +382,7 @@ enum RingId {
 struct Raw {
     kind: Kind,
     verdict: Verdict,
-    rule: &'static str,
+    rule: Rule,
     addr: Option<u64>,
     frame: Option<u64>,
     frames: Vec<u64>,
@@ -1421,7 +1425,7 @@ impl Analyzer {
         &mut self,
         kind: Kind,
         verdict: Verdict,
-        rule: &'static str,
+        rule: Rule,
         addr: Option<u64>,
         frames: Vec<u64>,
         at: At,
@@ -1434,6 +1438,11 @@ impl Analyzer {
         recorder: bool,
         now_line: u64,
     ) -> Option<usize> {
+        debug_assert!(
+            rule.kind().is_none_or(|k| k == kind),
+            "{} fired as {kind:?}",
+            rule.as_str()
+        );
         let explanation = explanation.into();
         if self.raws.len() >= MAX_RAW {
             self.raw_overflow += 1;
@@ -1593,13 +1602,13 @@ impl Analyzer {
         let (kind, rule, what) = if twice {
             (
                 Kind::DuplicateInFlight,
-                "duplicate_in_flight/rx-twice",
+                Rule::RxTwice,
                 "a second time while its first copy was still on RX",
             )
         } else {
             (
                 Kind::InvalidTransition,
-                "invalid_transition/not-from-fill",
+                Rule::NotFromFill,
                 "without it being on FILL",
             )
         };
@@ -1635,7 +1644,7 @@ impl Analyzer {
         self.raw(
             Kind::FifoOrder,
             Verdict::Kernel,
-            "fifo_order/not-outstanding",
+            Rule::NotOutstanding,
             Some(addr),
             vec![f],
             at,
@@ -1685,7 +1694,7 @@ impl Analyzer {
         let Some(cp) = self.raw(
             Kind::ConcurrentProducer,
             Verdict::Kernel,
-            "concurrent_producer/published-before-redirect",
+            Rule::ProducerPublishedBeforeRedirect,
             Some(addr),
             vec![f],
             at,
@@ -1715,7 +1724,7 @@ impl Analyzer {
         let cp_id = self.raws[cp].id;
         let r = &mut self.raws[ri as usize];
         r.verdict = Verdict::Kernel;
-        r.rule = "poisoned_descriptor/published-before-redirect";
+        r.rule = Rule::PoisonPublishedBeforeRedirect;
         r.explanation = Expl::Text(format!(
             "The application read the poison value {:#x} from RX slot {slot:#x} at {}: a slot it had poisoned after \
              consuming it was handed out again without the kernel's write. Verdict: the slot was published before \
@@ -1841,13 +1850,13 @@ impl Analyzer {
             );
         }
         let (verdict, rule) = if exact {
-            (Verdict::Kernel, "concurrent_producer/flush")
+            (Verdict::Kernel, Rule::ProducerOverlapFlush)
         } else {
             expl.push_str(
                 " The section's end is not an exact flush event (flush=inferred or only a NAPI poll end); a correct \
                  driver can show a short overlap between napi_complete_done and that point, so this is inconclusive.",
             );
-            (Verdict::Inconclusive, "concurrent_producer/inferred-end")
+            (Verdict::Inconclusive, Rule::ProducerOverlapInferredEnd)
         };
         self.raw(
             Kind::ConcurrentProducer,
@@ -2061,9 +2070,9 @@ impl Analyzer {
         if state == ring {
             // The same ring twice: a duplicate, not a forbidden move.
             let rule = if ring == "FILL" {
-                "duplicate_in_flight/fill-twice"
+                Rule::FillTwice
             } else {
-                "duplicate_in_flight/tx-twice"
+                Rule::TxTwice
             };
             self.raw(
                 Kind::DuplicateInFlight,
@@ -2088,7 +2097,7 @@ impl Analyzer {
         self.raw(
             Kind::InvalidTransition,
             Verdict::Application,
-            "invalid_transition/app-into-kernel-owned",
+            Rule::AppIntoKernelOwned,
             Some(addr),
             vec![f],
             at,
@@ -2103,9 +2112,9 @@ impl Analyzer {
         );
         let short = format!("frame {f:#x} is now both {was} and on {ring}");
         let rule = if ring == "FILL" {
-            "duplicate_in_flight/fill-while-kernel-owned"
+            Rule::FillWhileKernelOwned
         } else {
-            "duplicate_in_flight/tx-while-kernel-owned"
+            Rule::TxWhileKernelOwned
         };
         self.raw(
             Kind::DuplicateInFlight,
@@ -2151,7 +2160,7 @@ impl Analyzer {
         self.raw(
             Kind::InvalidTransition,
             Verdict::Inconclusive,
-            "invalid_transition/claimed-from",
+            Rule::ClaimedFrom,
             Some(addr),
             vec![f],
             at,
@@ -2220,7 +2229,7 @@ impl Analyzer {
             let (verdict, rule, why) = if let Some(e) = kpos.filter(|e| e.early) {
                 (
                     Verdict::Kernel,
-                    "poisoned_descriptor/published-before-redirect",
+                    Rule::PoisonPublishedBeforeRedirect,
                     format!(
                         "the slot was published before the kernel wrote it: CPU {}'s receive into it returned at {} \
                          and found it already published, so another CPU's flush had exposed it",
@@ -2231,19 +2240,19 @@ impl Analyzer {
             } else if let Some(e) = kpos.filter(|e| e.published_unwritten) {
                 (
                     Verdict::Kernel,
-                    "poisoned_descriptor/published-before-write",
+                    Rule::PoisonPublishedBeforeWrite,
                     published_before_write(&e),
                 )
             } else if racy {
-                (Verdict::Kernel, "poisoned_descriptor/concurrent-producer", "the kernel entry for this position was produced during overlapping producer sections on two CPUs, so a flush could publish it before its write landed".to_string())
+                (Verdict::Kernel, Rule::PoisonConcurrentProducer, "the kernel entry for this position was produced during overlapping producer sections on two CPUs, so a flush could publish it before its write landed".to_string())
             } else if past_producer {
                 (
                     Verdict::Application,
-                    "poisoned_descriptor/read-past-producer",
+                    Rule::PoisonReadPastProducer,
                     "the application read a position the kernel had not published yet".to_string(),
                 )
             } else {
-                (Verdict::Inconclusive, "poisoned_descriptor/no-evidence", "no flush or slot evidence says whether the kernel published the slot early or the application read past the producer".to_string())
+                (Verdict::Inconclusive, Rule::PoisonNoEvidence, "no flush or slot evidence says whether the kernel published the slot early or the application read past the producer".to_string())
             };
             let slot_txt = pos.map(|p| format!(" slot {p:#x}")).unwrap_or_default();
             let mut expl = format!(
@@ -2309,7 +2318,7 @@ impl Analyzer {
                 let mismatch = self.raw(
                     Kind::RxMismatch,
                     Verdict::Kernel,
-                    "rx_mismatch/position",
+                    Rule::RxMismatchPosition,
                     Some(addr),
                     frames,
                     at,
@@ -2338,7 +2347,7 @@ impl Analyzer {
                 let (verdict, rule, why) = if e.early {
                     (
                         Verdict::Kernel,
-                        "rx_mismatch/published-before-redirect",
+                        Rule::RxMismatchPublishedBeforeRedirect,
                         "the slot was published before the kernel wrote it: the receive into it found it already \
                          published by another CPU's flush"
                             .to_string(),
@@ -2346,18 +2355,18 @@ impl Analyzer {
                 } else if e.published_unwritten {
                     (
                         Verdict::Kernel,
-                        "rx_mismatch/published-before-write",
+                        Rule::RxMismatchPublishedBeforeWrite,
                         published_before_write(&e),
                     )
                 } else if past_producer {
                     (
                         Verdict::Application,
-                        "rx_mismatch/read-past-producer",
+                        Rule::RxMismatchReadPastProducer,
                         "the application read a position the kernel had not published yet"
                             .to_string(),
                     )
                 } else {
-                    (Verdict::Kernel, "rx_mismatch/position", "the RX ring is written only by the kernel, and what the application found there is not what the kernel wrote (an application reading past the producer index would also show this; no flush/slot event here says it did)".to_string())
+                    (Verdict::Kernel, Rule::RxMismatchPosition, "the RX ring is written only by the kernel, and what the application found there is not what the kernel wrote (an application reading past the producer index would also show this; no flush/slot event here says it did)".to_string())
                 };
                 let expl = format!(
                     "The kernel wrote frame {:#x} (addr {:#x}) into RX of this socket on CPU {} at {}, but at that \
@@ -2447,7 +2456,7 @@ impl Analyzer {
                     self.raw(
                         Kind::InvalidTransition,
                         Verdict::Kernel,
-                        "invalid_transition/rx-not-given",
+                        Rule::RxNotGiven,
                         Some(addr),
                         vec![f],
                         at,
@@ -2464,7 +2473,7 @@ impl Analyzer {
                     self.raw(
                         Kind::FifoOrder,
                         Verdict::Kernel,
-                        "fifo_order/not-outstanding",
+                        Rule::NotOutstanding,
                         Some(addr),
                         vec![f],
                         at,
@@ -2505,23 +2514,23 @@ impl Analyzer {
         let listed = remaining.iter().any(|d| m.frame(d.addr) == f);
         let truncated = remaining.truncated();
         let (verdict, rule, why) = if listed {
-            (Verdict::Inconclusive, "fifo_order/recorder-out-of-order", "it is still listed as outstanding on FILL, so it arrived out of FILL order; free-list recycling alone could explain that")
+            (Verdict::Inconclusive, Rule::RecorderOutOfOrder, "it is still listed as outstanding on FILL, so it arrived out of FILL order; free-list recycling alone could explain that")
         } else if addr == self.poison {
             (
                 Verdict::Inconclusive,
-                "fifo_order/recorder-poison",
+                Rule::RecorderPoison,
                 "the value is the poison, not a frame",
             )
         } else if truncated {
             (
                 Verdict::Inconclusive,
-                "fifo_order/recorder-not-listed",
+                Rule::RecorderNotListed,
                 "it is not in the printed part of the outstanding list, which was cut",
             )
         } else {
             (
                 Verdict::Kernel,
-                "fifo_order/recorder-not-outstanding",
+                Rule::RecorderNotOutstanding,
                 "it was not outstanding on FILL at all",
             )
         };
@@ -2674,7 +2683,7 @@ impl Analyzer {
         self.raw(
             Kind::FifoOrder,
             Verdict::Inconclusive,
-            "fifo_order/tx-completion-order",
+            Rule::TxCompletionOrder,
             Some(addr),
             vec![f, head],
             at,
@@ -2723,7 +2732,7 @@ impl Analyzer {
         self.raw(
             Kind::InvalidTransition,
             Verdict::Kernel,
-            "invalid_transition/kcomp-not-sent",
+            Rule::KcompNotSent,
             Some(addr),
             vec![f],
             at,
@@ -2785,14 +2794,14 @@ impl Analyzer {
         let (verdict, rule, why) = if seen_kcomp {
             (
                 Verdict::Application,
-                "invalid_transition/comp-not-produced",
+                Rule::CompNotProduced,
                 "The kernel's completions are traced and none covers this frame, so the application read a \
                  completion the kernel never produced (a stale consumer index or a second pass over one batch).",
             )
         } else {
             (
                 Verdict::Inconclusive,
-                "invalid_transition/comp-not-sent",
+                Rule::CompNotSent,
                 "Either the kernel completed a frame it was not sending or the application misread the \
                  COMPLETION ring; without kernel completion events the trace cannot say which.",
             )
@@ -2853,7 +2862,7 @@ impl Analyzer {
             self.raw(
                 Kind::InvalidTransition,
                 Verdict::Application,
-                "invalid_transition/app-reuses-kernel-owned",
+                Rule::AppReusesKernelOwned,
                 Some(addr),
                 vec![f],
                 at,
@@ -2945,7 +2954,7 @@ impl Analyzer {
         let id = self.raw(
             k,
             verdict,
-            "recorder/violation",
+            Rule::RecorderViolation,
             Some(addr),
             frames,
             at,
@@ -3339,7 +3348,7 @@ impl Analyzer {
         Finding {
             kind: primary.kind,
             verdict: primary.verdict,
-            rule: primary.rule.to_string(),
+            rule: primary.rule.as_str().to_string(),
             addr: primary.addr.map(|a| format!("{a:#x}")),
             frame: primary.frame.map(|f| format!("{f:#x}")),
             ts: primary.at.ts_text(),
@@ -3406,7 +3415,7 @@ impl Analyzer {
             self.raw(
                 Kind::FrameLeak,
                 Verdict::Application,
-                "frame_leak/app-held",
+                Rule::AppHeld,
                 Some(addr),
                 vec![f],
                 at,
@@ -3443,7 +3452,7 @@ impl Analyzer {
             self.raw(
                 Kind::FrameLeak,
                 Verdict::Inconclusive,
-                "frame_leak/passed-by-ring",
+                Rule::PassedByRing,
                 Some(f),
                 vec![f],
                 at,
@@ -3558,7 +3567,7 @@ pub fn published_before_redirect(op: &KernelOp<'_>) -> Option<(u64, u64)> {
 fn related(r: &Raw) -> Related {
     Related {
         kind: r.kind,
-        rule: r.rule.to_string(),
+        rule: r.rule.as_str().to_string(),
         verdict: r.verdict,
         addr: r.addr.map(|a| format!("{a:#x}")),
         frame: r.frame.map(|f| format!("{f:#x}")),
