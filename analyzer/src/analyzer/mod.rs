@@ -39,7 +39,11 @@ mod rules;
 mod state;
 
 use rules::Rule;
-use state::{ASock, AppHold, At, CpuState, Frame, KRx, KSock, Place, Pool, RingId, Section};
+use state::Id as _;
+use state::{
+    ASock, ASockId, AppHold, At, CpuState, Frame, IdVec, KRx, KSock, KSockId, Place, Pool, PoolId,
+    RawId, RingId, Section,
+};
 
 /// The poison value the seed story's application wrote into consumed RX slots.
 pub const DEFAULT_POISON: u64 = 0xdead_beef_dead_beef;
@@ -83,7 +87,6 @@ const MAX_RAW: usize = 100_000;
 const MAX_SNAPSHOTS: usize = 2000;
 const MAX_CONSEQUENCES: usize = 50;
 const MAX_HISTORY: usize = 100_000;
-const NONE: u32 = u32::MAX;
 /// A frame the app holds while it took this many others is leaked.
 const APP_LEAK_GAP: u64 = 256;
 
@@ -98,15 +101,15 @@ struct Raw {
     at: At,
     cpus: Vec<u32>,
     xs: Option<u64>,
-    ks: u32,
+    ks: Option<KSockId>,
     socket: Option<String>,
     slot: Option<u64>,
     explanation: Expl,
     evidence_from: u64,
     recorder: bool,
     timeline: Vec<Snap>,
-    /// Index at creation (stable until `finish`).
-    id: u32,
+    /// Its id at creation (stable until `finish`).
+    id: RawId,
     /// Where it belongs whatever lines lie between (see [`Link`]).
     link: Link,
 }
@@ -160,14 +163,14 @@ enum Link {
     None,
     /// Same moment, another report of it: goes to the target's `also`
     /// (the recorder's `violation` of a poisoned read the analyzer saw).
-    Also(u32),
+    Also(RawId),
     /// A consequence of the target, even when it comes first in the trace
     /// (a slot read before the `krx` that proves it was published early).
-    Consequence(u32),
+    Consequence(RawId),
 }
 
 struct Tail {
-    raw: usize,
+    raw: RawId,
     rings: [Option<RingId>; 4],
     left: u8,
 }
@@ -192,18 +195,18 @@ pub struct Analyzer {
     frames: FrameTable<Frame>,
     /// The current line's descriptor list, decoded once (reused buffer).
     descs: Vec<Desc>,
-    asocks: Vec<ASock>,
-    by_sk: FxHashMap<SockKey, u32>,
-    by_label: FxHashMap<Vec<u8>, u32>,
-    ksocks: Vec<KSock>,
-    by_xs: FxHashMap<u64, u32>,
-    pools: Vec<Pool>,
-    by_pool: FxHashMap<u64, u32>,
+    asocks: IdVec<ASockId, ASock>,
+    by_sk: FxHashMap<SockKey, ASockId>,
+    by_label: FxHashMap<Vec<u8>, ASockId>,
+    ksocks: IdVec<KSockId, KSock>,
+    by_xs: FxHashMap<u64, KSockId>,
+    pools: IdVec<PoolId, Pool>,
+    by_pool: FxHashMap<u64, PoolId>,
     cpus: FxHashMap<u32, CpuState>,
 
-    raws: Vec<Raw>,
+    raws: IdVec<RawId, Raw>,
     raw_overflow: u64,
-    raw_by_frame: FxHashMap<u64, u32>,
+    raw_by_frame: FxHashMap<u64, RawId>,
     snapshots: usize,
     tails: Vec<Tail>,
 
@@ -233,16 +236,17 @@ pub struct Analyzer {
     max_return_hold: u64,
     /// The app logs its own free list (`free`/`hold` lines).
     app_free_traced: bool,
-    /// The latest poisoned read (app socket, raw index): the recorder's own
-    /// `violation kind=poisoned_descriptor` right after it is the same read.
-    last_poison: Option<(u32, usize)>,
+    /// The latest poisoned read (app socket, raw finding): the recorder's
+    /// own `violation kind=poisoned_descriptor` right after it is the same
+    /// read.
+    last_poison: Option<(Option<ASockId>, RawId)>,
     /// The index of the line being fed within the batch of
     /// [`Analyzer::feed_lines`]: ring entries then wait for the batch's end
     /// to copy their text (see `timeline`).
     batch_pos: Option<u32>,
     /// The socket keys looked up last, and what they map to.
-    last_sk: Option<(SockKey, u32)>,
-    last_xs: Option<(u64, u32)>,
+    last_sk: Option<(SockKey, ASockId)>,
+    last_xs: Option<(u64, KSockId)>,
 }
 
 impl Analyzer {
@@ -258,15 +262,15 @@ impl Analyzer {
             buffered: Vec::new(),
             frames: FrameTable::new(),
             descs: Vec::new(),
-            asocks: Vec::new(),
+            asocks: IdVec::default(),
             by_sk: FxHashMap::default(),
             by_label: FxHashMap::default(),
-            ksocks: Vec::new(),
+            ksocks: IdVec::default(),
             by_xs: FxHashMap::default(),
-            pools: Vec::new(),
+            pools: IdVec::default(),
             by_pool: FxHashMap::default(),
             cpus: FxHashMap::default(),
-            raws: Vec::new(),
+            raws: IdVec::default(),
             raw_overflow: 0,
             raw_by_frame: FxHashMap::default(),
             snapshots: 0,
@@ -368,7 +372,7 @@ impl Analyzer {
         for r in rings.chain(self.cpus.values_mut().map(|c| &mut c.ring)) {
             r.resolve(lines);
         }
-        for raw in self.raws.get_mut(first_raw..).unwrap_or_default() {
+        for raw in self.raws.iter_mut().skip(first_raw) {
             for t in &mut raw.timeline {
                 t.resolve(lines);
             }
@@ -377,8 +381,8 @@ impl Analyzer {
 
     fn ring_mut(&mut self, rid: RingId) -> Option<&mut Ring> {
         match rid {
-            RingId::K(k) => Some(&mut self.ksocks[k as usize].ring),
-            RingId::A(x) => Some(&mut self.asocks[x as usize].ring),
+            RingId::K(k) => Some(&mut self.ksocks[k].ring),
+            RingId::A(x) => Some(&mut self.asocks[x].ring),
             RingId::Cpu(c) => self.cpus.get_mut(&c).map(|s| &mut s.ring),
         }
     }
@@ -593,11 +597,11 @@ impl Analyzer {
     #[inline(never)]
     fn forget(&mut self, f: u64) {
         if let Some(fs) = self.frames.remove(f) {
-            if fs.fill > 0 && fs.fill_pool != NONE {
-                self.fifo_forget(fs.fill_pool, f);
+            if let Some(p) = fs.fill_pool.filter(|_| fs.fill > 0) {
+                self.fifo_forget(p, f);
             }
-            if fs.tx > 0 && fs.tx_as != NONE {
-                let q = &mut self.asocks[fs.tx_as as usize].tx_fifo;
+            if let Some(a) = fs.tx_as.filter(|_| fs.tx > 0) {
+                let q = &mut self.asocks[a].tx_fifo;
                 if let Some(i) = q.iter().take(512).position(|e| e.0 == f) {
                     q.remove(i);
                 }
@@ -616,22 +620,20 @@ impl Analyzer {
     // -----------------------------------------------------------------------
     // sockets and pools
 
-    fn asock_named(&mut self, name: String) -> u32 {
-        let i = self.asocks.len() as u32;
+    fn asock_named(&mut self, name: String) -> ASockId {
         self.asocks.push(ASock {
             name,
-            pool: NONE,
-            ks: NONE,
+            pool: None,
+            ks: None,
             ring: Ring::default(),
             rx: 0,
             tx_fifo: VecDeque::new(),
             tx_consumed: 0,
             tx_seq: 0,
-        });
-        i
+        })
     }
 
-    fn asock_sk(&mut self, sk: SockKey) -> u32 {
+    fn asock_sk(&mut self, sk: SockKey) -> ASockId {
         // Consecutive events mostly name the same socket: one compare
         // instead of hashing a 24-byte key.
         if let Some((last, i)) = self.last_sk {
@@ -648,7 +650,7 @@ impl Analyzer {
         i
     }
 
-    fn asock_label(&mut self, label: &[u8]) -> u32 {
+    fn asock_label(&mut self, label: &[u8]) -> ASockId {
         if let Some(&i) = self.by_label.get(label) {
             return i;
         }
@@ -657,7 +659,7 @@ impl Analyzer {
         i
     }
 
-    fn ksock(&mut self, xs: u64) -> u32 {
+    fn ksock(&mut self, xs: u64) -> KSockId {
         if let Some((last, i)) = self.last_xs {
             if last == xs {
                 return i;
@@ -667,10 +669,9 @@ impl Analyzer {
             self.last_xs = Some((xs, i));
             return i;
         }
-        let i = self.ksocks.len() as u32;
-        self.ksocks.push(KSock {
+        let i = self.ksocks.push(KSock {
             xs,
-            asock: NONE,
+            asock: None,
             q: VecDeque::new(),
             aligned: false,
             anchor: None,
@@ -689,14 +690,14 @@ impl Analyzer {
         i
     }
 
-    fn link(&mut self, a: u32, k: u32) {
-        if self.asocks[a as usize].ks == NONE && self.ksocks[k as usize].asock == NONE {
-            self.asocks[a as usize].ks = k;
-            self.ksocks[k as usize].asock = a;
+    fn link(&mut self, a: ASockId, k: KSockId) {
+        if self.asocks[a].ks.is_none() && self.ksocks[k].asock.is_none() {
+            self.asocks[a].ks = Some(k);
+            self.ksocks[k].asock = Some(a);
         }
     }
 
-    fn pool_id(&mut self, id: u64) -> u32 {
+    fn pool_id(&mut self, id: u64) -> PoolId {
         if let Some(&i) = self.by_pool.get(&id) {
             return i;
         }
@@ -705,44 +706,35 @@ impl Analyzer {
         i
     }
 
-    fn new_pool(&mut self) -> u32 {
-        let i = self.pools.len() as u32;
+    fn new_pool(&mut self) -> PoolId {
         self.pools.push(Pool {
             fifo: VecDeque::new(),
             kernel_consumes: false,
             seq: 0,
             consumed_max: 0,
             peak: 0,
-        });
-        i
+        })
     }
 
     /// The pool of an app socket (created on first use when nothing declared one).
-    fn asock_pool(&mut self, a: u32) -> u32 {
-        let p = self.asocks[a as usize].pool;
-        if p != NONE {
+    fn asock_pool(&mut self, a: ASockId) -> PoolId {
+        if let Some(p) = self.asocks[a].pool {
             return p;
         }
         let p = self.new_pool();
-        self.asocks[a as usize].pool = p;
+        self.asocks[a].pool = Some(p);
         p
     }
 
-    fn sock_name(&self, ks: u32, a: u32) -> Option<String> {
-        let a = if a != NONE {
-            a
-        } else if ks != NONE {
-            self.ksocks[ks as usize].asock
-        } else {
-            NONE
-        };
-        (a != NONE).then(|| self.asocks[a as usize].name.clone())
+    fn sock_name(&self, ks: Option<KSockId>, a: Option<ASockId>) -> Option<String> {
+        let a = a.or_else(|| self.ksocks[ks?].asock)?;
+        Some(self.asocks[a].name.clone())
     }
 
     // -----------------------------------------------------------------------
     // per event
 
-    fn route(&mut self, op: &Op<'_>) -> (u32, u32) {
+    fn route(&mut self, op: &Op<'_>) -> (Option<KSockId>, Option<ASockId>) {
         match op {
             Op::Kernel(k) => {
                 let (xs, sk) = match k {
@@ -753,9 +745,9 @@ impl Analyzer {
                     KernelOp::Tx { xs, sk, .. } | KernelOp::Comp { xs, sk, .. } => (*xs, *sk),
                     KernelOp::Probe { .. } | KernelOp::Poll { .. } => (None, None),
                 };
-                let ks = xs.map_or(NONE, |x| self.ksock(x));
-                let a = sk.map_or(NONE, |s| self.asock_sk(s));
-                if ks != NONE && a != NONE {
+                let ks = xs.map(|x| self.ksock(x));
+                let a = sk.map(|s| self.asock_sk(s));
+                if let (Some(ks), Some(a)) = (ks, a) {
                     self.link(a, ks);
                 }
                 (ks, a)
@@ -763,29 +755,31 @@ impl Analyzer {
             Op::App(app) => {
                 let a = match app {
                     AppOp::Sock { sk, .. } | AppOp::Rx { sk, .. } | AppOp::Tx { sk, .. } => {
-                        self.asock_sk(*sk)
+                        Some(self.asock_sk(*sk))
                     }
                     AppOp::Fill { sk, pool, .. } | AppOp::Comp { sk, pool, .. } => match (sk, pool)
                     {
-                        (Some(s), _) => self.asock_sk(*s),
+                        (Some(s), _) => Some(self.asock_sk(*s)),
                         (None, Some(p)) => {
                             let p = self.pool_id(*p);
                             self.asocks
-                                .iter()
-                                .position(|s| s.pool == p)
-                                .map_or(NONE, |i| i as u32)
+                                .ids()
+                                .find(|(_, s)| s.pool == Some(p))
+                                .map(|(i, _)| i)
                         }
-                        _ => NONE,
+                        _ => None,
                     },
                     AppOp::Violation { sk: Some(s), .. } | AppOp::Stats { sk: Some(s), .. } => {
-                        self.asock_sk(*s)
+                        Some(self.asock_sk(*s))
                     }
-                    _ => NONE,
+                    _ => None,
                 };
-                (NONE, a)
+                (None, a)
             }
-            Op::Seed(SeedOp::Transition { label: Some(l), .. }) => (NONE, self.asock_label(l)),
-            _ => (NONE, NONE),
+            Op::Seed(SeedOp::Transition { label: Some(l), .. }) => {
+                (None, Some(self.asock_label(l)))
+            }
+            _ => (None, None),
         }
     }
 
@@ -834,12 +828,10 @@ impl Analyzer {
             }
         }
         let frames = &fr[..n];
-        let rid = if ks != NONE {
-            RingId::K(ks)
-        } else if a != NONE {
-            RingId::A(a)
-        } else {
-            RingId::Cpu(ev.cpu)
+        let rid = match (ks, a) {
+            (Some(ks), _) => RingId::K(ks),
+            (None, Some(a)) => RingId::A(a),
+            (None, None) => RingId::Cpu(ev.cpu),
         };
         let batch_pos = self.batch_pos;
         if let Some(ring) = self.ring_mut(rid) {
@@ -914,8 +906,8 @@ impl Analyzer {
             let t = &mut self.tails[i];
             let linked = |r: &Option<RingId>| match (*r, rid) {
                 (Some(a), b) if a == b => true,
-                (Some(RingId::K(k)), RingId::A(x)) => self.asocks[x as usize].ks == k,
-                (Some(RingId::A(x)), RingId::K(k)) => self.ksocks[k as usize].asock == x,
+                (Some(RingId::K(k)), RingId::A(x)) => self.asocks[x].ks == Some(k),
+                (Some(RingId::A(x)), RingId::K(k)) => self.ksocks[k].asock == Some(x),
                 _ => false,
             };
             if t.rings.iter().any(linked) {
@@ -935,33 +927,37 @@ impl Analyzer {
         }
     }
 
-    fn app_op(&mut self, op: &AppOp<'_>, at: At, a: u32, descs: &[Desc]) {
+    fn app_op(&mut self, op: &AppOp<'_>, at: At, a: Option<ASockId>, descs: &[Desc]) {
         match op {
             AppOp::Umem { .. } | AppOp::Other { .. } => {}
             AppOp::Pool { pool, sk, .. } => {
                 let p = self.pool_id(*pool);
                 if let Some(sk) = sk {
                     let s = self.asock_sk(*sk);
-                    if self.asocks[s as usize].pool == NONE {
-                        self.asocks[s as usize].pool = p;
+                    if self.asocks[s].pool.is_none() {
+                        self.asocks[s].pool = Some(p);
                     }
                 }
             }
             AppOp::Sock { pool, label, .. } => {
+                // `route` names the socket of every `sock` line.
+                let Some(a) = a else { return };
                 if let Some(p) = pool {
                     let p = self.pool_id(*p);
-                    self.asocks[a as usize].pool = p;
+                    self.asocks[a].pool = Some(p);
                 }
                 if let Some(l) = label {
-                    self.asocks[a as usize].name = String::from_utf8_lossy(l).into_owned();
+                    self.asocks[a].name = String::from_utf8_lossy(l).into_owned();
                     self.by_label.entry(l.to_vec()).or_insert(a);
                 }
             }
             AppOp::Fill { pool, .. } => {
                 let p = match pool {
                     Some(p) => self.pool_id(*p),
-                    None if a != NONE => self.asock_pool(a),
-                    None => self.pool_id(u64::MAX),
+                    None => match a {
+                        Some(a) => self.asock_pool(a),
+                        None => self.pool_id(u64::MAX),
+                    },
                 };
                 for d in descs {
                     self.app_fill(a, p, d.addr, None, at);
@@ -1016,7 +1012,7 @@ impl Analyzer {
         }
     }
 
-    fn kernel_op(&mut self, op: &KernelOp<'_>, at: At, ks: u32, descs: &[Desc]) {
+    fn kernel_op(&mut self, op: &KernelOp<'_>, at: At, ks: Option<KSockId>, descs: &[Desc]) {
         match op {
             KernelOp::Probe {
                 backend,
@@ -1032,6 +1028,8 @@ impl Analyzer {
                 });
             }
             KernelOp::Rx { addr, slot, .. } => {
+                // `route` names the socket of every receive, write and flush.
+                let Some(ks) = ks else { return };
                 let early = published_before_redirect(op);
                 self.kernel_rx(ks, *addr, *slot, at);
                 if let Some((s, p)) = early {
@@ -1039,7 +1037,8 @@ impl Analyzer {
                 }
             }
             KernelOp::RxDone { slot, .. } => {
-                let k = &mut self.ksocks[ks as usize];
+                let Some(ks) = ks else { return };
+                let k = &mut self.ksocks[ks];
                 k.rxdone_seen = true;
                 // The write follows its reservation closely, so look from
                 // the newest entry back; when two CPUs reserved the same slot
@@ -1059,9 +1058,10 @@ impl Analyzer {
                 }
             }
             KernelOp::Flush { prod, exact, .. } => {
+                let Some(ks) = ks else { return };
                 let exact = *exact || !matches!(self.flush_mode, Some(FlushMode::Inferred));
                 if let Some(p) = prod {
-                    let k = &mut self.ksocks[ks as usize];
+                    let k = &mut self.ksocks[ks];
                     k.published = Some(k.published.map_or(*p, |q| q.max(*p)));
                     k.last_flush = Some((at, *p));
                     if k.rxdone_seen {
@@ -1139,14 +1139,14 @@ impl Analyzer {
         frames: Vec<u64>,
         at: At,
         mut cpus: Vec<u32>,
-        ks: u32,
-        a: u32,
+        ks: Option<KSockId>,
+        a: Option<ASockId>,
         slot: Option<u64>,
         explanation: impl Into<Expl>,
         evidence_from: u64,
         recorder: bool,
         now_line: u64,
-    ) -> Option<usize> {
+    ) -> Option<RawId> {
         debug_assert!(
             rule.kind().is_none_or(|k| k == kind),
             "{} fired as {kind:?}",
@@ -1159,17 +1159,9 @@ impl Analyzer {
         }
         cpus.sort_unstable();
         cpus.dedup();
-        let ks = if ks == NONE && a != NONE {
-            self.asocks[a as usize].ks
-        } else {
-            ks
-        };
-        let a = if a == NONE && ks != NONE {
-            self.ksocks[ks as usize].asock
-        } else {
-            a
-        };
-        let idx = self.raws.len();
+        let ks = ks.or_else(|| self.asocks[a?].ks);
+        let a = a.or_else(|| self.ksocks[ks?].asock);
+        let idx = RawId::from_index(self.raws.len());
         // Only a frame's first finding (a likely root) gets a timeline, not
         // counting one whose evidence is already older than the cut (it
         // will not be judged, and a wrapped trace's first stretch makes
@@ -1178,14 +1170,14 @@ impl Analyzer {
         let first_for_frames = frames.iter().all(|f| {
             self.raw_by_frame.get(f).is_none_or(|&i| {
                 self.raws
-                    .get(i as usize)
+                    .get(i)
                     .is_none_or(|r| r.evidence_from < complete_now)
             })
         });
         for f in &frames {
-            let i = self.raw_by_frame.entry(*f).or_insert(idx as u32);
+            let i = self.raw_by_frame.entry(*f).or_insert(idx);
             if first_for_frames {
-                *i = idx as u32;
+                *i = idx;
             }
         }
         let mut timeline = Vec::new();
@@ -1193,18 +1185,18 @@ impl Analyzer {
         {
             self.snapshots += 1;
             let mut rings: Vec<RingId> = Vec::new();
-            if ks != NONE {
+            if let Some(ks) = ks {
                 rings.push(RingId::K(ks));
             }
-            if a != NONE {
+            if let Some(a) = a {
                 rings.push(RingId::A(a));
             }
             for c in &cpus {
                 rings.push(RingId::Cpu(*c));
             }
             let refs = rings.iter().filter_map(|r| match r {
-                RingId::K(k) => Some(&self.ksocks[*k as usize].ring),
-                RingId::A(x) => Some(&self.asocks[*x as usize].ring),
+                RingId::K(k) => Some(&self.ksocks[*k].ring),
+                RingId::A(x) => Some(&self.asocks[*x].ring),
                 RingId::Cpu(c) => self.cpus.get(c).map(|s| &s.ring),
             });
             timeline = timeline::snapshot(refs, &frames, &[at.line], now_line, self.opts.context);
@@ -1230,7 +1222,7 @@ impl Analyzer {
             frames,
             at,
             cpus,
-            xs: (ks != NONE).then(|| self.ksocks[ks as usize].xs),
+            xs: ks.map(|ks| self.ksocks[ks].xs),
             ks,
             socket,
             slot,
@@ -1238,7 +1230,7 @@ impl Analyzer {
             evidence_from,
             recorder,
             timeline,
-            id: idx as u32,
+            id: idx,
             link: Link::None,
         });
         Some(idx)
@@ -1247,11 +1239,11 @@ impl Analyzer {
     // -----------------------------------------------------------------------
     // kernel receive, producer sections, RX positions
 
-    fn kernel_rx(&mut self, ks: u32, addr: u64, slot: Option<u64>, at: At) {
+    fn kernel_rx(&mut self, ks: KSockId, addr: u64, slot: Option<u64>, at: At) {
         self.kernel_rx_seen = true;
         let f = self.frame_of(addr);
         self.open_section(ks, at, f, addr, slot);
-        let k = &mut self.ksocks[ks as usize];
+        let k = &mut self.ksocks[ks];
         k.krx += 1;
         k.q.push_back(KRx {
             frame: f,
@@ -1261,7 +1253,7 @@ impl Analyzer {
             written: false,
             published_unwritten: false,
             early: false,
-            early_raw: NONE,
+            early_raw: None,
             pub_by: At::default(),
             done: At::default(),
         });
@@ -1274,28 +1266,23 @@ impl Analyzer {
                 k.unwritten.pop_front();
             }
         }
-        let a = k.asock;
-        let pool = if a != NONE {
-            self.asocks[a as usize].pool
-        } else {
-            NONE
-        };
+        let pool = k.asock.and_then(|a| self.asocks[a].pool);
         let seen_fill = self.seen_fill;
         self.settle(f);
         let Some(fs) = self.frames.get_mut(f) else {
             let mut fs = Frame::new(at);
             fs.krx = 1;
-            fs.krx_ks = ks;
+            fs.krx_ks = Some(ks);
             self.frames.insert(f, fs);
             return;
         };
         let prev = fs.last;
         fs.last = at;
-        fs.krx_ks = ks;
+        fs.krx_ks = Some(ks);
         if fs.fill > 0 {
             fs.fill -= 1;
             fs.krx += 1;
-            if pool != NONE {
+            if let Some(pool) = pool {
                 self.fifo_consume(pool, f, true);
             }
             return;
@@ -1307,7 +1294,7 @@ impl Analyzer {
         if !seen_fill {
             return; // fills are not traced: nothing to compare with
         }
-        let xs = self.ksocks[ks as usize].xs;
+        let xs = self.ksocks[ks].xs;
         let (kind, rule, what) = if twice {
             (
                 Kind::DuplicateInFlight,
@@ -1339,8 +1326,8 @@ impl Analyzer {
             vec![f],
             at,
             vec![at.cpu, prev.cpu],
-            ks,
-            NONE,
+            Some(ks),
+            None,
             slot,
             expl,
             prev.order,
@@ -1358,8 +1345,8 @@ impl Analyzer {
             vec![f],
             at,
             vec![at.cpu],
-            ks,
-            NONE,
+            Some(ks),
+            None,
             slot,
             expl,
             prev.order,
@@ -1373,9 +1360,9 @@ impl Analyzer {
     /// producer already past that slot: only this CPU's own later flush may
     /// publish it, so another CPU published it, a second producer on one
     /// ring. A poisoned read of that slot seen before this line is tied to it.
-    fn early_published(&mut self, ks: u32, addr: u64, slot: u64, prod: u64, at: At) {
+    fn early_published(&mut self, ks: KSockId, addr: u64, slot: u64, prod: u64, at: At) {
         let f = self.frame_of(addr);
-        let k = &self.ksocks[ks as usize];
+        let k = &self.ksocks[ks];
         let xs = k.xs;
         let mut cpus = vec![at.cpu];
         let by = match k.last_flush {
@@ -1408,8 +1395,8 @@ impl Analyzer {
             vec![f],
             at,
             cpus,
-            ks,
-            NONE,
+            Some(ks),
+            None,
             Some(slot),
             expl,
             // The line proves it alone.
@@ -1419,10 +1406,10 @@ impl Analyzer {
         ) else {
             return;
         };
-        let k = &mut self.ksocks[ks as usize];
+        let k = &mut self.ksocks[ks];
         if let Some(e) = k.q.back_mut().filter(|e| e.slot == Some(slot)) {
             e.early = true;
-            e.early_raw = cp as u32;
+            e.early_raw = Some(cp);
         }
         let Some(j) = k.pending_poison.iter().position(|&(s, _)| s == slot) else {
             return;
@@ -1431,7 +1418,7 @@ impl Analyzer {
             return;
         };
         let cp_id = self.raws[cp].id;
-        let r = &mut self.raws[ri as usize];
+        let r = &mut self.raws[ri];
         r.verdict = Verdict::Kernel;
         r.rule = Rule::PoisonPublishedBeforeRedirect;
         r.explanation = Expl::Text(format!(
@@ -1455,8 +1442,8 @@ impl Analyzer {
         r.link = Link::Consequence(cp_id);
     }
 
-    fn open_section(&mut self, ks: u32, at: At, f: u64, addr: u64, slot: Option<u64>) {
-        let k = &mut self.ksocks[ks as usize];
+    fn open_section(&mut self, ks: KSockId, at: At, f: u64, addr: u64, slot: Option<u64>) {
+        let k = &mut self.ksocks[ks];
         for s in k.sections.iter_mut() {
             if s.cpu != at.cpu && s.intruders.len() < 8 {
                 s.intruders.push((at, f, addr, slot));
@@ -1481,8 +1468,8 @@ impl Analyzer {
         }
     }
 
-    fn close_section(&mut self, ks: u32, at: At, exact: bool, why: &str) {
-        let k = &mut self.ksocks[ks as usize];
+    fn close_section(&mut self, ks: KSockId, at: At, exact: bool, why: &str) {
+        let k = &mut self.ksocks[ks];
         k.flush_seen = true;
         let Some(i) = k.sections.iter().position(|s| s.cpu == at.cpu) else {
             return;
@@ -1494,7 +1481,7 @@ impl Analyzer {
         if s.intruders.is_empty() {
             return;
         }
-        let k = &mut self.ksocks[ks as usize];
+        let k = &mut self.ksocks[ks];
         let xs = k.xs;
         let still_open: Vec<String> = k
             .sections
@@ -1575,8 +1562,8 @@ impl Analyzer {
             frames,
             iat,
             cpus,
-            ks,
-            NONE,
+            Some(ks),
+            None,
             islot,
             expl,
             // Each CPU's history is complete from its own first event, so the
@@ -1609,9 +1596,9 @@ impl Analyzer {
     /// a kernel receive (the anchor), the next read is the next receive,
     /// unless receives were lost because a CPU's buffer had not started yet.
     /// Then a read that matches nothing is not evidence: the entry stays.
-    fn kq_take(&mut self, ks: u32, f: u64, pos: Option<u64>) -> Option<(KRx, u64)> {
+    fn kq_take(&mut self, ks: KSockId, f: u64, pos: Option<u64>) -> Option<(KRx, u64)> {
         let complete_now = self.complete_now;
-        let k = &mut self.ksocks[ks as usize];
+        let k = &mut self.ksocks[ks];
         if let Some(pos) = pos {
             if k.q.front().is_some_and(|e| e.slot.is_some()) {
                 while k.q.front().is_some_and(|e| e.slot.is_some_and(|s| s < pos)) {
@@ -1670,7 +1657,7 @@ impl Analyzer {
     #[expect(clippy::too_many_arguments, reason = "mirrors the seed line's fields")]
     fn transition(
         &mut self,
-        a: u32,
+        a: Option<ASockId>,
         addr: u64,
         from: Option<RingState>,
         to: RingState,
@@ -1680,10 +1667,9 @@ impl Analyzer {
     ) {
         match to {
             RingState::Fill => {
-                let p = if a != NONE {
-                    self.asock_pool(a)
-                } else {
-                    self.pool_id(u64::MAX)
+                let p = match a {
+                    Some(a) => self.asock_pool(a),
+                    None => self.pool_id(u64::MAX),
                 };
                 self.app_fill(a, p, addr, from, at);
             }
@@ -1708,13 +1694,20 @@ impl Analyzer {
         from != actual && !matches!(from, RingState::Unknown)
     }
 
-    fn app_fill(&mut self, a: u32, p: u32, addr: u64, from: Option<RingState>, at: At) {
+    fn app_fill(
+        &mut self,
+        a: Option<ASockId>,
+        p: PoolId,
+        addr: u64,
+        from: Option<RingState>,
+        at: At,
+    ) {
         if addr == self.poison {
             return;
         }
         self.seen_fill = true;
         let f = self.frame_of(addr);
-        let pool = &mut self.pools[p as usize];
+        let pool = &mut self.pools[p];
         pool.seq += 1;
         let seq = pool.seq;
         pool.fifo.push_back((f, seq, at));
@@ -1726,11 +1719,11 @@ impl Analyzer {
         let Some(fs) = self.frames.get_mut(f) else {
             let mut fs = Frame::new(at);
             fs.fill = 1;
-            fs.fill_pool = p;
+            fs.fill_pool = Some(p);
             self.frames.insert(f, fs);
             return;
         };
-        fs.fill_pool = p;
+        fs.fill_pool = Some(p);
         let prev = fs.last;
         let was = fs.place();
         let state = fs.state_name();
@@ -1759,7 +1752,7 @@ impl Analyzer {
     )]
     fn app_dup(
         &mut self,
-        a: u32,
+        a: Option<ASockId>,
         addr: u64,
         f: u64,
         ring: &str,
@@ -1791,7 +1784,7 @@ impl Analyzer {
                 vec![f],
                 at,
                 cpus,
-                NONE,
+                None,
                 a,
                 None,
                 expl,
@@ -1811,7 +1804,7 @@ impl Analyzer {
             vec![f],
             at,
             cpus.clone(),
-            NONE,
+            None,
             a,
             None,
             format!("{state} -> {ring}: {expl}"),
@@ -1833,7 +1826,7 @@ impl Analyzer {
             vec![f],
             at,
             cpus,
-            NONE,
+            None,
             a,
             None,
             short,
@@ -1849,7 +1842,7 @@ impl Analyzer {
     )]
     fn claimed(
         &mut self,
-        a: u32,
+        a: Option<ASockId>,
         addr: u64,
         f: u64,
         from: Option<RingState>,
@@ -1874,7 +1867,7 @@ impl Analyzer {
             vec![f],
             at,
             vec![at.cpu, prev.cpu],
-            NONE,
+            None,
             a,
             None,
             expl,
@@ -1886,7 +1879,7 @@ impl Analyzer {
 
     fn app_read(
         &mut self,
-        a: u32,
+        a: Option<ASockId>,
         addr: u64,
         from: Option<RingState>,
         pos: Option<u64>,
@@ -1897,44 +1890,33 @@ impl Analyzer {
         self.app_taken += 1;
         let taken = self.app_taken;
         let f = self.frame_of(addr);
-        if a != NONE {
-            self.asocks[a as usize].rx += 1;
+        if let Some(a) = a {
+            self.asocks[a].rx += 1;
             // Seed traces name sockets by label only: join the label to the
             // kernel socket that just received this frame.
-            if self.asocks[a as usize].ks == NONE && !poisoned {
+            if self.asocks[a].ks.is_none() && !poisoned {
                 if let Some(fs) = self.frames.get(f) {
-                    if fs.krx > 0 && fs.krx_ks != NONE {
-                        self.link(a, fs.krx_ks);
+                    if let Some(k) = fs.krx_ks.filter(|_| fs.krx > 0) {
+                        self.link(a, k);
                     }
                 }
             }
         }
-        let ks = if a != NONE {
-            self.asocks[a as usize].ks
-        } else {
-            NONE
-        };
-        let taken_k = if ks != NONE {
-            self.kq_take(ks, f, pos)
-        } else {
-            None
-        };
+        let ks = a.and_then(|a| self.asocks[a].ks);
+        let taken_k = ks.and_then(|ks| self.kq_take(ks, f, pos));
         let kpos = taken_k.map(|(e, _)| e);
         let kev = taken_k.map_or(at.order, |(_, ev)| ev);
         let past_producer = match (pos, ks) {
-            (Some(p), k) if k != NONE => {
-                self.ksocks[k as usize].published.is_some_and(|pr| p >= pr)
-            }
+            (Some(p), Some(k)) => self.ksocks[k].published.is_some_and(|pr| p >= pr),
             _ => false,
         };
         if poisoned {
-            let racy = ks != NONE
-                && match kpos {
-                    Some(e) => self.ksocks[ks as usize].racy.contains(&e.frame),
-                    // No position evidence, but this socket's producers
-                    // already overlapped: the race exposes such slots.
-                    None => !self.ksocks[ks as usize].racy.is_empty(),
-                };
+            let racy = ks.is_some_and(|ks| match kpos {
+                Some(e) => self.ksocks[ks].racy.contains(&e.frame),
+                // No position evidence, but this socket's producers
+                // already overlapped: the race exposes such slots.
+                None => !self.ksocks[ks].racy.is_empty(),
+            });
             let (verdict, rule, why) = if let Some(e) = kpos.filter(|e| e.early) {
                 (
                     Verdict::Kernel,
@@ -2005,19 +1987,26 @@ impl Analyzer {
             );
             if let Some(ri) = read {
                 self.last_poison = Some((a, ri));
-                match kpos {
-                    Some(e) if e.early && e.early_raw != NONE => {
-                        self.raws[ri].link = Link::Consequence(e.early_raw);
+                match (kpos, ks, pos) {
+                    (
+                        Some(KRx {
+                            early: true,
+                            early_raw: Some(cp),
+                            ..
+                        }),
+                        _,
+                        _,
+                    ) => {
+                        self.raws[ri].link = Link::Consequence(cp);
                     }
                     // Nothing received there yet: a later `krx` of this slot
                     // may prove it was published early.
-                    None if ks != NONE && pos.is_some() => {
-                        let k = &mut self.ksocks[ks as usize];
+                    (None, Some(ks), Some(pos)) => {
+                        let k = &mut self.ksocks[ks];
                         if k.pending_poison.len() >= 8 {
                             k.pending_poison.pop_front();
                         }
-                        k.pending_poison
-                            .push_back((pos.unwrap_or_default(), ri as u32));
+                        k.pending_poison.push_back((pos, ri));
                     }
                     _ => {}
                 }
@@ -2043,7 +2032,7 @@ impl Analyzer {
                 // The same read: it stays with the poisoned read wherever
                 // that goes (its `also`).
                 if let (Some(mi), Some(ri)) = (mismatch, read) {
-                    self.raws[mi].link = Link::Also(ri as u32);
+                    self.raws[mi].link = Link::Also(ri);
                 }
             }
             if let Some((exp, rem)) = recorder {
@@ -2102,18 +2091,14 @@ impl Analyzer {
                     false,
                     at.line,
                 );
-                if let Some(ri) = read.filter(|_| e.early && e.early_raw != NONE) {
-                    self.raws[ri].link = Link::Consequence(e.early_raw);
+                if let (Some(ri), Some(cp)) = (read, e.early_raw.filter(|_| e.early)) {
+                    self.raws[ri].link = Link::Consequence(cp);
                 }
             }
         }
-        let tracing_kernel = ks != NONE && self.ksocks[ks as usize].krx > 0;
+        let tracing_kernel = ks.is_some_and(|ks| self.ksocks[ks].krx > 0);
         let seen_fill = self.seen_fill;
-        let pool = if a != NONE {
-            self.asocks[a as usize].pool
-        } else {
-            NONE
-        };
+        let pool = a.and_then(|a| self.asocks[a].pool);
         self.settle(f);
         match self.frames.get_mut(f) {
             None => {
@@ -2142,7 +2127,7 @@ impl Analyzer {
                     fs.app = AppHold::Rx;
                     fs.held_at = taken;
                     fs.held_addr = addr;
-                    if pool != NONE {
+                    if let Some(pool) = pool {
                         if tracing_kernel {
                             self.fifo_forget(pool, f);
                         } else {
@@ -2210,7 +2195,7 @@ impl Analyzer {
 
     fn recorder_fifo(
         &mut self,
-        a: u32,
+        a: Option<ASockId>,
         addr: u64,
         f: u64,
         expected: u64,
@@ -2256,7 +2241,7 @@ impl Analyzer {
             vec![f, ef],
             at,
             vec![at.cpu],
-            NONE,
+            None,
             a,
             None,
             expl,
@@ -2268,8 +2253,8 @@ impl Analyzer {
 
     /// Drop a frame whose kernel receive is missing from the FILL order
     /// without counting it as reordered.
-    fn fifo_forget(&mut self, p: u32, f: u64) {
-        let pool = &mut self.pools[p as usize];
+    fn fifo_forget(&mut self, p: PoolId, f: u64) {
+        let pool = &mut self.pools[p];
         // Stale entries sit near the front (they are old): a short scan.
         if let Some(i) = pool.fifo.iter().take(512).position(|e| e.0 == f) {
             if let Some((_, seq, _)) = pool.fifo.remove(i) {
@@ -2278,9 +2263,9 @@ impl Analyzer {
         }
     }
 
-    fn fifo_consume(&mut self, p: u32, f: u64, by_kernel: bool) {
+    fn fifo_consume(&mut self, p: PoolId, f: u64, by_kernel: bool) {
         let complete_now = self.complete_now;
-        let pool = &mut self.pools[p as usize];
+        let pool = &mut self.pools[p];
         if by_kernel {
             pool.kernel_consumes = true;
         } else if pool.kernel_consumes {
@@ -2309,14 +2294,14 @@ impl Analyzer {
         }
     }
 
-    fn app_tx(&mut self, a: u32, addr: u64, from: Option<RingState>, at: At) {
+    fn app_tx(&mut self, a: Option<ASockId>, addr: u64, from: Option<RingState>, at: At) {
         if addr == self.poison {
             return;
         }
         self.seen_tx = true;
         let f = self.frame_of(addr);
-        if a != NONE {
-            let s = &mut self.asocks[a as usize];
+        if let Some(a) = a {
+            let s = &mut self.asocks[a];
             s.tx_seq += 1;
             let seq = s.tx_seq;
             s.tx_fifo.push_back((f, at, seq));
@@ -2355,12 +2340,12 @@ impl Analyzer {
         }
     }
 
-    fn tx_fifo_check(&mut self, a: u32, f: u64, addr: u64, at: At) {
-        if a == NONE {
+    fn tx_fifo_check(&mut self, a: Option<ASockId>, f: u64, addr: u64, at: At) {
+        let Some(a) = a else {
             return;
-        }
+        };
         let complete_now = self.complete_now;
-        let s = &mut self.asocks[a as usize];
+        let s = &mut self.asocks[a];
         // Sends from before every CPU had started may have completed unseen.
         while s
             .tx_fifo
@@ -2397,8 +2382,8 @@ impl Analyzer {
             vec![f, head],
             at,
             vec![at.cpu],
-            NONE,
-            a,
+            None,
+            Some(a),
             None,
             expl,
             head_at.order,
@@ -2407,7 +2392,7 @@ impl Analyzer {
         );
     }
 
-    fn kernel_comp(&mut self, ks: u32, addr: u64, at: At) {
+    fn kernel_comp(&mut self, ks: Option<KSockId>, addr: u64, at: At) {
         let f = self.frame_of(addr);
         let seen_tx = self.seen_tx;
         self.settle(f);
@@ -2447,7 +2432,7 @@ impl Analyzer {
             at,
             vec![at.cpu, prev.cpu],
             ks,
-            NONE,
+            None,
             None,
             expl,
             prev.order,
@@ -2456,7 +2441,7 @@ impl Analyzer {
         );
     }
 
-    fn app_comp(&mut self, a: u32, addr: u64, from: Option<RingState>, at: At) {
+    fn app_comp(&mut self, a: Option<ASockId>, addr: u64, from: Option<RingState>, at: At) {
         self.app_taken += 1;
         let taken = self.app_taken;
         let f = self.frame_of(addr);
@@ -2486,7 +2471,7 @@ impl Analyzer {
             fs.app = AppHold::Comp;
             fs.held_at = taken;
             fs.held_addr = addr;
-            let txa = if fs.tx_as != NONE { fs.tx_as } else { a };
+            let txa = fs.tx_as.or(a);
             if !seen_kcomp {
                 self.tx_fifo_check(txa, f, addr, at);
             }
@@ -2529,7 +2514,7 @@ impl Analyzer {
             vec![f],
             at,
             vec![at.cpu, prev.cpu],
-            NONE,
+            None,
             a,
             None,
             expl,
@@ -2576,8 +2561,8 @@ impl Analyzer {
                 vec![f],
                 at,
                 vec![at.cpu, prev.cpu],
-                NONE,
-                NONE,
+                None,
+                None,
                 None,
                 expl,
                 prev.order,
@@ -2593,7 +2578,7 @@ impl Analyzer {
     )]
     fn recorder_violation(
         &mut self,
-        a: u32,
+        a: Option<ASockId>,
         kind: &[u8],
         addr: u64,
         from: Option<RingState>,
@@ -2616,7 +2601,7 @@ impl Analyzer {
         // (the `rx` line is written first): one read, one entry.
         let same_read = match (k, self.last_poison) {
             (Kind::PoisonedDescriptor, Some((pa, ri)))
-                if poisoned && (pa == a || pa == NONE || a == NONE) =>
+                if poisoned && (pa == a || pa.is_none() || a.is_none()) =>
             {
                 Some(ri)
             }
@@ -2668,7 +2653,7 @@ impl Analyzer {
             frames,
             at,
             vec![at.cpu],
-            NONE,
+            None,
             a,
             None,
             expl,
@@ -2677,7 +2662,7 @@ impl Analyzer {
             at.line,
         );
         if let (Some(id), Some(ri)) = (id, same_read) {
-            self.raws[id].link = Link::Also(ri as u32);
+            self.raws[id].link = Link::Also(ri);
         }
     }
 
@@ -2747,7 +2732,7 @@ impl Analyzer {
         }
         // Raws tied to another by evidence go where their target went; a
         // tie to a raw that was not judged is dropped (judged on its own).
-        let kept_ids: FxHashSet<u32> = kept.iter().map(|r| r.id).collect();
+        let kept_ids: FxHashSet<RawId> = kept.iter().map(|r| r.id).collect();
         let (linked, mut kept): (Vec<Raw>, Vec<Raw>) =
             kept.into_iter().partition(|r| match r.link {
                 Link::Also(t) | Link::Consequence(t) => kept_ids.contains(&t),
@@ -2781,7 +2766,7 @@ impl Analyzer {
         }
         let mut consequence_links: Vec<Raw> = Vec::new();
         {
-            let mut group_of: FxHashMap<u32, usize> = FxHashMap::default();
+            let mut group_of: FxHashMap<RawId, usize> = FxHashMap::default();
             for (i, g) in groups.iter().enumerate() {
                 group_of.insert(g.primary.id, i);
                 for r in &g.also {
@@ -2805,9 +2790,9 @@ impl Analyzer {
         consequence_links.sort_by_key(|r| r.at.line);
 
         let mut findings: Vec<Finding> = Vec::new();
-        let mut placed: FxHashMap<u32, usize> = FxHashMap::default();
+        let mut placed: FxHashMap<RawId, usize> = FxHashMap::default();
         let mut root_frames: FxHashMap<u64, usize> = FxHashMap::default();
-        let mut root_xs: FxHashMap<u32, usize> = FxHashMap::default();
+        let mut root_xs: FxHashMap<KSockId, usize> = FxHashMap::default();
         for g in groups {
             let p = &g.primary;
             let by_frame = p
@@ -2815,13 +2800,14 @@ impl Analyzer {
                 .iter()
                 .chain(g.also.iter().flat_map(|r| r.frames.iter()))
                 .find_map(|f| root_frames.get(f).copied());
-            let by_sock = (p.ks != NONE
-                && matches!(
-                    p.kind,
-                    Kind::ConcurrentProducer | Kind::PoisonedDescriptor | Kind::RxMismatch
-                ))
-            .then(|| root_xs.get(&p.ks).copied())
-            .flatten();
+            let by_sock =
+                p.ks.filter(|_| {
+                    matches!(
+                        p.kind,
+                        Kind::ConcurrentProducer | Kind::PoisonedDescriptor | Kind::RxMismatch
+                    )
+                })
+                .and_then(|ks| root_xs.get(&ks).copied());
             // Proof of a second producer is not a mere consequence of an
             // earlier overlap that could not be proven.
             let root = [by_frame, by_sock].into_iter().flatten().find(|&r| {
@@ -2849,15 +2835,15 @@ impl Analyzer {
             {
                 root_frames.entry(*f).or_insert(idx);
             }
-            if p.kind == Kind::ConcurrentProducer && p.ks != NONE {
+            if let Some(ks) = p.ks.filter(|_| p.kind == Kind::ConcurrentProducer) {
                 if p.verdict == Verdict::Kernel {
                     // Later anomalies of the socket belong to the proven race.
-                    let e = root_xs.entry(p.ks).or_insert(idx);
+                    let e = root_xs.entry(ks).or_insert(idx);
                     if *e != idx && findings[*e].verdict != Verdict::Kernel {
                         *e = idx;
                     }
                 } else {
-                    root_xs.entry(p.ks).or_insert(idx);
+                    root_xs.entry(ks).or_insert(idx);
                 }
             }
             placed.insert(p.id, idx);
@@ -2971,20 +2957,15 @@ impl Analyzer {
             .iter()
             .map(|s| SocketSummary {
                 socket: s.name.clone(),
-                xs: if s.ks != NONE {
-                    vec![format!("{:#x}", self.ksocks[s.ks as usize].xs)]
-                } else {
-                    Vec::new()
-                },
+                xs: s
+                    .ks
+                    .map(|k| vec![format!("{:#x}", self.ksocks[k].xs)])
+                    .unwrap_or_default(),
                 rx: s.rx,
-                krx: if s.ks != NONE {
-                    self.ksocks[s.ks as usize].krx
-                } else {
-                    0
-                },
+                krx: s.ks.map_or(0, |k| self.ksocks[k].krx),
             })
             .collect();
-        for k in self.ksocks.iter().filter(|k| k.asock == NONE) {
+        for k in self.ksocks.iter().filter(|k| k.asock.is_none()) {
             sockets.push(SocketSummary {
                 socket: format!("xs={:#x}", k.xs),
                 xs: vec![format!("{:#x}", k.xs)],
@@ -3052,7 +3033,7 @@ impl Analyzer {
     fn finding_of(&self, mut primary: Raw, also: Vec<Raw>) -> Finding {
         if primary.socket.is_none() {
             // The socket may have been joined to its xs after the finding.
-            primary.socket = self.sock_name(primary.ks, NONE);
+            primary.socket = self.sock_name(primary.ks, None);
         }
         Finding {
             kind: primary.kind,
@@ -3129,8 +3110,8 @@ impl Analyzer {
                 vec![f],
                 at,
                 vec![at.cpu],
-                NONE,
-                NONE,
+                None,
+                None,
                 None,
                 expl,
                 at.order,
@@ -3166,8 +3147,8 @@ impl Analyzer {
                 vec![f],
                 at,
                 vec![at.cpu],
-                NONE,
-                NONE,
+                None,
+                None,
                 None,
                 expl,
                 at.order,

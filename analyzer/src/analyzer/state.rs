@@ -3,11 +3,142 @@
 //! reference to one event that all of them keep.
 
 use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::num::NonZeroU32;
+use std::ops::{Index, IndexMut};
 
-use super::NONE;
 use crate::parse::Event;
 use crate::report::TsRef;
 use crate::timeline::Ring;
+
+/// An index into one [`IdVec`], typed by what it indexes.
+pub(super) trait Id: Copy {
+    /// The id of the `i`th entry.
+    fn from_index(i: usize) -> Self;
+    /// The entry's position.
+    fn index(self) -> usize;
+}
+
+/// Declares an [`Id`], stored as index + 1 in a `NonZeroU32` so that
+/// `Option<Id>` ("no socket", "no pool") takes four bytes like the bare
+/// index it replaces: [`Frame`] must stay one cache line.
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+        pub(super) struct $name(NonZeroU32);
+
+        impl Id for $name {
+            #[inline]
+            fn from_index(i: usize) -> Self {
+                // Tables stay far below 2^32 entries (raw findings are
+                // capped, sockets and pools are what the trace names).
+                $name(NonZeroU32::MIN.saturating_add(i as u32))
+            }
+            #[inline]
+            fn index(self) -> usize {
+                self.0.get() as usize - 1
+            }
+        }
+    };
+}
+
+id!(
+    /// An application-side socket ([`ASock`]).
+    ASockId
+);
+id!(
+    /// A kernel socket, one `xs` ([`KSock`]).
+    KSockId
+);
+id!(
+    /// A UMEM pool and its FILL order ([`Pool`]).
+    PoolId
+);
+id!(
+    /// A raw finding, numbered in order of creation.
+    RawId
+);
+
+/// A table indexed by its own kind of [`Id`] only.
+pub(super) struct IdVec<I, T> {
+    items: Vec<T>,
+    id: PhantomData<I>,
+}
+
+impl<I, T> Default for IdVec<I, T> {
+    fn default() -> Self {
+        IdVec {
+            items: Vec::new(),
+            id: PhantomData,
+        }
+    }
+}
+
+impl<I: Id, T> IdVec<I, T> {
+    /// Append `t`; its id.
+    pub(super) fn push(&mut self, t: T) -> I {
+        let i = I::from_index(self.items.len());
+        self.items.push(t);
+        i
+    }
+    pub(super) fn len(&self) -> usize {
+        self.items.len()
+    }
+    pub(super) fn get(&self, i: I) -> Option<&T> {
+        self.items.get(i.index())
+    }
+    pub(super) fn get_mut(&mut self, i: I) -> Option<&mut T> {
+        self.items.get_mut(i.index())
+    }
+    pub(super) fn last_mut(&mut self) -> Option<&mut T> {
+        self.items.last_mut()
+    }
+    pub(super) fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.items.iter()
+    }
+    pub(super) fn iter_mut(&mut self) -> std::slice::IterMut<'_, T> {
+        self.items.iter_mut()
+    }
+    /// Every entry with its id.
+    pub(super) fn ids(&self) -> impl Iterator<Item = (I, &T)> {
+        self.items
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (I::from_index(i), t))
+    }
+}
+
+impl<I: Id, T> Index<I> for IdVec<I, T> {
+    type Output = T;
+    #[inline]
+    fn index(&self, i: I) -> &T {
+        &self.items[i.index()]
+    }
+}
+
+impl<I: Id, T> IndexMut<I> for IdVec<I, T> {
+    #[inline]
+    fn index_mut(&mut self, i: I) -> &mut T {
+        &mut self.items[i.index()]
+    }
+}
+
+impl<'a, I, T> IntoIterator for &'a IdVec<I, T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+impl<I, T> IntoIterator for IdVec<I, T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.into_iter()
+    }
+}
 
 /// How to write a timestamp back as the trace did, from its ordering value:
 /// 0 for a counter clock (a bare integer), 1..=9 for a time clock with that
@@ -96,6 +227,8 @@ pub(super) enum AppHold {
     Free,
 }
 
+/// One frame (chunk): how many copies each ring holds, who holds it on the
+/// application side, and its last event.
 #[repr(align(64))]
 pub(super) struct Frame {
     /// Copies on FILL (app produced, kernel not yet received).
@@ -108,14 +241,16 @@ pub(super) struct Frame {
     pub(super) kcomp: u16,
     pub(super) app: AppHold,
     pub(super) last: At,
-    pub(super) krx_ks: u32,
-    pub(super) tx_as: u32,
+    /// The kernel socket that last received it.
+    pub(super) krx_ks: Option<KSockId>,
+    /// The app socket that last sent it.
+    pub(super) tx_as: Option<ASockId>,
     /// The app's consumption counter when the app last took the frame.
     pub(super) held_at: u64,
     /// The descriptor value the app took it as.
     pub(super) held_addr: u64,
     /// The pool whose FILL order holds it (when on FILL).
-    pub(super) fill_pool: u32,
+    pub(super) fill_pool: Option<PoolId>,
 }
 
 impl Frame {
@@ -127,11 +262,11 @@ impl Frame {
             kcomp: 0,
             app: AppHold::No,
             last: at,
-            krx_ks: NONE,
-            tx_as: NONE,
+            krx_ks: None,
+            tx_as: None,
             held_at: 0,
             held_addr: 0,
-            fill_pool: NONE,
+            fill_pool: None,
         }
     }
     pub(super) fn kernel_copies(&self) -> u16 {
@@ -213,10 +348,12 @@ impl std::fmt::Display for Place {
     }
 }
 
+/// An application-side socket: an `sk=` key or a seed trace's label.
 pub(super) struct ASock {
     pub(super) name: String,
-    pub(super) pool: u32,
-    pub(super) ks: u32,
+    pub(super) pool: Option<PoolId>,
+    /// The kernel socket it is joined to.
+    pub(super) ks: Option<KSockId>,
     pub(super) ring: Ring,
     pub(super) rx: u64,
     /// Frames on TX in order: (frame, when, sequence number).
@@ -226,6 +363,7 @@ pub(super) struct ASock {
     pub(super) tx_seq: u64,
 }
 
+/// A kernel receive (`krx`): what the kernel wrote at one RX position.
 #[derive(Clone, Copy)]
 pub(super) struct KRx {
     pub(super) frame: u64,
@@ -237,13 +375,15 @@ pub(super) struct KRx {
     /// The `krx` itself proved its slot published by another CPU
     /// (`concurrent_producer/published-before-redirect`, raw `early`).
     pub(super) early: bool,
-    pub(super) early_raw: u32,
+    pub(super) early_raw: Option<RawId>,
     /// The flush that published the slot while unwritten (line 0: none).
     pub(super) pub_by: At,
     /// Its `krxdone` (line 0: not seen).
     pub(super) done: At,
 }
 
+/// One CPU's producer section on one RX ring: from its first receive to
+/// its flush.
 pub(super) struct Section {
     pub(super) cpu: u32,
     pub(super) start: At,
@@ -252,9 +392,11 @@ pub(super) struct Section {
     pub(super) intruders: Vec<(At, u64, u64, Option<u64>)>,
 }
 
+/// A kernel socket (`xs`): its RX ring as the kernel produced it.
 pub(super) struct KSock {
     pub(super) xs: u64,
-    pub(super) asock: u32,
+    /// The app socket it is joined to.
+    pub(super) asock: Option<ASockId>,
     pub(super) q: VecDeque<KRx>,
     pub(super) aligned: bool,
     /// Order of the last kernel entry a read matched.
@@ -273,11 +415,12 @@ pub(super) struct KSock {
     /// Poisoned reads at a slot no `krx` had been seen for yet (the
     /// tracepoint's `krx` comes after the write, so a slot published early
     /// can be read before it): slot, raw index. A few, oldest dropped.
-    pub(super) pending_poison: VecDeque<(u64, u32)>,
+    pub(super) pending_poison: VecDeque<(u64, RawId)>,
     pub(super) krx: u64,
     pub(super) ring: Ring,
 }
 
+/// A UMEM pool: its FILL order (frame, sequence number, when).
 pub(super) struct Pool {
     pub(super) fifo: VecDeque<(u64, u64, At)>,
     pub(super) kernel_consumes: bool,
@@ -286,13 +429,15 @@ pub(super) struct Pool {
     pub(super) peak: usize,
 }
 
+/// One CPU's buffer: its first and last events, its recent events, and
+/// the kernel sockets whose producer section it has open.
 pub(super) struct CpuState {
     pub(super) first: At,
     pub(super) last: At,
     pub(super) events: u64,
     pub(super) marker: bool,
     pub(super) ring: Ring,
-    pub(super) open: Vec<u32>,
+    pub(super) open: Vec<KSockId>,
 }
 
 impl CpuState {
@@ -308,9 +453,14 @@ impl CpuState {
     }
 }
 
+/// Whose ring of recent events an event goes to.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum RingId {
-    K(u32),
-    A(u32),
+    K(KSockId),
+    A(ASockId),
     Cpu(u32),
 }
+
+// Copied into every frame and queue entry; a frame is one cache line.
+const _: () = assert!(std::mem::size_of::<At>() == 24);
+const _: () = assert!(std::mem::size_of::<Frame>() == 64);
