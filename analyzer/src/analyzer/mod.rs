@@ -32,14 +32,17 @@ use crate::report::{
     ChunkInfo, CpuSummary, Finding, History, Kind, OverallVerdict, ProbeInfo, Related, Report,
     SocketSummary, Summary, TimelineEntry, Verdict, SCHEMA_VERSION,
 };
-use crate::timeline::{self, Entry, Ring, Snap};
+use crate::timeline::{Entry, Ring, Snap};
 use crate::Error;
 
+mod explain;
+mod raw;
 mod rules;
 mod state;
 
+use explain::{published_before_write, Expl};
+use raw::{Link, Raw, Tail, MAX_RAW};
 use rules::Rule;
-use state::Id as _;
 use state::{
     ASock, ASockId, AppHold, At, CpuState, Frame, IdVec, KRx, KSock, KSockId, Place, Pool, PoolId,
     RawId, RingId, Section,
@@ -83,97 +86,10 @@ const ENOUGH_SAMPLES: usize = 64;
 const MAX_SAMPLES: usize = 4096;
 const KQ_CAP: usize = 16384;
 const FIFO_CAP: usize = 1 << 16;
-const MAX_RAW: usize = 100_000;
-const MAX_SNAPSHOTS: usize = 2000;
 const MAX_CONSEQUENCES: usize = 50;
 const MAX_HISTORY: usize = 100_000;
 /// A frame the app holds while it took this many others is leaked.
 const APP_LEAK_GAP: u64 = 256;
-
-/// A finding before folding.
-struct Raw {
-    kind: Kind,
-    verdict: Verdict,
-    rule: Rule,
-    addr: Option<u64>,
-    frame: Option<u64>,
-    frames: Vec<u64>,
-    at: At,
-    cpus: Vec<u32>,
-    xs: Option<u64>,
-    ks: Option<KSockId>,
-    socket: Option<String>,
-    slot: Option<u64>,
-    explanation: Expl,
-    evidence_from: u64,
-    recorder: bool,
-    timeline: Vec<Snap>,
-    /// Its id at creation (stable until `finish`).
-    id: RawId,
-    /// Where it belongs whatever lines lie between (see [`Link`]).
-    link: Link,
-}
-
-/// A finding's explanation, or how to write it: a wrapped trace's first
-/// stretch can make tens of thousands of findings that are never reported
-/// (they cannot be judged), and writing theirs out on the spot was a few
-/// percent of the whole analysis.
-enum Expl {
-    Text(String),
-    Later(Box<dyn Fn() -> String>),
-}
-
-impl Expl {
-    fn render(&self) -> String {
-        match self {
-            Expl::Text(t) => t.clone(),
-            Expl::Later(f) => f(),
-        }
-    }
-
-    fn into_text(self) -> String {
-        match self {
-            Expl::Text(t) => t,
-            Expl::Later(f) => f(),
-        }
-    }
-
-    /// The text, written out first if need be, to append to.
-    fn text_mut(&mut self) -> &mut String {
-        if let Expl::Later(f) = self {
-            *self = Expl::Text(f());
-        }
-        match self {
-            Expl::Text(t) => t,
-            Expl::Later(_) => unreachable!("written out above"),
-        }
-    }
-}
-
-impl From<String> for Expl {
-    fn from(t: String) -> Expl {
-        Expl::Text(t)
-    }
-}
-
-/// An explicit tie between two raw findings, made when the evidence that
-/// joins them is in the trace (not by line distance).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Link {
-    None,
-    /// Same moment, another report of it: goes to the target's `also`
-    /// (the recorder's `violation` of a poisoned read the analyzer saw).
-    Also(RawId),
-    /// A consequence of the target, even when it comes first in the trace
-    /// (a slot read before the `krx` that proves it was published early).
-    Consequence(RawId),
-}
-
-struct Tail {
-    raw: RawId,
-    rings: [Option<RingId>; 4],
-    left: u8,
-}
 
 enum Buffered {
     Line(u64, Vec<u8>),
@@ -900,33 +816,6 @@ impl Analyzer {
         }
     }
 
-    fn feed_tails(&mut self, rid: RingId, ev: &Event<'_>, frames: &[u64]) {
-        let mut i = 0;
-        while i < self.tails.len() {
-            let t = &mut self.tails[i];
-            let linked = |r: &Option<RingId>| match (*r, rid) {
-                (Some(a), b) if a == b => true,
-                (Some(RingId::K(k)), RingId::A(x)) => self.asocks[x].ks == Some(k),
-                (Some(RingId::A(x)), RingId::K(k)) => self.ksocks[k].asock == Some(x),
-                _ => false,
-            };
-            if t.rings.iter().any(linked) {
-                if let Some(raw) = self.raws.get_mut(t.raw) {
-                    if raw.timeline.last().is_none_or(|e| e.line() < ev.line) {
-                        let hl = frames.iter().any(|f| raw.frames.contains(f));
-                        raw.timeline.push(Snap::of(ev, frames, hl));
-                    }
-                }
-                t.left -= 1;
-                if t.left == 0 {
-                    self.tails.swap_remove(i);
-                    continue;
-                }
-            }
-            i += 1;
-        }
-    }
-
     fn app_op(&mut self, op: &AppOp<'_>, at: At, a: Option<ASockId>, descs: &[Desc]) {
         match op {
             AppOp::Umem { .. } | AppOp::Other { .. } => {}
@@ -1121,119 +1010,6 @@ impl Analyzer {
                 }
             }
         }
-    }
-
-    // -----------------------------------------------------------------------
-    // findings
-
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site per rule; a struct would only rename the same fields"
-    )]
-    fn raw(
-        &mut self,
-        kind: Kind,
-        verdict: Verdict,
-        rule: Rule,
-        addr: Option<u64>,
-        frames: Vec<u64>,
-        at: At,
-        mut cpus: Vec<u32>,
-        ks: Option<KSockId>,
-        a: Option<ASockId>,
-        slot: Option<u64>,
-        explanation: impl Into<Expl>,
-        evidence_from: u64,
-        recorder: bool,
-        now_line: u64,
-    ) -> Option<RawId> {
-        debug_assert!(
-            rule.kind().is_none_or(|k| k == kind),
-            "{} fired as {kind:?}",
-            rule.as_str()
-        );
-        let explanation = explanation.into();
-        if self.raws.len() >= MAX_RAW {
-            self.raw_overflow += 1;
-            return None;
-        }
-        cpus.sort_unstable();
-        cpus.dedup();
-        let ks = ks.or_else(|| self.asocks[a?].ks);
-        let a = a.or_else(|| self.ksocks[ks?].asock);
-        let idx = RawId::from_index(self.raws.len());
-        // Only a frame's first finding (a likely root) gets a timeline, not
-        // counting one whose evidence is already older than the cut (it
-        // will not be judged, and a wrapped trace's first stretch makes
-        // such findings on many frames that are judged later).
-        let complete_now = self.complete_now;
-        let first_for_frames = frames.iter().all(|f| {
-            self.raw_by_frame.get(f).is_none_or(|&i| {
-                self.raws
-                    .get(i)
-                    .is_none_or(|r| r.evidence_from < complete_now)
-            })
-        });
-        for f in &frames {
-            let i = self.raw_by_frame.entry(*f).or_insert(idx);
-            if first_for_frames {
-                *i = idx;
-            }
-        }
-        let mut timeline = Vec::new();
-        if (first_for_frames || kind == Kind::ConcurrentProducer) && self.snapshots < MAX_SNAPSHOTS
-        {
-            self.snapshots += 1;
-            let mut rings: Vec<RingId> = Vec::new();
-            if let Some(ks) = ks {
-                rings.push(RingId::K(ks));
-            }
-            if let Some(a) = a {
-                rings.push(RingId::A(a));
-            }
-            for c in &cpus {
-                rings.push(RingId::Cpu(*c));
-            }
-            let refs = rings.iter().filter_map(|r| match r {
-                RingId::K(k) => Some(&self.ksocks[*k].ring),
-                RingId::A(x) => Some(&self.asocks[*x].ring),
-                RingId::Cpu(c) => self.cpus.get(c).map(|s| &s.ring),
-            });
-            timeline = timeline::snapshot(refs, &frames, &[at.line], now_line, self.opts.context);
-            if self.tails.len() < 16 {
-                let mut t = [None; 4];
-                for (i, r) in rings.iter().take(4).enumerate() {
-                    t[i] = Some(*r);
-                }
-                self.tails.push(Tail {
-                    raw: idx,
-                    rings: t,
-                    left: 6,
-                });
-            }
-        }
-        let socket = self.sock_name(ks, a);
-        self.raws.push(Raw {
-            kind,
-            verdict,
-            rule,
-            addr,
-            frame: frames.first().copied(),
-            frames,
-            at,
-            cpus,
-            xs: ks.map(|ks| self.ksocks[ks].xs),
-            ks,
-            socket,
-            slot,
-            explanation,
-            evidence_from,
-            recorder,
-            timeline,
-            id: idx,
-            link: Link::None,
-        });
-        Some(idx)
     }
 
     // -----------------------------------------------------------------------
@@ -3181,35 +2957,6 @@ fn add_consequence(f: &mut Finding, r: Related) {
         }
     }
     f.consequences_omitted += 1;
-}
-
-/// Why a read of a slot published before its write is the kernel's: the
-/// flush that published it, the reservation and the write.
-fn published_before_write(e: &KRx) -> String {
-    let slot = e.slot.map(|s| format!(" {s:#x}")).unwrap_or_default();
-    let wrote = if e.done.line != 0 {
-        format!("wrote only at {}", e.done.cite())
-    } else {
-        "had not written when it was read".to_string()
-    };
-    if e.pub_by.line != 0 {
-        format!(
-            "CPU {}'s flush at {} published slot{slot}, which CPU {} had reserved for {:#x} at {} and {wrote}",
-            e.pub_by.cpu,
-            e.pub_by.cite(),
-            e.at.cpu,
-            e.addr,
-            e.at.cite(),
-        )
-    } else {
-        format!(
-            "a flush published slot{slot} before the kernel's write of it landed: CPU {} had reserved it for \
-             {:#x} at {} and {wrote}",
-            e.at.cpu,
-            e.addr,
-            e.at.cite(),
-        )
-    }
 }
 
 /// Ring counters are 32-bit and wrap: `a` is past `b` when it is ahead by

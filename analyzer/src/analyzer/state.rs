@@ -314,40 +314,6 @@ pub(super) struct Place {
     pub(super) app: AppHold,
 }
 
-impl std::fmt::Display for Place {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut parts: Vec<String> = Vec::new();
-        if self.fill > 0 {
-            parts.push(if self.fill > 1 {
-                format!("on FILL {} times", self.fill)
-            } else {
-                "on FILL".into()
-            });
-        }
-        if self.krx > 0 {
-            parts.push("on RX (written by the kernel, not yet read)".into());
-        }
-        if self.tx > 0 {
-            parts.push("on TX (not yet completed)".into());
-        }
-        if self.kcomp > 0 {
-            parts.push("on COMPLETION (not yet consumed)".into());
-        }
-        match self.app {
-            AppHold::No => {}
-            AppHold::Rx => parts.push("held by the app after RX".into()),
-            AppHold::Comp => parts.push("held by the app after COMPLETION".into()),
-            AppHold::Held => parts.push("held by an app thread".into()),
-            AppHold::Free => parts.push("on the app's free list".into()),
-        }
-        if parts.is_empty() {
-            f.write_str("nowhere known")
-        } else {
-            f.write_str(&parts.join(" and "))
-        }
-    }
-}
-
 /// An application-side socket: an `sk=` key or a seed trace's label.
 pub(super) struct ASock {
     pub(super) name: String,
