@@ -17,7 +17,6 @@
 //! line yet), the first few thousand lines are kept and replayed once the
 //! chunk size is inferred.
 
-use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -25,27 +24,31 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::chunk::{self, Mapping};
 use crate::frames::FrameTable;
 use crate::parse::{
-    parse_line, AddrList, AppOp, Desc, Event, FlushMode, KernelOp, Line, Meta, Op, RingState,
-    RxMode, SeedOp, SockKey,
+    AddrList, Desc, Event, FlushMode, KernelOp, Line, Meta, RingState, RxMode, SockKey,
 };
 use crate::report::{
     ChunkInfo, CpuSummary, Finding, History, Kind, OverallVerdict, ProbeInfo, Related, Report,
     SocketSummary, Summary, TimelineEntry, Verdict, SCHEMA_VERSION,
 };
-use crate::timeline::{Entry, Ring, Snap};
+use crate::timeline::Snap;
 use crate::Error;
 
+mod dispatch;
 mod explain;
+mod learn;
 mod raw;
 mod rules;
+mod sockets;
 mod state;
 
+pub use dispatch::for_each_addr;
 use explain::{published_before_write, Expl};
+use learn::Buffered;
 use raw::{Link, Raw, Tail, MAX_RAW};
 use rules::Rule;
 use state::{
     ASock, ASockId, AppHold, At, CpuState, Frame, IdVec, KRx, KSock, KSockId, Place, Pool, PoolId,
-    RawId, RingId, Section,
+    RawId, Section,
 };
 
 /// The poison value the seed story's application wrote into consumed RX slots.
@@ -81,20 +84,11 @@ impl Default for Options {
     }
 }
 
-const MAX_BUFFERED_LINES: usize = 8192;
-const ENOUGH_SAMPLES: usize = 64;
-const MAX_SAMPLES: usize = 4096;
 const KQ_CAP: usize = 16384;
 const FIFO_CAP: usize = 1 << 16;
 const MAX_CONSEQUENCES: usize = 50;
-const MAX_HISTORY: usize = 100_000;
 /// A frame the app holds while it took this many others is leaked.
 const APP_LEAK_GAP: u64 = 256;
-
-enum Buffered {
-    Line(u64, Vec<u8>),
-    Meta(Meta),
-}
 
 /// The streaming analyzer. Feed it every line in order, then call
 /// [`Analyzer::finish`].
@@ -295,14 +289,6 @@ impl Analyzer {
         }
     }
 
-    fn ring_mut(&mut self, rid: RingId) -> Option<&mut Ring> {
-        match rid {
-            RingId::K(k) => Some(&mut self.ksocks[k].ring),
-            RingId::A(x) => Some(&mut self.asocks[x].ring),
-            RingId::Cpu(c) => self.cpus.get_mut(&c).map(|s| &mut s.ring),
-        }
-    }
-
     /// Feed one decoded line (any kind). Lines must come in input order.
     pub fn feed_line(&mut self, line: &Line<'_>) {
         self.feed_line_decoded(line, None);
@@ -374,61 +360,7 @@ impl Analyzer {
             return;
         }
         // Still learning the chunk size: sample, keep the line, replay later.
-        if let Op::App(AppOp::Umem {
-            chunk,
-            unaligned,
-            poison,
-            ..
-        }) = &ev.op
-        {
-            if let Some(p) = poison {
-                if self.opts.poison.is_none() {
-                    self.poison = *p;
-                }
-            }
-            if let Some(c) = chunk {
-                self.umem_chunk = Some((*c, *unaligned));
-            } else if *unaligned {
-                self.umem_chunk = Some((0, true));
-            }
-        }
-        let poison = self.poison;
-        let samples = &mut self.samples;
-        let mut add = |a: u64| {
-            if a != poison && samples.len() < MAX_SAMPLES {
-                samples.insert(a);
-            }
-        };
-        for_each_addr(&ev.op, &mut add);
-        // The recorder's outstanding lists are addresses too: good samples.
-        match &ev.op {
-            Op::Seed(SeedOp::Transition {
-                expected,
-                remaining,
-                ..
-            }) => {
-                expected.iter().for_each(|&e| add(e));
-                remaining
-                    .iter()
-                    .for_each(|r| r.iter().for_each(|d| add(d.addr)));
-            }
-            Op::App(AppOp::Violation {
-                expected,
-                remaining,
-                ..
-            }) => {
-                expected.iter().for_each(|&e| add(e));
-                remaining.iter().for_each(|d| add(d.addr));
-            }
-            _ => {}
-        }
-        self.buffered.push(Buffered::Line(ev.line, ev.raw.to_vec()));
-        if self.umem_chunk.is_some()
-            || self.samples.len() >= ENOUGH_SAMPLES
-            || self.buffered.len() >= MAX_BUFFERED_LINES
-        {
-            self.decide();
-        }
+        self.learn(ev);
     }
 
     fn skip(&mut self, line: u64) {
@@ -436,47 +368,6 @@ impl Analyzer {
         if self.skipped_lines.len() < 5 {
             self.skipped_lines.push(line);
         }
-    }
-
-    fn decide(&mut self) {
-        if self.mapping.is_some() {
-            return;
-        }
-        if let Some((c, unaligned)) = self.umem_chunk {
-            self.chunk_source = "umem";
-            if unaligned {
-                self.mapping = Some(Mapping::Unaligned);
-                self.chunk_note = "unaligned mode from the recorder's umem line: frames compare by the low 48 bits".into();
-            } else {
-                let chunk = c.clamp(chunk::MIN_CHUNK, 1 << 32).next_power_of_two();
-                self.mapping = Some(Mapping::Aligned { chunk });
-                self.chunk_note = format!("chunk size {chunk:#x} from the recorder's umem line");
-            }
-        } else {
-            let mut s: Vec<u64> = self.samples.iter().copied().collect();
-            s.sort_unstable();
-            let (m, inferred, note) = chunk::infer(&s);
-            self.mapping = Some(m);
-            self.chunk_source = if inferred { "inferred" } else { "default" };
-            self.chunk_note = note;
-        }
-        if let Some(Mapping::Aligned { chunk }) = self.mapping {
-            self.frames.set_chunk(chunk);
-        }
-        let buffered = std::mem::take(&mut self.buffered);
-        // These lines are copies, not lines of the batch being fed.
-        let batch_pos = self.batch_pos.take();
-        for b in buffered {
-            match b {
-                Buffered::Meta(m) => self.meta(m),
-                Buffered::Line(n, raw) => {
-                    if let Line::Event(ev) = parse_line(n, &raw) {
-                        self.process(&ev, At::of(&ev), None);
-                    }
-                }
-            }
-        }
-        self.batch_pos = batch_pos;
     }
 
     fn meta(&mut self, m: Meta) {
@@ -525,491 +416,13 @@ impl Analyzer {
         }
     }
 
+    #[inline]
     fn frame_of(&self, addr: u64) -> u64 {
         self.mapping
             .unwrap_or(Mapping::Aligned {
                 chunk: chunk::MIN_CHUNK,
             })
             .frame(addr)
-    }
-
-    // -----------------------------------------------------------------------
-    // sockets and pools
-
-    fn asock_named(&mut self, name: String) -> ASockId {
-        self.asocks.push(ASock {
-            name,
-            pool: None,
-            ks: None,
-            ring: Ring::default(),
-            rx: 0,
-            tx_fifo: VecDeque::new(),
-            tx_consumed: 0,
-            tx_seq: 0,
-        })
-    }
-
-    fn asock_sk(&mut self, sk: SockKey) -> ASockId {
-        // Consecutive events mostly name the same socket: one compare
-        // instead of hashing a 24-byte key.
-        if let Some((last, i)) = self.last_sk {
-            if last == sk {
-                return i;
-            }
-        }
-        if let Some(&i) = self.by_sk.get(&sk) {
-            self.last_sk = Some((sk, i));
-            return i;
-        }
-        let i = self.asock_named(sk.to_string());
-        self.by_sk.insert(sk, i);
-        i
-    }
-
-    fn asock_label(&mut self, label: &[u8]) -> ASockId {
-        if let Some(&i) = self.by_label.get(label) {
-            return i;
-        }
-        let i = self.asock_named(String::from_utf8_lossy(label).into_owned());
-        self.by_label.insert(label.to_vec(), i);
-        i
-    }
-
-    fn ksock(&mut self, xs: u64) -> KSockId {
-        if let Some((last, i)) = self.last_xs {
-            if last == xs {
-                return i;
-            }
-        }
-        if let Some(&i) = self.by_xs.get(&xs) {
-            self.last_xs = Some((xs, i));
-            return i;
-        }
-        let i = self.ksocks.push(KSock {
-            xs,
-            asock: None,
-            q: VecDeque::new(),
-            aligned: false,
-            anchor: None,
-            sections: Vec::new(),
-            racy: Vec::new(),
-            flush_seen: false,
-            rxdone_seen: false,
-            unwritten: VecDeque::new(),
-            published: None,
-            last_flush: None,
-            pending_poison: VecDeque::new(),
-            krx: 0,
-            ring: Ring::default(),
-        });
-        self.by_xs.insert(xs, i);
-        i
-    }
-
-    fn link(&mut self, a: ASockId, k: KSockId) {
-        if self.asocks[a].ks.is_none() && self.ksocks[k].asock.is_none() {
-            self.asocks[a].ks = Some(k);
-            self.ksocks[k].asock = Some(a);
-        }
-    }
-
-    fn pool_id(&mut self, id: u64) -> PoolId {
-        if let Some(&i) = self.by_pool.get(&id) {
-            return i;
-        }
-        let i = self.new_pool();
-        self.by_pool.insert(id, i);
-        i
-    }
-
-    fn new_pool(&mut self) -> PoolId {
-        self.pools.push(Pool {
-            fifo: VecDeque::new(),
-            kernel_consumes: false,
-            seq: 0,
-            consumed_max: 0,
-            peak: 0,
-        })
-    }
-
-    /// The pool of an app socket (created on first use when nothing declared one).
-    fn asock_pool(&mut self, a: ASockId) -> PoolId {
-        if let Some(p) = self.asocks[a].pool {
-            return p;
-        }
-        let p = self.new_pool();
-        self.asocks[a].pool = Some(p);
-        p
-    }
-
-    fn sock_name(&self, ks: Option<KSockId>, a: Option<ASockId>) -> Option<String> {
-        let a = a.or_else(|| self.ksocks[ks?].asock)?;
-        Some(self.asocks[a].name.clone())
-    }
-
-    // -----------------------------------------------------------------------
-    // per event
-
-    fn route(&mut self, op: &Op<'_>) -> (Option<KSockId>, Option<ASockId>) {
-        match op {
-            Op::Kernel(k) => {
-                let (xs, sk) = match k {
-                    KernelOp::Rx { xs, sk, .. } | KernelOp::Flush { xs, sk, .. } => {
-                        (Some(*xs), *sk)
-                    }
-                    KernelOp::RxDone { xs, .. } => (Some(*xs), None),
-                    KernelOp::Tx { xs, sk, .. } | KernelOp::Comp { xs, sk, .. } => (*xs, *sk),
-                    KernelOp::Probe { .. } | KernelOp::Poll { .. } => (None, None),
-                };
-                let ks = xs.map(|x| self.ksock(x));
-                let a = sk.map(|s| self.asock_sk(s));
-                if let (Some(ks), Some(a)) = (ks, a) {
-                    self.link(a, ks);
-                }
-                (ks, a)
-            }
-            Op::App(app) => {
-                let a = match app {
-                    AppOp::Sock { sk, .. } | AppOp::Rx { sk, .. } | AppOp::Tx { sk, .. } => {
-                        Some(self.asock_sk(*sk))
-                    }
-                    AppOp::Fill { sk, pool, .. } | AppOp::Comp { sk, pool, .. } => match (sk, pool)
-                    {
-                        (Some(s), _) => Some(self.asock_sk(*s)),
-                        (None, Some(p)) => {
-                            let p = self.pool_id(*p);
-                            self.asocks
-                                .ids()
-                                .find(|(_, s)| s.pool == Some(p))
-                                .map(|(i, _)| i)
-                        }
-                        _ => None,
-                    },
-                    AppOp::Violation { sk: Some(s), .. } | AppOp::Stats { sk: Some(s), .. } => {
-                        Some(self.asock_sk(*s))
-                    }
-                    _ => None,
-                };
-                (None, a)
-            }
-            Op::Seed(SeedOp::Transition { label: Some(l), .. }) => {
-                (None, Some(self.asock_label(l)))
-            }
-            _ => (None, None),
-        }
-    }
-
-    /// `pre`: the op's descriptor list, when the parsing thread decoded it.
-    fn process(&mut self, ev: &Event<'_>, at: At, pre: Option<&[Desc]>) {
-        let (ks, a) = self.route(&ev.op);
-        // A list is decoded once (on the parsing thread, or here into the
-        // reused buffer, which moves out only then); the timeline and the
-        // checkers read the decoded copy.
-        let mut scratch = Vec::new();
-        let list = ev.op.list();
-        let descs: &[Desc] = match (list, pre) {
-            (Some(_), Some(p)) => p,
-            (Some(l), None) => {
-                scratch = std::mem::take(&mut self.descs);
-                scratch.clear();
-                scratch.extend(l.iter());
-                &scratch
-            }
-            (None, _) => &[],
-        };
-        let m = self.mapping.unwrap_or(Mapping::Aligned {
-            chunk: chunk::MIN_CHUNK,
-        });
-        // A list's frame entries are loaded together, their cache misses
-        // overlapping, before the checkers walk it.
-        if descs.len() > 1 {
-            for d in descs {
-                self.frames.touch(m.frame(d.addr));
-            }
-        }
-        let mut fr = [0u64; 4];
-        let mut n = 0;
-        {
-            let poison = self.poison;
-            let mut add = |addr: u64| {
-                if n < 4 && addr != poison {
-                    fr[n] = m.frame(addr);
-                    n += 1;
-                }
-            };
-            if list.is_some() {
-                descs.iter().take(4).for_each(|d| add(d.addr));
-            } else {
-                for_each_addr(&ev.op, add);
-            }
-        }
-        let frames = &fr[..n];
-        let rid = match (ks, a) {
-            (Some(ks), _) => RingId::K(ks),
-            (None, Some(a)) => RingId::A(a),
-            (None, None) => RingId::Cpu(ev.cpu),
-        };
-        let batch_pos = self.batch_pos;
-        if let Some(ring) = self.ring_mut(rid) {
-            match batch_pos {
-                Some(i) => ring.push_pending(ev, i, frames),
-                None => ring.push(ev, frames),
-            }
-        }
-        if let Some((h, list, omitted)) = &mut self.history {
-            let hf = self
-                .mapping
-                .unwrap_or(Mapping::Aligned {
-                    chunk: chunk::MIN_CHUNK,
-                })
-                .frame(*h);
-            let touches = frames.contains(&hf) || {
-                let mut hit = false;
-                let m = self.mapping.unwrap_or(Mapping::Aligned {
-                    chunk: chunk::MIN_CHUNK,
-                });
-                for_each_addr(&ev.op, |x| hit |= m.frame(x) == hf);
-                hit
-            };
-            if touches {
-                if list.len() < MAX_HISTORY {
-                    let mut e = Entry::default();
-                    e.set(ev, frames);
-                    list.push(e.to_public(true));
-                } else {
-                    *omitted += 1;
-                }
-            }
-        }
-        match &ev.op {
-            Op::App(op) => self.app_op(op, at, a, descs),
-            Op::Kernel(op) => self.kernel_op(op, at, ks, descs),
-            Op::Seed(SeedOp::Transition {
-                addr,
-                from,
-                to,
-                expected,
-                remaining,
-                ..
-            }) => {
-                let recorder = expected.map(|e| (e, remaining.unwrap_or_default()));
-                self.transition(a, *addr, Some(*from), *to, None, at, recorder);
-            }
-            Op::Seed(SeedOp::Note { addr }) => {
-                let f = self.frame_of(*addr);
-                // Like every event that touches a frame: a stale history is
-                // forgotten first, never refreshed (see `settle`).
-                self.settle(f);
-                if let Some(fs) = self.frames.get_mut(f) {
-                    fs.last = at;
-                }
-            }
-            Op::Unknown => {}
-        }
-        if scratch.capacity() > 0 {
-            self.descs = scratch;
-        }
-        // After the op: a seed socket may just have been joined to its xs.
-        if !self.tails.is_empty() {
-            let frames = &fr[..n];
-            self.feed_tails(rid, ev, frames);
-        }
-    }
-
-    fn app_op(&mut self, op: &AppOp<'_>, at: At, a: Option<ASockId>, descs: &[Desc]) {
-        match op {
-            AppOp::Umem { .. } | AppOp::Other { .. } => {}
-            AppOp::Pool { pool, sk, .. } => {
-                let p = self.pool_id(*pool);
-                if let Some(sk) = sk {
-                    let s = self.asock_sk(*sk);
-                    if self.asocks[s].pool.is_none() {
-                        self.asocks[s].pool = Some(p);
-                    }
-                }
-            }
-            AppOp::Sock { pool, label, .. } => {
-                // `route` names the socket of every `sock` line.
-                let Some(a) = a else { return };
-                if let Some(p) = pool {
-                    let p = self.pool_id(*p);
-                    self.asocks[a].pool = Some(p);
-                }
-                if let Some(l) = label {
-                    self.asocks[a].name = String::from_utf8_lossy(l).into_owned();
-                    self.by_label.entry(l.to_vec()).or_insert(a);
-                }
-            }
-            AppOp::Fill { pool, .. } => {
-                let p = match pool {
-                    Some(p) => self.pool_id(*p),
-                    None => match a {
-                        Some(a) => self.asock_pool(a),
-                        None => self.pool_id(u64::MAX),
-                    },
-                };
-                for d in descs {
-                    self.app_fill(a, p, d.addr, None, at);
-                }
-            }
-            AppOp::Rx { idx, .. } => {
-                for (i, d) in descs.iter().enumerate() {
-                    let pos = idx.map(|x| x.wrapping_add(i as u64));
-                    self.app_read(a, d.addr, None, pos, at, None);
-                }
-            }
-            AppOp::Tx { .. } => {
-                for d in descs {
-                    self.app_tx(a, d.addr, None, at);
-                }
-            }
-            AppOp::Comp { .. } => {
-                for d in descs {
-                    self.app_comp(a, d.addr, None, at);
-                }
-            }
-            AppOp::Hold { .. } => {
-                for d in descs {
-                    self.app_own(d.addr, AppHold::Held, at);
-                }
-            }
-            AppOp::Free { .. } => {
-                for d in descs {
-                    self.app_own(d.addr, AppHold::Free, at);
-                }
-            }
-            AppOp::Stats {
-                rx_dropped,
-                rx_full,
-                ..
-            } => {
-                if rx_dropped.unwrap_or(0) > 0 || rx_full.unwrap_or(0) > 0 {
-                    self.drops_seen = true;
-                }
-            }
-            AppOp::Violation {
-                kind,
-                addr,
-                from,
-                to,
-                expected,
-                remaining,
-                ..
-            } => {
-                self.recorder_violation(a, kind, *addr, *from, *to, *expected, *remaining, at);
-            }
-        }
-    }
-
-    fn kernel_op(&mut self, op: &KernelOp<'_>, at: At, ks: Option<KSockId>, descs: &[Desc]) {
-        match op {
-            KernelOp::Probe {
-                backend,
-                kernel,
-                flush,
-            } => {
-                self.flush_mode = Some(*flush);
-                self.probe = Some(ProbeInfo {
-                    backend: String::from_utf8_lossy(backend).into_owned(),
-                    kernel: (!kernel.is_empty())
-                        .then(|| String::from_utf8_lossy(kernel).into_owned()),
-                    flush: *flush,
-                });
-            }
-            KernelOp::Rx { addr, slot, .. } => {
-                // `route` names the socket of every receive, write and flush.
-                let Some(ks) = ks else { return };
-                let early = published_before_redirect(op);
-                self.kernel_rx(ks, *addr, *slot, at);
-                if let Some((s, p)) = early {
-                    self.early_published(ks, *addr, s, p, at);
-                }
-            }
-            KernelOp::RxDone { slot, .. } => {
-                let Some(ks) = ks else { return };
-                let k = &mut self.ksocks[ks];
-                k.rxdone_seen = true;
-                // The write follows its reservation closely, so look from
-                // the newest entry back; when two CPUs reserved the same slot
-                // (a broken producer), the writer's own reservation is the
-                // one written.
-                let want = Some(*slot);
-                let pos =
-                    k.q.iter()
-                        .rposition(|e| e.slot == want && !e.written && e.at.cpu == at.cpu)
-                        .or_else(|| k.q.iter().rposition(|e| e.slot == want));
-                if let Some(i) = pos {
-                    k.q[i].written = true;
-                    k.q[i].done = at;
-                }
-                if let Some(j) = k.unwritten.iter().rposition(|&s| s == *slot) {
-                    k.unwritten.remove(j);
-                }
-            }
-            KernelOp::Flush { prod, exact, .. } => {
-                let Some(ks) = ks else { return };
-                let exact = *exact || !matches!(self.flush_mode, Some(FlushMode::Inferred));
-                if let Some(p) = prod {
-                    let k = &mut self.ksocks[ks];
-                    k.published = Some(k.published.map_or(*p, |q| q.max(*p)));
-                    k.last_flush = Some((at, *p));
-                    if k.rxdone_seen {
-                        let KSock { q, unwritten, .. } = k;
-                        unwritten.retain(|&s| {
-                            if s >= *p {
-                                return true;
-                            }
-                            for e in q.iter_mut() {
-                                if e.slot == Some(s) && !e.written {
-                                    e.published_unwritten = true;
-                                    e.pub_by = at;
-                                }
-                            }
-                            false
-                        });
-                    }
-                }
-                let why = if exact {
-                    "its flush"
-                } else {
-                    "its flush (inferred position)"
-                };
-                self.close_section(ks, at, exact, why);
-            }
-            KernelOp::Poll { .. } => {
-                let open = self
-                    .cpus
-                    .get_mut(&at.cpu)
-                    .map(|c| std::mem::take(&mut c.open))
-                    .unwrap_or_default();
-                for k in open {
-                    self.close_section(
-                        k,
-                        at,
-                        false,
-                        "the end of its NAPI poll (no flush event seen)",
-                    );
-                }
-            }
-            KernelOp::Tx { addr, .. } => {
-                let f = self.frame_of(*addr);
-                // A transmit changes no count, but it refreshes `last`: a frame
-                // whose counts date from before every CPU's buffer had started
-                // must be forgotten here, or a later app event would be judged
-                // against that partial past (a wrapped buffer's false
-                // "RX -> FREE").
-                self.settle(f);
-                if let Some(fs) = self.frames.get_mut(f) {
-                    fs.last = at;
-                }
-            }
-            KernelOp::Comp { .. } => {
-                for d in descs {
-                    self.seen_kcomp = true;
-                    self.kernel_comp(ks, d.addr, at);
-                }
-            }
-        }
     }
 
     // -----------------------------------------------------------------------
@@ -3000,31 +2413,6 @@ fn related(r: &Raw) -> Related {
         line: r.at.line,
         cpus: r.cpus.clone(),
         explanation: r.explanation.render(),
-    }
-}
-
-/// Call `f` with every descriptor address an operation moves (not the
-/// recorder's `expected`/`remaining` context lists).
-pub fn for_each_addr(op: &Op<'_>, mut f: impl FnMut(u64)) {
-    let mut list = |l: &AddrList<'_>| l.iter().for_each(|d| f(d.addr));
-    match op {
-        Op::App(a) => match a {
-            AppOp::Fill { addrs, .. }
-            | AppOp::Comp { addrs, .. }
-            | AppOp::Hold { addrs }
-            | AppOp::Free { addrs } => list(addrs),
-            AppOp::Rx { descs, .. } | AppOp::Tx { descs, .. } => list(descs),
-            AppOp::Violation { addr, .. } => f(*addr),
-            _ => {}
-        },
-        Op::Kernel(k) => match k {
-            KernelOp::Rx { addr, .. } | KernelOp::Tx { addr, .. } => f(*addr),
-            KernelOp::Comp { addrs, .. } => list(addrs),
-            _ => {}
-        },
-        Op::Seed(SeedOp::Transition { addr, .. }) => f(*addr),
-        Op::Seed(SeedOp::Note { addr }) => f(*addr),
-        Op::Unknown => {}
     }
 }
 

@@ -168,6 +168,7 @@ impl Analyzer {
         Some(idx)
     }
 
+    #[inline]
     pub(super) fn feed_tails(&mut self, rid: RingId, ev: &Event<'_>, frames: &[u64]) {
         let mut i = 0;
         while i < self.tails.len() {
