@@ -2,10 +2,10 @@
 //! rings of recent events and the `--history` it feeds, then the handler of
 //! its operation.
 
-use super::state::{ASockId, AppHold, At, KSock, KSockId, RingId};
+use super::state::{ASockId, AppHold, At, KSockId, RingId};
 use super::{published_before_redirect, Analyzer};
 use crate::chunk::{self, Mapping};
-use crate::parse::{AddrList, AppOp, Desc, Event, FlushMode, KernelOp, Op, SeedOp};
+use crate::parse::{AddrList, AppOp, Desc, Event, KernelOp, Op, SeedOp};
 use crate::report::ProbeInfo;
 use crate::timeline::Entry;
 
@@ -215,6 +215,17 @@ impl Analyzer {
         }
     }
 
+    /// A `krx`, for each checker of a receive: the producer section it
+    /// opens, the RX position it writes, the frame's move off FILL.
+    #[inline]
+    fn kernel_rx(&mut self, ks: KSockId, addr: u64, slot: Option<u64>, at: At) {
+        self.kernel_rx_seen = true;
+        let f = self.frame_of(addr);
+        self.open_section(ks, at, f, addr, slot);
+        self.rx_reserved(ks, f, addr, slot, at);
+        self.kernel_received(ks, f, addr, slot, at);
+    }
+
     fn kernel_op(&mut self, op: &KernelOp<'_>, at: At, ks: Option<KSockId>, descs: &[Desc]) {
         match op {
             KernelOp::Probe {
@@ -241,70 +252,16 @@ impl Analyzer {
             }
             KernelOp::RxDone { slot, .. } => {
                 let Some(ks) = ks else { return };
-                let k = &mut self.ksocks[ks];
-                k.rxdone_seen = true;
-                // The write follows its reservation closely, so look from
-                // the newest entry back; when two CPUs reserved the same slot
-                // (a broken producer), the writer's own reservation is the
-                // one written.
-                let want = Some(*slot);
-                let pos =
-                    k.q.iter()
-                        .rposition(|e| e.slot == want && !e.written && e.at.cpu == at.cpu)
-                        .or_else(|| k.q.iter().rposition(|e| e.slot == want));
-                if let Some(i) = pos {
-                    k.q[i].written = true;
-                    k.q[i].done = at;
-                }
-                if let Some(j) = k.unwritten.iter().rposition(|&s| s == *slot) {
-                    k.unwritten.remove(j);
-                }
+                self.rx_written(ks, *slot, at);
             }
             KernelOp::Flush { prod, exact, .. } => {
                 let Some(ks) = ks else { return };
-                let exact = *exact || !matches!(self.flush_mode, Some(FlushMode::Inferred));
                 if let Some(p) = prod {
-                    let k = &mut self.ksocks[ks];
-                    k.published = Some(k.published.map_or(*p, |q| q.max(*p)));
-                    k.last_flush = Some((at, *p));
-                    if k.rxdone_seen {
-                        let KSock { q, unwritten, .. } = k;
-                        unwritten.retain(|&s| {
-                            if s >= *p {
-                                return true;
-                            }
-                            for e in q.iter_mut() {
-                                if e.slot == Some(s) && !e.written {
-                                    e.published_unwritten = true;
-                                    e.pub_by = at;
-                                }
-                            }
-                            false
-                        });
-                    }
+                    self.rx_published(ks, *p, at);
                 }
-                let why = if exact {
-                    "its flush"
-                } else {
-                    "its flush (inferred position)"
-                };
-                self.close_section(ks, at, exact, why);
+                self.flushed(ks, *exact, at);
             }
-            KernelOp::Poll { .. } => {
-                let open = self
-                    .cpus
-                    .get_mut(&at.cpu)
-                    .map(|c| std::mem::take(&mut c.open))
-                    .unwrap_or_default();
-                for k in open {
-                    self.close_section(
-                        k,
-                        at,
-                        false,
-                        "the end of its NAPI poll (no flush event seen)",
-                    );
-                }
-            }
+            KernelOp::Poll { .. } => self.poll_ended(at),
             KernelOp::Tx { addr, .. } => {
                 let f = self.frame_of(*addr);
                 // A transmit changes no count, but it refreshes `last`: a frame

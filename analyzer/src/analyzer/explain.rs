@@ -1,7 +1,7 @@
 //! Explanations: the text of a finding, written out only for the findings
 //! that are reported, and the phrases several rules share.
 
-use super::state::{AppHold, KRx, Place};
+use super::state::{AppHold, Place};
 
 /// A finding's explanation, or how to write it: a wrapped trace's first
 /// stretch can make tens of thousands of findings that are never reported
@@ -79,34 +79,5 @@ impl std::fmt::Display for Place {
         } else {
             f.write_str(&parts.join(" and "))
         }
-    }
-}
-
-/// Why a read of a slot published before its write is the kernel's: the
-/// flush that published it, the reservation and the write.
-pub(super) fn published_before_write(e: &KRx) -> String {
-    let slot = e.slot.map(|s| format!(" {s:#x}")).unwrap_or_default();
-    let wrote = if e.done.line != 0 {
-        format!("wrote only at {}", e.done.cite())
-    } else {
-        "had not written when it was read".to_string()
-    };
-    if e.pub_by.line != 0 {
-        format!(
-            "CPU {}'s flush at {} published slot{slot}, which CPU {} had reserved for {:#x} at {} and {wrote}",
-            e.pub_by.cpu,
-            e.pub_by.cite(),
-            e.at.cpu,
-            e.addr,
-            e.at.cite(),
-        )
-    } else {
-        format!(
-            "a flush published slot{slot} before the kernel's write of it landed: CPU {} had reserved it for \
-             {:#x} at {} and {wrote}",
-            e.at.cpu,
-            e.addr,
-            e.at.cite(),
-        )
     }
 }

@@ -23,9 +23,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::chunk::{self, Mapping};
 use crate::frames::FrameTable;
-use crate::parse::{
-    AddrList, Desc, Event, FlushMode, KernelOp, Line, Meta, RingState, RxMode, SockKey,
-};
+use crate::parse::{AddrList, Desc, Event, FlushMode, Line, Meta, RingState, SockKey};
 use crate::report::{
     ChunkInfo, CpuSummary, Finding, History, Kind, OverallVerdict, ProbeInfo, Related, Report,
     SocketSummary, Summary, TimelineEntry, Verdict, SCHEMA_VERSION,
@@ -36,19 +34,21 @@ use crate::Error;
 mod dispatch;
 mod explain;
 mod learn;
+mod producer;
 mod raw;
 mod rules;
+mod rx;
 mod sockets;
 mod state;
 
 pub use dispatch::for_each_addr;
-use explain::{published_before_write, Expl};
+use explain::Expl;
 use learn::Buffered;
+pub use producer::published_before_redirect;
 use raw::{Link, Raw, Tail, MAX_RAW};
 use rules::Rule;
 use state::{
-    ASock, ASockId, AppHold, At, CpuState, Frame, IdVec, KRx, KSock, KSockId, Place, Pool, PoolId,
-    RawId, Section,
+    ASock, ASockId, AppHold, At, CpuState, Frame, IdVec, KSock, KSockId, Place, Pool, PoolId, RawId,
 };
 
 /// The poison value the seed story's application wrote into consumed RX slots.
@@ -84,7 +84,6 @@ impl Default for Options {
     }
 }
 
-const KQ_CAP: usize = 16384;
 const FIFO_CAP: usize = 1 << 16;
 const MAX_CONSEQUENCES: usize = 50;
 /// A frame the app holds while it took this many others is leaked.
@@ -425,36 +424,10 @@ impl Analyzer {
             .frame(addr)
     }
 
-    // -----------------------------------------------------------------------
-    // kernel receive, producer sections, RX positions
-
-    fn kernel_rx(&mut self, ks: KSockId, addr: u64, slot: Option<u64>, at: At) {
-        self.kernel_rx_seen = true;
-        let f = self.frame_of(addr);
-        self.open_section(ks, at, f, addr, slot);
-        let k = &mut self.ksocks[ks];
-        k.krx += 1;
-        k.q.push_back(KRx {
-            frame: f,
-            addr,
-            slot,
-            at,
-            written: false,
-            published_unwritten: false,
-            early: false,
-            early_raw: None,
-            pub_by: At::default(),
-            done: At::default(),
-        });
-        if k.q.len() > KQ_CAP {
-            k.q.pop_front();
-        }
-        if let Some(s) = slot {
-            k.unwritten.push_back(s);
-            if k.unwritten.len() > KQ_CAP {
-                k.unwritten.pop_front();
-            }
-        }
+    /// The frame's move of a kernel receive: off FILL, onto RX.
+    #[inline]
+    fn kernel_received(&mut self, ks: KSockId, f: u64, addr: u64, slot: Option<u64>, at: At) {
+        let k = &self.ksocks[ks];
         let pool = k.asock.and_then(|a| self.asocks[a].pool);
         let seen_fill = self.seen_fill;
         self.settle(f);
@@ -542,302 +515,6 @@ impl Analyzer {
             false,
             at.line,
         );
-    }
-
-    /// A `krx` printed after its slot was written (tracepoint backend,
-    /// `xdp:xdp_redirect`, driver or zero-copy mode) found the ring's
-    /// producer already past that slot: only this CPU's own later flush may
-    /// publish it, so another CPU published it, a second producer on one
-    /// ring. A poisoned read of that slot seen before this line is tied to it.
-    fn early_published(&mut self, ks: KSockId, addr: u64, slot: u64, prod: u64, at: At) {
-        let f = self.frame_of(addr);
-        let k = &self.ksocks[ks];
-        let xs = k.xs;
-        let mut cpus = vec![at.cpu];
-        let by = match k.last_flush {
-            Some((fa, p)) if fa.cpu != at.cpu && ring_after(p, slot) => {
-                cpus.push(fa.cpu);
-                format!(
-                    " The last flush before it was CPU {}'s at {}, which published producer {p:#x}.",
-                    fa.cpu,
-                    fa.cite()
-                )
-            }
-            _ => String::new(),
-        };
-        let expl = format!(
-            "For xs {xs:#x}, CPU {} received {addr:#x} into slot {slot:#x} at {}, and its xdp_redirect tracepoint, \
-             printed after the slot was reserved and written, read the ring's producer already at {prod:#x}: the slot \
-             was published before this CPU's own flush.{by} In driver and zero-copy XDP only the reserving CPU's later \
-             flush publishes its slots, so another CPU produced into the same RX ring at the same time: while this CPU \
-             was between reserving and writing the slot, user space could read it unwritten (the veth race of the seed \
-             story: veth_poll() called xdp_do_flush() after napi_complete_done(), so another CPU could poll the same \
-             queue before the flush; fixed in fa349e396e48).",
-            at.cpu,
-            at.cite(),
-        );
-        let Some(cp) = self.raw(
-            Kind::ConcurrentProducer,
-            Verdict::Kernel,
-            Rule::ProducerPublishedBeforeRedirect,
-            Some(addr),
-            vec![f],
-            at,
-            cpus,
-            Some(ks),
-            None,
-            Some(slot),
-            expl,
-            // The line proves it alone.
-            at.order,
-            false,
-            at.line,
-        ) else {
-            return;
-        };
-        let k = &mut self.ksocks[ks];
-        if let Some(e) = k.q.back_mut().filter(|e| e.slot == Some(slot)) {
-            e.early = true;
-            e.early_raw = Some(cp);
-        }
-        let Some(j) = k.pending_poison.iter().position(|&(s, _)| s == slot) else {
-            return;
-        };
-        let Some((_, ri)) = k.pending_poison.remove(j) else {
-            return;
-        };
-        let cp_id = self.raws[cp].id;
-        let r = &mut self.raws[ri];
-        r.verdict = Verdict::Kernel;
-        r.rule = Rule::PoisonPublishedBeforeRedirect;
-        r.explanation = Expl::Text(format!(
-            "The application read the poison value {:#x} from RX slot {slot:#x} at {}: a slot it had poisoned after \
-             consuming it was handed out again without the kernel's write. Verdict: the slot was published before \
-             the kernel wrote it: CPU {}'s receive of {addr:#x} into this slot only returned at {}, and found it \
-             already published (producer {prod:#x}), so another CPU's flush had exposed it.",
-            r.addr.unwrap_or(0),
-            r.at.cite(),
-            at.cpu,
-            at.cite(),
-        ));
-        if !r.frames.contains(&f) {
-            r.frames.push(f);
-        }
-        r.frame = r.frames.first().copied();
-        if !r.cpus.contains(&at.cpu) {
-            r.cpus.push(at.cpu);
-            r.cpus.sort_unstable();
-        }
-        r.link = Link::Consequence(cp_id);
-    }
-
-    fn open_section(&mut self, ks: KSockId, at: At, f: u64, addr: u64, slot: Option<u64>) {
-        let k = &mut self.ksocks[ks];
-        for s in k.sections.iter_mut() {
-            if s.cpu != at.cpu && s.intruders.len() < 8 {
-                s.intruders.push((at, f, addr, slot));
-            }
-        }
-        if let Some(s) = k.sections.iter_mut().find(|s| s.cpu == at.cpu) {
-            if s.frames.len() < 16 {
-                s.frames.push(f);
-            }
-            return;
-        }
-        k.sections.push(Section {
-            cpu: at.cpu,
-            start: at,
-            frames: vec![f],
-            intruders: Vec::new(),
-        });
-        if let Some(c) = self.cpus.get_mut(&at.cpu) {
-            if !c.open.contains(&ks) {
-                c.open.push(ks);
-            }
-        }
-    }
-
-    fn close_section(&mut self, ks: KSockId, at: At, exact: bool, why: &str) {
-        let k = &mut self.ksocks[ks];
-        k.flush_seen = true;
-        let Some(i) = k.sections.iter().position(|s| s.cpu == at.cpu) else {
-            return;
-        };
-        let s = k.sections.swap_remove(i);
-        if let Some(c) = self.cpus.get_mut(&at.cpu) {
-            c.open.retain(|&x| x != ks);
-        }
-        if s.intruders.is_empty() {
-            return;
-        }
-        let k = &mut self.ksocks[ks];
-        let xs = k.xs;
-        let still_open: Vec<String> = k
-            .sections
-            .iter()
-            .map(|o| {
-                format!(
-                    "CPU {} (open since line {}, {})",
-                    o.cpu,
-                    o.start.line,
-                    o.start.ts_text()
-                )
-            })
-            .collect();
-        // The intruding receive's frame first: it is the finding's `addr`.
-        let mut frames: Vec<u64> = Vec::new();
-        for f in s
-            .intruders
-            .iter()
-            .map(|(_, f, _, _)| f)
-            .chain(s.frames.iter())
-        {
-            if !frames.contains(f) {
-                frames.push(*f);
-            }
-        }
-        for f in &frames {
-            if k.racy.len() < 64 && !k.racy.contains(f) {
-                k.racy.push(*f);
-            }
-        }
-        let (iat, _, iaddr, islot) = s.intruders[0];
-        let mut cpus = vec![s.cpu];
-        cpus.extend(s.intruders.iter().map(|(a, _, _, _)| a.cpu));
-        let mut others = String::new();
-        for (a, _, addr, _) in s.intruders.iter().skip(1) {
-            let _ = write!(
-                others,
-                "; CPU {} also received {addr:#x} at {}",
-                a.cpu,
-                a.cite()
-            );
-        }
-        let mut expl = format!(
-            "For xs {xs:#x}, CPU {} opened a producer section with its first receive at {} and closed it with {why} \
-             at {}; meanwhile CPU {} received {iaddr:#x} for the same socket at {}{others}. An RX ring has a single \
-             producer: with two CPUs producing at once, one CPU's flush publishes the producer index over a slot \
-             the other has reserved but not written yet, so user space reads a stale or poisoned descriptor \
-             (the veth race of the seed story: veth_poll() called xdp_do_flush() after napi_complete_done(), \
-             so another CPU could poll the same queue before the flush; fixed in fa349e396e48).",
-            s.cpu,
-            s.start.cite(),
-            at.cite(),
-            iat.cpu,
-            iat.cite(),
-        );
-        if !still_open.is_empty() {
-            let _ = write!(
-                expl,
-                " When CPU {} flushed, {} still had reservations it had not flushed.",
-                s.cpu,
-                still_open.join(", ")
-            );
-        }
-        let (verdict, rule) = if exact {
-            (Verdict::Kernel, Rule::ProducerOverlapFlush)
-        } else {
-            expl.push_str(
-                " The section's end is not an exact flush event (flush=inferred or only a NAPI poll end); a correct \
-                 driver can show a short overlap between napi_complete_done and that point, so this is inconclusive.",
-            );
-            (Verdict::Inconclusive, Rule::ProducerOverlapInferredEnd)
-        };
-        self.raw(
-            Kind::ConcurrentProducer,
-            verdict,
-            rule,
-            Some(iaddr),
-            frames,
-            iat,
-            cpus,
-            Some(ks),
-            None,
-            islot,
-            expl,
-            // Each CPU's history is complete from its own first event, so the
-            // overlap needs nothing older than the intruding receive.
-            iat.order,
-            false,
-            at.line,
-        );
-        // The closing flush is evidence too.
-        if let Some(r) = self
-            .raws
-            .last_mut()
-            .filter(|r| r.kind == Kind::ConcurrentProducer)
-        {
-            for e in r
-                .timeline
-                .iter_mut()
-                .filter(|e| e.line() == at.line || e.line() == s.start.line)
-            {
-                e.highlighted = true;
-            }
-        }
-    }
-
-    /// The kernel's RX entry at the position of the app's read of frame `f`,
-    /// and the oldest moment the comparison relies on.
-    ///
-    /// With slots (`idx=`/`slot=`) the position is exact. Without, the
-    /// sequences are matched in order: RX is a FIFO, so once one read matched
-    /// a kernel receive (the anchor), the next read is the next receive,
-    /// unless receives were lost because a CPU's buffer had not started yet.
-    /// Then a read that matches nothing is not evidence: the entry stays.
-    fn kq_take(&mut self, ks: KSockId, f: u64, pos: Option<u64>) -> Option<(KRx, u64)> {
-        let complete_now = self.complete_now;
-        let k = &mut self.ksocks[ks];
-        if let Some(pos) = pos {
-            if k.q.front().is_some_and(|e| e.slot.is_some()) {
-                while k.q.front().is_some_and(|e| e.slot.is_some_and(|s| s < pos)) {
-                    k.q.pop_front();
-                }
-                if k.q.front().is_some_and(|e| e.slot == Some(pos)) {
-                    k.aligned = true;
-                    let e = k.q.pop_front()?;
-                    return Some((e, e.at.order));
-                }
-                return None;
-            }
-        }
-        let find = |k: &KSock| k.q.iter().take(256).position(|e| e.frame == f);
-        if !k.aligned {
-            // The app's first reads may be of frames received before the trace
-            // started; align on the first frame both sides saw.
-            let i = find(k)?;
-            k.q.drain(..i);
-            k.aligned = true;
-            let e = k.q.pop_front()?;
-            k.anchor = Some(e.at.order);
-            return Some((e, e.at.order));
-        }
-        if k.q.front().is_some_and(|e| e.frame == f) {
-            let e = k.q.pop_front()?;
-            k.anchor = Some(e.at.order);
-            return Some((e, e.at.order));
-        }
-        let judgeable = k.anchor.is_some_and(|a| a >= complete_now);
-        let anchor = k.anchor.unwrap_or(0);
-        match find(k) {
-            Some(i) => {
-                // The app read a later entry: the ones before it were skipped.
-                let front = k.q.front().copied();
-                k.q.drain(..i);
-                let e = k.q.pop_front()?;
-                k.anchor = Some(e.at.order);
-                match front {
-                    Some(fr) if judgeable => Some((fr, anchor.min(fr.at.order))),
-                    _ => Some((e, e.at.order)),
-                }
-            }
-            None if judgeable => {
-                let e = k.q.pop_front()?;
-                Some((e, anchor.min(e.at.order)))
-            }
-            // A receive lost before every CPU's buffer started: keep the entry.
-            None => None,
-        }
     }
 
     // -----------------------------------------------------------------------
@@ -1066,225 +743,19 @@ impl Analyzer {
         );
     }
 
-    fn app_read(
+    /// The frame's move of an application read: off RX (or FILL, when its
+    /// receive is not in the trace), into the app's hands.
+    #[inline]
+    fn rx_taken(
         &mut self,
         a: Option<ASockId>,
+        ks: Option<KSockId>,
         addr: u64,
-        from: Option<RingState>,
+        f: u64,
         pos: Option<u64>,
         at: At,
-        recorder: Option<(u64, AddrList<'_>)>,
     ) {
-        let poisoned = addr == self.poison;
-        self.app_taken += 1;
         let taken = self.app_taken;
-        let f = self.frame_of(addr);
-        if let Some(a) = a {
-            self.asocks[a].rx += 1;
-            // Seed traces name sockets by label only: join the label to the
-            // kernel socket that just received this frame.
-            if self.asocks[a].ks.is_none() && !poisoned {
-                if let Some(fs) = self.frames.get(f) {
-                    if let Some(k) = fs.krx_ks.filter(|_| fs.krx > 0) {
-                        self.link(a, k);
-                    }
-                }
-            }
-        }
-        let ks = a.and_then(|a| self.asocks[a].ks);
-        let taken_k = ks.and_then(|ks| self.kq_take(ks, f, pos));
-        let kpos = taken_k.map(|(e, _)| e);
-        let kev = taken_k.map_or(at.order, |(_, ev)| ev);
-        let past_producer = match (pos, ks) {
-            (Some(p), Some(k)) => self.ksocks[k].published.is_some_and(|pr| p >= pr),
-            _ => false,
-        };
-        if poisoned {
-            let racy = ks.is_some_and(|ks| match kpos {
-                Some(e) => self.ksocks[ks].racy.contains(&e.frame),
-                // No position evidence, but this socket's producers
-                // already overlapped: the race exposes such slots.
-                None => !self.ksocks[ks].racy.is_empty(),
-            });
-            let (verdict, rule, why) = if let Some(e) = kpos.filter(|e| e.early) {
-                (
-                    Verdict::Kernel,
-                    Rule::PoisonPublishedBeforeRedirect,
-                    format!(
-                        "the slot was published before the kernel wrote it: CPU {}'s receive into it returned at {} \
-                         and found it already published, so another CPU's flush had exposed it",
-                        e.at.cpu,
-                        e.at.cite()
-                    ),
-                )
-            } else if let Some(e) = kpos.filter(|e| e.published_unwritten) {
-                (
-                    Verdict::Kernel,
-                    Rule::PoisonPublishedBeforeWrite,
-                    published_before_write(&e),
-                )
-            } else if racy {
-                (Verdict::Kernel, Rule::PoisonConcurrentProducer, "the kernel entry for this position was produced during overlapping producer sections on two CPUs, so a flush could publish it before its write landed".to_string())
-            } else if past_producer {
-                (
-                    Verdict::Application,
-                    Rule::PoisonReadPastProducer,
-                    "the application read a position the kernel had not published yet".to_string(),
-                )
-            } else {
-                (Verdict::Inconclusive, Rule::PoisonNoEvidence, "no flush or slot evidence says whether the kernel published the slot early or the application read past the producer".to_string())
-            };
-            let slot_txt = pos.map(|p| format!(" slot {p:#x}")).unwrap_or_default();
-            let mut expl = format!(
-                "The application read the poison value {addr:#x} from RX{slot_txt} at {}: a slot it had poisoned \
-                 after consuming it was handed out again without the kernel's write. Verdict: {why}.",
-                at.cite()
-            );
-            let mut frames = Vec::new();
-            let mut cpus = vec![at.cpu];
-            let mut ev_from = at.order;
-            if let Some(e) = kpos {
-                // The published-before-write wording already names the
-                // reservation and the write.
-                if !e.published_unwritten || e.early {
-                    let _ = write!(
-                        expl,
-                        " The kernel's entry for this position is {:#x} (reserved at {}).",
-                        e.addr,
-                        e.at.cite()
-                    );
-                }
-                frames.push(e.frame);
-                cpus.push(e.at.cpu);
-                ev_from = kev;
-            }
-            let read = self.raw(
-                Kind::PoisonedDescriptor,
-                verdict,
-                rule,
-                Some(addr),
-                frames.clone(),
-                at,
-                cpus.clone(),
-                ks,
-                a,
-                pos.or(kpos.and_then(|e| e.slot)),
-                expl,
-                ev_from,
-                false,
-                at.line,
-            );
-            if let Some(ri) = read {
-                self.last_poison = Some((a, ri));
-                match (kpos, ks, pos) {
-                    (
-                        Some(KRx {
-                            early: true,
-                            early_raw: Some(cp),
-                            ..
-                        }),
-                        _,
-                        _,
-                    ) => {
-                        self.raws[ri].link = Link::Consequence(cp);
-                    }
-                    // Nothing received there yet: a later `krx` of this slot
-                    // may prove it was published early.
-                    (None, Some(ks), Some(pos)) => {
-                        let k = &mut self.ksocks[ks];
-                        if k.pending_poison.len() >= 8 {
-                            k.pending_poison.pop_front();
-                        }
-                        k.pending_poison.push_back((pos, ri));
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(e) = kpos {
-                let expl = format!("the kernel wrote {:#x} at this RX position ({}) but the application read {addr:#x}", e.addr, e.at.cite());
-                let mismatch = self.raw(
-                    Kind::RxMismatch,
-                    Verdict::Kernel,
-                    Rule::RxMismatchPosition,
-                    Some(addr),
-                    frames,
-                    at,
-                    cpus,
-                    ks,
-                    a,
-                    pos,
-                    expl,
-                    ev_from,
-                    false,
-                    at.line,
-                );
-                // The same read: it stays with the poisoned read wherever
-                // that goes (its `also`).
-                if let (Some(mi), Some(ri)) = (mismatch, read) {
-                    self.raws[mi].link = Link::Also(ri);
-                }
-            }
-            if let Some((exp, rem)) = recorder {
-                self.recorder_fifo(a, addr, f, exp, rem, at);
-            }
-            return;
-        }
-        if let Some(e) = kpos {
-            if e.frame != f {
-                let (verdict, rule, why) = if e.early {
-                    (
-                        Verdict::Kernel,
-                        Rule::RxMismatchPublishedBeforeRedirect,
-                        "the slot was published before the kernel wrote it: the receive into it found it already \
-                         published by another CPU's flush"
-                            .to_string(),
-                    )
-                } else if e.published_unwritten {
-                    (
-                        Verdict::Kernel,
-                        Rule::RxMismatchPublishedBeforeWrite,
-                        published_before_write(&e),
-                    )
-                } else if past_producer {
-                    (
-                        Verdict::Application,
-                        Rule::RxMismatchReadPastProducer,
-                        "the application read a position the kernel had not published yet"
-                            .to_string(),
-                    )
-                } else {
-                    (Verdict::Kernel, Rule::RxMismatchPosition, "the RX ring is written only by the kernel, and what the application found there is not what the kernel wrote (an application reading past the producer index would also show this; no flush/slot event here says it did)".to_string())
-                };
-                let expl = format!(
-                    "The kernel wrote frame {:#x} (addr {:#x}) into RX of this socket on CPU {} at {}, but at that \
-                     position the application read {addr:#x} at {}. Verdict: {why}.",
-                    e.frame,
-                    e.addr,
-                    e.at.cpu,
-                    e.at.cite(),
-                    at.cite(),
-                );
-                let read = self.raw(
-                    Kind::RxMismatch,
-                    verdict,
-                    rule,
-                    Some(addr),
-                    vec![f, e.frame],
-                    at,
-                    vec![at.cpu, e.at.cpu],
-                    ks,
-                    a,
-                    pos.or(e.slot),
-                    expl,
-                    kev,
-                    false,
-                    at.line,
-                );
-                if let (Some(ri), Some(cp)) = (read, e.early_raw.filter(|_| e.early)) {
-                    self.raws[ri].link = Link::Consequence(cp);
-                }
-            }
-        }
         let tracing_kernel = ks.is_some_and(|ks| self.ksocks[ks].krx > 0);
         let seen_fill = self.seen_fill;
         let pool = a.and_then(|a| self.asocks[a].pool);
@@ -1375,10 +846,6 @@ impl Analyzer {
                     fs.held_addr = addr;
                 }
             }
-        }
-        let _ = from;
-        if let Some((exp, rem)) = recorder {
-            self.recorder_fifo(a, addr, f, exp, rem, at);
         }
     }
 
@@ -2370,35 +1837,6 @@ fn add_consequence(f: &mut Finding, r: Related) {
         }
     }
     f.consequences_omitted += 1;
-}
-
-/// Ring counters are 32-bit and wrap: `a` is past `b` when it is ahead by
-/// less than half the counter space.
-fn ring_after(a: u64, b: u64) -> bool {
-    let d = (a as u32).wrapping_sub(b as u32);
-    d != 0 && d < 0x8000_0000
-}
-
-/// `(slot, prod)` of a `krx` that proves its slot was published before its
-/// own flush: printed after the write (`mode=drv` or `mode=zc`: the
-/// tracepoint backend at `xdp:xdp_redirect`; `mode=skb` flushes before the
-/// tracepoint, and function probes print no `mode=`) with the producer
-/// (`prod=`) already past the slot, so another CPU's flush published it: two
-/// producers on one ring, without any flush event (the
-/// `concurrent_producer/published-before-redirect` rule). `None` for any
-/// other operation.
-pub fn published_before_redirect(op: &KernelOp<'_>) -> Option<(u64, u64)> {
-    let KernelOp::Rx {
-        slot: Some(slot),
-        prod: Some(prod),
-        mode: Some(RxMode::Drv | RxMode::Zc),
-        ..
-    } = *op
-    else {
-        return None;
-    };
-    (prod <= u64::from(u32::MAX) && slot <= u64::from(u32::MAX) && ring_after(prod, slot))
-        .then_some((slot, prod))
 }
 
 fn related(r: &Raw) -> Related {
