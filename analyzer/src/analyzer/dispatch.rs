@@ -5,7 +5,7 @@
 use super::state::{ASockId, AppHold, At, KSockId, RingId};
 use super::{published_before_redirect, Analyzer};
 use crate::chunk::{self, Mapping};
-use crate::parse::{AddrList, AppOp, Desc, Event, KernelOp, Op, SeedOp};
+use crate::parse::{AddrList, AppOp, Desc, Event, KernelOp, Op, RingState, SeedOp};
 use crate::report::ProbeInfo;
 use crate::timeline::Entry;
 
@@ -224,6 +224,34 @@ impl Analyzer {
         self.open_section(ks, at, f, addr, slot);
         self.rx_reserved(ks, f, addr, slot, at);
         self.kernel_received(ks, f, addr, slot, at);
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "mirrors the seed line's fields")]
+    fn transition(
+        &mut self,
+        a: Option<ASockId>,
+        addr: u64,
+        from: Option<RingState>,
+        to: RingState,
+        pos: Option<u64>,
+        at: At,
+        recorder: Option<(u64, AddrList<'_>)>,
+    ) {
+        match to {
+            RingState::Fill => {
+                let p = match a {
+                    Some(a) => self.asock_pool(a),
+                    None => self.pool_id(u64::MAX),
+                };
+                self.app_fill(a, p, addr, from, at);
+            }
+            RingState::Rx => self.app_read(a, addr, from, pos, at, recorder),
+            RingState::Tx => self.app_tx(a, addr, from, at),
+            RingState::Comp => self.app_comp(a, addr, from, at),
+            RingState::Held => self.app_own(addr, AppHold::Held, at),
+            RingState::Free => self.app_own(addr, AppHold::Free, at),
+            RingState::Unknown => {}
+        }
     }
 
     fn kernel_op(&mut self, op: &KernelOp<'_>, at: At, ks: Option<KSockId>, descs: &[Desc]) {

@@ -321,3 +321,50 @@ fn ring_after(a: u64, b: u64) -> bool {
     let d = (a as u32).wrapping_sub(b as u32);
     d != 0 && d < 0x8000_0000
 }
+
+#[cfg(test)]
+mod tests {
+    use super::published_before_redirect;
+    use crate::parse::{parse_line, Event, Line, Op};
+
+    /// The rule on a `krx` body as the probes print it (parsed as a whole
+    /// line); `None` when the body is no `krx`.
+    fn check(body: &[u8], slot: u64) -> Option<u64> {
+        let line = [
+            b"  xskdbg-1 [000] ..... 1.000000: bpf_trace_printk: ".as_slice(),
+            body,
+        ]
+        .concat();
+        match parse_line(1, &line) {
+            Line::Event(Event {
+                op: Op::Kernel(op), ..
+            }) => published_before_redirect(&op)
+                .filter(|&(s, _)| s == slot)
+                .map(|(_, p)| p),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_receive_finding_its_slot_published() {
+        // Real lines of the eval kernel (tracepoint backend), bodies only.
+        let early = b"xskdbg:1 krx xs=ff34f6ea1f82c400 sk=1002:1267:0 a=16e900 len=46 slot=15d kpool=ff34f6ea1f8b0700 prod=15e fcons=15e mode=drv";
+        let normal = b"xskdbg:1 krx xs=ff34f6ea1f82c400 sk=1002:1267:0 a=16e100 len=3e8 slot=15c kpool=ff34f6ea1f8b0700 prod=15c fcons=15d mode=drv";
+        assert_eq!(check(early, 0x15d), Some(0x15e));
+        assert_eq!(check(normal, 0x15c), None);
+        let zc = b"xskdbg:1 krx xs=1 sk=1:2:0 a=100 len=40 slot=4 prod=6 fcons=5 mode=zc\r";
+        assert_eq!(check(zc, 4), Some(6));
+        // Generic XDP flushes before the tracepoint; fentry prints no mode.
+        let skb = b"xskdbg:1 krx xs=1 sk=1:2:0 a=100 len=40 slot=4 prod=5 fcons=5 mode=skb";
+        assert_eq!(check(skb, 4), None);
+        let fentry = b"xskdbg:1 krx xs=1 sk=1:2:0 a=100 len=40 slot=4 kpool=9 prod=5 fcons=5";
+        assert_eq!(check(fentry, 4), None);
+        // 32-bit counters wrap; behind is not past.
+        let wrap = b"xskdbg:1 krx xs=1 a=100 len=40 slot=ffffffff prod=1 mode=drv";
+        assert_eq!(check(wrap, 0xffff_ffff), Some(1));
+        let behind = b"xskdbg:1 krx xs=1 a=100 len=40 slot=1 prod=ffffffff mode=drv";
+        assert_eq!(check(behind, 1), None);
+        assert_eq!(check(b"krx prod=zz mode=drv", 1), None);
+        assert_eq!(check(b"mode=drv", 1), None);
+    }
+}
