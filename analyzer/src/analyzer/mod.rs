@@ -16,22 +16,40 @@
 //! Before the address → frame mapping is known (no `--chunk-size`, no `umem`
 //! line yet), the first few thousand lines are kept and replayed once the
 //! chunk size is inferred.
+//!
+//! Each module has one job:
+//!
+//! - here: [`Analyzer`] and [`Options`], feeding lines in, and what every
+//!   checker shares (`frame_of`, `settle`);
+//! - `learn`: the chunk size, before the address → frame mapping is known;
+//! - `dispatch`: one event, from its line to the checkers' handlers;
+//! - `sockets`: the sockets and pools a line names;
+//! - `state`: the state kept (frames, sockets, pools, CPUs), typed ids;
+//! - the checkers, one per family of rules: `ownership`
+//!   (`invalid_transition`, `duplicate_in_flight`), `producer`
+//!   (`concurrent_producer`), `rx` (`rx_mismatch`, `poisoned_descriptor`),
+//!   `fifo` (`fifo_order`), `recorder` (the recorder's own lines), `leaks`
+//!   (`frame_leak`, at the end);
+//! - `rules`: every rule's name; `raw`: a rule firing; `explain`: how
+//!   explanations are written;
+//! - `judge`: the end (cut, fold, file); `summary`: the report's summary.
+//!
+//! A new rule is a variant of `rules::Rule` (with its row in `docs/JSON.md`,
+//! which a test holds it to), fired with `Analyzer::raw` from its checker's
+//! module; a new checker is a module with its own `impl Analyzer` block,
+//! called from `dispatch`.
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::chunk::{self, Mapping};
 use crate::frames::FrameTable;
 use crate::parse::{Desc, Event, FlushMode, Line, Meta, SockKey};
-use crate::report::{
-    ChunkInfo, CpuSummary, Finding, History, Kind, OverallVerdict, ProbeInfo, Related, Report,
-    SocketSummary, Summary, TimelineEntry, Verdict, SCHEMA_VERSION,
-};
-use crate::timeline::Snap;
-use crate::Error;
+use crate::report::{ProbeInfo, TimelineEntry};
 
 mod dispatch;
 mod explain;
 mod fifo;
+mod judge;
 mod leaks;
 mod learn;
 mod ownership;
@@ -42,11 +60,12 @@ mod rules;
 mod rx;
 mod sockets;
 mod state;
+mod summary;
 
 pub use dispatch::for_each_addr;
 use learn::Buffered;
 pub use producer::published_before_redirect;
-use raw::{Link, Raw, Tail, MAX_RAW};
+use raw::{Raw, Tail};
 use state::{ASock, ASockId, At, CpuState, Frame, IdVec, KSock, KSockId, Pool, PoolId, RawId};
 
 /// The poison value the seed story's application wrote into consumed RX slots.
@@ -61,7 +80,7 @@ pub struct Options {
     pub unaligned: bool,
     /// Poison value; `None` for the `umem` line's or [`DEFAULT_POISON`].
     pub poison: Option<u64>,
-    /// Collect one descriptor's whole life ([`Report::history`]).
+    /// Collect one descriptor's whole life ([`Report::history`](crate::Report::history)).
     pub history: Option<u64>,
     /// Timeline events shown before a finding's detection point.
     pub context: usize,
@@ -81,8 +100,6 @@ impl Default for Options {
         }
     }
 }
-
-const MAX_CONSEQUENCES: usize = 50;
 
 /// The streaming analyzer. Feed it every line in order, then call
 /// [`Analyzer::finish`].
@@ -244,7 +261,7 @@ impl Analyzer {
     /// [`Analyzer::feed_lines`], calling `observer` with each entry first
     /// (in the same pass: a second walk over a batch's lines would read them
     /// from memory again). `decoded`, from the parsing thread: every line's
-    /// descriptor list (see [`Op::list`]) one after the other, and where
+    /// descriptor list (see [`Op::list`](crate::parse::Op::list)) one after the other, and where
     /// each line's ends.
     pub(crate) fn feed_lines_observed(
         &mut self,
@@ -417,434 +434,5 @@ impl Analyzer {
                 chunk: chunk::MIN_CHUNK,
             })
             .frame(addr)
-    }
-
-    // -----------------------------------------------------------------------
-    // the end
-
-    /// Like [`Analyzer::finish`], but an input without any entry is an error.
-    pub fn finish_checked(self) -> Result<Report, Error> {
-        if self.events == 0 {
-            return Err(Error::NoEntries {
-                lines: self.lines,
-                skipped: self.skipped,
-                first: self
-                    .skipped_lines
-                    .first()
-                    .map(|l| format!(", first at line {l}"))
-                    .unwrap_or_default(),
-            });
-        }
-        Ok(self.finish())
-    }
-
-    /// Finish the analysis and build the report.
-    pub fn finish(mut self) -> Report {
-        if self.mapping.is_none() {
-            self.decide();
-        }
-        self.leaks();
-        let mut notes = Vec::new();
-
-        // When every CPU's buffer had started.
-        let marked: Vec<&CpuState> = self
-            .cpus
-            .values()
-            .filter(|c| c.marker && c.events > 0)
-            .collect();
-        let nothing_lost = self.entries.is_some_and(|(inb, w)| inb >= w) && self.lost == 0;
-        let complete = if !marked.is_empty() {
-            marked
-                .iter()
-                .map(|c| c.first)
-                .max_by_key(|a| (a.order, a.line))
-        } else if nothing_lost {
-            self.cpus
-                .values()
-                .filter(|c| c.events > 0)
-                .map(|c| c.first)
-                .min_by_key(|a| (a.order, a.line))
-        } else {
-            self.cpus
-                .values()
-                .filter(|c| c.events > 0)
-                .map(|c| c.first)
-                .max_by_key(|a| (a.order, a.line))
-        };
-        let cf = complete.map(|c| c.order);
-
-        let raws = std::mem::take(&mut self.raws);
-        let mut unjudged = 0u64;
-        let mut kept: Vec<Raw> = Vec::with_capacity(raws.len());
-        for r in raws {
-            if cf.is_some_and(|c| r.evidence_from < c) {
-                unjudged += 1;
-            } else {
-                kept.push(r);
-            }
-        }
-        // Raws tied to another by evidence go where their target went; a
-        // tie to a raw that was not judged is dropped (judged on its own).
-        let kept_ids: FxHashSet<RawId> = kept.iter().map(|r| r.id).collect();
-        let (linked, mut kept): (Vec<Raw>, Vec<Raw>) =
-            kept.into_iter().partition(|r| match r.link {
-                Link::Also(t) | Link::Consequence(t) => kept_ids.contains(&t),
-                Link::None => false,
-            });
-        kept.sort_by_key(|r| (r.at.line, r.kind.rank(), r.recorder));
-
-        // Same moment → one group (recorder reports join the analyzer's
-        // finding on the same frame within a few lines).
-        struct Group {
-            primary: Raw,
-            also: Vec<Raw>,
-        }
-        let mut groups: Vec<Group> = Vec::new();
-        for r in kept {
-            if let Some(g) = groups.last_mut() {
-                let same_line = g.primary.at.line == r.at.line;
-                let near_recorder = r.recorder
-                    && r.at.line.saturating_sub(g.primary.at.line) <= 16
-                    && (r.frames.iter().any(|f| g.primary.frames.contains(f))
-                        || (r.addr.is_some() && r.addr == g.primary.addr));
-                if same_line || near_recorder {
-                    g.also.push(r);
-                    continue;
-                }
-            }
-            groups.push(Group {
-                primary: r,
-                also: Vec::new(),
-            });
-        }
-        let mut consequence_links: Vec<Raw> = Vec::new();
-        {
-            let mut group_of: FxHashMap<RawId, usize> = FxHashMap::default();
-            for (i, g) in groups.iter().enumerate() {
-                group_of.insert(g.primary.id, i);
-                for r in &g.also {
-                    group_of.insert(r.id, i);
-                }
-            }
-            for r in linked {
-                match r.link {
-                    Link::Also(t) => {
-                        // Its target is itself tied elsewhere: folded into
-                        // the target's explanation, nothing more to show.
-                        if let Some(&i) = group_of.get(&t) {
-                            groups[i].also.push(r);
-                        }
-                    }
-                    Link::Consequence(_) => consequence_links.push(r),
-                    Link::None => {}
-                }
-            }
-        }
-        consequence_links.sort_by_key(|r| r.at.line);
-
-        let mut findings: Vec<Finding> = Vec::new();
-        let mut placed: FxHashMap<RawId, usize> = FxHashMap::default();
-        let mut root_frames: FxHashMap<u64, usize> = FxHashMap::default();
-        let mut root_xs: FxHashMap<KSockId, usize> = FxHashMap::default();
-        for g in groups {
-            let p = &g.primary;
-            let by_frame = p
-                .frames
-                .iter()
-                .chain(g.also.iter().flat_map(|r| r.frames.iter()))
-                .find_map(|f| root_frames.get(f).copied());
-            let by_sock =
-                p.ks.filter(|_| {
-                    matches!(
-                        p.kind,
-                        Kind::ConcurrentProducer | Kind::PoisonedDescriptor | Kind::RxMismatch
-                    )
-                })
-                .and_then(|ks| root_xs.get(&ks).copied());
-            // Proof of a second producer is not a mere consequence of an
-            // earlier overlap that could not be proven.
-            let root = [by_frame, by_sock].into_iter().flatten().find(|&r| {
-                !(p.kind == Kind::ConcurrentProducer
-                    && p.verdict == Verdict::Kernel
-                    && findings[r].verdict != Verdict::Kernel)
-            });
-            if let Some(root) = root {
-                let f = &mut findings[root];
-                for e in f.timeline.iter_mut().filter(|e| e.line == p.at.line) {
-                    e.highlighted = true;
-                }
-                add_consequence(f, related(p));
-                placed.insert(p.id, root);
-                for r in &g.also {
-                    placed.insert(r.id, root);
-                }
-                continue;
-            }
-            let idx = findings.len();
-            for f in p
-                .frames
-                .iter()
-                .chain(g.also.iter().flat_map(|r| r.frames.iter()))
-            {
-                root_frames.entry(*f).or_insert(idx);
-            }
-            if let Some(ks) = p.ks.filter(|_| p.kind == Kind::ConcurrentProducer) {
-                if p.verdict == Verdict::Kernel {
-                    // Later anomalies of the socket belong to the proven race.
-                    let e = root_xs.entry(ks).or_insert(idx);
-                    if *e != idx && findings[*e].verdict != Verdict::Kernel {
-                        *e = idx;
-                    }
-                } else {
-                    root_xs.entry(ks).or_insert(idx);
-                }
-            }
-            placed.insert(p.id, idx);
-            for r in &g.also {
-                placed.insert(r.id, idx);
-            }
-            let Group { primary, also } = g;
-            findings.push(self.finding_of(primary, also));
-        }
-        // Consequences tied by evidence (a read before the receive that
-        // proves its slot was published early).
-        let mut late: Vec<Finding> = Vec::new();
-        for r in consequence_links {
-            let Link::Consequence(t) = r.link else {
-                continue;
-            };
-            match placed.get(&t) {
-                Some(&root) => {
-                    let f = &mut findings[root];
-                    for e in f.timeline.iter_mut().filter(|e| e.line == r.at.line) {
-                        e.highlighted = true;
-                    }
-                    add_consequence(f, related(&r));
-                }
-                None => late.push(self.finding_of(r, Vec::new())),
-            }
-        }
-        if !late.is_empty() {
-            findings.extend(late);
-            findings.sort_by_key(|f| f.line);
-        }
-        for f in &mut findings {
-            f.consequences.sort_by_key(|c| c.line);
-        }
-
-        let verdict = if findings.is_empty() {
-            OverallVerdict::Clean
-        } else {
-            let first = findings[0].verdict;
-            if findings.iter().all(|f| f.verdict == first) {
-                match first {
-                    Verdict::Kernel => OverallVerdict::Kernel,
-                    Verdict::Application => OverallVerdict::Application,
-                    Verdict::Inconclusive => OverallVerdict::Inconclusive,
-                }
-            } else {
-                OverallVerdict::Mixed
-            }
-        };
-
-        if self.raw_overflow > 0 {
-            notes.push(format!(
-                "{} further anomalies were not recorded (limit {MAX_RAW})",
-                self.raw_overflow
-            ));
-        }
-        for k in &self.ksocks {
-            if k.krx > 0 && !k.flush_seen {
-                notes.push(format!(
-                    "xs {:#x}: no flush or NAPI poll events, so producer overlap (concurrent_producer) cannot be checked",
-                    k.xs
-                ));
-            }
-        }
-        if self.flush_mode == Some(FlushMode::Inferred) {
-            notes.push("probe header says flush=inferred: producer sections end at an inferred point; overlaps are inconclusive (a krx that finds its own slot already published is proof nonetheless)".into());
-        }
-        if self.flush_mode == Some(FlushMode::None) {
-            notes.push("probe header says flush=none: without flush events producer overlap cannot be proven".into());
-        }
-        if !self.app_free_traced && self.app_taken > 0 {
-            notes.push(
-                "the application's own free list is not traced (no free/hold lines): frames it keeps cannot be told \
-                 from leaked ones, so frame_leak only covers frames the rings passed by"
-                    .into(),
-            );
-        }
-        if !self.kernel_rx_seen {
-            notes.push("no kernel receive events: RX positions cannot be compared with what the kernel wrote".into());
-        }
-        if let Some((inb, w)) = self.entries {
-            if w > inb {
-                notes.push(format!(
-                    "the ring buffers wrapped: {} of {w} entries were overwritten",
-                    w - inb
-                ));
-            }
-        }
-        if unjudged > 0 {
-            notes.push(format!(
-                "{unjudged} anomalies reach back before every CPU's buffer had started (unknown past) and were not judged"
-            ));
-        }
-
-        let mut cpus: Vec<CpuSummary> = self
-            .cpus
-            .iter()
-            .filter(|(_, c)| c.events > 0)
-            .map(|(n, c)| CpuSummary {
-                cpu: *n,
-                events: c.events,
-                first: c.first.tsref(),
-                last: c.last.tsref(),
-                buffer_started: c.marker,
-            })
-            .collect();
-        cpus.sort_by_key(|c| c.cpu);
-
-        let mut sockets: Vec<SocketSummary> = self
-            .asocks
-            .iter()
-            .map(|s| SocketSummary {
-                socket: s.name.clone(),
-                xs: s
-                    .ks
-                    .map(|k| vec![format!("{:#x}", self.ksocks[k].xs)])
-                    .unwrap_or_default(),
-                rx: s.rx,
-                krx: s.ks.map_or(0, |k| self.ksocks[k].krx),
-            })
-            .collect();
-        for k in self.ksocks.iter().filter(|k| k.asock.is_none()) {
-            sockets.push(SocketSummary {
-                socket: format!("xs={:#x}", k.xs),
-                xs: vec![format!("{:#x}", k.xs)],
-                rx: 0,
-                krx: k.krx,
-            });
-        }
-
-        let (mode, size) = match self.mapping {
-            Some(Mapping::Unaligned) => ("unaligned", None),
-            Some(Mapping::Aligned { chunk }) => ("aligned", Some(format!("{chunk:#x}"))),
-            None => ("aligned", None),
-        };
-        let history = self.history.take().map(|(h, events, omitted)| History {
-            addr: format!("{h:#x}"),
-            frame: format!("{:#x}", self.frame_of(h)),
-            events,
-            omitted,
-        });
-        let summary = Summary {
-            verdict,
-            findings: findings.len() as u64,
-            lines: self.lines,
-            events: self.events,
-            lines_skipped: self.skipped,
-            skipped_lines: self.skipped_lines.clone(),
-            complete_from: complete.map(|c| c.tsref()),
-            unjudged_before_complete: unjudged,
-            cpus,
-            recycled_reorders: self.recycled,
-            chunk: ChunkInfo {
-                mode,
-                size,
-                source: self.chunk_source,
-                samples: self.samples.len() as u64,
-                note: self.chunk_note.clone(),
-            },
-            backend: self.probe.clone().or_else(|| {
-                self.kernel_rx_seen.then(|| ProbeInfo {
-                    backend: "perf-probe".into(),
-                    kernel: None,
-                    flush: if self.ksocks.iter().any(|k| k.flush_seen) {
-                        FlushMode::Exact
-                    } else {
-                        FlushMode::None
-                    },
-                })
-            }),
-            sockets,
-            frames: self.frames.len() as u64,
-            entries_in_buffer: self.entries.map(|e| e.0),
-            entries_written: self.entries.map(|e| e.1),
-            lost_events: self.lost,
-            notes,
-        };
-        Report {
-            schema_version: SCHEMA_VERSION,
-            findings,
-            summary,
-            history,
-        }
-    }
-
-    /// The finding a group's primary raw becomes.
-    fn finding_of(&self, mut primary: Raw, also: Vec<Raw>) -> Finding {
-        if primary.socket.is_none() {
-            // The socket may have been joined to its xs after the finding.
-            primary.socket = self.sock_name(primary.ks, None);
-        }
-        Finding {
-            kind: primary.kind,
-            verdict: primary.verdict,
-            rule: primary.rule.as_str().to_string(),
-            addr: primary.addr.map(|a| format!("{a:#x}")),
-            frame: primary.frame.map(|f| format!("{f:#x}")),
-            ts: primary.at.ts_text(),
-            ts_ns: primary.at.ns(),
-            cpus: primary.cpus,
-            xs: primary.xs.map(|x| format!("{x:#x}")),
-            socket: primary.socket,
-            slot: primary.slot,
-            line: primary.at.line,
-            explanation: primary.explanation.into_text(),
-            also: also.iter().map(related).collect(),
-            consequences: Vec::new(),
-            consequences_omitted: 0,
-            timeline: primary.timeline.iter().map(Snap::to_public).collect(),
-        }
-    }
-}
-
-/// File `r` under `f`, at most [`MAX_CONSEQUENCES`] of them. A consequence
-/// of another kind than the finding's own (the poisoned or mismatched read
-/// after hundreds of overlaps) takes the place of the latest repeat of the
-/// finding's own kind; a poisoned or mismatched read is never dropped.
-fn add_consequence(f: &mut Finding, r: Related) {
-    if f.consequences.len() < MAX_CONSEQUENCES {
-        f.consequences.push(r);
-        return;
-    }
-    if r.kind != f.kind {
-        if let Some(i) = f.consequences.iter().rposition(|c| c.kind == f.kind) {
-            f.consequences.remove(i);
-            f.consequences.push(r);
-            f.consequences_omitted += 1;
-            return;
-        }
-        if matches!(r.kind, Kind::PoisonedDescriptor | Kind::RxMismatch) {
-            f.consequences.push(r);
-            return;
-        }
-    }
-    f.consequences_omitted += 1;
-}
-
-fn related(r: &Raw) -> Related {
-    Related {
-        kind: r.kind,
-        rule: r.rule.as_str().to_string(),
-        verdict: r.verdict,
-        addr: r.addr.map(|a| format!("{a:#x}")),
-        frame: r.frame.map(|f| format!("{f:#x}")),
-        ts: r.at.ts_text(),
-        ts_ns: r.at.ns(),
-        line: r.at.line,
-        cpus: r.cpus.clone(),
-        explanation: r.explanation.render(),
     }
 }
