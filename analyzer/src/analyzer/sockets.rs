@@ -1,8 +1,6 @@
 //! The sockets of both sides and the pools, found or made from what a line
 //! names, and joined when one line names both an `xs` and an `sk`.
 
-use std::collections::VecDeque;
-
 use super::state::{ASock, ASockId, KSock, KSockId, Pool, PoolId, RingId};
 use super::Analyzer;
 use crate::parse::{AppOp, KernelOp, Op, SeedOp, SockKey};
@@ -10,16 +8,7 @@ use crate::timeline::Ring;
 
 impl Analyzer {
     fn asock_named(&mut self, name: String) -> ASockId {
-        self.asocks.push(ASock {
-            name,
-            pool: None,
-            ks: None,
-            ring: Ring::default(),
-            rx: 0,
-            tx_fifo: VecDeque::new(),
-            tx_consumed: 0,
-            tx_seq: 0,
-        })
+        self.asocks.push(ASock::new(name))
     }
 
     pub(super) fn asock_sk(&mut self, sk: SockKey) -> ASockId {
@@ -59,23 +48,14 @@ impl Analyzer {
             self.last_xs = Some((xs, i));
             return i;
         }
-        let i = self.ksocks.push(KSock {
-            xs,
-            asock: None,
-            q: VecDeque::new(),
-            aligned: false,
-            anchor: None,
-            sections: Vec::new(),
-            racy: Vec::new(),
-            flush_seen: false,
-            rxdone_seen: false,
-            unwritten: VecDeque::new(),
-            published: None,
-            last_flush: None,
-            pending_poison: VecDeque::new(),
-            krx: 0,
-            ring: Ring::default(),
-        });
+        self.new_ksock(xs)
+    }
+
+    /// A kernel socket named for the first time: apart, so that the
+    /// lookup made on every kernel event stays small enough to inline.
+    #[cold]
+    fn new_ksock(&mut self, xs: u64) -> KSockId {
+        let i = self.ksocks.push(KSock::new(xs));
         self.by_xs.insert(xs, i);
         i
     }
@@ -98,13 +78,7 @@ impl Analyzer {
     }
 
     fn new_pool(&mut self) -> PoolId {
-        self.pools.push(Pool {
-            fifo: VecDeque::new(),
-            kernel_consumes: false,
-            seq: 0,
-            consumed_max: 0,
-            peak: 0,
-        })
+        self.pools.push(Pool::default())
     }
 
     /// The pool of an app socket (created on first use when nothing declared one).

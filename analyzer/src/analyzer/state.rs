@@ -329,6 +329,21 @@ pub(super) struct ASock {
     pub(super) tx_seq: u64,
 }
 
+impl ASock {
+    pub(super) fn new(name: String) -> ASock {
+        ASock {
+            name,
+            pool: None,
+            ks: None,
+            ring: Ring::default(),
+            rx: 0,
+            tx_fifo: VecDeque::new(),
+            tx_consumed: 0,
+            tx_seq: 0,
+        }
+    }
+}
+
 /// A kernel receive (`krx`): what the kernel wrote at one RX position.
 #[derive(Clone, Copy)]
 pub(super) struct KRx {
@@ -386,7 +401,30 @@ pub(super) struct KSock {
     pub(super) ring: Ring,
 }
 
+impl KSock {
+    pub(super) fn new(xs: u64) -> KSock {
+        KSock {
+            xs,
+            asock: None,
+            q: VecDeque::new(),
+            aligned: false,
+            anchor: None,
+            sections: Vec::new(),
+            racy: Vec::new(),
+            flush_seen: false,
+            rxdone_seen: false,
+            unwritten: VecDeque::new(),
+            published: None,
+            last_flush: None,
+            pending_poison: VecDeque::new(),
+            krx: 0,
+            ring: Ring::default(),
+        }
+    }
+}
+
 /// A UMEM pool: its FILL order (frame, sequence number, when).
+#[derive(Default)]
 pub(super) struct Pool {
     pub(super) fifo: VecDeque<(u64, u64, At)>,
     pub(super) kernel_consumes: bool,
