@@ -130,6 +130,7 @@ impl Analyzer {
         }
     }
 
+    /// An application operation (recorder line), for each descriptor it moves.
     fn app_op(&mut self, op: &AppOp<'_>, at: At, a: Option<ASockId>, descs: &[Desc]) {
         match op {
             AppOp::Umem { .. } | AppOp::Other { .. } => {}
@@ -226,6 +227,8 @@ impl Analyzer {
         self.kernel_received(ks, f, addr, slot, at);
     }
 
+    /// A seed trace's `FROM -> TO` line: the move it names, as the
+    /// recorder's operation for `TO` would make it.
     #[expect(clippy::too_many_arguments, reason = "mirrors the seed line's fields")]
     fn transition(
         &mut self,
@@ -254,6 +257,7 @@ impl Analyzer {
         }
     }
 
+    /// A kernel operation (probe line).
     fn kernel_op(&mut self, op: &KernelOp<'_>, at: At, ks: Option<KSockId>, descs: &[Desc]) {
         match op {
             KernelOp::Probe {

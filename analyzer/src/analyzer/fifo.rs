@@ -50,6 +50,9 @@ impl Analyzer {
         }
     }
 
+    /// A frame leaving FILL (`by_kernel`: its kernel receive, else the
+    /// app's read when receives are not traced): in FILL order, or
+    /// reordered by the kernel's free list (counted, not a finding).
     pub(super) fn fifo_consume(&mut self, p: PoolId, f: u64, by_kernel: bool) {
         let complete_now = self.complete_now;
         let pool = &mut self.pools[p];
@@ -81,6 +84,7 @@ impl Analyzer {
         }
     }
 
+    /// A completion: the frame should be the oldest sent on its socket.
     pub(super) fn tx_fifo_check(&mut self, a: Option<ASockId>, f: u64, addr: u64, at: At) {
         let Some(a) = a else {
             return;

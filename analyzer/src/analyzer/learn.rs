@@ -84,6 +84,8 @@ impl Analyzer {
         }
     }
 
+    /// Decide the mapping (the `umem` line's chunk size, or one inferred
+    /// from the samples) and replay the lines kept meanwhile.
     pub(super) fn decide(&mut self) {
         if self.mapping.is_some() {
             return;

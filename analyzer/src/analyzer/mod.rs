@@ -340,6 +340,8 @@ impl Analyzer {
         self.feed_decoded(ev, None);
     }
 
+    /// An entry: the CPU's bookkeeping, then its checkers (or the chunk
+    /// size's learning). `pre`: its descriptor list, when decoded already.
     #[inline]
     fn feed_decoded(&mut self, ev: &Event<'_>, pre: Option<&[Desc]>) {
         self.lines = self.lines.max(ev.line);
@@ -427,6 +429,7 @@ impl Analyzer {
         }
     }
 
+    /// The frame (chunk base) an address is in.
     #[inline]
     fn frame_of(&self, addr: u64) -> u64 {
         self.mapping

@@ -113,6 +113,7 @@ impl Analyzer {
         );
     }
 
+    /// The app's stated `from` state contradicts where it holds the frame.
     fn claimed_mismatch(fs: &Frame, from: Option<RingState>) -> bool {
         let Some(from) = from else { return false };
         let actual = match fs.app {
@@ -125,6 +126,7 @@ impl Analyzer {
         from != actual && !matches!(from, RingState::Unknown)
     }
 
+    /// The app put `addr` on FILL of pool `p`.
     pub(super) fn app_fill(
         &mut self,
         a: Option<ASockId>,
@@ -170,6 +172,8 @@ impl Analyzer {
         }
     }
 
+    /// The app put a frame the kernel owns on `ring`: a duplicate, or a
+    /// forbidden move that is one too.
     #[expect(
         clippy::too_many_arguments,
         reason = "one call site per rule; a struct would only rename the same fields"
@@ -260,6 +264,7 @@ impl Analyzer {
         );
     }
 
+    /// The app's bookkeeping (`from`) disagrees with the frame's history.
     #[expect(
         clippy::too_many_arguments,
         reason = "one call site per rule; a struct would only rename the same fields"
@@ -407,6 +412,7 @@ impl Analyzer {
         }
     }
 
+    /// The app put `addr` on TX.
     pub(super) fn app_tx(
         &mut self,
         a: Option<ASockId>,
@@ -453,6 +459,7 @@ impl Analyzer {
         }
     }
 
+    /// The kernel completed `addr` (put it on COMPLETION).
     #[inline]
     pub(super) fn kernel_comp(&mut self, ks: Option<KSockId>, addr: u64, at: At) {
         let f = self.frame_of(addr);
@@ -503,6 +510,7 @@ impl Analyzer {
         );
     }
 
+    /// The app took `addr` from COMPLETION.
     pub(super) fn app_comp(
         &mut self,
         a: Option<ASockId>,
@@ -592,6 +600,7 @@ impl Analyzer {
         );
     }
 
+    /// The app took a frame for a thread (`hold`) or freed it.
     pub(super) fn app_own(&mut self, addr: u64, hold: AppHold, at: At) {
         self.app_free_traced = true;
         let f = self.frame_of(addr);

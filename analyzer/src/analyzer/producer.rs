@@ -84,6 +84,8 @@ impl Analyzer {
         }
     }
 
+    /// The end of this CPU's section on `ks` (`why` says which event):
+    /// another CPU's receive inside it is an overlap.
     fn close_section(&mut self, ks: KSockId, at: At, exact: bool, why: &str) {
         let k = &mut self.ksocks[ks];
         k.flush_seen = true;

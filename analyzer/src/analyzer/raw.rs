@@ -58,6 +58,9 @@ pub(super) struct Tail {
 }
 
 impl Analyzer {
+    /// A rule fires: record the finding with its evidence (`evidence_from`:
+    /// the oldest moment it relies on), and the timeline of its first
+    /// finding on a frame. `None` past [`MAX_RAW`].
     #[expect(
         clippy::too_many_arguments,
         reason = "one call site per rule; a struct would only rename the same fields"
@@ -168,6 +171,7 @@ impl Analyzer {
         Some(idx)
     }
 
+    /// The events right after a finding join its timeline.
     #[inline]
     pub(super) fn feed_tails(&mut self, rid: RingId, ev: &Event<'_>, frames: &[u64]) {
         let mut i = 0;

@@ -14,6 +14,7 @@ use crate::parse::{AddrList, RingState};
 use crate::report::{Kind, Verdict};
 
 impl Analyzer {
+    /// A recorder `violation` line.
     #[expect(
         clippy::too_many_arguments,
         reason = "one call site per rule; a struct would only rename the same fields"
@@ -109,6 +110,8 @@ impl Analyzer {
         }
     }
 
+    /// The recorder's FILL-order check of an RX read: `expected` was due,
+    /// `remaining` still outstanding.
     pub(super) fn recorder_fifo(
         &mut self,
         a: Option<ASockId>,

@@ -7,10 +7,12 @@ use crate::parse::{AppOp, KernelOp, Op, SeedOp, SockKey};
 use crate::timeline::Ring;
 
 impl Analyzer {
+    /// A new app socket.
     fn asock_named(&mut self, name: String) -> ASockId {
         self.asocks.push(ASock::new(name))
     }
 
+    /// The app socket of an `sk=` key.
     pub(super) fn asock_sk(&mut self, sk: SockKey) -> ASockId {
         // Consecutive events mostly name the same socket: one compare
         // instead of hashing a 24-byte key.
@@ -28,6 +30,7 @@ impl Analyzer {
         i
     }
 
+    /// The app socket of a seed trace's label.
     fn asock_label(&mut self, label: &[u8]) -> ASockId {
         if let Some(&i) = self.by_label.get(label) {
             return i;
@@ -37,6 +40,7 @@ impl Analyzer {
         i
     }
 
+    /// The kernel socket of an `xs=` value.
     #[inline]
     fn ksock(&mut self, xs: u64) -> KSockId {
         if let Some((last, i)) = self.last_xs {
@@ -60,6 +64,7 @@ impl Analyzer {
         i
     }
 
+    /// Join an app socket to its kernel socket (each to one only).
     #[inline]
     pub(super) fn link(&mut self, a: ASockId, k: KSockId) {
         if self.asocks[a].ks.is_none() && self.ksocks[k].asock.is_none() {
@@ -68,6 +73,7 @@ impl Analyzer {
         }
     }
 
+    /// The pool of a `pool=` id.
     pub(super) fn pool_id(&mut self, id: u64) -> PoolId {
         if let Some(&i) = self.by_pool.get(&id) {
             return i;
@@ -77,6 +83,7 @@ impl Analyzer {
         i
     }
 
+    /// A new pool.
     fn new_pool(&mut self) -> PoolId {
         self.pools.push(Pool::default())
     }
@@ -91,11 +98,14 @@ impl Analyzer {
         p
     }
 
+    /// The name of the app socket, given either side.
     pub(super) fn sock_name(&self, ks: Option<KSockId>, a: Option<ASockId>) -> Option<String> {
         let a = a.or_else(|| self.ksocks[ks?].asock)?;
         Some(self.asocks[a].name.clone())
     }
 
+    /// The kernel and app sockets an operation names (made on first sight,
+    /// joined when it names both).
     #[inline]
     pub(super) fn route(&mut self, op: &Op<'_>) -> (Option<KSockId>, Option<ASockId>) {
         match op {
@@ -146,6 +156,7 @@ impl Analyzer {
         }
     }
 
+    /// The ring of recent events `rid` names.
     #[inline]
     pub(super) fn ring_mut(&mut self, rid: RingId) -> Option<&mut Ring> {
         match rid {
