@@ -13,7 +13,9 @@ use crate::timeline::Entry;
 const MAX_HISTORY: usize = 100_000;
 
 impl Analyzer {
-    /// `pre`: the op's descriptor list, when the parsing thread decoded it.
+    /// One event: the sockets it names, its ring of recent events,
+    /// `--history`, then its operation's handler. `pre`: the op's
+    /// descriptor list, when the parsing thread decoded it.
     pub(super) fn process(&mut self, ev: &Event<'_>, at: At, pre: Option<&[Desc]>) {
         let (ks, a) = self.route(&ev.op);
         // A list is decoded once (on the parsing thread, or here into the
