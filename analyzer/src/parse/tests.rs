@@ -175,3 +175,27 @@ fn task_pid_split_matches_the_plain_rule() {
         prop_assert_eq!(super::entry::split_task_pid(s.as_bytes()), plain(s.as_bytes()));
     });
 }
+
+#[test]
+fn tracefs_rx_line_of_a_6_12_kernel_gets_its_addr_from_the_parts() {
+    // Aligned: addr = data - umem (xp_get_handle of 6.9+).
+    let s = "          <idle>-0       [000] ..s1.    41.251932: __xsk_rcv_zc_L7: (__xsk_rcv_zc+0x4/0x1a0) data=0xffffc90000e45100 hard=0xffffc90000e45000 umem=0xffffc90000400000 hr=0x0 unal=0x0 len=0x40 xs=0xffff888004b8a000 fq=0xffff888004b8c000 slot=0x3";
+    match ev(s).op {
+        Op::Kernel(KernelOp::Rx { addr, len, .. }) => {
+            assert_eq!(addr, 0xa45100);
+            assert_eq!(len, Some(0x40));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Unaligned: the data's offset (+ headroom) moves into the upper 16 bits.
+    let s = "          <idle>-0       [000] ..s1.    41.251932: __xsk_rcv_zc_L7: (__xsk_rcv_zc+0x4/0x1a0) data=0xffffc90000e45180 hard=0xffffc90000e45080 umem=0xffffc90000400000 hr=0x80 unal=0x1 len=0x40 xs=0xffff888004b8a000";
+    match ev(s).op {
+        Op::Kernel(KernelOp::Rx { addr, .. }) => {
+            assert_eq!(addr, (0x180 << 48) | 0xa45000);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without addr= and without the parts there is no frame: not a receive.
+    let s = "          <idle>-0       [000] ..s1.    41.251932: __xsk_rcv_zc_L7: (__xsk_rcv_zc+0x4/0x1a0) len=0x40 xs=0xffff888004b8a000";
+    assert!(matches!(ev(s).op, Op::Unknown));
+}

@@ -12,7 +12,7 @@ pub(super) fn rx(body: &[u8]) -> Op<'_> {
         Some(KernelOp::Rx {
             xs: kv_hex(body, b"xs")?,
             sk: None,
-            addr: kv_hex(body, b"addr")?,
+            addr: kv_hex(body, b"addr").or_else(|| handle_from_parts(body))?,
             len: kv_hex(body, b"len"),
             slot: None,
             kpool: kv_hex(body, b"fq").or_else(|| kv_hex(body, b"pool")),
@@ -21,6 +21,23 @@ pub(super) fn rx(body: &[u8]) -> Op<'_> {
         })
     };
     rx().map(Op::Kernel).unwrap_or(Op::Unknown)
+}
+
+/// The descriptor `xp_get_handle()` (6.9+) makes from the parts the `tracefs`
+/// backend's event carries where `xdp_buff_xsk` has no `orig_addr`:
+/// `data=` (`xskb->xdp.data`), `umem=` (`pool->addrs`), and for unaligned pools
+/// (`unal=` not 0) `hard=` (`data_hard_start`) and `hr=` (`pool->headroom`).
+fn handle_from_parts(body: &[u8]) -> Option<u64> {
+    let data = kv_hex(body, b"data")?;
+    let umem = kv_hex(body, b"umem")?;
+    let orig = data.checked_sub(umem)?;
+    if kv_hex(body, b"unal").unwrap_or(0) == 0 {
+        return Some(orig);
+    }
+    let offset = data
+        .checked_sub(kv_hex(body, b"hard")?)?
+        .checked_add(kv_hex(body, b"hr")?)?;
+    Some(orig.checked_sub(offset)? + (offset << 48))
 }
 
 /// `xp_raw_get_data: (...) addr=0x..`: the kernel took a frame from TX.
