@@ -74,6 +74,21 @@ pub struct xskdbg_config {
     pub user: *mut c_void,
     /// Non-zero: do not freeze the buffer on the first violation.
     pub no_freeze: c_int,
+    /// Non-zero: turn the buffer back on when it is found frozen
+    /// (`tracing_on` = 0, left so by an earlier run's violation).
+    pub rearm: c_int,
+}
+
+/// `struct xskdbg_key`: what `sk=` is made of.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct xskdbg_key {
+    /// `SO_NETNS_COOKIE` of the socket.
+    pub netns_cookie: u64,
+    /// Interface index inside that namespace.
+    pub ifindex: u32,
+    /// Queue id.
+    pub queue_id: u32,
 }
 
 /// Opaque recorder handle.
@@ -198,6 +213,7 @@ pub unsafe extern "C" fn xskdbg_recorder_new(
         sink,
         policy,
         freeze: c.no_freeze == 0,
+        rearm: c.rearm != 0,
         ..RecorderConfig::default()
     };
     match Recorder::new(cfg) {
@@ -210,7 +226,8 @@ pub unsafe extern "C" fn xskdbg_recorder_new(
     }
 }
 
-/// Free a recorder (the UMEM, pool and socket handles keep working).
+/// Free a recorder (the UMEM, pool and socket handles keep working); prints
+/// the counts of violations that were only counted, if any.
 ///
 /// # Safety
 /// `r` NULL or from `xskdbg_recorder_new`, not used afterwards.
@@ -218,7 +235,42 @@ pub unsafe extern "C" fn xskdbg_recorder_new(
 pub unsafe extern "C" fn xskdbg_recorder_free(r: *mut xskdbg_recorder) {
     if !r.is_null() {
         // SAFETY: from Box::into_raw in xskdbg_recorder_new.
-        drop(unsafe { Box::from_raw(r) });
+        let r = unsafe { Box::from_raw(r) };
+        r.0.print_summary();
+        drop(r);
+    }
+}
+
+/// The socket key of an AF_XDP socket: its network namespace cookie
+/// (`SO_NETNS_COOKIE`, Linux 5.14+) with `ifindex` and `queue_id`.
+///
+/// # Safety
+/// `out` valid.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_sock_key(
+    fd: c_int,
+    ifindex: u32,
+    queue_id: u32,
+    out: *mut xskdbg_key,
+) -> c_int {
+    if out.is_null() {
+        return set_error("xskdbg_sock_key: NULL argument");
+    }
+    match crate::sys::netns_cookie(fd) {
+        Ok(netns_cookie) => {
+            // SAFETY: `out` checked non-NULL.
+            unsafe {
+                *out = xskdbg_key {
+                    netns_cookie,
+                    ifindex,
+                    queue_id,
+                }
+            };
+            0
+        }
+        Err(e) => set_error(format!(
+            "xskdbg_sock_key: getsockopt(fd {fd}, SO_NETNS_COOKIE) failed: {e} (needs Linux 5.14+ and a socket fd)"
+        )),
     }
 }
 
@@ -439,6 +491,236 @@ pub unsafe extern "C" fn xskdbg_tx(s: *const xskdbg_sock, idx: u32, descs: *cons
     }
     // SAFETY: by contract.
     unsafe { (*s).0.tx_at(idx, slice(descs, n)) }
+}
+
+/// The two contiguous runs a ring range `idx .. idx + n` covers in a ring of
+/// `mask + 1` entries: before and after the wrap. `n` is cut to one ring.
+fn runs(mask: u32, idx: u32, n: u32) -> [(usize, usize); 2] {
+    if mask & mask.wrapping_add(1) != 0 {
+        bad_mask(mask);
+    }
+    let size = u64::from(mask) + 1;
+    let n = u64::from(n).min(size);
+    let first = u64::from(idx & mask);
+    let a = n.min(size - first);
+    [(first as usize, a as usize), (0, (n - a) as usize)]
+}
+
+#[cold]
+fn bad_mask(mask: u32) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!(
+            "xskdbg: ring mask {mask:#x} is not a ring size minus one: pass the ring's mask (libxdp: ring->mask), not its size"
+        );
+    }
+}
+
+/// # Safety
+/// `ring` holds `mask + 1` entries of `T`.
+unsafe fn run<'a, T>(ring: *const T, r: (usize, usize)) -> &'a [T] {
+    // SAFETY: by the caller's contract, r lies inside the ring.
+    unsafe { std::slice::from_raw_parts(ring.add(r.0), r.1) }
+}
+
+/// FILL through the ring itself: the app wrote `n` addresses at producer
+/// index `idx` (free-running) of a FILL ring of `mask + 1` entries, wrap
+/// included.
+///
+/// # Safety
+/// `p` NULL or valid; `ring` NULL or the mapped ring's address array; the
+/// entries `idx .. idx + n` written by the caller.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_fill_masked(
+    p: *const xskdbg_pool,
+    ring: *const c_void,
+    mask: u32,
+    idx: u32,
+    n: u32,
+) {
+    if p.is_null() || ring.is_null() || n == 0 {
+        return;
+    }
+    let ring = ring.cast::<u64>();
+    let [a, b] = runs(mask, idx, n);
+    // SAFETY: by contract.
+    unsafe {
+        (*p).0.fill_at(idx, run(ring, a));
+        if b.1 > 0 {
+            (*p).0.fill_at(idx.wrapping_add(a.1 as u32), run(ring, b));
+        }
+    }
+}
+
+/// COMPLETION through the ring itself: `n` addresses at consumer index
+/// `idx` (free-running) of a ring of `mask + 1` entries, wrap included.
+///
+/// # Safety
+/// As for [`xskdbg_fill_masked`]; the entries were published by the kernel.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_comp_masked(
+    p: *const xskdbg_pool,
+    ring: *const c_void,
+    mask: u32,
+    idx: u32,
+    n: u32,
+) {
+    if p.is_null() || ring.is_null() || n == 0 {
+        return;
+    }
+    let ring = ring.cast::<u64>();
+    let [a, b] = runs(mask, idx, n);
+    // SAFETY: by contract.
+    unsafe {
+        (*p).0.comp_at(idx, run(ring, a));
+        if b.1 > 0 {
+            (*p).0.comp_at(idx.wrapping_add(a.1 as u32), run(ring, b));
+        }
+    }
+}
+
+/// RX through the ring itself: `n` descriptors at consumer index `idx`
+/// (free-running) of a ring of `mask + 1` entries, wrap included, with the
+/// producer index `prod` the app saw when it peeked.
+///
+/// # Safety
+/// `s` NULL or valid; `ring` NULL or the mapped ring's descriptor array; the
+/// entries `idx .. idx + n` published by the kernel.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_rx_masked(
+    s: *const xskdbg_sock,
+    ring: *const c_void,
+    mask: u32,
+    idx: u32,
+    n: u32,
+    prod: u32,
+) {
+    if s.is_null() || ring.is_null() || n == 0 {
+        return;
+    }
+    let ring = ring.cast::<XdpDesc>();
+    let [a, b] = runs(mask, idx, n);
+    // SAFETY: by contract.
+    unsafe {
+        (*s).0.rx_at_prod(idx, prod, run(ring, a));
+        if b.1 > 0 {
+            (*s).0
+                .rx_at_prod(idx.wrapping_add(a.1 as u32), prod, run(ring, b));
+        }
+    }
+}
+
+/// TX through the ring itself: `n` descriptors at producer index `idx`
+/// (free-running) of a ring of `mask + 1` entries, wrap included.
+///
+/// # Safety
+/// As for [`xskdbg_rx_masked`]; the entries written by the caller.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_tx_masked(
+    s: *const xskdbg_sock,
+    ring: *const c_void,
+    mask: u32,
+    idx: u32,
+    n: u32,
+) {
+    if s.is_null() || ring.is_null() || n == 0 {
+        return;
+    }
+    let ring = ring.cast::<XdpDesc>();
+    let [a, b] = runs(mask, idx, n);
+    // SAFETY: by contract.
+    unsafe {
+        (*s).0.tx_at(idx, run(ring, a));
+        if b.1 > 0 {
+            (*s).0.tx_at(idx.wrapping_add(a.1 as u32), run(ring, b));
+        }
+    }
+}
+
+/// RX from a copy, with the producer index the app saw (`prod=`).
+///
+/// # Safety
+/// `s` NULL or valid; `descs` NULL or `n` readable `struct xdp_desc`.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_rx_prod(
+    s: *const xskdbg_sock,
+    idx: u32,
+    prod: u32,
+    descs: *const XdpDesc,
+    n: u32,
+) {
+    if s.is_null() {
+        return;
+    }
+    // SAFETY: by contract.
+    unsafe { (*s).0.rx_at_prod(idx, prod, slice(descs, n)) }
+}
+
+/// Before the first FILL of the socket's pool: write the UMEM's poison value
+/// into every slot of its RX ring (`mask + 1` descriptors) and declare it
+/// (`rxpoison`), so an all-zero descriptor read later is known to come from
+/// outside the ring. Returns 0, or -1 (see `xskdbg_last_error`) when frames
+/// were already filled or the UMEM has no poison value.
+///
+/// # Safety
+/// `s` NULL or valid; `ring` the mapped RX ring's descriptor array.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_rx_prepoison_masked(
+    s: *const xskdbg_sock,
+    ring: *mut c_void,
+    mask: u32,
+) -> c_int {
+    if s.is_null() || ring.is_null() {
+        return set_error("xskdbg_rx_prepoison_masked: NULL argument");
+    }
+    // SAFETY: checked non-NULL, valid by contract.
+    let sock = unsafe { &(*s).0 };
+    let Some(poison) = sock.poison() else {
+        return set_error(
+            "xskdbg_rx_prepoison_masked: the UMEM has no poison value (xskdbg_umem_new has_poison)",
+        );
+    };
+    if let Err(e) = sock.declare_rx_poisoned() {
+        return set_error(format!("xskdbg_rx_prepoison_masked: {e}"));
+    }
+    // SAFETY: the whole ring belongs to the app: nothing is on FILL yet.
+    unsafe {
+        crate::sys::poison_rx_slots(
+            ring.cast::<XdpDesc>(),
+            mask,
+            0,
+            mask.wrapping_add(1),
+            poison,
+        )
+    };
+    0
+}
+
+/// Whether the buffer is frozen: by a violation, or found so at start
+/// (then nothing this run checks is written; see `rearm`).
+///
+/// # Safety
+/// `r` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_is_frozen(r: *const xskdbg_recorder) -> c_int {
+    if r.is_null() {
+        return 0;
+    }
+    // SAFETY: by contract.
+    c_int::from(unsafe { (*r).0.is_frozen() })
+}
+
+/// Sink writes that failed (other than because the buffer was frozen).
+///
+/// # Safety
+/// `r` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_sink_errors(r: *const xskdbg_recorder) -> u64 {
+    if r.is_null() {
+        return 0;
+    }
+    // SAFETY: by contract.
+    unsafe { (*r).0.sink_errors() }
 }
 
 /// The app took `n` frames from its own free list.

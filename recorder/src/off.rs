@@ -3,7 +3,8 @@
 //! calls in its code pays nothing in builds without the `enabled` feature.
 
 use crate::types::{
-    Error, PoolConfig, RecorderConfig, SockConfig, State, UmemConfig, Violation, XdpDesc, XdpStats,
+    Error, PoolConfig, RecorderConfig, SockConfig, State, UmemConfig, Violation, ViolationKind,
+    XdpDesc, XdpStats,
 };
 
 /// The in-process checker (compiled out: holds nothing, checks nothing).
@@ -42,6 +43,28 @@ impl Recorder {
     #[inline(always)]
     pub fn violations(&self) -> u64 {
         0
+    }
+
+    /// Always 0.
+    #[inline(always)]
+    pub fn violations_of(&self, _kind: ViolationKind) -> u64 {
+        0
+    }
+
+    /// Always `None`.
+    #[inline(always)]
+    pub fn summary(&self) -> Option<String> {
+        None
+    }
+
+    /// Does nothing.
+    #[inline(always)]
+    pub fn print_summary(&self) {}
+
+    /// Always empty.
+    #[inline(always)]
+    pub fn notes(&self) -> &[String] {
+        &[]
     }
 
     /// Always 0.
@@ -130,6 +153,14 @@ impl Pool {
     #[inline(always)]
     pub fn comp(&self, _addrs: &[u64]) {}
 
+    /// Does nothing.
+    #[inline(always)]
+    pub fn fill_at(&self, _idx: u32, _addrs: &[u64]) {}
+
+    /// Does nothing.
+    #[inline(always)]
+    pub fn comp_at(&self, _idx: u32, _addrs: &[u64]) {}
+
     /// Always 0.
     #[inline(always)]
     pub fn id(&self) -> u32 {
@@ -145,6 +176,22 @@ impl Sock {
     /// Does nothing.
     #[inline(always)]
     pub fn rx_at(&self, _idx: u32, _descs: &[XdpDesc]) {}
+
+    /// Does nothing.
+    #[inline(always)]
+    pub fn rx_at_prod(&self, _idx: u32, _prod: u32, _descs: &[XdpDesc]) {}
+
+    /// Does nothing; never fails.
+    #[inline(always)]
+    pub fn declare_rx_poisoned(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Always `None`.
+    #[inline(always)]
+    pub fn poison(&self) -> Option<u64> {
+        None
+    }
 
     /// Does nothing.
     #[inline(always)]

@@ -150,6 +150,7 @@ struct MmapOffsets {
 pub struct RxRingMap {
     base: NonNull<u8>,
     len: usize,
+    producer: *const u32,
     consumer: *const u32,
     descs: *mut XdpDesc,
     mask: u32,
@@ -338,8 +339,9 @@ impl RxRingMap {
         let base =
             NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave NULL"))?;
         // SAFETY: the offsets come from the kernel and lie inside the mapping.
-        let (consumer, descs) = unsafe {
+        let (producer, consumer, descs) = unsafe {
             (
+                base.as_ptr().add(off.rx.producer as usize) as *const u32,
                 base.as_ptr().add(off.rx.consumer as usize) as *const u32,
                 base.as_ptr().add(off.rx.desc as usize) as *mut XdpDesc,
             )
@@ -347,6 +349,7 @@ impl RxRingMap {
         Ok(RxRingMap {
             base,
             len: map_len,
+            producer,
             consumer,
             descs,
             mask: size - 1,
@@ -363,6 +366,20 @@ impl RxRingMap {
         }
     }
 
+    /// The producer counter as the kernel last published it (unmasked).
+    pub fn producer(&self) -> u32 {
+        // SAFETY: `producer` points into the live mapping, u32-aligned.
+        unsafe {
+            (*(self.producer as *const std::sync::atomic::AtomicU32))
+                .load(std::sync::atomic::Ordering::Acquire)
+        }
+    }
+
+    /// Entries of the ring.
+    pub fn size(&self) -> u32 {
+        self.mask.wrapping_add(1)
+    }
+
     /// Read RX slot `idx` (unmasked) as it is in the ring now.
     pub fn slot(&self, idx: u32) -> XdpDesc {
         // SAFETY: the masked index is inside the mapped array.
@@ -375,6 +392,12 @@ impl RxRingMap {
         // SAFETY: `descs` is the mapped array of `mask + 1` entries; the caller
         // of the ring owns the slots it just read.
         unsafe { poison_rx_slots(self.descs, self.mask, first, n, poison) }
+    }
+
+    /// Write `poison` into every slot: only while the kernel cannot write
+    /// any (before the first FILL of the socket's pool).
+    pub fn poison_all(&self, poison: u64) {
+        self.poison(0, self.size(), poison);
     }
 }
 

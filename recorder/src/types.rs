@@ -233,6 +233,20 @@ pub enum ViolationKind {
     /// The fragments of one multi-buffer packet were split between threads
     /// or interleaved with another packet.
     MultibufferSplit,
+    /// A frame came out of RX (or COMPLETION) that the recorder never saw
+    /// go in: the FILL (TX) that gave it to the kernel was not recorded,
+    /// often the initial FILL. The recording is incomplete, not the kernel
+    /// wrong.
+    NotRecorded,
+    /// A ring index that does not continue the previous batch, ends past
+    /// the producer the app saw, or lies more than a ring behind it: a
+    /// masked index passed where the free-running counter belongs, or a
+    /// batch recorded twice or not at all.
+    RingIndex,
+    /// An all-zero descriptor read from an RX ring whose every slot was
+    /// poisoned before the first FILL: it cannot come from the ring (a
+    /// contiguous read past the ring's end at the wrap).
+    ReadOutsideRing,
 }
 
 impl ViolationKind {
@@ -246,7 +260,19 @@ impl ViolationKind {
             ViolationKind::WrongPool => "wrong_pool",
             ViolationKind::AddressOutOfRange => "address_out_of_range",
             ViolationKind::MultibufferSplit => "multibuffer_split",
+            ViolationKind::NotRecorded => "not_recorded",
+            ViolationKind::RingIndex => "ring_index",
+            ViolationKind::ReadOutsideRing => "read_outside_ring",
         }
+    }
+
+    /// Whether this kind says the recording (the app's calls to the
+    /// recorder) is wrong or incomplete, rather than the rings' use.
+    pub const fn is_instrumentation(self) -> bool {
+        matches!(
+            self,
+            ViolationKind::NotRecorded | ViolationKind::RingIndex | ViolationKind::ReadOutsideRing
+        )
     }
 }
 
@@ -315,6 +341,37 @@ impl fmt::Display for Violation {
                 }
                 f.write_str("]")?;
             }
+            ViolationKind::NotRecorded => write!(
+                f,
+                "instrumentation: descriptor {:#x} (frame {:#x}) came out of {} but its {} was never recorded: \
+                 record every batch you put on {}, the first FILL included, before you submit it",
+                self.addr,
+                self.frame,
+                self.to.title(),
+                if self.to == State::Comp { "TX" } else { "FILL" },
+                if self.to == State::Comp { "TX" } else { "FILL" },
+            )?,
+            ViolationKind::RingIndex => write!(
+                f,
+                "instrumentation: the {} ring index does not fit ({}): pass the free-running counter \
+                 libxdp hands out (the idx of xsk_ring_*__peek/__reserve), never `idx & mask`, and \
+                 record each batch exactly once",
+                self.to.title(),
+                self.line
+                    .split(' ')
+                    .filter(|w| ["why=", "idx=", "next=", "prod=", "n="]
+                        .iter()
+                        .any(|k| w.starts_with(k)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )?,
+            ViolationKind::ReadOutsideRing => write!(
+                f,
+                "instrumentation: an all-zero descriptor was read from an RX ring poisoned before the first \
+                 FILL, so not from the ring: the batch was read as one contiguous array past the ring's end. \
+                 Use the ring-aware calls (xskdbg_rx_ring, CheckedRx) or copy each descriptor with its \
+                 masked index"
+            )?,
             k => write!(
                 f,
                 "{}: descriptor {:#x} (frame {:#x}) {} -> {}",
@@ -401,6 +458,10 @@ pub struct RecorderConfig {
     pub freeze: bool,
     /// Capture and symbolize the offending thread's stack (feature `stacks`).
     pub stacks: bool,
+    /// Turn a trace_marker sink's buffer back on when it is found frozen
+    /// (`tracing_on` = 0, left so by an earlier run's violation). Off: the
+    /// recorder says so on stderr and writes nothing.
+    pub rearm: bool,
 }
 
 impl Default for RecorderConfig {
@@ -411,6 +472,7 @@ impl Default for RecorderConfig {
             dump: DumpTarget::Stderr,
             freeze: true,
             stacks: false,
+            rearm: false,
         }
     }
 }
@@ -427,6 +489,12 @@ impl RecorderConfig {
     /// The same configuration with another policy.
     pub fn policy(mut self, policy: Policy) -> RecorderConfig {
         self.policy = policy;
+        self
+    }
+
+    /// The same configuration re-arming a frozen buffer ([`RecorderConfig::rearm`]).
+    pub fn rearm(mut self, rearm: bool) -> RecorderConfig {
+        self.rearm = rearm;
         self
     }
 }

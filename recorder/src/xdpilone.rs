@@ -213,9 +213,42 @@ impl<R: BorrowMut<RingRx>> CheckedRx<R> {
         }
     }
 
-    /// Read up to `out.len()` descriptors; returns how many.
+    /// Write the UMEM's poison value into every slot of the RX ring and say
+    /// so in the trace (`rxpoison`), before the first FILL of the socket's
+    /// pool: an all-zero descriptor read later then cannot come from the
+    /// ring and is reported as `read_outside_ring`. Needs the ring mapped
+    /// ([`CheckedRx::with_ring`]) and a UMEM with a poison value.
+    pub fn prepoison(&mut self) -> io::Result<()> {
+        if !crate::Recorder::ENABLED {
+            return Ok(());
+        }
+        let Some(map) = &self.map else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "prepoison needs the ring mapped: build the CheckedRx with with_ring",
+            ));
+        };
+        let Some(poison) = self.sock.poison() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "prepoison needs a UMEM with a poison value (UmemConfig::with_poison)",
+            ));
+        };
+        self.sock
+            .declare_rx_poisoned()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        map.poison_all(poison);
+        Ok(())
+    }
+
+    /// Read up to `out.len()` descriptors; returns how many. The batch is
+    /// recorded with the producer the app was entitled to read up to
+    /// (`prod=`): the ring's producer read before the peek when the ring is
+    /// mapped, at least the end of the batch (xdpilone hands out only
+    /// published slots).
     pub fn receive(&mut self, out: &mut [XDesc]) -> usize {
         let max = out.len().min(u32::MAX as usize) as u32;
+        let before = self.map.as_ref().map(RxRingMap::producer);
         let mut r = self.rx.borrow_mut().receive(max);
         let mut n = 0;
         while n < out.len() {
@@ -228,7 +261,12 @@ impl<R: BorrowMut<RingRx>> CheckedRx<R> {
             }
         }
         let idx = self.map.as_ref().map_or(self.next, RxRingMap::consumer);
-        self.sock.rx_at(idx, as_descs(&out[..n]));
+        let end = idx.wrapping_add(n as u32);
+        let prod = match before {
+            Some(p) if p.wrapping_sub(idx) >= n as u32 => p,
+            _ => end,
+        };
+        self.sock.rx_at_prod(idx, prod, as_descs(&out[..n]));
         if let (Some(m), Some(p)) = (&self.map, self.poison) {
             m.poison(idx, n as u32, p);
         }

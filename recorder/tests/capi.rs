@@ -34,13 +34,14 @@ fn static_lib() -> PathBuf {
     })
 }
 
-#[test]
-fn c_program_catches_the_seed_violation() {
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("xskdbg-capi-violation");
+/// Compile and link one C test program against the header and the static
+/// library, warnings as errors.
+fn build_c(name: &str) -> PathBuf {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("xskdbg-capi-{name}"));
     let gcc = Command::new("gcc")
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-I"])
         .arg(manifest_dir().join("include"))
-        .arg(manifest_dir().join("tests/c/violation.c"))
+        .arg(manifest_dir().join(format!("tests/c/{name}.c")))
         .arg(static_lib())
         .args(["-lpthread", "-ldl", "-lm", "-o"])
         .arg(&out)
@@ -51,6 +52,12 @@ fn c_program_catches_the_seed_violation() {
         "gcc failed:\n{}",
         String::from_utf8_lossy(&gcc.stderr)
     );
+    out
+}
+
+#[test]
+fn c_program_catches_the_seed_violation() {
+    let out = build_c("violation");
     let run = Command::new(&out).output().unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
@@ -63,20 +70,158 @@ fn c_program_catches_the_seed_violation() {
 }
 
 #[test]
+fn c_program_records_libxdp_rings_and_names_its_mistakes() {
+    // libxdp's ring structs and inline functions (<xdp/xsk.h>, libxdp-dev),
+    // rings in the program's own memory: no socket, no root.
+    let out = build_c("rings");
+    let run = Command::new(&out).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "C test failed:\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("c-rings-ok"), "{stdout}");
+    // The mistakes and their counts, as the program's user sees them.
+    assert!(
+        stderr
+            .contains("xskdbg-recorder: 32 violations in all: not_recorded 32 (first 5 reported)"),
+        "{stderr}"
+    );
+}
+
+/// The shared library built with this test binary (`deps/`; a cdylib's
+/// name carries no hash).
+fn shared_lib() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let so = exe.parent().unwrap().join("libxskdbg_recorder.so");
+    assert!(
+        so.exists(),
+        "{} missing: the crate's cdylib is built with its tests",
+        so.display()
+    );
+    so
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn installed_library_links_shared_and_static_through_pkg_config() {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("xskdbg-install");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let built = tmp.join("built");
+    std::fs::create_dir_all(&built).unwrap();
+    std::fs::copy(static_lib(), built.join("libxskdbg_recorder.a")).unwrap();
+    std::fs::copy(shared_lib(), built.join("libxskdbg_recorder.so")).unwrap();
+    let prefix = tmp.join("prefix");
+    run_ok(
+        Command::new(manifest_dir().join("install.sh"))
+            .arg("--from")
+            .arg(&built)
+            .arg("--prefix")
+            .arg(&prefix),
+    );
+    let lib = prefix.join("lib");
+    for f in [
+        "libxskdbg_recorder.a",
+        "libxskdbg_recorder.so",
+        "libxskdbg_recorder.so.0",
+    ] {
+        assert!(lib.join(f).exists(), "{f} not installed");
+    }
+    assert!(prefix.join("include/xskdbg.h").exists());
+    let pc = |args: &[&str]| {
+        run_ok(
+            Command::new("pkg-config")
+                .env("PKG_CONFIG_PATH", lib.join("pkgconfig"))
+                .args(args)
+                .arg("xskdbg-recorder"),
+        )
+        .split_whitespace()
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+    };
+    let src = manifest_dir().join("tests/c/violation.c");
+
+    // Shared: what `$(pkg-config --cflags --libs xskdbg-recorder)` gives.
+    let shared = tmp.join("violation-shared");
+    run_ok(
+        Command::new("gcc")
+            .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+            .arg(&src)
+            .args(pc(&["--cflags", "--libs"]))
+            .arg("-o")
+            .arg(&shared),
+    );
+    let dynamic = run_ok(Command::new("readelf").arg("-d").arg(&shared));
+    assert!(
+        dynamic.contains("Shared library: [libxskdbg_recorder.so.0]"),
+        "{dynamic}"
+    );
+    let out = run_ok(Command::new(&shared).env("LD_LIBRARY_PATH", &lib));
+    assert!(out.contains("c-api-ok violations=1"), "{out}");
+
+    // Static: the archive from pkg-config's libdir, its private libraries.
+    let stat = tmp.join("violation-static");
+    let libdir = pc(&["--variable=libdir"]).join("");
+    let private: Vec<String> = pc(&["--static", "--libs-only-l"])
+        .into_iter()
+        .filter(|l| l != "-lxskdbg_recorder")
+        .collect();
+    run_ok(
+        Command::new("gcc")
+            .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+            .arg(&src)
+            .args(pc(&["--cflags"]))
+            .arg(format!("{libdir}/libxskdbg_recorder.a"))
+            .args(&private)
+            .arg("-o")
+            .arg(&stat),
+    );
+    let dynamic = run_ok(Command::new("readelf").arg("-d").arg(&stat));
+    assert!(!dynamic.contains("libxskdbg_recorder"), "{dynamic}");
+    let out = run_ok(&mut Command::new(&stat));
+    assert!(out.contains("c-api-ok violations=1"), "{out}");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
 fn header_declares_exactly_the_exported_functions() {
     let header = std::fs::read_to_string(manifest_dir().join("include/xskdbg.h")).unwrap();
-    // Every `xskdbg_name(` in the header is a function declaration.
+    // Every `xskdbg_name(` in the header is a function declaration, a
+    // static inline wrapper (never exported), or an array call's macro
+    // (`#define xskdbg_fill(`, over the exported function of that name).
     let mut declared = BTreeSet::new();
+    let mut inline = BTreeSet::new();
     let mut rest = header.as_str();
     while let Some(i) = rest.find("xskdbg_") {
+        let before = &rest[..i];
         let tail = &rest[i..];
         let end = tail
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(tail.len());
         if tail[end..].starts_with('(') {
-            declared.insert(tail[..end].to_string());
+            let line_start = before.rfind('\n').map_or(before, |n| &before[n + 1..]);
+            if line_start.starts_with("static inline") {
+                inline.insert(tail[..end].to_string());
+            } else {
+                declared.insert(tail[..end].to_string());
+            }
         }
         rest = &tail[end..];
+    }
+    assert!(inline.contains("xskdbg_rx_ring"), "{inline:?}");
+    for name in &inline {
+        declared.remove(name);
     }
     let nm = Command::new("nm")
         .args(["--defined-only", "-g"])
@@ -94,4 +239,8 @@ fn header_declares_exactly_the_exported_functions() {
         .collect();
     assert!(!exported.is_empty());
     assert_eq!(declared, exported, "include/xskdbg.h is out of date");
+    assert!(
+        inline.is_disjoint(&exported),
+        "static inline wrappers must not shadow exported functions"
+    );
 }

@@ -53,6 +53,12 @@ struct State {
     clock_us: u64,
     /// `kprobe_events` exists.
     kprobe_events: bool,
+    /// tracefs is not mounted at the root yet (a mount namespace where
+    /// `ip netns exec` remounted /sys): nothing under it exists until
+    /// [`Sys::mount_tracefs`] mounts it.
+    unmounted: bool,
+    /// [`Sys::mount_tracefs`] fails with EPERM (not root).
+    mount_denied: bool,
     /// Defined kprobe events: `group/name` → their definition line.
     kprobes: BTreeMap<String, String>,
     /// Functions the kernel refuses kprobes on.
@@ -88,6 +94,26 @@ impl FakeSys {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A test that panicked while holding the lock leaves usable state.
         self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fake whose tracefs is not mounted at `root` yet (what a process in
+    /// `ip netns exec` sees): paths under `root` do not exist until
+    /// [`Sys::mount_tracefs`] mounts it there.
+    pub fn unmounted(root: impl Into<PathBuf>) -> FakeSys {
+        let s = FakeSys::new(root);
+        s.lock().unmounted = true;
+        s
+    }
+
+    /// Make [`Sys::mount_tracefs`] fail with EPERM, as for a user without
+    /// CAP_SYS_ADMIN.
+    pub fn deny_mount(&self) {
+        self.lock().mount_denied = true;
+    }
+
+    /// Put a file outside tracefs (e.g. `/proc/self/mounts`).
+    pub fn put_file(&self, path: impl Into<PathBuf>, data: &[u8]) {
+        self.lock().files.insert(path.into(), data.to_vec());
     }
 
     /// Make every access to `path` fail with EACCES.
@@ -425,7 +451,22 @@ impl Sys for FakeSys {
 
     fn exists(&self, path: &Path) -> bool {
         let st = self.lock();
+        if st.unmounted && path.starts_with(&self.root) {
+            return false;
+        }
         st.dirs.contains(path) || st.files.contains_key(path)
+    }
+
+    fn mount_tracefs(&self, at: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        if st.mount_denied {
+            return Err(err(libc::EPERM));
+        }
+        if at != self.root {
+            return Err(err(libc::ENOENT));
+        }
+        st.unmounted = false;
+        Ok(())
     }
 
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {

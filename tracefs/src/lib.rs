@@ -5,7 +5,9 @@
 //! in-memory tracefs used by tests that must run without root (the same idea
 //! as aya's `sys` module with its `cfg(test)` fake).
 //!
-//! - [`TraceFs`]: a mounted tracefs (found with [`TraceFs::find`]).
+//! - [`TraceFs`]: a mounted tracefs (found with [`TraceFs::find`], or with
+//!   [`TraceFs::locate`], which also looks in the mount table and mounts it
+//!   where `ip netns exec` hid it).
 //! - [`Buffer`]: one ring buffer, the top-level one or an instance
 //!   (`instances/<name>`), with its control files: `trace`, `tracing_on`,
 //!   `buffer_size_kb`, `trace_clock`, `events/*/*/enable`.
@@ -34,6 +36,9 @@ pub const MOUNT_POINTS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/t
 /// The command that mounts tracefs, quoted in errors.
 pub const MOUNT_HINT: &str = "mount -t tracefs nodev /sys/kernel/tracing";
 
+/// The mount table [`TraceFs::locate`] reads.
+pub const MOUNT_TABLE: &str = "/proc/self/mounts";
+
 /// Errors of this crate; each names the path involved.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -42,6 +47,16 @@ pub enum Error {
     NotMounted {
         /// The `trace` files looked for.
         tried: String,
+    },
+    /// [`TraceFs::locate`] found no tracefs and could not mount one.
+    #[error("tracefs is not mounted in this mount namespace (looked for {tried}, and in {MOUNT_TABLE}) and mounting it at {at} failed: {source}; `ip netns exec` remounts /sys without it: run as root (which mounts it), mount it with `{MOUNT_HINT}`, or enter only the network namespace with `nsenter --net=/run/netns/NAME`")]
+    MountFailed {
+        /// The `trace` files looked for.
+        tried: String,
+        /// Where the mount was tried.
+        at: PathBuf,
+        /// Why it failed.
+        source: io::Error,
     },
     /// The kernel refused access (EACCES/EPERM).
     #[error("permission denied to {op} {path}: {source}; run as root (tracefs needs CAP_SYS_ADMIN) or make the tracefs files accessible to this user")]
@@ -121,9 +136,9 @@ impl Error {
     /// The raw OS error number, when the error came from a system call.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            Error::PermissionDenied { source, .. } | Error::Io { source, .. } => {
-                source.raw_os_error()
-            }
+            Error::PermissionDenied { source, .. }
+            | Error::Io { source, .. }
+            | Error::MountFailed { source, .. } => source.raw_os_error(),
             _ => None,
         }
     }
@@ -174,6 +189,14 @@ pub trait Sys: Send + Sync + fmt::Debug {
     fn rmdir(&self, path: &Path) -> io::Result<()>;
     /// Whether a file or directory exists.
     fn exists(&self, path: &Path) -> bool;
+    /// Mount a tracefs at `at` (an existing, empty directory). Seams that
+    /// cannot mount keep this default, which says so.
+    fn mount_tracefs(&self, at: &Path) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("this tracefs seam cannot mount {}", at.display()),
+        ))
+    }
     /// The names in a directory (instances, leftovers), in no set order.
     /// Seams that never list a directory may keep this default, which says so.
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
@@ -238,6 +261,26 @@ impl Sys for RealSys {
         path.exists()
     }
 
+    fn mount_tracefs(&self, at: &Path) -> io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let target = std::ffi::CString::new(at.as_os_str().as_bytes())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        // SAFETY: NUL-terminated strings that live across the call; no data argument.
+        let rc = unsafe {
+            libc::mount(
+                c"nodev".as_ptr(),
+                target.as_ptr(),
+                c"tracefs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         std::fs::read_dir(path)?
             .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -272,6 +315,73 @@ impl TraceFs {
             .collect::<Vec<_>>()
             .join(", ");
         Err(Error::NotMounted { tried })
+    }
+
+    /// Find tracefs from a process that may live in another mount namespace
+    /// than the one that mounted it (`ip netns exec` remounts /sys, which
+    /// hides `/sys/kernel/tracing`): `given` first (a caller's choice, e.g.
+    /// `$XSKDBG_TRACEFS`), then [`MOUNT_POINTS`], then any tracefs in
+    /// [`MOUNT_TABLE`]; failing those, mount one at `given` or the first
+    /// mount point whose directory exists (root only). Says how it was found.
+    pub fn locate(given: Option<&Path>) -> Result<(TraceFs, Located)> {
+        Self::locate_with(Arc::new(RealSys), given, &MOUNT_POINTS)
+    }
+
+    /// [`TraceFs::locate`] through `sys` among `candidates`.
+    pub fn locate_with(
+        sys: Arc<dyn Sys>,
+        given: Option<&Path>,
+        candidates: &[&str],
+    ) -> Result<(TraceFs, Located)> {
+        let holds = |p: &Path| sys.exists(&p.join("trace"));
+        if let Some(g) = given {
+            if holds(g) {
+                let fs = TraceFs {
+                    root: g.to_path_buf(),
+                    sys,
+                };
+                return Ok((fs, Located::Given));
+            }
+        }
+        for c in candidates {
+            if holds(Path::new(c)) {
+                let fs = TraceFs {
+                    root: PathBuf::from(c),
+                    sys,
+                };
+                return Ok((fs, Located::Usual));
+            }
+        }
+        let table = sys.read(Path::new(MOUNT_TABLE)).unwrap_or_default();
+        for m in tracefs_mounts(&String::from_utf8_lossy(&table)) {
+            if holds(&m) {
+                return Ok((TraceFs { root: m, sys }, Located::MountTable));
+            }
+        }
+        let mut tried: Vec<String> = given
+            .iter()
+            .map(|g| g.display().to_string())
+            .chain(candidates.iter().map(|c| c.to_string()))
+            .map(|c| format!("{c}/trace"))
+            .collect();
+        tried.dedup();
+        let tried = tried.join(", ");
+        let at = given
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain(candidates.iter().map(PathBuf::from))
+            .find(|p| sys.exists(p))
+            .or_else(|| candidates.first().map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(MOUNT_POINTS[0]));
+        match sys.mount_tracefs(&at) {
+            Ok(()) if holds(&at) => Ok((TraceFs { root: at, sys }, Located::MountedNow)),
+            Ok(()) => Err(Error::MountFailed {
+                tried,
+                source: io::Error::other(format!("{}/trace is still missing", at.display())),
+                at,
+            }),
+            Err(source) => Err(Error::MountFailed { tried, at, source }),
+        }
     }
 
     /// Use tracefs mounted at `root` (checked: `root/trace` must exist).
@@ -380,6 +490,54 @@ impl TraceFs {
             Some(n) => self.instance(n),
         }
     }
+}
+
+/// How [`TraceFs::locate`] found tracefs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located {
+    /// At the path the caller gave.
+    Given,
+    /// At one of the usual [`MOUNT_POINTS`].
+    Usual,
+    /// Elsewhere, listed in [`MOUNT_TABLE`].
+    MountTable,
+    /// Not mounted in this mount namespace: mounted now.
+    MountedNow,
+}
+
+/// The mount points of every tracefs in a `/proc/self/mounts` text
+/// (octal escapes such as `\040` for a space decoded).
+pub fn tracefs_mounts(table: &str) -> Vec<PathBuf> {
+    table
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_dev, at, fstype) = (f.next()?, f.next()?, f.next()?);
+            (fstype == "tracefs").then(|| PathBuf::from(unescape_mount(at)))
+        })
+        .collect()
+}
+
+fn unescape_mount(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], oct) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn check_name(what: &'static str, name: &str) -> Result<()> {
@@ -707,6 +865,69 @@ mod tests {
         assert!(msg.contains("/sys/kernel/tracing/trace"), "{msg}");
         assert!(msg.contains("/sys/kernel/debug/tracing/trace"), "{msg}");
         assert!(msg.contains("mount -t tracefs"), "{msg}");
+    }
+
+    #[test]
+    fn locate_prefers_the_given_path_then_the_usual_places() {
+        let sys = Arc::new(FakeSys::new("/mnt/tr"));
+        let (fs, how) =
+            TraceFs::locate_with(sys.clone(), Some(Path::new("/mnt/tr")), &MOUNT_POINTS).unwrap();
+        assert_eq!((fs.root(), how), (Path::new("/mnt/tr"), Located::Given));
+        let sys = Arc::new(FakeSys::new("/sys/kernel/tracing"));
+        // A given path without tracefs (set by a parent in another mount
+        // namespace) falls back to the usual place.
+        let (fs, how) =
+            TraceFs::locate_with(sys, Some(Path::new("/elsewhere")), &MOUNT_POINTS).unwrap();
+        assert_eq!(
+            (fs.root(), how),
+            (Path::new("/sys/kernel/tracing"), Located::Usual)
+        );
+    }
+
+    #[test]
+    fn locate_reads_the_mount_table() {
+        let sys = Arc::new(FakeSys::new("/srv/my tracing"));
+        sys.put_file(
+            MOUNT_TABLE,
+            b"sysfs /sys sysfs rw 0 0\ntracefs /srv/my\\040tracing tracefs rw,nosuid 0 0\n",
+        );
+        let (fs, how) = TraceFs::locate_with(sys, None, &MOUNT_POINTS).unwrap();
+        assert_eq!(
+            (fs.root(), how),
+            (Path::new("/srv/my tracing"), Located::MountTable)
+        );
+    }
+
+    #[test]
+    fn locate_mounts_what_ip_netns_exec_hid() {
+        // `ip netns exec` remounts /sys: /sys/kernel/tracing is an empty
+        // directory of sysfs until tracefs is mounted on it again.
+        let sys = Arc::new(FakeSys::unmounted("/sys/kernel/tracing"));
+        assert!(TraceFs::find_with(sys.clone(), &MOUNT_POINTS).is_err());
+        let (fs, how) = TraceFs::locate_with(sys.clone(), None, &MOUNT_POINTS).unwrap();
+        assert_eq!(
+            (fs.root(), how),
+            (Path::new("/sys/kernel/tracing"), Located::MountedNow)
+        );
+        fs.top()
+            .open_marker()
+            .unwrap()
+            .write(b"after mount")
+            .unwrap();
+
+        let sys = Arc::new(FakeSys::unmounted("/sys/kernel/tracing"));
+        sys.deny_mount();
+        let e = TraceFs::locate_with(sys, None, &MOUNT_POINTS).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, Error::MountFailed { .. }), "{msg}");
+        for want in [
+            "ip netns exec",
+            "nsenter --net",
+            "run as root",
+            "/sys/kernel/tracing",
+        ] {
+            assert!(msg.contains(want), "{want}: {msg}");
+        }
     }
 
     #[test]

@@ -125,9 +125,19 @@ impl UmemInner {
         });
     }
 
-    /// `rx`/`tx` lines, split so each stays within [`LINE_MAX`], each with its own `idx`.
+    /// `rx`/`tx` lines, split so each stays within [`LINE_MAX`], each with
+    /// its own `idx`; `prod` (RX: the producer the app saw) goes last, after
+    /// the list, so readers that match the line's head stay on their fast
+    /// path.
     #[inline]
-    pub(super) fn write_descs(&self, op: &[u8], s: &SockInner, idx: u32, descs: &[XdpDesc]) {
+    pub(super) fn write_descs(
+        &self,
+        op: &[u8],
+        s: &SockInner,
+        idx: u32,
+        prod: Option<u32>,
+        descs: &[XdpDesc],
+    ) {
         if descs.is_empty() || !self.rec.writing() {
             return;
         }
@@ -149,10 +159,30 @@ impl UmemInner {
                     }
                     l.desc(d);
                 }
+                if let Some(p) = prod {
+                    l.field_hex(b"prod", u64::from(p));
+                }
                 l.finish();
                 self.rec.write(l.as_bytes());
                 idx = idx.wrapping_add(chunk.len() as u32);
             }
+        });
+    }
+
+    /// `rxpoison`: every slot of the socket's RX ring holds `poison` and no
+    /// frame was on FILL yet ([`super::rings::Sock::declare_rx_poisoned`]).
+    #[cold]
+    pub(super) fn write_rx_poisoned(&self, s: &SockInner, poison: u64) {
+        if !self.rec.writing() {
+            return;
+        }
+        with_line(|l| {
+            l.start(b"rxpoison");
+            l.field_sk(&s.key);
+            l.field_hex(b"size", u64::from(s.rx_size));
+            l.field_hex(b"poison", poison);
+            l.finish();
+            self.rec.write(l.as_bytes());
         });
     }
 
@@ -173,6 +203,17 @@ impl UmemInner {
         l.field(b"to", p.to.as_str().as_bytes());
         if let Some(e) = p.expected {
             l.field_hex(b"expected", e);
+        }
+        if let Some(f) = &p.index {
+            l.field(b"why", f.why.as_str().as_bytes());
+            l.field_hex(b"idx", u64::from(f.idx));
+            if let Some(e) = f.expected {
+                l.field_hex(b"next", u64::from(e));
+            }
+            if let Some(pr) = f.prod {
+                l.field_hex(b"prod", u64::from(pr));
+            }
+            l.field_hex(b"n", u64::from(f.n));
         }
         let label = p.sock.as_ref().and_then(|s| s.label.as_deref());
         // Keep room for `more=`, the label and the newline.

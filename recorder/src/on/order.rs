@@ -1,9 +1,12 @@
 //! FIFO order: frames come back from RX in the order they were put on FILL
 //! (per pool), and from COMPLETION in the order they were put on TX (per
 //! socket). A FILL→RX mismatch that the kernel's free-list recycling explains
-//! (`rx_dropped`/`rx_ring_full` rose) is counted, not reported.
+//! (`rx_dropped`/`rx_ring_full` rose) is counted, not reported. Ring
+//! indexes the app gives must continue from one batch to the next
+//! ([`RingIdx`]): a masked index passed where the free-running counter
+//! belongs, or a batch recorded twice or not at all, breaks the chain.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use super::lock;
@@ -121,7 +124,11 @@ impl UmemInner {
         key: u64,
         expected: Option<u64>,
     ) -> Pending {
-        let (remaining, more) = remaining(&pf.fill);
+        let (remaining, more) = if self.rec.loud(ViolationKind::FifoOrder) {
+            remaining(&pf.fill)
+        } else {
+            (Vec::new(), 0)
+        };
         Pending {
             kind: ViolationKind::FifoOrder,
             addr,
@@ -133,6 +140,7 @@ impl UmemInner {
             expected,
             remaining,
             more,
+            index: None,
         }
     }
 
@@ -190,7 +198,115 @@ impl SockTx {
             expected,
             remaining,
             more,
+            index: None,
         }
+    }
+}
+
+/// The next index of one ring, as the app's calls give it.
+#[derive(Default)]
+pub(super) struct RingIdx {
+    next: AtomicU32,
+    used: AtomicBool,
+}
+
+/// Why a ring index is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IndexWhy {
+    /// Before the end of the previous batch (recorded twice, or a masked
+    /// index that wrapped to 0).
+    Back,
+    /// Past the end of the previous batch (a batch not recorded).
+    Jump,
+    /// The batch ends past the producer the app saw.
+    PastProducer,
+    /// More than a ring size behind the producer: a masked index.
+    BehindProducer,
+}
+
+impl IndexWhy {
+    /// The `why=` word of the violation line.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            IndexWhy::Back => "back",
+            IndexWhy::Jump => "jump",
+            IndexWhy::PastProducer => "past-producer",
+            IndexWhy::BehindProducer => "behind-producer",
+        }
+    }
+}
+
+/// A ring index that does not fit: what was given and what was expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IndexFault {
+    pub(crate) why: IndexWhy,
+    /// The index the app gave.
+    pub(crate) idx: u32,
+    /// Where the previous batch ended, when there was one.
+    pub(crate) expected: Option<u32>,
+    /// The producer the app saw (RX).
+    pub(crate) prod: Option<u32>,
+    /// Entries in the batch.
+    pub(crate) n: u32,
+}
+
+impl RingIdx {
+    /// A batch of `n` at the recorder's own count; returns its index.
+    #[inline]
+    pub(super) fn count(&self, n: usize) -> u32 {
+        self.used.store(true, Ordering::Relaxed);
+        self.next.fetch_add(n as u32, Ordering::Relaxed)
+    }
+
+    /// Whether any batch went through.
+    pub(super) fn used(&self) -> bool {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// A batch of `n` at index `idx`, with the producer the app saw (`prod`)
+    /// on a ring of `size` entries (0: unknown). The first batch sets the
+    /// chain; after a fault it restarts at this batch, so one mistake is
+    /// reported once.
+    #[inline]
+    pub(super) fn next(
+        &self,
+        idx: u32,
+        n: usize,
+        prod: Option<u32>,
+        size: u32,
+    ) -> Option<IndexFault> {
+        if n == 0 {
+            return None;
+        }
+        let n = n as u32;
+        let prev = self.next.swap(idx.wrapping_add(n), Ordering::Relaxed);
+        let used = self.used.swap(true, Ordering::Relaxed);
+        let why = if used && prev != idx {
+            // Signed distance: the counters wrap at 2^32.
+            Some(if (idx.wrapping_sub(prev) as i32) < 0 {
+                IndexWhy::Back
+            } else {
+                IndexWhy::Jump
+            })
+        } else if let Some(p) = prod {
+            let avail = p.wrapping_sub(idx);
+            if avail < n {
+                Some(IndexWhy::PastProducer)
+            } else if size > 0 && avail > size {
+                Some(IndexWhy::BehindProducer)
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        why.map(|why| IndexFault {
+            why,
+            idx,
+            expected: used.then_some(prev),
+            prod,
+            n,
+        })
     }
 }
 

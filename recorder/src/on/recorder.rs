@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::lock;
+use super::report::{kind_index, KINDS, REPORTED_PER_KIND};
 use crate::sink::Sink;
-use crate::types::{DumpTarget, Error, Policy, RecorderConfig, Violation};
+use crate::types::{DumpTarget, Error, Policy, RecorderConfig, Violation, ViolationKind};
 
 /// What every handle of one recorder shares.
 pub(super) struct RecInner {
@@ -17,7 +18,18 @@ pub(super) struct RecInner {
     pub(super) stacks: bool,
     /// A violation froze the buffer (or someone else did): lines stop.
     pub(super) frozen: AtomicBool,
+    /// This recorder froze it (not someone else).
+    pub(super) froze_it: AtomicBool,
+    /// The declarations were repeated before a `violation` line.
+    pub(super) redeclared: AtomicBool,
     pub(super) violations: AtomicU64,
+    /// Violations per kind ([`kind_index`]).
+    pub(super) by_kind: [AtomicU64; KINDS.len()],
+    /// The end-of-run summary was printed.
+    pub(super) summarized: AtomicBool,
+    /// What setup found worth saying (tracefs mounted, instance chosen,
+    /// stale freeze), also printed to stderr.
+    pub(super) notes: Vec<String>,
     pub(super) recycled: AtomicU64,
     pub(super) sink_errors: AtomicU64,
     pub(super) last_sink_error: Mutex<Option<String>>,
@@ -26,6 +38,12 @@ pub(super) struct RecInner {
     pub(super) next_umem: AtomicU32,
     pub(super) next_pool: AtomicU32,
     pub(super) next_sock: AtomicU32,
+}
+
+impl Drop for RecInner {
+    fn drop(&mut self) {
+        self.print_summary();
+    }
 }
 
 impl RecInner {
@@ -39,11 +57,70 @@ impl RecInner {
     pub(super) fn write(&self, line: &[u8]) {
         if let Err(e) = self.sink.write(line) {
             if e.is_buffer_off() {
-                // Someone (another recorder, a user) froze the buffer: stop writing.
-                self.frozen.store(true, Ordering::Relaxed);
+                self.frozen_elsewhere();
                 return;
             }
             self.sink_error(e.to_string());
+        }
+    }
+
+    /// Someone else (another recorder, a user, `xskdbg record` ending)
+    /// turned the buffer off: lines stop, and the app is told once, since
+    /// a trace that ends here without a violation looks like a clean run.
+    #[cold]
+    fn frozen_elsewhere(&self) {
+        if !self.frozen.swap(true, Ordering::Relaxed) && !self.froze_it.load(Ordering::Relaxed) {
+            eprintln!(
+                "xskdbg-recorder: {} stopped recording (tracing_on is 0) though no violation froze it here: \
+                 nothing more is written. Another program or an earlier run froze it; \
+                 write 1 to its tracing_on to re-arm, or set the recorder's rearm option",
+                self.sink.describe()
+            );
+        }
+    }
+
+    /// Whether a violation of `kind` would still be reported (not only counted).
+    #[inline]
+    pub(super) fn loud(&self, kind: ViolationKind) -> bool {
+        self.by_kind[kind_index(kind)].load(Ordering::Relaxed) < REPORTED_PER_KIND
+    }
+
+    /// The counts of violations that were only counted, once: `None` when
+    /// every violation was reported or the summary was already given.
+    pub(super) fn summary(&self) -> Option<String> {
+        let counted: Vec<(ViolationKind, u64)> = KINDS
+            .iter()
+            .map(|k| (*k, self.by_kind[kind_index(*k)].load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        if !counted.iter().any(|(_, n)| *n > REPORTED_PER_KIND) {
+            return None;
+        }
+        if self.summarized.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        let parts: Vec<String> = counted
+            .iter()
+            .map(|(k, n)| {
+                format!(
+                    "{} {n} (first {} reported)",
+                    k.as_str(),
+                    n.min(&REPORTED_PER_KIND)
+                )
+            })
+            .collect();
+        Some(format!(
+            "{} violations in all: {}",
+            self.violations.load(Ordering::Relaxed),
+            parts.join(", ")
+        ))
+    }
+
+    /// Print the summary to stderr (once).
+    #[cold]
+    pub(super) fn print_summary(&self) {
+        if let Some(s) = self.summary() {
+            eprintln!("xskdbg-recorder: {s}");
         }
     }
 
@@ -78,7 +155,11 @@ impl Recorder {
     /// Open the sink and set up. Fails with an error naming the tracefs path
     /// and the fix when a trace_marker sink cannot be opened.
     pub fn new(cfg: RecorderConfig) -> Result<Recorder, Error> {
-        let sink = Sink::open(&cfg.sink)?;
+        let opened = Sink::open(&cfg.sink, cfg.rearm)?;
+        let (sink, notes) = (opened.sink, opened.notes);
+        for n in &notes {
+            eprintln!("xskdbg-recorder: {n}");
+        }
         Ok(Recorder {
             inner: Arc::new(RecInner {
                 sink,
@@ -86,8 +167,13 @@ impl Recorder {
                 dump: cfg.dump,
                 freeze: cfg.freeze,
                 stacks: cfg.stacks,
-                frozen: AtomicBool::new(false),
+                frozen: AtomicBool::new(opened.frozen),
+                froze_it: AtomicBool::new(false),
+                redeclared: AtomicBool::new(false),
                 violations: AtomicU64::new(0),
+                by_kind: std::array::from_fn(|_| AtomicU64::new(0)),
+                summarized: AtomicBool::new(false),
+                notes,
                 recycled: AtomicU64::new(0),
                 sink_errors: AtomicU64::new(0),
                 last_sink_error: Mutex::new(None),
@@ -99,9 +185,34 @@ impl Recorder {
         })
     }
 
-    /// Violations seen so far.
+    /// Violations seen so far (reported or only counted).
     pub fn violations(&self) -> u64 {
         self.inner.violations.load(Ordering::Relaxed)
+    }
+
+    /// Violations seen so far of one kind. Only the first few of each kind
+    /// are reported (line, stack, policy); the rest are counted here.
+    pub fn violations_of(&self, kind: ViolationKind) -> u64 {
+        self.inner.by_kind[kind_index(kind)].load(Ordering::Relaxed)
+    }
+
+    /// The counts of violations that were only counted, once (`None` when
+    /// there were none, or after the first call): printed to stderr when
+    /// the last handle is dropped, unless taken here first.
+    pub fn summary(&self) -> Option<String> {
+        self.inner.summary()
+    }
+
+    /// Print the [`Recorder::summary`] to stderr now, if there is one (a C
+    /// program may exit without dropping every handle).
+    pub fn print_summary(&self) {
+        self.inner.print_summary();
+    }
+
+    /// What setup had to say: how tracefs was found, which instance the
+    /// lines go to and why, a buffer found frozen. Also printed to stderr.
+    pub fn notes(&self) -> &[String] {
+        &self.inner.notes
     }
 
     /// FILL→RX mismatches explained by the kernel's free-list recycling.

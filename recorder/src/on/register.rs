@@ -3,10 +3,10 @@
 //! deques and statistics baseline allocated here, off the hot path, and its
 //! declaration written to the trace.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::order::{PoolFifo, SockTx};
+use super::order::{PoolFifo, RingIdx, SockTx};
 use super::recorder::{RecInner, Recorder};
 use super::rings::{Pool, Sock, Umem};
 use crate::fifo::Deque;
@@ -25,6 +25,9 @@ pub(super) struct PoolInner {
     pub(super) key: SockKey,
     pub(super) fifo: Mutex<PoolFifo>,
     pub(super) socks: RwLock<Vec<Arc<SockInner>>>,
+    /// FILL producer / COMPLETION consumer index the app's calls gave.
+    pub(super) fill_idx: RingIdx,
+    pub(super) comp_idx: RingIdx,
 }
 
 /// A socket's state, shared by its handles.
@@ -43,9 +46,16 @@ pub(super) struct SockInner {
     pub(super) tx: Mutex<SockTx>,
     /// Thread (small id) with a multi-buffer packet open on RX, or 0.
     pub(super) rx_open: AtomicU32,
-    /// Ring index of the next RX / TX descriptor when the app does not give it.
-    pub(super) rx_next: AtomicU32,
-    pub(super) tx_next: AtomicU32,
+    /// Ring index of the next RX / TX descriptor: counted when the app
+    /// does not give it, checked for continuity when it does.
+    pub(super) rx_idx: RingIdx,
+    pub(super) tx_idx: RingIdx,
+    /// RX ring entries (0: unknown), to tell a masked index from a real one.
+    pub(super) rx_size: u32,
+    /// The app poisoned every RX slot before the first FILL
+    /// ([`Sock::declare_rx_poisoned`]): an all-zero descriptor was read
+    /// from outside the ring.
+    pub(super) prepoisoned: AtomicBool,
 }
 
 /// A UMEM's state: its frame table and everything registered on it.
@@ -123,6 +133,8 @@ impl Umem {
                 budget: 0,
             }),
             socks: RwLock::new(Vec::new()),
+            fill_idx: RingIdx::default(),
+            comp_idx: RingIdx::default(),
         });
         pools.push(p.clone());
         drop(pools);
@@ -169,8 +181,10 @@ impl Pool {
                 open: 0,
             }),
             rx_open: AtomicU32::new(0),
-            rx_next: AtomicU32::new(0),
-            tx_next: AtomicU32::new(0),
+            rx_idx: RingIdx::default(),
+            tx_idx: RingIdx::default(),
+            rx_size: cfg.rx_size,
+            prepoisoned: AtomicBool::new(false),
         });
         socks.push(s.clone());
         drop(socks);

@@ -3,12 +3,19 @@
 //! one (the trigger) repeat the declarations, write the `violation` line and
 //! the stack, freeze the buffer and dump the memory ring; then act by
 //! [`Policy`].
+//!
+//! Only the first [`REPORTED_PER_KIND`] violations of each kind are
+//! reported (line, stack, policy); later ones are only counted, and the
+//! counts are printed once at the end ([`RecInner::summary`]). A program
+//! whose FIFO head is stuck otherwise reports it on every batch: hundreds of
+//! thousands of lines on stderr and a forwarder slowed a hundredfold.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::frames::w_state;
 use super::lock;
+use super::order::IndexFault;
 use super::register::{SockInner, UmemInner};
 use crate::sink::Sink;
 use crate::types::{DumpTarget, Policy, State, Violation, ViolationKind};
@@ -25,6 +32,8 @@ pub(super) struct Pending {
     pub(super) expected: Option<u64>,
     pub(super) remaining: Vec<u64>,
     pub(super) more: usize,
+    /// For `ring_index`: the index given and why it does not fit.
+    pub(super) index: Option<IndexFault>,
 }
 
 impl Pending {
@@ -50,6 +59,7 @@ impl Pending {
             expected: None,
             remaining: Vec::new(),
             more: 0,
+            index: None,
         }
     }
 
@@ -67,6 +77,10 @@ impl Pending {
         let from = w_state(cur);
         let kind = if from == to {
             ViolationKind::DuplicateInFlight
+        } else if from == State::Unknown && matches!(to, State::Rx | State::Comp) {
+            // Only the kernel moves a frame into RX/COMPLETION, and only
+            // from FILL/TX: the recorder missed the app's FILL/TX of it.
+            ViolationKind::NotRecorded
         } else {
             ViolationKind::InvalidTransition
         };
@@ -111,6 +125,9 @@ impl UmemInner {
         }
         for s in self.socks.read().unwrap_or_else(|e| e.into_inner()).iter() {
             self.declare_sock(s, None);
+            if let (true, Some(poison)) = (s.prepoisoned.load(Ordering::Relaxed), self.cfg.poison) {
+                self.write_rx_poisoned(s, poison);
+            }
         }
     }
 
@@ -118,31 +135,42 @@ impl UmemInner {
     fn report_one(&self, p: Pending) {
         let rec = &self.rec;
         rec.violations.fetch_add(1, Ordering::Relaxed);
+        let of_kind = rec.by_kind[kind_index(p.kind)].fetch_add(1, Ordering::Relaxed) + 1;
+        if of_kind > REPORTED_PER_KIND {
+            return;
+        }
         let line = self.violation_line(&p);
-        let first = !rec.frozen.load(Ordering::Relaxed);
+        let live = !rec.frozen.load(Ordering::Relaxed);
         let stack = if rec.stacks {
             crate::stacks::capture()
         } else {
             Vec::new()
         };
-        if first {
+        if live {
             self.trigger(&line, &stack);
         }
         let v = p.into_violation(&line, stack);
         *lock(&rec.last_violation) = Some(v.clone());
+        let last = if of_kind == REPORTED_PER_KIND {
+            format!(" (further {} violations are only counted)", v.kind.as_str())
+        } else {
+            String::new()
+        };
         match &rec.policy {
             Policy::Panic => panic!("xskdbg: {v}"),
-            Policy::Log => eprintln!("xskdbg: {v}"),
+            Policy::Log => eprintln!("xskdbg: {v}{last}"),
             Policy::Callback(f) => f(&v),
         }
     }
 
-    /// The first violation while the buffer is live: make the buffer
-    /// self-contained (declarations, the `violation` line, the stack), then
-    /// freeze it if configured.
+    /// A violation while the buffer is live (the first one, or any reported
+    /// one without freezing): make the buffer self-contained (declarations
+    /// once, the `violation` line, the stack), then freeze it if configured.
     #[cold]
     fn trigger(&self, line: &str, stack: &[String]) {
-        self.redeclare();
+        if !self.rec.redeclared.swap(true, Ordering::Relaxed) {
+            self.redeclare();
+        }
         self.rec.write(line.as_bytes());
         self.write_stack(stack);
         if self.rec.freeze {
@@ -155,6 +183,7 @@ impl UmemInner {
     #[cold]
     fn freeze(&self) {
         let rec = &self.rec;
+        rec.froze_it.store(true, Ordering::Relaxed);
         rec.frozen.store(true, Ordering::Relaxed);
         if let Err(e) = rec.sink.freeze() {
             rec.sink_error(format!("could not freeze the trace buffer: {e}"));
@@ -186,6 +215,53 @@ impl UmemInner {
                     ));
                 }
             }
+        }
+    }
+}
+
+/// Violations of one kind that are reported (line, stack, policy); later
+/// ones are counted.
+pub(crate) const REPORTED_PER_KIND: u64 = 5;
+
+/// Every kind, in the order of [`kind_index`].
+pub(super) const KINDS: [ViolationKind; 10] = [
+    ViolationKind::InvalidTransition,
+    ViolationKind::DuplicateInFlight,
+    ViolationKind::FifoOrder,
+    ViolationKind::PoisonedDescriptor,
+    ViolationKind::WrongPool,
+    ViolationKind::AddressOutOfRange,
+    ViolationKind::MultibufferSplit,
+    ViolationKind::NotRecorded,
+    ViolationKind::RingIndex,
+    ViolationKind::ReadOutsideRing,
+];
+
+/// A kind's slot in the per-kind counters (exhaustive: a new kind must be
+/// given one).
+pub(super) const fn kind_index(k: ViolationKind) -> usize {
+    match k {
+        ViolationKind::InvalidTransition => 0,
+        ViolationKind::DuplicateInFlight => 1,
+        ViolationKind::FifoOrder => 2,
+        ViolationKind::PoisonedDescriptor => 3,
+        ViolationKind::WrongPool => 4,
+        ViolationKind::AddressOutOfRange => 5,
+        ViolationKind::MultibufferSplit => 6,
+        ViolationKind::NotRecorded => 7,
+        ViolationKind::RingIndex => 8,
+        ViolationKind::ReadOutsideRing => 9,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_own_counter() {
+        for (i, k) in KINDS.iter().enumerate() {
+            assert_eq!(kind_index(*k), i, "{k:?}");
         }
     }
 }

@@ -8,11 +8,12 @@ use std::sync::{Arc, MutexGuard};
 
 use super::frames::w_owner;
 use super::lock;
+use super::order::IndexFault;
 use super::order::SockTx;
 use super::register::{PoolInner, SockInner, UmemInner};
 use super::report::Pending;
 use super::thread::small_tid;
-use crate::types::{State, ViolationKind, XdpDesc, XdpStats, XDP_PKT_CONTD};
+use crate::types::{Error, State, ViolationKind, XdpDesc, XdpStats, XDP_PKT_CONTD};
 
 /// A registered UMEM.
 #[derive(Clone)]
@@ -92,6 +93,45 @@ impl Umem {
 }
 
 impl Pool {
+    /// The app put these frames on the FILL ring, in this order, the first
+    /// at producer index `idx` (the free-running counter, not masked): an
+    /// index that does not continue the previous batch is reported as
+    /// `ring_index`.
+    pub fn fill_at(&self, idx: u32, addrs: &[u64]) {
+        if let Some(v) = self.p.fill_idx.next(idx, addrs.len(), None, 0) {
+            self.u
+                .report(vec![self.index_violation(v, State::Fill, addrs)]);
+        }
+        self.fill(addrs);
+    }
+
+    /// The app read these frames from the COMPLETION ring, the first at
+    /// consumer index `idx` (free-running): checked like [`Pool::fill_at`].
+    pub fn comp_at(&self, idx: u32, addrs: &[u64]) {
+        if let Some(v) = self.p.comp_idx.next(idx, addrs.len(), None, 0) {
+            self.u
+                .report(vec![self.index_violation(v, State::Comp, addrs)]);
+        }
+        self.comp(addrs);
+    }
+
+    #[cold]
+    fn index_violation(&self, v: IndexFault, to: State, addrs: &[u64]) -> Pending {
+        let a = addrs.first().copied().unwrap_or(0);
+        let key = self.u.frame_of(a).map_or(a, |(_, k)| k);
+        let mut p = Pending::new(
+            ViolationKind::RingIndex,
+            a,
+            key,
+            State::Unknown,
+            to,
+            None,
+            Some(self.p.id),
+        );
+        p.index = Some(v);
+        p
+    }
+
     /// The app put these frames on the FILL ring, in this order.
     pub fn fill(&self, addrs: &[u64]) {
         let u = &*self.u;
@@ -168,6 +208,10 @@ impl Pool {
                             Some(p.id),
                         ));
                         u.force(idx, State::Comp, p.local, tid);
+                        // Whatever TX FIFO still expects it would otherwise
+                        // stay stuck on it and fail every later completion.
+                        drop(held.take());
+                        forget_sent(&socks, key);
                         continue;
                     }
                 };
@@ -210,33 +254,82 @@ impl Sock {
     /// The app read these descriptors from RX; the ring index is counted by
     /// the recorder from 0 (use [`Sock::rx_at`] when the app knows it).
     pub fn rx(&self, descs: &[XdpDesc]) {
-        let idx = self
-            .s
-            .rx_next
-            .fetch_add(descs.len() as u32, Ordering::Relaxed);
-        self.rx_inner(idx, descs);
+        let idx = self.s.rx_idx.count(descs.len());
+        self.rx_inner(idx, None, descs, None);
     }
 
-    /// The app read these descriptors from RX starting at consumer index `idx`.
+    /// The app read these descriptors from RX starting at consumer index
+    /// `idx` (the free-running counter, not masked). An index that does not
+    /// continue the previous batch is reported as `ring_index`.
     pub fn rx_at(&self, idx: u32, descs: &[XdpDesc]) {
-        self.s
-            .rx_next
-            .store(idx.wrapping_add(descs.len() as u32), Ordering::Relaxed);
-        self.rx_inner(idx, descs);
+        let fault = self.s.rx_idx.next(idx, descs.len(), None, 0);
+        self.rx_inner(idx, None, descs, fault);
+    }
+
+    /// [`Sock::rx_at`] with the producer index the app saw when it peeked
+    /// (libxdp's `cached_prod` after `xsk_ring_cons__peek`), written as
+    /// `prod=`: it proves the app was entitled to read these slots. Reading
+    /// at or past it, or an index more than a ring size behind it (a masked
+    /// index), is reported as `ring_index`.
+    pub fn rx_at_prod(&self, idx: u32, prod: u32, descs: &[XdpDesc]) {
+        let fault = self
+            .s
+            .rx_idx
+            .next(idx, descs.len(), Some(prod), self.s.rx_size);
+        self.rx_inner(idx, Some(prod), descs, fault);
+    }
+
+    /// The app wrote the UMEM's poison value into every slot of this
+    /// socket's RX ring before any frame reached it: a descriptor read later
+    /// that is all zero then cannot come from the ring (the app read outside
+    /// it, e.g. past its end at the wrap) and is reported as
+    /// `read_outside_ring`. Writes an `rxpoison` line. Refused (with the
+    /// reason) once frames were put on the pool's FILL ring, when the kernel
+    /// may already have written slots, or without a poison value.
+    pub fn declare_rx_poisoned(&self) -> Result<(), Error> {
+        let Some(poison) = self.u.cfg.poison else {
+            return Err(Error::Config(
+                "the RX ring can only be declared poisoned when the UMEM has a poison value (UmemConfig::with_poison)".into(),
+            ));
+        };
+        if self.s.pool.fill_idx.used() || lock(&self.s.pool.fifo).fill.len() > 0 {
+            return Err(Error::Config(
+                "the RX ring must be poisoned before the first FILL of its pool: the kernel may have written slots since".into(),
+            ));
+        }
+        self.s.prepoisoned.store(true, Ordering::Relaxed);
+        self.u.write_rx_poisoned(&self.s, poison);
+        Ok(())
     }
 
     #[inline]
-    fn rx_inner(&self, idx: u32, descs: &[XdpDesc]) {
+    fn rx_inner(&self, idx: u32, prod: Option<u32>, descs: &[XdpDesc], fault: Option<IndexFault>) {
         let u = &*self.u;
         let s = &self.s;
         let p = &*s.pool;
         let tid = small_tid();
         let poison = u.cfg.poison;
         let mut pending = Vec::new();
+        if let Some(f) = fault {
+            pending.push(self.index_violation(f, State::Rx, descs));
+        }
+        let prepoisoned = s.prepoisoned.load(Ordering::Relaxed);
         {
             let mut pf = lock(&p.fifo);
             for d in descs {
                 let a = d.addr;
+                if prepoisoned && *d == XdpDesc::default() {
+                    pending.push(Pending::new(
+                        ViolationKind::ReadOutsideRing,
+                        a,
+                        a,
+                        State::Unknown,
+                        State::Rx,
+                        Some(s),
+                        Some(p.id),
+                    ));
+                    continue;
+                }
                 if Some(a) == poison {
                     let mut v = Pending::new(
                         ViolationKind::PoisonedDescriptor,
@@ -311,11 +404,16 @@ impl Sock {
                             Some(p.id),
                         ));
                         u.force(fidx, State::Rx, s.local, tid);
+                        // Out of the FILL order too, so its place there does
+                        // not hold up every later receive.
+                        if let Some(i) = pf.fill.position(key) {
+                            pf.fill.remove(i);
+                        }
                     }
                 }
             }
         }
-        u.write_descs(b"rx", s, idx, descs);
+        u.write_descs(b"rx", s, idx, prod, descs);
         if !pending.is_empty() {
             u.report(pending);
         }
@@ -324,27 +422,44 @@ impl Sock {
     /// The app put these descriptors on TX; the ring index is counted by the
     /// recorder from 0 (use [`Sock::tx_at`] when the app knows it).
     pub fn tx(&self, descs: &[XdpDesc]) {
-        let idx = self
-            .s
-            .tx_next
-            .fetch_add(descs.len() as u32, Ordering::Relaxed);
-        self.tx_inner(idx, descs);
+        let idx = self.s.tx_idx.count(descs.len());
+        self.tx_inner(idx, descs, None);
     }
 
-    /// The app put these descriptors on TX starting at producer index `idx`.
+    /// The app put these descriptors on TX starting at producer index `idx`
+    /// (free-running): an index that does not continue the previous batch
+    /// is reported as `ring_index`.
     pub fn tx_at(&self, idx: u32, descs: &[XdpDesc]) {
-        self.s
-            .tx_next
-            .store(idx.wrapping_add(descs.len() as u32), Ordering::Relaxed);
-        self.tx_inner(idx, descs);
+        let fault = self.s.tx_idx.next(idx, descs.len(), None, 0);
+        self.tx_inner(idx, descs, fault);
+    }
+
+    #[cold]
+    fn index_violation(&self, v: IndexFault, to: State, descs: &[XdpDesc]) -> Pending {
+        let a = descs.first().map_or(0, |d| d.addr);
+        let key = self.u.frame_of(a).map_or(a, |(_, k)| k);
+        let mut p = Pending::new(
+            ViolationKind::RingIndex,
+            a,
+            key,
+            State::Unknown,
+            to,
+            Some(&self.s),
+            Some(self.s.pool.id),
+        );
+        p.index = Some(v);
+        p
     }
 
     #[inline]
-    fn tx_inner(&self, idx: u32, descs: &[XdpDesc]) {
+    fn tx_inner(&self, idx: u32, descs: &[XdpDesc], fault: Option<IndexFault>) {
         let u = &*self.u;
         let s = &self.s;
         let tid = small_tid();
         let mut pending = Vec::new();
+        if let Some(f) = fault {
+            pending.push(self.index_violation(f, State::Tx, descs));
+        }
         {
             let mut tx = lock(&s.tx);
             for d in descs {
@@ -391,10 +506,15 @@ impl Sock {
                 let _ = tx.fifo.push_back(key);
             }
         }
-        u.write_descs(b"tx", s, idx, descs);
+        u.write_descs(b"tx", s, idx, None, descs);
         if !pending.is_empty() {
             u.report(pending);
         }
+    }
+
+    /// The poison value of the socket's UMEM, if it has one.
+    pub fn poison(&self) -> Option<u64> {
+        self.u.cfg.poison
     }
 
     /// Read `XDP_STATISTICS` now and write a `stats` line.
@@ -402,5 +522,19 @@ impl Sock {
         let now = self.s.stats.as_ref()?.read().ok()?;
         self.u.write_stats(&self.s, &now);
         Some(now)
+    }
+}
+
+/// Take frame `key` out of the TX FIFO of whichever socket holds it (after
+/// a completion the state machine refused: the FIFO must not stay stuck on
+/// it). Takes each socket's TX lock in turn; the caller holds none.
+#[cold]
+fn forget_sent(socks: &[Arc<SockInner>], key: u64) {
+    for s in socks {
+        let mut tx = lock(&s.tx);
+        if let Some(i) = tx.fifo.position(key) {
+            tx.fifo.remove(i);
+            return;
+        }
     }
 }

@@ -23,6 +23,7 @@ impl Rig {
             dump: DumpTarget::None,
             freeze,
             stacks: false,
+            rearm: false,
         };
         Rig {
             rec: Recorder::new(cfg).unwrap(),

@@ -6,6 +6,7 @@ mod addrs;
 mod analyzer;
 mod fifo;
 mod ftrace;
+mod instrumentation;
 mod multibuf;
 mod seed;
 mod sinks;

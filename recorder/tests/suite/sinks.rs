@@ -175,6 +175,7 @@ fn memory_ring_dump_goes_to_a_file_on_violation() {
         dump: xskdbg_recorder::DumpTarget::File(path.clone()),
         freeze: true,
         stacks: false,
+        rearm: false,
     })
     .unwrap();
     let u = rec.umem(seed_umem()).unwrap();
@@ -206,6 +207,7 @@ fn stacks_are_captured_and_symbolized() {
         dump: xskdbg_recorder::DumpTarget::None,
         freeze: true,
         stacks: true,
+        rearm: false,
     })
     .unwrap();
     let u = rec.umem(seed_umem()).unwrap();
