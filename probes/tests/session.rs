@@ -19,6 +19,7 @@ fn opts(tag: &str, cmd: &str) -> SessionOpts {
         command: vec!["sh".into(), "-c".into(), cmd.into()],
         duration: Some(Duration::from_secs(60)),
         stacks: false,
+        output: Default::default(),
     }
 }
 
