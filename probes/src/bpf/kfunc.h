@@ -126,14 +126,27 @@ static __always_inline void on_rcv_exit(int ret)
 	if (!s || !s->xs)
 		return;
 	if (out_ring) {
-		struct xskdbg_rec *r = ret == 0 ? rec_new(R_KRXDONE, 0) : rec_new(R_KXDPERR, K_WHY_RCV);
+		/* One reservation per branch: 6.1's verifier loses the reference
+		 * of a record chosen by a conditional expression. */
+		struct xskdbg_rec *r;
 
-		if (r) {
-			r->xs = s->xs;
-			r->slot = s->slot;
-			r->n = -ret;
-			r->has = H_XS | H_SLOT | (ret == 0 ? 0 : H_ERRNO);
-			rec_send(r);
+		if (ret == 0) {
+			r = rec_new(R_KRXDONE, 0);
+			if (r) {
+				r->xs = s->xs;
+				r->slot = s->slot;
+				r->has = H_XS | H_SLOT;
+				rec_send(r);
+			}
+		} else {
+			r = rec_new(R_KXDPERR, K_WHY_RCV);
+			if (r) {
+				r->xs = s->xs;
+				r->slot = s->slot;
+				r->n = -ret;
+				r->has = H_XS | H_SLOT | H_ERRNO;
+				rec_send(r);
+			}
 		}
 	} else if (ret == 0) {
 		bpf_printk("xskdbg:1 krxdone xs=%llx slot=%x", s->xs, s->slot);
