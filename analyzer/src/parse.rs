@@ -1447,13 +1447,30 @@ fn perf_rx(body: &[u8]) -> Option<KernelOp<'_>> {
     Some(KernelOp::Rx {
         xs: kv_hex(body, b"xs")?,
         sk: None,
-        addr: kv_hex(body, b"addr")?,
+        addr: kv_hex(body, b"addr").or_else(|| handle_from_parts(body))?,
         len: kv_hex(body, b"len"),
         slot: None,
         kpool: kv_hex(body, b"fq").or_else(|| kv_hex(body, b"pool")),
         prod: None,
         mode: None,
     })
+}
+
+/// The descriptor `xp_get_handle()` (6.9+) makes from the parts the `tracefs`
+/// backend's event carries where `xdp_buff_xsk` has no `orig_addr`:
+/// `data=` (`xskb->xdp.data`), `umem=` (`pool->addrs`), and for unaligned pools
+/// (`unal=` not 0) `hard=` (`data_hard_start`) and `hr=` (`pool->headroom`).
+fn handle_from_parts(body: &[u8]) -> Option<u64> {
+    let data = kv_hex(body, b"data")?;
+    let umem = kv_hex(body, b"umem")?;
+    let orig = data.checked_sub(umem)?;
+    if kv_hex(body, b"unal").unwrap_or(0) == 0 {
+        return Some(orig);
+    }
+    let offset = data
+        .checked_sub(kv_hex(body, b"hard")?)?
+        .checked_add(kv_hex(body, b"hr")?)?;
+    Some(orig.checked_sub(offset)? + (offset << 48))
 }
 
 /// `napi poll on napi struct 0000.. for device eth0 work 1 budget 64`
@@ -2454,6 +2471,30 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn tracefs_rx_line_of_a_6_12_kernel_gets_its_addr_from_the_parts() {
+        // Aligned: addr = data - umem (xp_get_handle of 6.9+).
+        let s = "          <idle>-0       [000] ..s1.    41.251932: __xsk_rcv_zc_L7: (__xsk_rcv_zc+0x4/0x1a0) data=0xffffc90000e45100 hard=0xffffc90000e45000 umem=0xffffc90000400000 hr=0x0 unal=0x0 len=0x40 xs=0xffff888004b8a000 fq=0xffff888004b8c000 slot=0x3";
+        match ev(s).op {
+            Op::Kernel(KernelOp::Rx { addr, len, .. }) => {
+                assert_eq!(addr, 0xa45100);
+                assert_eq!(len, Some(0x40));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Unaligned: the data's offset (+ headroom) moves into the upper 16 bits.
+        let s = "          <idle>-0       [000] ..s1.    41.251932: __xsk_rcv_zc_L7: (__xsk_rcv_zc+0x4/0x1a0) data=0xffffc90000e45180 hard=0xffffc90000e45080 umem=0xffffc90000400000 hr=0x80 unal=0x1 len=0x40 xs=0xffff888004b8a000";
+        match ev(s).op {
+            Op::Kernel(KernelOp::Rx { addr, .. }) => {
+                assert_eq!(addr, (0x180 << 48) | 0xa45000);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without addr= and without the parts there is no frame: not a receive.
+        let s = "          <idle>-0       [000] ..s1.    41.251932: __xsk_rcv_zc_L7: (__xsk_rcv_zc+0x4/0x1a0) len=0x40 xs=0xffff888004b8a000";
+        assert!(matches!(ev(s).op, Op::Unknown));
     }
 
     #[test]

@@ -148,7 +148,8 @@ pub struct Finding {
     pub kind: Kind,
     /// Who is to blame.
     pub verdict: Verdict,
-    /// The precise rule that fired and gave the verdict (e.g. `rx_mismatch/slot-content`).
+    /// The precise rule that fired and gave the verdict (e.g.
+    /// `rx_mismatch/position`; every rule is in `docs/JSON.md`).
     pub rule: String,
     /// The descriptor value as the trace wrote it (`0xdeadbeefdeadbeef`).
     pub addr: Option<String>,

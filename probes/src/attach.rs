@@ -793,9 +793,9 @@ fn attach_tracefs(
     let offers = caps.summary();
     let btf = KernelBtf::open(btf)?;
     let offs = kprobe_events::Offsets::from_btf(&btf)?;
-    if offs.xskb_orig_addr.is_none() {
+    if offs.xskb_orig_addr.is_none() && offs.handle.is_none() {
         a.notes.push(
-            "struct xdp_buff_xsk has no orig_addr on this kernel: __xsk_rcv_zc_L7 events carry no addr=".into(),
+            "struct xdp_buff_xsk has neither orig_addr nor the fields of xp_get_handle() on this kernel: __xsk_rcv_zc_L7 events carry no frame address".into(),
         );
     }
     if req.filters.pid.is_some()

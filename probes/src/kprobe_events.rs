@@ -31,6 +31,9 @@ pub struct Offsets {
     pub ring_producer: u32,
     /// `xdp_buff_xsk.orig_addr` (kernels before 6.9; `None` after).
     pub xskb_orig_addr: Option<u32>,
+    /// Where 6.9+ kernels derive the descriptor from (`xp_get_handle`), when
+    /// `orig_addr` is gone.
+    pub handle: Option<HandleOffsets>,
     /// `sock.__sk_common.skc_family`
     pub sk_family: u32,
 }
@@ -38,6 +41,11 @@ pub struct Offsets {
 impl Offsets {
     /// Reads the offsets from kernel BTF.
     pub fn from_btf(btf: &KernelBtf) -> Result<Offsets> {
+        let xskb_orig_addr = btf.offset("xdp_buff_xsk", "orig_addr").ok();
+        let handle = match xskb_orig_addr {
+            Some(_) => None,
+            None => HandleOffsets::from_btf(btf).ok(),
+        };
         Ok(Offsets {
             xs_rx: btf.offset("xdp_sock", "rx")?,
             xs_pool: btf.offset("xdp_sock", "pool")?,
@@ -45,8 +53,40 @@ impl Offsets {
             q_cached_prod: btf.offset("xsk_queue", "cached_prod")?,
             q_ring: btf.offset("xsk_queue", "ring")?,
             ring_producer: btf.offset("xdp_ring", "producer")?,
-            xskb_orig_addr: btf.offset("xdp_buff_xsk", "orig_addr").ok(),
+            xskb_orig_addr,
+            handle,
             sk_family: btf.offset("sock", "__sk_common.skc_family")?,
+        })
+    }
+}
+
+/// Offsets of what `xp_get_handle()` (6.9+) computes the RX descriptor from:
+/// `xskb->xdp.data - pool->addrs` in aligned mode; in unaligned mode the offset
+/// `data - data_hard_start + pool->headroom` moves into the upper 16 bits.
+/// kprobe fetch arguments cannot subtract, so the event carries the parts
+/// (`data= hard= umem= hr= unal=`) and the analyzer computes `addr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandleOffsets {
+    /// `xdp_buff_xsk.xdp.data`
+    pub xskb_data: u32,
+    /// `xdp_buff_xsk.xdp.data_hard_start`
+    pub xskb_hard: u32,
+    /// `xsk_buff_pool.addrs`
+    pub pool_addrs: u32,
+    /// `xsk_buff_pool.headroom`
+    pub pool_headroom: u32,
+    /// `xsk_buff_pool.unaligned`
+    pub pool_unaligned: u32,
+}
+
+impl HandleOffsets {
+    fn from_btf(btf: &KernelBtf) -> Result<HandleOffsets> {
+        Ok(HandleOffsets {
+            xskb_data: btf.offset("xdp_buff_xsk", "xdp.data")?,
+            xskb_hard: btf.offset("xdp_buff_xsk", "xdp.data_hard_start")?,
+            pool_addrs: btf.offset("xsk_buff_pool", "addrs")?,
+            pool_headroom: btf.offset("xsk_buff_pool", "headroom")?,
+            pool_unaligned: btf.offset("xsk_buff_pool", "unaligned")?,
         })
     }
 }
@@ -77,12 +117,21 @@ pub fn defs(o: &Offsets, group: &str) -> Vec<ProbeDef> {
     let mut v = Vec::new();
     // __xsk_rcv_zc(xs, xskb, len) at entry: the slot it is about to reserve
     // is rx->cached_prod. addr= is xskb->orig_addr, the frame's chunk as
-    // taken from FILL (before 6.9; later kernels have no such field, so the
-    // event carries no addr= there).
-    let addr = o
-        .xskb_orig_addr
-        .map(|off| format!(" addr=+{off}(%si):x64"))
-        .unwrap_or_default();
+    // taken from FILL (before 6.9). Later kernels have no such field: the
+    // event carries the parts of xp_get_handle() instead (HandleOffsets).
+    let addr = match (o.xskb_orig_addr, &o.handle) {
+        (Some(off), _) => format!(" addr=+{off}(%si):x64"),
+        (None, Some(h)) => format!(
+            " data=+{d}(%si):x64 hard=+{hs}(%si):x64 umem=+{a}(+{pool}(%di)):x64 hr=+{hr}(+{pool}(%di)):x32 unal=+{u}(+{pool}(%di)):x8",
+            d = h.xskb_data,
+            hs = h.xskb_hard,
+            a = h.pool_addrs,
+            hr = h.pool_headroom,
+            u = h.pool_unaligned,
+            pool = o.xs_pool
+        ),
+        (None, None) => String::new(),
+    };
     v.push(ProbeDef {
         name: "__xsk_rcv_zc_L7".into(),
         func: "__xsk_rcv_zc".into(),
@@ -164,6 +213,7 @@ mod tests {
             q_ring: 0x10,
             ring_producer: 0,
             xskb_orig_addr: orig,
+            handle: None,
             sk_family: 0x10,
         }
     }
@@ -181,6 +231,19 @@ mod tests {
             .line
             .starts_with("p:xskdbgt1/__xsk_rcv_zc_L7 __xsk_rcv_zc len="));
         assert_eq!(d[1].filter.as_deref(), Some("family == 44"));
+        // 6.9+: the parts xp_get_handle() derives the descriptor from.
+        let mut o = offs(None);
+        o.handle = Some(HandleOffsets {
+            xskb_data: 8,
+            xskb_hard: 0x18,
+            pool_addrs: 0x40,
+            pool_headroom: 0x68,
+            pool_unaligned: 0x70,
+        });
+        assert_eq!(
+            defs(&o, GROUP)[0].line,
+            "p:xskdbg/__xsk_rcv_zc_L7 __xsk_rcv_zc data=+8(%si):x64 hard=+24(%si):x64 umem=+64(+992(%di)):x64 hr=+104(+992(%di)):x32 unal=+112(+992(%di)):x8 len=%dx:x32 xs=%di:x64 fq=+16(+992(%di)):x64 slot=+8(+960(%di)):x32"
+        );
         assert!(d[1].line.contains("prod=+0(+16(+960(%di))):x32"));
     }
 

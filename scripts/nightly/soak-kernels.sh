@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Nightly soak over a list of kernels: for each kernel, one clean soak and one
-# soak per --inject kind, each in its own qemu guest (`xskdbg soak --vm`).
+# soak per --inject kind, each in its own qemu guest (`xskdbg soak --vm`), and
+# `xskdbg doctor` in a guest of it (kind `doctor`, on a veth pair: exit 0).
 # Expected: clean -> exit 0 with zero violations; every injected fault ->
 # exit 1, caught by the recorder or with verdict `application` (`frame_leak`
 # for leak). The artifacts (trace, report.txt/json, summary.json, console.log) of every run
 # that did not go as expected are kept in a dated directory; runs that went as
 # expected keep only their summary.json.
 #
-#   scripts/nightly/soak-kernels.sh [--kernels 'debian /path/bzImage ...']
+#   scripts/nightly/soak-kernels.sh [--kernels 'debian debian:6.12 /path/bzImage ...']
 #       [--duration S] [--out DIR] [--xskdbg PATH] [--kinds 'clean fill-tx ...']
 #       [-- EXTRA SOAK FLAGS]
 #
-# Defaults: --kernels debian, --duration 20, --out /var/lib/xskdbg/nightly,
+# Defaults: --kernels 'debian debian:6.12' (Debian's newest 6.1 and 6.12 cloud
+# kernels), --duration 20, --out /var/lib/xskdbg/nightly,
 # --xskdbg target/release/xskdbg (built with cargo if missing), every kind.
 # Exit: 0 every run as expected, 1 some run was not (see DIR/DATE/results.tsv),
 # 2 usage or setup error. Needs root, qemu-system-x86 and busybox-static
@@ -19,11 +21,11 @@
 # and BPF built in (see ../shared/eval-kernel/ for a small config).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
-kernels=debian
+kernels="debian debian:6.12"
 duration=20
 out_root=/var/lib/xskdbg/nightly
 xskdbg=
-kinds="clean fill-tx double-fill double-complete reuse-before-complete leak"
+kinds="doctor clean fill-tx double-fill double-complete reuse-before-complete leak"
 extra=()
 while (($#)); do
   case $1 in
@@ -55,6 +57,10 @@ results=$dir/results.tsv
 # What a run must show to count as expected; prints the reason if not.
 check() { # kind rc run_dir
   local kind=$1 rc=$2 d=$3 s=$3/summary.json
+  if [[ $kind == doctor ]]; then
+    [[ $rc == 0 ]] || { echo "doctor exit $rc"; return 1; }
+    return 0
+  fi
   [[ -f $s ]] || { echo "no summary.json"; return 1; }
   if [[ $kind == clean ]]; then
     [[ $rc == 0 ]] || { echo "exit $rc on a clean run"; return 1; }
@@ -81,11 +87,25 @@ for k in $kernels; do
     run=$dir/$tag/$kind
     rm -rf "$run"
     mkdir -p "$run"
-    flags=(soak --vm --kernel "$k" --duration "$duration" --poison --probes auto --out "$run")
-    [[ $kind == clean ]] || flags+=(--inject "$kind")
     echo "soak-kernels: $k $kind" >&2
-    "$xskdbg" "${flags[@]}" "${extra[@]}" >"$run/stdout.txt" 2>"$run/stderr.txt"
-    rc=$?
+    if [[ $kind == doctor ]]; then
+      # The preflight on a veth pair, in a guest of that kernel: every check
+      # (tracefs, BTF, which backends really load, XDP features, queues) passes.
+      XSKDBG_VM=${XSKDBG_VM:-} "$here/scripts/vm/xskdbg-vm.sh" run --kernel "$k" --vcpus 1 \
+        --timeout 600 --bin "$xskdbg:xskdbg" --out "$run/vm" \
+        --cmd '/usr/sbin/ip link add d0 type veth peer name d1 && xskdbg doctor d0' \
+        >"$run/stdout.txt" 2>"$run/stderr.txt"
+      rc=$?
+      # xskdbg-vm: 1 = the command failed; the doctor's own code is in the guest's rc.
+      [[ -f $run/vm/guest/cmd/000/rc ]] && rc=$(cat "$run/vm/guest/cmd/000/rc")
+      cp -f "$run/vm/console.log" "$run/console.log" 2>/dev/null
+      rm -rf "$run/vm"
+    else
+      flags=(soak --vm --kernel "$k" --duration "$duration" --poison --probes auto --out "$run")
+      [[ $kind == clean ]] || flags+=(--inject "$kind")
+      "$xskdbg" "${flags[@]}" "${extra[@]}" >"$run/stdout.txt" 2>"$run/stderr.txt"
+      rc=$?
+    fi
     if why=$(check "$kind" "$rc" "$run"); then
       status=ok
       # As expected: keep the summary and what the command printed.
@@ -96,7 +116,7 @@ for k in $kernels; do
       # Traces compress well (text); keep everything else as it is.
       [[ -f $run/trace.txt ]] && gzip -f "$run/trace.txt"
     fi
-    want=$([[ $kind == clean ]] && echo 0 || echo 1)
+    want=$([[ $kind == clean || $kind == doctor ]] && echo 0 || echo 1)
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%H:%M:%S)" "$k" "$kind" "$rc" "$want" "$status" "$run" >>"$results"
     echo "soak-kernels: $k $kind -> exit $rc: $status" >&2
   done

@@ -18,6 +18,7 @@ pub fn package_for(tool: &str) -> &'static str {
         "apt-get" | "apt-cache" => "apt",
         "dpkg-deb" => "dpkg",
         "depmod" => "kmod",
+        "xz" => "xz-utils",
         "ldd" => "libc-bin",
         "busybox" => "busybox-static",
         "ip" | "tc" => "iproute2",

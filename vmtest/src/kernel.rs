@@ -1,5 +1,5 @@
-//! Which kernel the guest boots: Debian's packaged 6.1 cloud kernel (downloaded once
-//! into a cache outside the repository) or any bzImage given by path.
+//! Which kernel the guest boots: Debian's packaged 6.1 or 6.12 cloud kernel
+//! (downloaded once into a cache outside the repository) or any bzImage given by path.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,8 +11,68 @@ use crate::VmError;
 
 /// The packages looked for: `linux-image-6.1.0-NN-cloud-amd64-unsigned`.
 pub const DEBIAN_PATTERN: &str = "linux-image-6.1.0-NN-cloud-amd64-unsigned";
-/// Prefix given to `apt-cache pkgnames`.
-const DEBIAN_PREFIX: &str = "linux-image-6.1.0-";
+
+/// A series of Debian bookworm's cloud kernels. Each names its packages with one
+/// number that grows with every upload: 6.1's ABI number (`6.1.0-NN`), 6.12's point
+/// release (`6.12.NN+deb12`, from bookworm-backports / -security).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Series {
+    /// `linux-image-6.1.0-NN-cloud-amd64-unsigned`.
+    V6_1,
+    /// `linux-image-6.12.NN+deb12-cloud-amd64-unsigned`.
+    V6_12,
+}
+
+impl Series {
+    fn prefix(self) -> &'static str {
+        match self {
+            Series::V6_1 => "linux-image-6.1.0-",
+            Series::V6_12 => "linux-image-6.12.",
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Series::V6_1 => "-cloud-amd64-unsigned",
+            Series::V6_12 => "+deb12-cloud-amd64-unsigned",
+        }
+    }
+
+    /// The package name pattern, for messages.
+    pub fn pattern(self) -> String {
+        format!("{}NN{}", self.prefix(), self.suffix())
+    }
+
+    /// The package name of upload `n`.
+    pub fn package(self, n: u32) -> String {
+        format!("{}{n}{}", self.prefix(), self.suffix())
+    }
+
+    /// The upload number of a package name of this series.
+    pub fn number(self, package: &str) -> Option<u32> {
+        package
+            .strip_prefix(self.prefix())?
+            .strip_suffix(self.suffix())?
+            .parse()
+            .ok()
+    }
+
+    /// The newest upload among package names, one a line (`apt-cache pkgnames`; the
+    /// first word of each line counts, so `apt-cache search` output works too).
+    pub fn newest(self, apt_cache_search: &str) -> Option<u32> {
+        apt_cache_search
+            .lines()
+            .filter_map(|l| self.number(l.split_whitespace().next()?))
+            .max()
+    }
+
+    fn memo_name(self) -> &'static str {
+        match self {
+            Series::V6_1 => ".newest-abi",
+            Series::V6_12 => ".newest-6.12",
+        }
+    }
+}
 
 /// Name of the marker file that says a cached kernel was completely unpacked.
 const COMPLETE: &str = ".complete";
@@ -26,6 +86,13 @@ pub enum KernelSource {
         /// ABI number (`56` in `6.1.0-56`); `None` for the newest.
         abi: Option<u32>,
     },
+    /// Debian's `linux-image-6.12.NN+deb12-cloud-amd64-unsigned` (bookworm-backports):
+    /// point release NN, or the newest one `apt-cache` offers. Its modules come
+    /// xz-compressed; they are unpacked once into the cache (busybox insmod wants `.ko`).
+    Debian612 {
+        /// Point release (`118` in `6.12.118`); `None` for the newest.
+        point: Option<u32>,
+    },
     /// A bzImage on disk, e.g. a self-built kernel with everything the guest needs
     /// built in; modules only if `modules_dir` (a `/lib/modules/VER` tree with
     /// `modules.dep`) is given.
@@ -38,10 +105,22 @@ pub enum KernelSource {
 }
 
 impl KernelSource {
-    /// Parses the CLI form: `debian`, `debian:NN` or a path.
+    /// Parses the CLI form: `debian`, `debian:NN` (6.1's ABI number), `debian:6.12`,
+    /// `debian:6.12.NN` or a path.
     pub fn parse(s: &str) -> Result<Self, String> {
         if s == "debian" {
             return Ok(KernelSource::Debian { abi: None });
+        }
+        if s == "debian:6.12" {
+            return Ok(KernelSource::Debian612 { point: None });
+        }
+        if let Some(point) = s.strip_prefix("debian:6.12.") {
+            let point = point.parse().map_err(|_| {
+                format!(
+                    "--kernel {s}: expected debian:6.12 or debian:6.12.NN, e.g. debian:6.12.118"
+                )
+            })?;
+            return Ok(KernelSource::Debian612 { point: Some(point) });
         }
         if let Some(abi) = s.strip_prefix("debian:") {
             let abi = abi.trim_start_matches("6.1.0-").parse().map_err(|_| {
@@ -50,7 +129,9 @@ impl KernelSource {
             return Ok(KernelSource::Debian { abi: Some(abi) });
         }
         if s.is_empty() {
-            return Err("--kernel: expected `debian`, `debian:NN` or a bzImage path".into());
+            return Err(
+                "--kernel: expected `debian`, `debian:NN`, `debian:6.12` or a bzImage path".into(),
+            );
         }
         Ok(KernelSource::Path {
             image: PathBuf::from(s),
@@ -77,27 +158,19 @@ pub struct PreparedKernel {
     pub description: String,
 }
 
-/// The Debian package name for an ABI number.
+/// The Debian package name for a 6.1 ABI number.
 pub fn debian_package(abi: u32) -> String {
-    format!("linux-image-6.1.0-{abi}-cloud-amd64-unsigned")
+    Series::V6_1.package(abi)
 }
 
-/// The ABI number of a Debian cloud kernel package name.
+/// The ABI number of a Debian 6.1 cloud kernel package name.
 pub fn debian_abi(package: &str) -> Option<u32> {
-    package
-        .strip_prefix("linux-image-6.1.0-")?
-        .strip_suffix("-cloud-amd64-unsigned")?
-        .parse()
-        .ok()
+    Series::V6_1.number(package)
 }
 
-/// The newest ABI number among package names, one a line (`apt-cache pkgnames`; the
-/// first word of each line counts, so `apt-cache search` output works too).
+/// The newest 6.1 ABI number among package names, one a line (see [`Series::newest`]).
 pub fn newest_abi(apt_cache_search: &str) -> Option<u32> {
-    apt_cache_search
-        .lines()
-        .filter_map(|l| debian_abi(l.split_whitespace().next()?))
-        .max()
+    Series::V6_1.newest(apt_cache_search)
 }
 
 /// Checks the x86 boot protocol header of a bzImage: 0xAA55 at 0x1FE, "HdrS" at 0x202.
@@ -132,7 +205,10 @@ pub fn bzimage_version(image: &[u8]) -> Option<String> {
 pub fn prepare(source: &KernelSource) -> Result<PreparedKernel, VmError> {
     match source {
         KernelSource::Path { image, modules_dir } => prepare_path(image, modules_dir.as_deref()),
-        KernelSource::Debian { abi } => prepare_debian(*abi, &host::cache_dir()),
+        KernelSource::Debian { abi } => prepare_debian(Series::V6_1, *abi, &host::cache_dir()),
+        KernelSource::Debian612 { point } => {
+            prepare_debian(Series::V6_12, *point, &host::cache_dir())
+        }
     }
 }
 
@@ -185,8 +261,12 @@ pub fn load_index(dir: &Path) -> Result<ModuleIndex, VmError> {
     })
 }
 
-fn prepare_debian(abi: Option<u32>, cache: &Path) -> Result<PreparedKernel, VmError> {
-    let root = fetch_debian(abi, cache)?;
+fn prepare_debian(
+    series: Series,
+    number: Option<u32>,
+    cache: &Path,
+) -> Result<PreparedKernel, VmError> {
+    let root = fetch_debian_series(series, number, cache)?;
     let modules_base = root.join("lib/modules");
     let release = single_release(&modules_base)?;
     let image = root.join("boot").join(format!("vmlinuz-{release}"));
@@ -225,25 +305,35 @@ fn single_release(modules_base: &Path) -> Result<String, VmError> {
     }
 }
 
-/// Downloads (once) and unpacks Debian's cloud kernel package into
+/// Downloads (once) and unpacks Debian's 6.1 cloud kernel package into
 /// `CACHE/kernels/PACKAGE/` and returns that directory (holding `boot/` and
 /// `lib/modules/VER/` with a `modules.dep` made by `depmod`).
 pub fn fetch_debian(abi: Option<u32>, cache: &Path) -> Result<PathBuf, VmError> {
+    fetch_debian_series(Series::V6_1, abi, cache)
+}
+
+/// [`fetch_debian`] for any series; compressed modules (`.ko.xz`, 6.12) are
+/// decompressed and indexed again.
+pub fn fetch_debian_series(
+    series: Series,
+    number: Option<u32>,
+    cache: &Path,
+) -> Result<PathBuf, VmError> {
     let kernels = cache.join("kernels");
-    let abi = match abi {
+    let abi = match number {
         Some(abi) => abi,
         None => {
-            match newest_offered_abi(&kernels)? {
+            match newest_offered(series, &kernels)? {
                 Some(abi) => abi,
                 // No apt lists (offline CI image): fall back to the newest cached one.
-                None => newest_cached(&kernels).ok_or_else(|| VmError::NoDebianKernel {
-                    pattern: DEBIAN_PATTERN.to_string(),
+                None => newest_cached(series, &kernels).ok_or_else(|| VmError::NoDebianKernel {
+                    pattern: series.pattern(),
                     cache: kernels.clone(),
                 })?,
             }
         }
     };
-    let package = debian_package(abi);
+    let package = series.package(abi);
     let dest = kernels.join(&package);
     if dest.join(COMPLETE).exists() {
         return Ok(dest);
@@ -289,11 +379,13 @@ pub fn fetch_debian(abi: Option<u32>, cache: &Path) -> Result<PathBuf, VmError> 
         false,
     )?;
     let release = single_release(&tree.join("lib/modules"))?;
-    if !tree
-        .join("lib/modules")
-        .join(&release)
-        .join("modules.dep")
-        .exists()
+    let decompressed = decompress_modules(&tree.join("lib/modules").join(&release))?;
+    if decompressed
+        || !tree
+            .join("lib/modules")
+            .join(&release)
+            .join("modules.dep")
+            .exists()
     {
         run_tool(
             "depmod",
@@ -316,25 +408,59 @@ pub fn fetch_debian(abi: Option<u32>, cache: &Path) -> Result<PathBuf, VmError> 
     }
 }
 
-/// The newest ABI apt offers. apt-cache parses every package list on each call (1–4 s
+/// Unpacks every `*.ko.xz` under `dir` in place (busybox's insmod reads plain `.ko`
+/// files only; Debian's 6.12 packages compress their modules). Returns whether any
+/// was found, so the caller indexes the modules again.
+fn decompress_modules(dir: &Path) -> Result<bool, VmError> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries =
+            fs::read_dir(&d).map_err(|e| VmError::io(format!("cannot list {}", d.display()), e))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+            } else if path.to_string_lossy().ends_with(".ko.xz") {
+                found.push(path);
+            }
+        }
+    }
+    // A few hundred at a time keeps the command line short.
+    for chunk in found.chunks(200) {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["-d".as_ref(), "-q".as_ref()];
+        args.extend(chunk.iter().map(|p| p.as_os_str()));
+        run_tool("xz", args, None, false)?;
+    }
+    // depmod indexes what it finds; a stale index would name the .ko.xz files.
+    let _ = fs::remove_file(dir.join("modules.dep"));
+    Ok(!found.is_empty())
+}
+
+/// The newest upload apt offers. apt-cache parses every package list on each call (1–4 s
 /// here: Debian's container images keep no pkgcache), so the answer is remembered per
 /// process and, on disk, until the package lists change (`apt-get update`).
-fn newest_offered_abi(kernels: &Path) -> Result<Option<u32>, VmError> {
-    static NEWEST: OnceLock<Option<u32>> = OnceLock::new();
-    if let Some(abi) = NEWEST.get() {
+fn newest_offered(series: Series, kernels: &Path) -> Result<Option<u32>, VmError> {
+    static NEWEST_6_1: OnceLock<Option<u32>> = OnceLock::new();
+    static NEWEST_6_12: OnceLock<Option<u32>> = OnceLock::new();
+    let newest = match series {
+        Series::V6_1 => &NEWEST_6_1,
+        Series::V6_12 => &NEWEST_6_12,
+    };
+    if let Some(abi) = newest.get() {
         return Ok(*abi);
     }
-    let memo_path = kernels.join(".newest-abi");
+    let memo_path = kernels.join(series.memo_name());
     let stamp = lists_stamp(Path::new(APT_LISTS));
     if let Some(stamp) = &stamp {
         let memo = fs::read_to_string(&memo_path).unwrap_or_default();
         if let Some(abi) = read_memo(&memo, stamp) {
-            return Ok(*NEWEST.get_or_init(|| Some(abi)));
+            return Ok(*newest.get_or_init(|| Some(abi)));
         }
     }
     // A prefix listing is quicker than a regex search over all descriptions.
-    let out = run_tool("apt-cache", ["pkgnames", DEBIAN_PREFIX], None, false)?;
-    let abi = newest_abi(&String::from_utf8_lossy(&out.stdout));
+    let out = run_tool("apt-cache", ["pkgnames", series.prefix()], None, false)?;
+    let abi = series.newest(&String::from_utf8_lossy(&out.stdout));
     if let (Some(stamp), Some(abi)) = (&stamp, abi) {
         // Best effort: a read-only cache only costs the next run another apt-cache.
         let _ = fs::create_dir_all(kernels).and_then(|()| {
@@ -343,7 +469,7 @@ fn newest_offered_abi(kernels: &Path) -> Result<Option<u32>, VmError> {
             tmp.persist(&memo_path).map(|_| ()).map_err(|e| e.error)
         });
     }
-    Ok(*NEWEST.get_or_init(|| abi))
+    Ok(*newest.get_or_init(|| abi))
 }
 
 /// Where apt keeps its package lists.
@@ -372,12 +498,12 @@ fn read_memo(memo: &str, stamp: &str) -> Option<u32> {
     (s == stamp).then(|| abi.parse().ok()).flatten()
 }
 
-fn newest_cached(kernels: &Path) -> Option<u32> {
+fn newest_cached(series: Series, kernels: &Path) -> Option<u32> {
     fs::read_dir(kernels)
         .ok()?
         .flatten()
         .filter(|e| e.path().join(COMPLETE).exists())
-        .filter_map(|e| debian_abi(&e.file_name().to_string_lossy()))
+        .filter_map(|e| series.number(&e.file_name().to_string_lossy()))
         .max()
 }
 
@@ -392,6 +518,17 @@ mod tests {
                    linux-image-6.1.0-47-cloud-amd64-unsigned - Linux 6.1 for x86-64 cloud\n\
                    linux-image-6.1.0-60-cloud-amd64 - signed, not wanted\n";
         assert_eq!(newest_abi(out), Some(56));
+        let out = "linux-image-6.12.9+deb12-cloud-amd64-unsigned\n\
+                   linux-image-6.12.118+deb12-cloud-amd64-unsigned\n\
+                   linux-image-6.12.118+deb12-cloud-amd64\n\
+                   linux-image-6.12.119+deb12-rt-amd64-unsigned\n\
+                   linux-image-6.1.0-60-cloud-amd64-unsigned\n";
+        assert_eq!(Series::V6_12.newest(out), Some(118));
+        assert_eq!(Series::V6_1.newest(out), Some(60));
+        assert_eq!(
+            Series::V6_12.package(118),
+            "linux-image-6.12.118+deb12-cloud-amd64-unsigned"
+        );
         assert_eq!(newest_abi(""), None);
         assert_eq!(
             debian_package(56),
@@ -425,6 +562,20 @@ mod tests {
             Ok(KernelSource::Debian { abi: Some(55) })
         );
         assert!(KernelSource::parse("debian:x").is_err());
+        assert_eq!(
+            KernelSource::parse("debian:6.12"),
+            Ok(KernelSource::Debian612 { point: None })
+        );
+        assert_eq!(
+            KernelSource::parse("debian:6.12.118"),
+            Ok(KernelSource::Debian612 { point: Some(118) })
+        );
+        assert!(KernelSource::parse("debian:6.12.x").is_err());
+        // The plain number stays 6.1's ABI number.
+        assert_eq!(
+            KernelSource::parse("debian:6.1.0-57"),
+            Ok(KernelSource::Debian { abi: Some(57) })
+        );
         assert_eq!(
             KernelSource::parse("/k/bzImage"),
             Ok(KernelSource::Path {

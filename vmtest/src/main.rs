@@ -1,9 +1,9 @@
 //! `xskdbg-vm`: run commands as root in a qemu guest from scripts.
 //!
 //! ```text
-//! xskdbg-vm run [--kernel debian|debian:NN|PATH] [--vcpus N] [--append '...']
+//! xskdbg-vm run [--kernel debian|debian:NN|debian:6.12[.NN]|PATH] [--vcpus N] [--append '...']
 //!               [--bin PATH[:NAME]]... [--file HOST[:GUEST]]... [--cmd 'SHELL']... [-- CMD ARGS...]
-//! xskdbg-vm kernel [--kernel debian|debian:NN]
+//! xskdbg-vm kernel [--kernel debian|debian:NN|debian:6.12[.NN]]
 //! ```
 //! The commands' stdout goes to stdout, their stderr and the runner's summary to
 //! stderr. Exit: 0 every command exited 0, 1 a command failed or timed out, 2 the VM
@@ -33,7 +33,7 @@ enum Cmd {
     Run(Box<RunArgs>),
     /// Fetch (once) and print the kernel a run would boot.
     Kernel {
-        /// `debian` (newest 6.1 cloud kernel apt offers), `debian:NN`, or a bzImage path.
+        /// `debian` (newest 6.1 cloud kernel apt offers), `debian:NN` (its ABI number), `debian:6.12` (newest 6.12 cloud kernel), `debian:6.12.NN`, or a bzImage path.
         #[arg(long, default_value = "debian")]
         kernel: String,
     },
@@ -41,7 +41,7 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// `debian` (newest 6.1 cloud kernel apt offers), `debian:NN`, or a bzImage path.
+    /// `debian` (newest 6.1 cloud kernel apt offers), `debian:NN` (its ABI number), `debian:6.12` (newest 6.12 cloud kernel), `debian:6.12.NN`, or a bzImage path.
     #[arg(long, default_value = "debian")]
     kernel: String,
     /// The `/lib/modules/VER` directory (with modules.dep) of a --kernel PATH.
@@ -126,7 +126,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.modules_dir {
         match &mut kernel {
             KernelSource::Path { modules_dir, .. } => *modules_dir = Some(dir),
-            KernelSource::Debian { .. } => {
+            KernelSource::Debian { .. } | KernelSource::Debian612 { .. } => {
                 bail!("--modules-dir goes with --kernel PATH; Debian's kernel brings its own")
             }
         }

@@ -44,11 +44,13 @@ static __always_inline __u64 xskb_handle(void *xskb, struct xsk_buff_pool *pool)
 			return orig + offset;
 		return orig + (offset << 48);
 	}
+	/* 6.9+ (6.12's include/net/xsk_buff_pool.h): the headroom is part of the
+	 * offset moved into the upper bits, and taken off the base. */
 	orig = data - (__u64)BPF_CORE_READ((struct xsk_buff_pool___new *)pool, addrs);
 	if (!unaligned)
 		return orig;
-	orig -= offset;
 	offset += headroom;
+	orig -= offset;
 	return orig + (offset << 48);
 }
 
@@ -306,8 +308,17 @@ static __always_inline void on_destruct_skb(struct sk_buff *skb)
 		bpf_printk("xskdbg:1 kcomp xs=%llx sk=%llx:%x:%x kpool=%llx n=1 a=%llx", id.xs,
 			   id.cookie, id.ifindex, id.queue, id.pool, arg);
 	} else {
-		bpf_printk("xskdbg:1 kcomp xs=%llx sk=%llx:%x:%x kpool=%llx n=1", id.xs, id.cookie,
-			   id.ifindex, id.queue, id.pool);
+		/* 6.6+: destructor_arg counts the descriptors of a multi-buffer
+		 * skb (xsk_get_num_desc), all completed here at once. Kernels with
+		 * 30f241fcf52a keep a pointer there instead: a value that cannot
+		 * be a count (more than MAX_SKB_FRAGS + 1 descriptors) means one. */
+		head = BPF_CORE_READ(skb, head);
+		end = BPF_CORE_READ(skb, end);
+		arg = (__u64)BPF_CORE_READ((struct skb_shared_info *)(head + end), destructor_arg);
+		if (arg == 0 || arg > 64)
+			arg = 1;
+		bpf_printk("xskdbg:1 kcomp xs=%llx sk=%llx:%x:%x kpool=%llx n=%x", id.xs, id.cookie,
+			   id.ifindex, id.queue, id.pool, (__u32)arg);
 	}
 }
 

@@ -1,0 +1,139 @@
+//! FIFO order: the kernel takes FILL in order and completes TX in order, so
+//! a frame that comes back out of order, or was not outstanding at all, is
+//! evidence (`fifo_order/*`); reordering the kernel's own free list
+//! explains is only counted.
+
+use super::rules::Rule;
+use super::state::{ASockId, At, PoolId};
+use super::Analyzer;
+use crate::report::{Kind, Verdict};
+
+/// Entries kept per FILL (TX) order.
+const FIFO_CAP: usize = 1 << 16;
+
+impl Analyzer {
+    /// A frame put on FILL: the end of its pool's FILL order.
+    #[inline]
+    pub(super) fn fill_queued(&mut self, p: PoolId, f: u64, at: At) {
+        let pool = &mut self.pools[p];
+        pool.seq += 1;
+        let seq = pool.seq;
+        pool.fifo.push_back((f, seq, at));
+        if pool.fifo.len() > FIFO_CAP {
+            pool.fifo.pop_front();
+        }
+        pool.peak = pool.peak.max(pool.fifo.len());
+    }
+
+    /// A frame put on TX: the end of its socket's TX order.
+    #[inline]
+    pub(super) fn tx_queued(&mut self, a: ASockId, f: u64, at: At) {
+        let s = &mut self.asocks[a];
+        s.tx_seq += 1;
+        let seq = s.tx_seq;
+        s.tx_fifo.push_back((f, at, seq));
+        if s.tx_fifo.len() > FIFO_CAP {
+            s.tx_fifo.pop_front();
+        }
+    }
+
+    /// Drop a frame whose kernel receive is missing from the FILL order
+    /// without counting it as reordered.
+    #[inline]
+    pub(super) fn fifo_forget(&mut self, p: PoolId, f: u64) {
+        let pool = &mut self.pools[p];
+        // Stale entries sit near the front (they are old): a short scan.
+        if let Some(i) = pool.fifo.iter().take(512).position(|e| e.0 == f) {
+            if let Some((_, seq, _)) = pool.fifo.remove(i) {
+                pool.consumed_max = pool.consumed_max.max(seq);
+            }
+        }
+    }
+
+    /// A frame leaving FILL (`by_kernel`: its kernel receive, else the
+    /// app's read when receives are not traced): in FILL order, or
+    /// reordered by the kernel's free list (counted, not a finding).
+    pub(super) fn fifo_consume(&mut self, p: PoolId, f: u64, by_kernel: bool) {
+        let complete_now = self.complete_now;
+        let pool = &mut self.pools[p];
+        if by_kernel {
+            pool.kernel_consumes = true;
+        } else if pool.kernel_consumes {
+            return;
+        }
+        // Fills from before every CPU's buffer had started may have been
+        // received unseen: they say nothing about order.
+        while pool
+            .fifo
+            .front()
+            .is_some_and(|e| e.2.order < complete_now && e.0 != f)
+        {
+            pool.fifo.pop_front();
+        }
+        if pool.fifo.front().is_some_and(|e| e.0 == f) {
+            let (_, seq, _) = pool.fifo.pop_front().unwrap_or_default();
+            pool.consumed_max = pool.consumed_max.max(seq);
+            return;
+        }
+        if let Some(i) = pool.fifo.iter().position(|e| e.0 == f) {
+            // Out of FILL order but outstanding: the kernel's free list
+            // (LIFO, used before the FILL ring) explains this.
+            let (_, seq, _) = pool.fifo.remove(i).unwrap_or_default();
+            pool.consumed_max = pool.consumed_max.max(seq);
+            self.recycled += 1;
+        }
+    }
+
+    /// A completion: the frame should be the oldest sent on its socket.
+    pub(super) fn tx_fifo_check(&mut self, a: Option<ASockId>, f: u64, addr: u64, at: At) {
+        let Some(a) = a else {
+            return;
+        };
+        let complete_now = self.complete_now;
+        let s = &mut self.asocks[a];
+        // Sends from before every CPU had started may have completed unseen.
+        while s
+            .tx_fifo
+            .front()
+            .is_some_and(|e| e.1.order < complete_now && e.0 != f)
+        {
+            s.tx_fifo.pop_front();
+        }
+        if s.tx_fifo.front().is_some_and(|e| e.0 == f) {
+            if let Some((_, _, seq)) = s.tx_fifo.pop_front() {
+                s.tx_consumed = s.tx_consumed.max(seq);
+            }
+            return;
+        }
+        let Some(i) = s.tx_fifo.iter().position(|e| e.0 == f) else {
+            return;
+        };
+        let (head, head_at, _) = s.tx_fifo[0];
+        if let Some((_, _, seq)) = s.tx_fifo.remove(i) {
+            s.tx_consumed = s.tx_consumed.max(seq);
+        }
+        let expl = format!(
+            "Frame {f:#x} (addr {addr:#x}) completed at {} before {head:#x}, which was put on TX earlier at {}. \
+             Completions usually come back in TX order (copy mode and the common zero-copy drivers); a driver that \
+             completes out of order would explain it, so this alone is inconclusive.",
+            at.cite(),
+            head_at.cite()
+        );
+        self.raw(
+            Kind::FifoOrder,
+            Verdict::Inconclusive,
+            Rule::TxCompletionOrder,
+            Some(addr),
+            vec![f, head],
+            at,
+            vec![at.cpu],
+            None,
+            Some(a),
+            None,
+            expl,
+            head_at.order,
+            false,
+            at.line,
+        );
+    }
+}

@@ -1,0 +1,651 @@
+//! Ownership: where each frame is (how many copies each ring holds, who
+//! holds it on the application side) and whether each move is one the
+//! rings allow. A frame put where it already is, or in a second place while
+//! the kernel still owns it, is a duplicate (`duplicate_in_flight/*`); a
+//! move from the wrong place is an invalid transition
+//! (`invalid_transition/*`), blamed on whoever made the move.
+
+use super::explain::Expl;
+use super::rules::Rule;
+use super::state::{ASockId, AppHold, At, Frame, KSockId, Place, PoolId};
+use super::Analyzer;
+use crate::parse::RingState;
+use crate::report::{Kind, Verdict};
+
+impl Analyzer {
+    /// The frame's move of a kernel receive: off FILL, onto RX.
+    #[inline]
+    pub(super) fn kernel_received(
+        &mut self,
+        ks: KSockId,
+        f: u64,
+        addr: u64,
+        slot: Option<u64>,
+        at: At,
+    ) {
+        let k = &self.ksocks[ks];
+        let pool = k.asock.and_then(|a| self.asocks[a].pool);
+        let seen_fill = self.seen_fill;
+        self.settle(f);
+        let Some(fs) = self.frames.get_mut(f) else {
+            let mut fs = Frame::new(at);
+            fs.krx = 1;
+            fs.krx_ks = Some(ks);
+            self.frames.insert(f, fs);
+            return;
+        };
+        let prev = fs.last;
+        fs.last = at;
+        fs.krx_ks = Some(ks);
+        if fs.fill > 0 {
+            fs.fill -= 1;
+            fs.krx += 1;
+            if let Some(pool) = pool {
+                self.fifo_consume(pool, f, true);
+            }
+            return;
+        }
+        let was = fs.place();
+        let state = fs.state_name();
+        let twice = fs.krx > 0;
+        fs.krx += 1;
+        if !seen_fill {
+            return; // fills are not traced: nothing to compare with
+        }
+        let xs = self.ksocks[ks].xs;
+        let (kind, rule, what) = if twice {
+            (
+                Kind::DuplicateInFlight,
+                Rule::RxTwice,
+                "a second time while its first copy was still on RX",
+            )
+        } else {
+            (
+                Kind::InvalidTransition,
+                Rule::NotFromFill,
+                "without it being on FILL",
+            )
+        };
+        let expl = Expl::Later(Box::new(move || {
+            format!(
+                "The kernel received frame {f:#x} (addr {addr:#x}) into RX of xs {xs:#x} on CPU {} at {} {what}: \
+                 the trace shows it {was} since {} ({state} -> RX). The kernel produced a frame it had not been given, \
+                 so the same frame is now in two places.",
+                at.cpu,
+                at.ts_text(),
+                prev.cite(),
+            )
+        }));
+        self.raw(
+            kind,
+            Verdict::Kernel,
+            rule,
+            Some(addr),
+            vec![f],
+            at,
+            vec![at.cpu, prev.cpu],
+            Some(ks),
+            None,
+            slot,
+            expl,
+            prev.order,
+            false,
+            at.line,
+        );
+        let expl = Expl::Later(Box::new(move || {
+            format!("frame {f:#x} came out of RX but was not outstanding on FILL ({state} -> RX)")
+        }));
+        self.raw(
+            Kind::FifoOrder,
+            Verdict::Kernel,
+            Rule::NotOutstanding,
+            Some(addr),
+            vec![f],
+            at,
+            vec![at.cpu],
+            Some(ks),
+            None,
+            slot,
+            expl,
+            prev.order,
+            false,
+            at.line,
+        );
+    }
+
+    /// The app's stated `from` state contradicts where it holds the frame.
+    fn claimed_mismatch(fs: &Frame, from: Option<RingState>) -> bool {
+        let Some(from) = from else { return false };
+        let actual = match fs.app {
+            AppHold::Rx => RingState::Rx,
+            AppHold::Comp => RingState::Comp,
+            AppHold::Held => RingState::Held,
+            AppHold::Free => RingState::Free,
+            AppHold::No => return false,
+        };
+        from != actual && !matches!(from, RingState::Unknown)
+    }
+
+    /// The app put `addr` on FILL of pool `p`.
+    pub(super) fn app_fill(
+        &mut self,
+        a: Option<ASockId>,
+        p: PoolId,
+        addr: u64,
+        from: Option<RingState>,
+        at: At,
+    ) {
+        if addr == self.poison {
+            return;
+        }
+        self.seen_fill = true;
+        let f = self.frame_of(addr);
+        self.fill_queued(p, f, at);
+        self.settle(f);
+        let Some(fs) = self.frames.get_mut(f) else {
+            let mut fs = Frame::new(at);
+            fs.fill = 1;
+            fs.fill_pool = Some(p);
+            self.frames.insert(f, fs);
+            return;
+        };
+        fs.fill_pool = Some(p);
+        let prev = fs.last;
+        let was = fs.place();
+        let state = fs.state_name();
+        let dup = fs.kernel_copies() > 0;
+        if matches!(fs.app, AppHold::Rx | AppHold::Comp | AppHold::Held) {
+            // How long the app kept a frame it did give back: the yardstick
+            // for "never came back" (an app's own free list is not traced).
+            self.max_return_hold = self
+                .max_return_hold
+                .max(self.app_taken.saturating_sub(fs.held_at));
+        }
+        let mismatch = !dup && Self::claimed_mismatch(fs, from);
+        fs.fill += 1;
+        fs.app = AppHold::No;
+        fs.last = at;
+        if dup {
+            self.app_dup(a, addr, f, "FILL", was, state, prev, at);
+        } else if mismatch {
+            self.claimed(a, addr, f, from, "FILL", was, prev, at);
+        }
+    }
+
+    /// The app put a frame the kernel owns on `ring`: a duplicate, or a
+    /// forbidden move that is one too.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site per rule; a struct would only rename the same fields"
+    )]
+    fn app_dup(
+        &mut self,
+        a: Option<ASockId>,
+        addr: u64,
+        f: u64,
+        ring: &str,
+        was: Place,
+        state: &str,
+        prev: At,
+        at: At,
+    ) {
+        let expl = format!(
+            "The application put frame {f:#x} (addr {addr:#x}) on {ring} at {} while the kernel still owned it: \
+             the trace shows it {was} since {}. The same frame is now in two kernel-owned places, which corrupts \
+             packets (the AF_XDP FAQ case); the application made this move.",
+            at.cite(),
+            prev.cite()
+        );
+        let cpus = vec![at.cpu, prev.cpu];
+        if state == ring {
+            // The same ring twice: a duplicate, not a forbidden move.
+            let rule = if ring == "FILL" {
+                Rule::FillTwice
+            } else {
+                Rule::TxTwice
+            };
+            self.raw(
+                Kind::DuplicateInFlight,
+                Verdict::Application,
+                rule,
+                Some(addr),
+                vec![f],
+                at,
+                cpus,
+                None,
+                a,
+                None,
+                expl,
+                prev.order,
+                false,
+                at.line,
+            );
+            return;
+        }
+        // A forbidden move (FILL -> TX, TX -> FILL before completion, ...)
+        // that also leaves the frame in two places.
+        self.raw(
+            Kind::InvalidTransition,
+            Verdict::Application,
+            Rule::AppIntoKernelOwned,
+            Some(addr),
+            vec![f],
+            at,
+            cpus.clone(),
+            None,
+            a,
+            None,
+            format!("{state} -> {ring}: {expl}"),
+            prev.order,
+            false,
+            at.line,
+        );
+        let short = format!("frame {f:#x} is now both {was} and on {ring}");
+        let rule = if ring == "FILL" {
+            Rule::FillWhileKernelOwned
+        } else {
+            Rule::TxWhileKernelOwned
+        };
+        self.raw(
+            Kind::DuplicateInFlight,
+            Verdict::Application,
+            rule,
+            Some(addr),
+            vec![f],
+            at,
+            cpus,
+            None,
+            a,
+            None,
+            short,
+            prev.order,
+            false,
+            at.line,
+        );
+    }
+
+    /// The app's bookkeeping (`from`) disagrees with the frame's history.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site per rule; a struct would only rename the same fields"
+    )]
+    fn claimed(
+        &mut self,
+        a: Option<ASockId>,
+        addr: u64,
+        f: u64,
+        from: Option<RingState>,
+        to: &str,
+        was: Place,
+        prev: At,
+        at: At,
+    ) {
+        let from = from.map_or("?", RingState::name);
+        let expl = format!(
+            "The application says frame {f:#x} (addr {addr:#x}) moved {from} -> {to} at {}, but the trace shows it \
+             {was} since {}. The app's own bookkeeping disagrees with its ring operations; no kernel event is \
+             involved, so the trace cannot say which side is wrong.",
+            at.cite(),
+            prev.cite()
+        );
+        self.raw(
+            Kind::InvalidTransition,
+            Verdict::Inconclusive,
+            Rule::ClaimedFrom,
+            Some(addr),
+            vec![f],
+            at,
+            vec![at.cpu, prev.cpu],
+            None,
+            a,
+            None,
+            expl,
+            prev.order,
+            false,
+            at.line,
+        );
+    }
+
+    /// The frame's move of an application read: off RX (or FILL, when its
+    /// receive is not in the trace), into the app's hands.
+    #[inline]
+    pub(super) fn rx_taken(
+        &mut self,
+        a: Option<ASockId>,
+        ks: Option<KSockId>,
+        addr: u64,
+        f: u64,
+        pos: Option<u64>,
+        at: At,
+    ) {
+        let taken = self.app_taken;
+        let tracing_kernel = ks.is_some_and(|ks| self.ksocks[ks].krx > 0);
+        let seen_fill = self.seen_fill;
+        let pool = a.and_then(|a| self.asocks[a].pool);
+        self.settle(f);
+        match self.frames.get_mut(f) {
+            None => {
+                let mut fs = Frame::new(at);
+                fs.app = AppHold::Rx;
+                fs.held_at = taken;
+                fs.held_addr = addr;
+                self.frames.insert(f, fs);
+            }
+            Some(fs) => {
+                let prev = fs.last;
+                fs.last = at;
+                if fs.krx > 0 {
+                    fs.krx -= 1;
+                    fs.app = AppHold::Rx;
+                    fs.held_at = taken;
+                    fs.held_addr = addr;
+                } else if fs.fill > 0 {
+                    // Its kernel receive is not in the trace (not traced, or
+                    // lost before every CPU's buffer had started). If the
+                    // kernel really handed out a frame it had not received,
+                    // the RX position check above says so; the frame's next
+                    // receive from FILL then shows as that finding's
+                    // consequence.
+                    fs.fill -= 1;
+                    fs.app = AppHold::Rx;
+                    fs.held_at = taken;
+                    fs.held_addr = addr;
+                    if let Some(pool) = pool {
+                        if tracing_kernel {
+                            self.fifo_forget(pool, f);
+                        } else {
+                            self.fifo_consume(pool, f, false);
+                        }
+                    }
+                } else if seen_fill {
+                    let was = fs.place();
+                    let state = fs.state_name();
+                    fs.app = AppHold::Rx;
+                    fs.held_at = taken;
+                    fs.held_addr = addr;
+                    let expl = format!(
+                        "The application read frame {f:#x} (addr {addr:#x}) from RX at {}, but the trace shows it \
+                         {was} since {} and never put on FILL again ({state} -> RX). Only the kernel produces RX, \
+                         so the kernel handed out a frame it did not own.",
+                        at.cite(),
+                        prev.cite()
+                    );
+                    self.raw(
+                        Kind::InvalidTransition,
+                        Verdict::Kernel,
+                        Rule::RxNotGiven,
+                        Some(addr),
+                        vec![f],
+                        at,
+                        vec![at.cpu, prev.cpu],
+                        ks,
+                        a,
+                        pos,
+                        expl,
+                        prev.order,
+                        false,
+                        at.line,
+                    );
+                    let expl = format!("frame {f:#x} came out of RX but was not outstanding on FILL ({state} -> RX)");
+                    self.raw(
+                        Kind::FifoOrder,
+                        Verdict::Kernel,
+                        Rule::NotOutstanding,
+                        Some(addr),
+                        vec![f],
+                        at,
+                        vec![at.cpu],
+                        ks,
+                        a,
+                        pos,
+                        expl,
+                        prev.order,
+                        false,
+                        at.line,
+                    );
+                } else {
+                    fs.app = AppHold::Rx;
+                    fs.held_at = taken;
+                    fs.held_addr = addr;
+                }
+            }
+        }
+    }
+
+    /// The app put `addr` on TX.
+    pub(super) fn app_tx(
+        &mut self,
+        a: Option<ASockId>,
+        addr: u64,
+        from: Option<RingState>,
+        at: At,
+    ) {
+        if addr == self.poison {
+            return;
+        }
+        self.seen_tx = true;
+        let f = self.frame_of(addr);
+        if let Some(a) = a {
+            self.tx_queued(a, f, at);
+        }
+        self.settle(f);
+        let Some(fs) = self.frames.get_mut(f) else {
+            let mut fs = Frame::new(at);
+            fs.tx = 1;
+            fs.tx_as = a;
+            self.frames.insert(f, fs);
+            return;
+        };
+        let prev = fs.last;
+        let was = fs.place();
+        let state = fs.state_name();
+        let dup = fs.kernel_copies() > 0;
+        if matches!(fs.app, AppHold::Rx | AppHold::Comp | AppHold::Held) {
+            // How long the app kept a frame it did give back: the yardstick
+            // for "never came back" (an app's own free list is not traced).
+            self.max_return_hold = self
+                .max_return_hold
+                .max(self.app_taken.saturating_sub(fs.held_at));
+        }
+        let mismatch = !dup && Self::claimed_mismatch(fs, from);
+        fs.tx += 1;
+        fs.tx_as = a;
+        fs.app = AppHold::No;
+        fs.last = at;
+        if dup {
+            self.app_dup(a, addr, f, "TX", was, state, prev, at);
+        } else if mismatch {
+            self.claimed(a, addr, f, from, "TX", was, prev, at);
+        }
+    }
+
+    /// The kernel completed `addr` (put it on COMPLETION).
+    #[inline]
+    pub(super) fn kernel_comp(&mut self, ks: Option<KSockId>, addr: u64, at: At) {
+        let f = self.frame_of(addr);
+        let seen_tx = self.seen_tx;
+        self.settle(f);
+        let Some(fs) = self.frames.get_mut(f) else {
+            let mut fs = Frame::new(at);
+            fs.kcomp = 1;
+            self.frames.insert(f, fs);
+            return;
+        };
+        let prev = fs.last;
+        fs.last = at;
+        if fs.tx > 0 {
+            fs.tx -= 1;
+            fs.kcomp += 1;
+            let a = fs.tx_as;
+            self.tx_fifo_check(a, f, addr, at);
+            return;
+        }
+        fs.kcomp += 1;
+        if !seen_tx {
+            return;
+        }
+        let was = fs.place();
+        let state = fs.state_name();
+        let expl = format!(
+            "The kernel completed frame {f:#x} (addr {addr:#x}) at {}, but the trace shows it {was} since {}, \
+             not on TX ({state} -> COMP): the kernel returned a frame it was not sending.",
+            at.cite(),
+            prev.cite()
+        );
+        self.raw(
+            Kind::InvalidTransition,
+            Verdict::Kernel,
+            Rule::KcompNotSent,
+            Some(addr),
+            vec![f],
+            at,
+            vec![at.cpu, prev.cpu],
+            ks,
+            None,
+            None,
+            expl,
+            prev.order,
+            false,
+            at.line,
+        );
+    }
+
+    /// The app took `addr` from COMPLETION.
+    pub(super) fn app_comp(
+        &mut self,
+        a: Option<ASockId>,
+        addr: u64,
+        from: Option<RingState>,
+        at: At,
+    ) {
+        self.app_taken += 1;
+        let taken = self.app_taken;
+        let f = self.frame_of(addr);
+        let seen_tx = self.seen_tx;
+        let seen_kcomp = self.seen_kcomp;
+        self.settle(f);
+        let Some(fs) = self.frames.get_mut(f) else {
+            let mut fs = Frame::new(at);
+            fs.app = AppHold::Comp;
+            fs.held_at = taken;
+            fs.held_addr = addr;
+            self.frames.insert(f, fs);
+            return;
+        };
+        let prev = fs.last;
+        fs.last = at;
+        let _ = from;
+        if fs.kcomp > 0 {
+            fs.kcomp -= 1;
+            fs.app = AppHold::Comp;
+            fs.held_at = taken;
+            fs.held_addr = addr;
+            return;
+        }
+        if fs.tx > 0 {
+            fs.tx -= 1;
+            fs.app = AppHold::Comp;
+            fs.held_at = taken;
+            fs.held_addr = addr;
+            let txa = fs.tx_as.or(a);
+            if !seen_kcomp {
+                self.tx_fifo_check(txa, f, addr, at);
+            }
+            return;
+        }
+        let was = fs.place();
+        let state = fs.state_name();
+        fs.app = AppHold::Comp;
+        fs.held_at = taken;
+        fs.held_addr = addr;
+        if !seen_tx {
+            return;
+        }
+        let (verdict, rule, why) = if seen_kcomp {
+            (
+                Verdict::Application,
+                Rule::CompNotProduced,
+                "The kernel's completions are traced and none covers this frame, so the application read a \
+                 completion the kernel never produced (a stale consumer index or a second pass over one batch).",
+            )
+        } else {
+            (
+                Verdict::Inconclusive,
+                Rule::CompNotSent,
+                "Either the kernel completed a frame it was not sending or the application misread the \
+                 COMPLETION ring; without kernel completion events the trace cannot say which.",
+            )
+        };
+        let expl = format!(
+            "The application took frame {f:#x} (addr {addr:#x}) from COMPLETION at {}, but the trace shows it \
+             {was} since {}, not on TX ({state} -> COMP). {why}",
+            at.cite(),
+            prev.cite()
+        );
+        self.raw(
+            Kind::InvalidTransition,
+            verdict,
+            rule,
+            Some(addr),
+            vec![f],
+            at,
+            vec![at.cpu, prev.cpu],
+            None,
+            a,
+            None,
+            expl,
+            prev.order,
+            false,
+            at.line,
+        );
+    }
+
+    /// The app took a frame for a thread (`hold`) or freed it.
+    pub(super) fn app_own(&mut self, addr: u64, hold: AppHold, at: At) {
+        self.app_free_traced = true;
+        let f = self.frame_of(addr);
+        self.settle(f);
+        let Some(fs) = self.frames.get_mut(f) else {
+            let mut fs = Frame::new(at);
+            fs.app = hold;
+            self.frames.insert(f, fs);
+            return;
+        };
+        let prev = fs.last;
+        let was = fs.place();
+        let state = fs.state_name();
+        let bad = fs.kernel_copies() > 0;
+        fs.app = hold;
+        fs.last = at;
+        if bad {
+            let what = if hold == AppHold::Free {
+                "returned it to its free list"
+            } else {
+                "took it for a thread"
+            };
+            let expl = format!(
+                "The application {what} at {}, but frame {f:#x} (addr {addr:#x}) is {was} since {} \
+                 ({state} -> {}): the app is about to reuse a frame the kernel still owns.",
+                at.cite(),
+                prev.cite(),
+                if hold == AppHold::Free { "FREE" } else { "HELD" }
+            );
+            self.raw(
+                Kind::InvalidTransition,
+                Verdict::Application,
+                Rule::AppReusesKernelOwned,
+                Some(addr),
+                vec![f],
+                at,
+                vec![at.cpu, prev.cpu],
+                None,
+                None,
+                None,
+                expl,
+                prev.order,
+                false,
+                at.line,
+            );
+        }
+    }
+}

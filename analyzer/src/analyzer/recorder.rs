@@ -1,0 +1,172 @@
+//! The recorder's own lines: a `violation` it caught in-process
+//! (`recorder/violation`), and the FILL order it checks on every RX read
+//! (`fifo_order/recorder-*`). A violation of a poisoned read the analyzer
+//! saw too is folded into that read.
+
+use std::fmt::Write as _;
+
+use super::raw::Link;
+use super::rules::Rule;
+use super::state::{ASockId, At};
+use super::Analyzer;
+use crate::chunk::{self, Mapping};
+use crate::parse::{AddrList, RingState};
+use crate::report::{Kind, Verdict};
+
+impl Analyzer {
+    /// A recorder `violation` line.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site per rule; a struct would only rename the same fields"
+    )]
+    #[inline]
+    pub(super) fn recorder_violation(
+        &mut self,
+        a: Option<ASockId>,
+        kind: &[u8],
+        addr: u64,
+        from: Option<RingState>,
+        to: Option<RingState>,
+        expected: Option<u64>,
+        remaining: AddrList<'_>,
+        at: At,
+    ) {
+        let Some(k) = Kind::parse(kind) else { return };
+        let poisoned = addr == self.poison;
+        // The poison is not a frame: the frame is the one that should have
+        // been there (`expected=`), when the recorder knows it.
+        let frames = if poisoned {
+            expected.map(|e| vec![self.frame_of(e)]).unwrap_or_default()
+        } else {
+            vec![self.frame_of(addr)]
+        };
+        let f = self.frame_of(addr);
+        // The recorder's report of a poisoned read the analyzer already saw
+        // (the `rx` line is written first): one read, one entry.
+        let same_read = match (k, self.last_poison) {
+            (Kind::PoisonedDescriptor, Some((pa, ri)))
+                if poisoned && (pa == a || pa.is_none() || a.is_none()) =>
+            {
+                Some(ri)
+            }
+            _ => None,
+        };
+        if let Some(ri) = same_read {
+            self.last_poison = None;
+            let r = &mut self.raws[ri];
+            let _ = write!(
+                r.explanation.text_mut(),
+                " The recorder caught the same read in-process at {}.",
+                at.cite()
+            );
+        }
+        if k == Kind::FifoOrder {
+            if let Some(e) = expected {
+                self.recorder_fifo(a, addr, f, e, remaining, at);
+                return;
+            }
+        }
+        // Whoever made the move into the target state is to blame: the kernel
+        // produces RX and COMPLETION, the application FILL, TX and its own
+        // held/free states (a completion recycled twice lands in `free` twice).
+        let verdict = match (k, to) {
+            (
+                Kind::InvalidTransition | Kind::DuplicateInFlight,
+                Some(RingState::Rx | RingState::Comp),
+            ) => Verdict::Kernel,
+            (
+                Kind::InvalidTransition | Kind::DuplicateInFlight,
+                Some(RingState::Fill | RingState::Tx | RingState::Held | RingState::Free),
+            ) => Verdict::Application,
+            _ => Verdict::Inconclusive,
+        };
+        let mut expl = format!(
+            "The recorder reported {} in-process for {addr:#x} at {}",
+            k.name(),
+            at.cite()
+        );
+        if let (Some(fr), Some(t)) = (from, to) {
+            let _ = write!(expl, " ({} -> {})", fr.name(), t.name());
+        }
+        expl.push('.');
+        let id = self.raw(
+            k,
+            verdict,
+            Rule::RecorderViolation,
+            Some(addr),
+            frames,
+            at,
+            vec![at.cpu],
+            None,
+            a,
+            None,
+            expl,
+            at.order,
+            true,
+            at.line,
+        );
+        if let (Some(id), Some(ri)) = (id, same_read) {
+            self.raws[id].link = Link::Also(ri);
+        }
+    }
+
+    /// The recorder's FILL-order check of an RX read: `expected` was due,
+    /// `remaining` still outstanding.
+    pub(super) fn recorder_fifo(
+        &mut self,
+        a: Option<ASockId>,
+        addr: u64,
+        f: u64,
+        expected: u64,
+        remaining: AddrList<'_>,
+        at: At,
+    ) {
+        let m = self.mapping.unwrap_or(Mapping::Aligned {
+            chunk: chunk::MIN_CHUNK,
+        });
+        let listed = remaining.iter().any(|d| m.frame(d.addr) == f);
+        let truncated = remaining.truncated();
+        let (verdict, rule, why) = if listed {
+            (Verdict::Inconclusive, Rule::RecorderOutOfOrder, "it is still listed as outstanding on FILL, so it arrived out of FILL order; free-list recycling alone could explain that")
+        } else if addr == self.poison {
+            (
+                Verdict::Inconclusive,
+                Rule::RecorderPoison,
+                "the value is the poison, not a frame",
+            )
+        } else if truncated {
+            (
+                Verdict::Inconclusive,
+                Rule::RecorderNotListed,
+                "it is not in the printed part of the outstanding list, which was cut",
+            )
+        } else {
+            (
+                Verdict::Kernel,
+                Rule::RecorderNotOutstanding,
+                "it was not outstanding on FILL at all",
+            )
+        };
+        let expl = format!(
+            "The recorder caught this in-process at {}: RX gave {addr:#x} where FILL order expected {expected:#x}; {why}.",
+            at.cite()
+        );
+        let ef = self.frame_of(expected);
+        self.raw(
+            Kind::FifoOrder,
+            verdict,
+            rule,
+            Some(addr),
+            vec![f, ef],
+            at,
+            vec![at.cpu],
+            None,
+            a,
+            None,
+            expl,
+            at.order,
+            true,
+            at.line,
+        );
+    }
+}

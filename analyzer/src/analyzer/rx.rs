@@ -1,0 +1,468 @@
+//! RX reads: what the application read at each RX position against what
+//! the kernel wrote there (`rx_mismatch/*`), and who is to blame for a
+//! poisoned slot (`poisoned_descriptor/*`): a slot published before its
+//! write, overlapping producers, or a read past the producer.
+
+use std::fmt::Write as _;
+
+use super::raw::Link;
+use super::rules::Rule;
+use super::state::{ASockId, At, KRx, KSock, KSockId};
+use super::Analyzer;
+use crate::parse::{AddrList, RingState};
+use crate::report::{Kind, Verdict};
+
+/// Kernel receives kept per socket for the comparison.
+const KQ_CAP: usize = 16384;
+
+/// One read of RX by the application, with what the kernel wrote at that
+/// position.
+#[derive(Clone, Copy)]
+struct Read {
+    a: Option<ASockId>,
+    ks: Option<KSockId>,
+    addr: u64,
+    pos: Option<u64>,
+    at: At,
+    /// The kernel's entry at the read's position (see `kq_take`).
+    kernel: Option<KRx>,
+    /// The oldest moment the comparison relies on.
+    evidence_from: u64,
+    /// The position is at or past the last published producer.
+    past_producer: bool,
+}
+
+impl Analyzer {
+    /// A `krx`: the kernel reserved (and, for a tracepoint, wrote) an RX
+    /// slot for `addr`; what an application read at that position is
+    /// compared with it.
+    #[inline]
+    pub(super) fn rx_reserved(
+        &mut self,
+        ks: KSockId,
+        f: u64,
+        addr: u64,
+        slot: Option<u64>,
+        at: At,
+    ) {
+        let k = &mut self.ksocks[ks];
+        k.krx += 1;
+        k.q.push_back(KRx {
+            frame: f,
+            addr,
+            slot,
+            at,
+            written: false,
+            published_unwritten: false,
+            early: false,
+            early_raw: None,
+            pub_by: At::default(),
+            done: At::default(),
+        });
+        if k.q.len() > KQ_CAP {
+            k.q.pop_front();
+        }
+        if let Some(s) = slot {
+            k.unwritten.push_back(s);
+            if k.unwritten.len() > KQ_CAP {
+                k.unwritten.pop_front();
+            }
+        }
+    }
+
+    /// A `krxdone`: the kernel's write of an RX slot landed.
+    #[inline]
+    pub(super) fn rx_written(&mut self, ks: KSockId, slot: u64, at: At) {
+        let k = &mut self.ksocks[ks];
+        k.rxdone_seen = true;
+        // The write follows its reservation closely, so look from
+        // the newest entry back; when two CPUs reserved the same slot
+        // (a broken producer), the writer's own reservation is the
+        // one written.
+        let want = Some(slot);
+        let pos =
+            k.q.iter()
+                .rposition(|e| e.slot == want && !e.written && e.at.cpu == at.cpu)
+                .or_else(|| k.q.iter().rposition(|e| e.slot == want));
+        if let Some(i) = pos {
+            k.q[i].written = true;
+            k.q[i].done = at;
+        }
+        if let Some(j) = k.unwritten.iter().rposition(|&s| s == slot) {
+            k.unwritten.remove(j);
+        }
+    }
+
+    /// A flush with its producer value: the slots below it are visible
+    /// to user space, written or not.
+    #[inline]
+    pub(super) fn rx_published(&mut self, ks: KSockId, p: u64, at: At) {
+        let k = &mut self.ksocks[ks];
+        k.published = Some(k.published.map_or(p, |q| q.max(p)));
+        k.last_flush = Some((at, p));
+        if k.rxdone_seen {
+            let KSock { q, unwritten, .. } = k;
+            unwritten.retain(|&s| {
+                if s >= p {
+                    return true;
+                }
+                for e in q.iter_mut() {
+                    if e.slot == Some(s) && !e.written {
+                        e.published_unwritten = true;
+                        e.pub_by = at;
+                    }
+                }
+                false
+            });
+        }
+    }
+
+    /// The kernel's RX entry at the position of the app's read of frame `f`,
+    /// and the oldest moment the comparison relies on.
+    ///
+    /// With slots (`idx=`/`slot=`) the position is exact. Without, the
+    /// sequences are matched in order: RX is a FIFO, so once one read matched
+    /// a kernel receive (the anchor), the next read is the next receive,
+    /// unless receives were lost because a CPU's buffer had not started yet.
+    /// Then a read that matches nothing is not evidence: the entry stays.
+    fn kq_take(&mut self, ks: KSockId, f: u64, pos: Option<u64>) -> Option<(KRx, u64)> {
+        let complete_now = self.complete_now;
+        let k = &mut self.ksocks[ks];
+        if let Some(pos) = pos {
+            if k.q.front().is_some_and(|e| e.slot.is_some()) {
+                while k.q.front().is_some_and(|e| e.slot.is_some_and(|s| s < pos)) {
+                    k.q.pop_front();
+                }
+                if k.q.front().is_some_and(|e| e.slot == Some(pos)) {
+                    k.aligned = true;
+                    let e = k.q.pop_front()?;
+                    return Some((e, e.at.order));
+                }
+                return None;
+            }
+        }
+        let find = |k: &KSock| k.q.iter().take(256).position(|e| e.frame == f);
+        if !k.aligned {
+            // The app's first reads may be of frames received before the trace
+            // started; align on the first frame both sides saw.
+            let i = find(k)?;
+            k.q.drain(..i);
+            k.aligned = true;
+            let e = k.q.pop_front()?;
+            k.anchor = Some(e.at.order);
+            return Some((e, e.at.order));
+        }
+        if k.q.front().is_some_and(|e| e.frame == f) {
+            let e = k.q.pop_front()?;
+            k.anchor = Some(e.at.order);
+            return Some((e, e.at.order));
+        }
+        let judgeable = k.anchor.is_some_and(|a| a >= complete_now);
+        let anchor = k.anchor.unwrap_or(0);
+        match find(k) {
+            Some(i) => {
+                // The app read a later entry: the ones before it were skipped.
+                let front = k.q.front().copied();
+                k.q.drain(..i);
+                let e = k.q.pop_front()?;
+                k.anchor = Some(e.at.order);
+                match front {
+                    Some(fr) if judgeable => Some((fr, anchor.min(fr.at.order))),
+                    _ => Some((e, e.at.order)),
+                }
+            }
+            None if judgeable => {
+                let e = k.q.pop_front()?;
+                Some((e, anchor.min(e.at.order)))
+            }
+            // A receive lost before every CPU's buffer started: keep the entry.
+            None => None,
+        }
+    }
+
+    /// The application read `addr` from RX (at slot `pos`, when known).
+    pub(super) fn app_read(
+        &mut self,
+        a: Option<ASockId>,
+        addr: u64,
+        from: Option<RingState>,
+        pos: Option<u64>,
+        at: At,
+        recorder: Option<(u64, AddrList<'_>)>,
+    ) {
+        let poisoned = addr == self.poison;
+        self.app_taken += 1;
+        let f = self.frame_of(addr);
+        if let Some(a) = a {
+            self.asocks[a].rx += 1;
+            // Seed traces name sockets by label only: join the label to the
+            // kernel socket that just received this frame.
+            if self.asocks[a].ks.is_none() && !poisoned {
+                if let Some(fs) = self.frames.get(f) {
+                    if let Some(k) = fs.krx_ks.filter(|_| fs.krx > 0) {
+                        self.link(a, k);
+                    }
+                }
+            }
+        }
+        let ks = a.and_then(|a| self.asocks[a].ks);
+        let taken_k = ks.and_then(|ks| self.kq_take(ks, f, pos));
+        let r = Read {
+            a,
+            ks,
+            addr,
+            pos,
+            at,
+            kernel: taken_k.map(|(e, _)| e),
+            evidence_from: taken_k.map_or(at.order, |(_, ev)| ev),
+            past_producer: match (pos, ks) {
+                (Some(p), Some(k)) => self.ksocks[k].published.is_some_and(|pr| p >= pr),
+                _ => false,
+            },
+        };
+        if poisoned {
+            self.poisoned_read(&r);
+        } else {
+            if let Some(e) = r.kernel.filter(|e| e.frame != f) {
+                self.mismatched_read(&r, e, f);
+            }
+            self.rx_taken(a, ks, addr, f, pos, at);
+        }
+        let _ = from;
+        if let Some((exp, rem)) = recorder {
+            self.recorder_fifo(a, addr, f, exp, rem, at);
+        }
+    }
+
+    /// A read of the poison: whose fault is the unwritten slot.
+    fn poisoned_read(&mut self, r: &Read) {
+        let Read {
+            a,
+            ks,
+            addr,
+            pos,
+            at,
+            kernel: kpos,
+            evidence_from: kev,
+            past_producer,
+        } = *r;
+        let racy = ks.is_some_and(|ks| match kpos {
+            Some(e) => self.ksocks[ks].racy.contains(&e.frame),
+            // No position evidence, but this socket's producers
+            // already overlapped: the race exposes such slots.
+            None => !self.ksocks[ks].racy.is_empty(),
+        });
+        let (verdict, rule, why) = if let Some(e) = kpos.filter(|e| e.early) {
+            (
+                Verdict::Kernel,
+                Rule::PoisonPublishedBeforeRedirect,
+                format!(
+                    "the slot was published before the kernel wrote it: CPU {}'s receive into it returned at {} \
+                     and found it already published, so another CPU's flush had exposed it",
+                    e.at.cpu,
+                    e.at.cite()
+                ),
+            )
+        } else if let Some(e) = kpos.filter(|e| e.published_unwritten) {
+            (
+                Verdict::Kernel,
+                Rule::PoisonPublishedBeforeWrite,
+                published_before_write(&e),
+            )
+        } else if racy {
+            (Verdict::Kernel, Rule::PoisonConcurrentProducer, "the kernel entry for this position was produced during overlapping producer sections on two CPUs, so a flush could publish it before its write landed".to_string())
+        } else if past_producer {
+            (
+                Verdict::Application,
+                Rule::PoisonReadPastProducer,
+                "the application read a position the kernel had not published yet".to_string(),
+            )
+        } else {
+            (Verdict::Inconclusive, Rule::PoisonNoEvidence, "no flush or slot evidence says whether the kernel published the slot early or the application read past the producer".to_string())
+        };
+        let slot_txt = pos.map(|p| format!(" slot {p:#x}")).unwrap_or_default();
+        let mut expl = format!(
+            "The application read the poison value {addr:#x} from RX{slot_txt} at {}: a slot it had poisoned \
+             after consuming it was handed out again without the kernel's write. Verdict: {why}.",
+            at.cite()
+        );
+        let mut frames = Vec::new();
+        let mut cpus = vec![at.cpu];
+        let mut ev_from = at.order;
+        if let Some(e) = kpos {
+            // The published-before-write wording already names the
+            // reservation and the write.
+            if !e.published_unwritten || e.early {
+                let _ = write!(
+                    expl,
+                    " The kernel's entry for this position is {:#x} (reserved at {}).",
+                    e.addr,
+                    e.at.cite()
+                );
+            }
+            frames.push(e.frame);
+            cpus.push(e.at.cpu);
+            ev_from = kev;
+        }
+        let read = self.raw(
+            Kind::PoisonedDescriptor,
+            verdict,
+            rule,
+            Some(addr),
+            frames.clone(),
+            at,
+            cpus.clone(),
+            ks,
+            a,
+            pos.or(kpos.and_then(|e| e.slot)),
+            expl,
+            ev_from,
+            false,
+            at.line,
+        );
+        if let Some(ri) = read {
+            self.last_poison = Some((a, ri));
+            match (kpos, ks, pos) {
+                (
+                    Some(KRx {
+                        early: true,
+                        early_raw: Some(cp),
+                        ..
+                    }),
+                    _,
+                    _,
+                ) => {
+                    self.raws[ri].link = Link::Consequence(cp);
+                }
+                // Nothing received there yet: a later `krx` of this slot
+                // may prove it was published early.
+                (None, Some(ks), Some(pos)) => {
+                    let k = &mut self.ksocks[ks];
+                    if k.pending_poison.len() >= 8 {
+                        k.pending_poison.pop_front();
+                    }
+                    k.pending_poison.push_back((pos, ri));
+                }
+                _ => {}
+            }
+        }
+        if let Some(e) = kpos {
+            let expl = format!("the kernel wrote {:#x} at this RX position ({}) but the application read {addr:#x}", e.addr, e.at.cite());
+            let mismatch = self.raw(
+                Kind::RxMismatch,
+                Verdict::Kernel,
+                Rule::RxMismatchPosition,
+                Some(addr),
+                frames,
+                at,
+                cpus,
+                ks,
+                a,
+                pos,
+                expl,
+                ev_from,
+                false,
+                at.line,
+            );
+            // The same read: it stays with the poisoned read wherever
+            // that goes (its `also`).
+            if let (Some(mi), Some(ri)) = (mismatch, read) {
+                self.raws[mi].link = Link::Also(ri);
+            }
+        }
+    }
+
+    /// A read of another frame than the kernel wrote at that position.
+    fn mismatched_read(&mut self, r: &Read, e: KRx, f: u64) {
+        let Read {
+            a,
+            ks,
+            addr,
+            pos,
+            at,
+            evidence_from: kev,
+            past_producer,
+            ..
+        } = *r;
+        let (verdict, rule, why) = if e.early {
+            (
+                Verdict::Kernel,
+                Rule::RxMismatchPublishedBeforeRedirect,
+                "the slot was published before the kernel wrote it: the receive into it found it already \
+                 published by another CPU's flush"
+                    .to_string(),
+            )
+        } else if e.published_unwritten {
+            (
+                Verdict::Kernel,
+                Rule::RxMismatchPublishedBeforeWrite,
+                published_before_write(&e),
+            )
+        } else if past_producer {
+            (
+                Verdict::Application,
+                Rule::RxMismatchReadPastProducer,
+                "the application read a position the kernel had not published yet".to_string(),
+            )
+        } else {
+            (Verdict::Kernel, Rule::RxMismatchPosition, "the RX ring is written only by the kernel, and what the application found there is not what the kernel wrote (an application reading past the producer index would also show this; no flush/slot event here says it did)".to_string())
+        };
+        let expl = format!(
+            "The kernel wrote frame {:#x} (addr {:#x}) into RX of this socket on CPU {} at {}, but at that \
+             position the application read {addr:#x} at {}. Verdict: {why}.",
+            e.frame,
+            e.addr,
+            e.at.cpu,
+            e.at.cite(),
+            at.cite(),
+        );
+        let read = self.raw(
+            Kind::RxMismatch,
+            verdict,
+            rule,
+            Some(addr),
+            vec![f, e.frame],
+            at,
+            vec![at.cpu, e.at.cpu],
+            ks,
+            a,
+            pos.or(e.slot),
+            expl,
+            kev,
+            false,
+            at.line,
+        );
+        if let (Some(ri), Some(cp)) = (read, e.early_raw.filter(|_| e.early)) {
+            self.raws[ri].link = Link::Consequence(cp);
+        }
+    }
+}
+
+/// Why a read of a slot published before its write is the kernel's: the
+/// flush that published it, the reservation and the write.
+pub(super) fn published_before_write(e: &KRx) -> String {
+    let slot = e.slot.map(|s| format!(" {s:#x}")).unwrap_or_default();
+    let wrote = if e.done.line != 0 {
+        format!("wrote only at {}", e.done.cite())
+    } else {
+        "had not written when it was read".to_string()
+    };
+    if e.pub_by.line != 0 {
+        format!(
+            "CPU {}'s flush at {} published slot{slot}, which CPU {} had reserved for {:#x} at {} and {wrote}",
+            e.pub_by.cpu,
+            e.pub_by.cite(),
+            e.at.cpu,
+            e.addr,
+            e.at.cite(),
+        )
+    } else {
+        format!(
+            "a flush published slot{slot} before the kernel's write of it landed: CPU {} had reserved it for \
+             {:#x} at {} and {wrote}",
+            e.at.cpu,
+            e.addr,
+            e.at.cite(),
+        )
+    }
+}

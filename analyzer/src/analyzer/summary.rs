@@ -1,0 +1,161 @@
+//! The report's summary: counts, CPUs, sockets, the chunk mapping, the
+//! backend, and the notes that say what the trace could not show.
+
+use super::raw::MAX_RAW;
+use super::state::At;
+use super::Analyzer;
+use crate::chunk::Mapping;
+use crate::parse::FlushMode;
+use crate::report::{
+    ChunkInfo, CpuSummary, History, OverallVerdict, ProbeInfo, SocketSummary, Summary,
+};
+
+impl Analyzer {
+    /// The summary of a finished analysis.
+    pub(super) fn summary(
+        &self,
+        verdict: OverallVerdict,
+        findings: usize,
+        complete: Option<At>,
+        unjudged: u64,
+    ) -> Summary {
+        let notes = self.notes(unjudged);
+        let mut cpus: Vec<CpuSummary> = self
+            .cpus
+            .iter()
+            .filter(|(_, c)| c.events > 0)
+            .map(|(n, c)| CpuSummary {
+                cpu: *n,
+                events: c.events,
+                first: c.first.tsref(),
+                last: c.last.tsref(),
+                buffer_started: c.marker,
+            })
+            .collect();
+        cpus.sort_by_key(|c| c.cpu);
+
+        let mut sockets: Vec<SocketSummary> = self
+            .asocks
+            .iter()
+            .map(|s| SocketSummary {
+                socket: s.name.clone(),
+                xs: s
+                    .ks
+                    .map(|k| vec![format!("{:#x}", self.ksocks[k].xs)])
+                    .unwrap_or_default(),
+                rx: s.rx,
+                krx: s.ks.map_or(0, |k| self.ksocks[k].krx),
+            })
+            .collect();
+        for k in self.ksocks.iter().filter(|k| k.asock.is_none()) {
+            sockets.push(SocketSummary {
+                socket: format!("xs={:#x}", k.xs),
+                xs: vec![format!("{:#x}", k.xs)],
+                rx: 0,
+                krx: k.krx,
+            });
+        }
+
+        let (mode, size) = match self.mapping {
+            Some(Mapping::Unaligned) => ("unaligned", None),
+            Some(Mapping::Aligned { chunk }) => ("aligned", Some(format!("{chunk:#x}"))),
+            None => ("aligned", None),
+        };
+        Summary {
+            verdict,
+            findings: findings as u64,
+            lines: self.lines,
+            events: self.events,
+            lines_skipped: self.skipped,
+            skipped_lines: self.skipped_lines.clone(),
+            complete_from: complete.map(|c| c.tsref()),
+            unjudged_before_complete: unjudged,
+            cpus,
+            recycled_reorders: self.recycled,
+            chunk: ChunkInfo {
+                mode,
+                size,
+                source: self.chunk_source,
+                samples: self.samples.len() as u64,
+                note: self.chunk_note.clone(),
+            },
+            backend: self.probe.clone().or_else(|| {
+                self.kernel_rx_seen.then(|| ProbeInfo {
+                    backend: "perf-probe".into(),
+                    kernel: None,
+                    flush: if self.ksocks.iter().any(|k| k.flush_seen) {
+                        FlushMode::Exact
+                    } else {
+                        FlushMode::None
+                    },
+                })
+            }),
+            sockets,
+            frames: self.frames.len() as u64,
+            entries_in_buffer: self.entries.map(|e| e.0),
+            entries_written: self.entries.map(|e| e.1),
+            lost_events: self.lost,
+            notes,
+        }
+    }
+
+    /// What the trace could not show, and why.
+    fn notes(&self, unjudged: u64) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.raw_overflow > 0 {
+            notes.push(format!(
+                "{} further anomalies were not recorded (limit {MAX_RAW})",
+                self.raw_overflow
+            ));
+        }
+        for k in &self.ksocks {
+            if k.krx > 0 && !k.flush_seen {
+                notes.push(format!(
+                    "xs {:#x}: no flush or NAPI poll events, so producer overlap (concurrent_producer) cannot be checked",
+                    k.xs
+                ));
+            }
+        }
+        if self.flush_mode == Some(FlushMode::Inferred) {
+            notes.push("probe header says flush=inferred: producer sections end at an inferred point; overlaps are inconclusive (a krx that finds its own slot already published is proof nonetheless)".into());
+        }
+        if self.flush_mode == Some(FlushMode::None) {
+            notes.push("probe header says flush=none: without flush events producer overlap cannot be proven".into());
+        }
+        if !self.app_free_traced && self.app_taken > 0 {
+            notes.push(
+                "the application's own free list is not traced (no free/hold lines): frames it keeps cannot be told \
+                 from leaked ones, so frame_leak only covers frames the rings passed by"
+                    .into(),
+            );
+        }
+        if !self.kernel_rx_seen {
+            notes.push("no kernel receive events: RX positions cannot be compared with what the kernel wrote".into());
+        }
+        if let Some((inb, w)) = self.entries {
+            if w > inb {
+                notes.push(format!(
+                    "the ring buffers wrapped: {} of {w} entries were overwritten",
+                    w - inb
+                ));
+            }
+        }
+        if unjudged > 0 {
+            notes.push(format!(
+                "{unjudged} anomalies reach back before every CPU's buffer had started (unknown past) and were not judged"
+            ));
+        }
+
+        notes
+    }
+
+    /// `--history`: the descriptor's events.
+    pub(super) fn history_report(&mut self) -> Option<History> {
+        self.history.take().map(|(h, events, omitted)| History {
+            addr: format!("{h:#x}"),
+            frame: format!("{:#x}", self.frame_of(h)),
+            events,
+            omitted,
+        })
+    }
+}

@@ -1,0 +1,203 @@
+//! Registration: the state each handle ([`Umem`], [`Pool`], [`Sock`])
+//! shares between threads, and how each is set up: its frame table, FIFO
+//! deques and statistics baseline allocated here, off the hot path, and its
+//! declaration written to the trace.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::order::{PoolFifo, SockTx};
+use super::recorder::{RecInner, Recorder};
+use super::rings::{Pool, Sock, Umem};
+use crate::fifo::Deque;
+use crate::sys;
+use crate::types::{
+    AddrMode, Error, PoolConfig, SockConfig, SockKey, StatsSource, UmemConfig, XdpStats,
+};
+
+/// A pool's state, shared by its handles and its sockets.
+pub(super) struct PoolInner {
+    /// Number in trace lines.
+    pub(super) id: u32,
+    /// 1-based index among the UMEM's pools: the owner in the frame word of
+    /// a frame on FILL or COMPLETION.
+    pub(super) local: u16,
+    pub(super) key: SockKey,
+    pub(super) fifo: Mutex<PoolFifo>,
+    pub(super) socks: RwLock<Vec<Arc<SockInner>>>,
+}
+
+/// A socket's state, shared by its handles.
+pub(super) struct SockInner {
+    /// The socket's number.
+    pub(super) id: u32,
+    /// 1-based index among the UMEM's sockets: the owner in the frame word
+    /// of a frame on RX or TX.
+    pub(super) local: u16,
+    pub(super) key: SockKey,
+    pub(super) label: Option<String>,
+    pub(super) pool: Arc<PoolInner>,
+    pub(super) stats: Option<Arc<dyn StatsSource>>,
+    pub(super) last_stats: Mutex<Option<XdpStats>>,
+    pub(super) max_frags: u32,
+    pub(super) tx: Mutex<SockTx>,
+    /// Thread (small id) with a multi-buffer packet open on RX, or 0.
+    pub(super) rx_open: AtomicU32,
+    /// Ring index of the next RX / TX descriptor when the app does not give it.
+    pub(super) rx_next: AtomicU32,
+    pub(super) tx_next: AtomicU32,
+}
+
+/// A UMEM's state: its frame table and everything registered on it.
+pub(super) struct UmemInner {
+    pub(super) rec: Arc<RecInner>,
+    /// Number in trace lines.
+    pub(super) id: u32,
+    pub(super) cfg: UmemConfig,
+    pub(super) nframes: u32,
+    /// log2 of the chunk size when it is a power of two.
+    pub(super) shift: Option<u32>,
+    /// One frame word per frame (`frames`).
+    pub(super) table: Box<[AtomicU64]>,
+    pub(super) pools: RwLock<Vec<Arc<PoolInner>>>,
+    pub(super) socks: RwLock<Vec<Arc<SockInner>>>,
+}
+
+impl Recorder {
+    /// Register a UMEM; its frame table is allocated here.
+    pub fn umem(&self, cfg: UmemConfig) -> Result<Umem, Error> {
+        if cfg.chunk_size == 0 || cfg.size == 0 {
+            return Err(Error::Config(format!(
+                "UMEM size {} and chunk size {} must be non-zero",
+                cfg.size, cfg.chunk_size
+            )));
+        }
+        if cfg.mode == AddrMode::Aligned && !cfg.chunk_size.is_power_of_two() {
+            return Err(Error::Config(format!(
+                "chunk size {} is not a power of two; aligned mode needs one (use AddrMode::Unaligned)",
+                cfg.chunk_size
+            )));
+        }
+        let frames = cfg.size.div_ceil(u64::from(cfg.chunk_size));
+        if frames > u64::from(u32::MAX) {
+            return Err(Error::Config(format!(
+                "UMEM of {frames} frames is over the 2^32 the recorder tracks"
+            )));
+        }
+        let table: Box<[AtomicU64]> = (0..frames).map(|_| AtomicU64::new(0)).collect();
+        let id = self.inner.next_umem.fetch_add(1, Ordering::Relaxed);
+        let shift = cfg
+            .chunk_size
+            .is_power_of_two()
+            .then(|| cfg.chunk_size.trailing_zeros());
+        let u = Arc::new(UmemInner {
+            rec: self.inner.clone(),
+            id,
+            nframes: frames as u32,
+            shift,
+            table,
+            cfg,
+            pools: RwLock::new(Vec::new()),
+            socks: RwLock::new(Vec::new()),
+        });
+        u.declare_umem();
+        Ok(Umem { u })
+    }
+}
+
+impl Umem {
+    /// Register the buffer pool bound to one device queue.
+    pub fn pool(&self, cfg: PoolConfig) -> Result<Pool, Error> {
+        let mut pools = self.u.pools.write().unwrap_or_else(|e| e.into_inner());
+        if pools.len() >= usize::from(u16::MAX) {
+            return Err(Error::Config("more than 65535 pools on one UMEM".into()));
+        }
+        let cap = self.u.nframes as usize + cfg.fill_size as usize;
+        let p = Arc::new(PoolInner {
+            id: self.u.rec.next_pool.fetch_add(1, Ordering::Relaxed),
+            local: pools.len() as u16 + 1,
+            key: cfg.key,
+            fifo: Mutex::new(PoolFifo {
+                fill: Deque::with_capacity(cap),
+                kfree: Deque::with_capacity(self.u.nframes as usize),
+                budget: 0,
+            }),
+            socks: RwLock::new(Vec::new()),
+        });
+        pools.push(p.clone());
+        drop(pools);
+        self.u.declare_pool(&p);
+        Ok(Pool {
+            u: self.u.clone(),
+            p,
+        })
+    }
+
+    /// The UMEM's number in trace lines.
+    pub fn id(&self) -> u32 {
+        self.u.id
+    }
+}
+
+impl Pool {
+    /// Register a socket taking frames from this pool.
+    pub fn socket(&self, cfg: SockConfig) -> Result<Sock, Error> {
+        let mut socks = self.u.socks.write().unwrap_or_else(|e| e.into_inner());
+        if socks.len() >= usize::from(u16::MAX) {
+            return Err(Error::Config("more than 65535 sockets on one UMEM".into()));
+        }
+        let stats: Option<Arc<dyn StatsSource>> = match (&cfg.stats, cfg.fd) {
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(fd)) => sys::FdStats::dup(fd)
+                .ok()
+                .map(|s| Arc::new(s) as Arc<dyn StatsSource>),
+            (None, None) => None,
+        };
+        let baseline = stats.as_ref().and_then(|s| s.read().ok());
+        let cap = self.u.nframes as usize + cfg.tx_size as usize;
+        let s = Arc::new(SockInner {
+            id: self.u.rec.next_sock.fetch_add(1, Ordering::Relaxed),
+            local: socks.len() as u16 + 1,
+            key: cfg.key,
+            label: cfg.label.clone(),
+            pool: self.p.clone(),
+            stats,
+            last_stats: Mutex::new(baseline),
+            max_frags: cfg.max_frags.max(1),
+            tx: Mutex::new(SockTx {
+                fifo: Deque::with_capacity(cap),
+                open: 0,
+            }),
+            rx_open: AtomicU32::new(0),
+            rx_next: AtomicU32::new(0),
+            tx_next: AtomicU32::new(0),
+        });
+        socks.push(s.clone());
+        drop(socks);
+        self.p
+            .socks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(s.clone());
+        self.u.declare_sock(&s, cfg.fd);
+        if let Some(b) = baseline {
+            self.u.write_stats(&s, &b);
+        }
+        Ok(Sock {
+            u: self.u.clone(),
+            s,
+        })
+    }
+
+    /// The pool's number in trace lines.
+    pub fn id(&self) -> u32 {
+        self.p.id
+    }
+}
+
+impl Sock {
+    /// The socket's number.
+    pub fn id(&self) -> u32 {
+        self.s.id
+    }
+}
