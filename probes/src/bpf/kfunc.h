@@ -289,14 +289,17 @@ static __always_inline void on_destruct_skb(struct sk_buff *skb)
 			return;
 		rec_sock(r, &id);
 		r->pool = id.pool;
-		r->n = 1;
 		r->has |= H_POOL;
+		head = BPF_CORE_READ(skb, head);
+		end = BPF_CORE_READ(skb, end);
+		arg = (__u64)BPF_CORE_READ((struct skb_shared_info *)(head + end), destructor_arg);
 		if (destructor_arg_is_addr) {
-			head = BPF_CORE_READ(skb, head);
-			end = BPF_CORE_READ(skb, end);
-			r->addr = (__u64)BPF_CORE_READ((struct skb_shared_info *)(head + end),
-						       destructor_arg);
+			r->n = 1;
+			r->addr = arg;
 			r->has |= H_A;
+		} else {
+			/* The descriptor count, as below. */
+			r->n = (arg == 0 || arg > 64) ? 1 : (__u32)arg;
 		}
 		rec_send(r);
 		return;
