@@ -104,7 +104,7 @@ pub struct Args {
     /// per-CPU ring buffers, written into the trace by drainer threads) or
     /// `printk` (one bpf_trace_printk line per event, formatted at event
     /// time: the old way, kept to measure against).
-    #[arg(long, default_value = "ring", value_name = "ring|printk", value_parser = parse_output)]
+    #[arg(long, default_value = "ring", value_name = "ring|printk", value_parser = super::probes::parse_output)]
     probe_output: xskdbg_probes::Output,
     /// Create these kprobe events too (a file of kprobe_events lines,
     /// `p:GROUP/EVENT FUNCTION[+OFFSET] ARGS...`; # comments), enabled in the
@@ -568,8 +568,3 @@ mod tests {
     }
 }
 
-/// `--probe-output`.
-fn parse_output(s: &str) -> Result<xskdbg_probes::Output, String> {
-    s.parse()
-        .map_err(|e: xskdbg_probes::ProbeError| e.to_string())
-}
