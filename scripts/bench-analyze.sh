@@ -7,8 +7,13 @@
 # Prints the numbers and ratios and writes them into docs/PERF.md's
 # "Analyzer" section with the command that reproduces them.
 #
-# Usage: scripts/bench-analyze.sh [--size 1G] [--seed 1] [--no-docs] [--stats]
+# Then the same for the seed story's vocabulary (perf-probe kprobe events and
+# free-form marker lines, `xskdbg-tracegen --vocab freeform`, --freeform-size,
+# 100M by default): xskdbg (median of 3) against `grep -c`.
+#
+# Usage: scripts/bench-analyze.sh [--size 1G] [--seed 1] [--freeform-size 100M] [--no-docs] [--stats]
 #   --stats   also time `xskdbg analyze --stats` (needs --features stats).
+#   --freeform-size 0   skips the free-form vocabulary.
 # Env: XSKDBG_BENCH_DIR (trace cache, default /var/tmp/xskdbg-bench, outside
 #      the repo), CARGO_TARGET_DIR (where the release binaries are built).
 # Needs: /usr/bin/time (Debian package `time`), python3, grep.
@@ -16,6 +21,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SIZE=1G
+FSIZE=100M
 SEED=1
 DOCS=1
 STATS=0
@@ -23,6 +29,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --size) SIZE=$2; shift 2 ;;
         --seed) SEED=$2; shift 2 ;;
+        --freeform-size) FSIZE=$2; shift 2 ;;
         --no-docs) DOCS=0; shift ;;
         --stats) STATS=1; shift ;;
         -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
@@ -157,6 +164,44 @@ if [ "$STATS" = 1 ]; then
 fi
 read -r _ _ wall_p rss_p cpu_p < <(measure python-re python3 "$NAIVE" "$TRACE")
 read -r _ _ wall_g rss_g cpu_g < <(measure grep-c grep -c 'xskdbg:1' "$TRACE")
+
+# The seed story's vocabulary.
+freeform=""
+if [ "$FSIZE" != 0 ]; then
+    FTRACE=$CACHE/clean-freeform-$FSIZE-seed$SEED.trace
+    if [ ! -s "$FTRACE" ] || [ "$(cat "$FTRACE.gen" 2>/dev/null)" != "$GEN_VERSION" ]; then
+        echo "bench-analyze: generating $FTRACE" >&2
+        "$TRACEGEN" --scenario clean --vocab freeform --seed "$SEED" --size "$FSIZE" --out "$FTRACE" --expect "$FTRACE.expect.json"
+        echo "$GEN_VERSION" > "$FTRACE.gen"
+    fi
+    cat "$FTRACE" > /dev/null
+    FMB=$(python3 -c "print(round($(stat -c %s "$FTRACE")/1e6, 1))")
+    fruns=()
+    for i in 1 2 3; do
+        read -r _ frc fwall frss fcpu < <(measure xskdbg-freeform "$XSKDBG" analyze --json "$FTRACE")
+        fruns+=("$fwall $frc $frss $fcpu")
+    done
+    read -r fwall_x frc_x frss_x fcpu_x < <(printf '%s\n' "${fruns[@]}" | sort -n | sed -n 2p)
+    fwalls=$(printf '%s\n' "${fruns[@]}" | cut -d' ' -f1 | paste -sd/)
+    read -r _ _ fwall_g frss_g fcpu_g < <(measure grep-c-freeform grep -c -F ': ' "$FTRACE")
+    freeform=$(python3 - "$FMB" "$fwall_x $frss_x $fcpu_x" "$fwall_g $frss_g $fcpu_g" "$fwalls" "$frc_x" "$FSIZE" "$SEED" <<'PY'
+import sys
+mb = float(sys.argv[1])
+wx, rx, cx = (float(v) for v in sys.argv[2].split())
+wg, rg, cg = (float(v) for v in sys.argv[3].split())
+walls, rc, size, seed = sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
+print(f"The seed story's vocabulary: `xskdbg-tracegen --scenario clean --vocab freeform --seed {seed} --size {size}`, {mb} MB (xskdbg: median of 3, wall {walls} s; exit {rc}).")
+print()
+print("| contender | wall s | MB/s (wall) | CPU s | peak RSS MiB |")
+print("|---|---:|---:|---:|---:|")
+print(f"| `xskdbg analyze --json` | {wx:.2f} | {mb / wx:.0f} | {cx:.2f} | {rx / 1024:.0f} |")
+print(f"| `grep -c` (floor) | {wg:.2f} | {mb / wg:.0f} | {cg:.2f} | {rg / 1024:.0f} |")
+print()
+ok = "met" if wx <= 2 * wg else "MISSED"
+print(f"- xskdbg takes {wx / wg:.1f}x grep's wall time and {cx / max(cg, 0.01):.1f}x its CPU time (target: within 2x of the wall time, {ok}); peak RSS {rx / 1024:.0f} MiB.")
+PY
+)
+fi
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 
 report=$(python3 - "$MB" "$wall_x $rss_x $cpu_x" "$wall_p $rss_p $cpu_p" "$wall_g $rss_g $cpu_g" "$findings" "$rc_x" "$stats_line" "$load" <<'PY'
@@ -206,6 +251,8 @@ page cache warm, every contender on the same file in the same run (xskdbg: the m
 of ${#runs[@]} runs, whose wall times were $walls_x s; the others once).
 
 $report
+
+$freeform
 "
 echo "$section"
 

@@ -9,6 +9,8 @@
 //!   the operation types are `xskdbg-format`'s, the code form of the format.
 //! - [`reader`]: [`TraceReader`], a streaming line reader over one reusable
 //!   buffer, and [`open_input`] (path or `-`, gzip/zstd by magic bytes).
+//! - [`drained`]: kernel records the probes' drainers wrote into the trace
+//!   later than they happened, put back in time order before the checkers.
 //! - [`analyzer`]: [`Analyzer`], the per-frame state machine and checkers;
 //!   feed it lines, then [`Analyzer::finish`] gives a [`Report`].
 //! - [`report`]: [`Report`], [`Finding`], [`Summary`]: serialize to the
@@ -24,6 +26,7 @@
 
 pub mod analyzer;
 mod chunk;
+pub mod drained;
 mod frames;
 pub mod parse;
 mod pipeline;
@@ -97,7 +100,7 @@ pub fn analyze_input(
     };
     let mut a = Analyzer::new(opts.clone());
     let mut released = 0;
-    pipeline::for_each_mapped(
+    let counts = pipeline::for_each_mapped(
         &map,
         &mut |p| a.feed_lines_observed(&p.lines, Some((&p.descs, &p.ends)), observer),
         progress,
@@ -123,7 +126,30 @@ pub fn analyze_input(
             }
         },
     );
-    a.finish_checked()
+    a.finish_checked().map(|r| with_drain_notes(r, counts))
+}
+
+/// The reordering stage's counts as notes of the report.
+fn with_drain_notes(mut r: Report, c: drained::Counts) -> Report {
+    if c.late > 0 {
+        r.summary.notes.push(format!(
+            "{} drained kernel records arrived after lines stamped later had been checked (out of order by more than the drainers' watermarks allow)",
+            c.late
+        ));
+    }
+    if c.before_start > 0 {
+        r.summary.notes.push(format!(
+            "{} drained kernel records were dropped: stamped before the start of the CPU buffer they were written into, which wrapped (their neighbours were overwritten)",
+            c.before_start
+        ));
+    }
+    if c.lost > 0 {
+        r.summary.notes.push(format!(
+            "{} kernel records were lost: a probe ring buffer was full (kdrain lost=)",
+            c.lost
+        ));
+    }
+    r
 }
 
 /// How much analyzed input of a mapped file is released at a time.
@@ -140,7 +166,7 @@ pub fn analyze_reader_progress(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, Error> {
     let mut a = Analyzer::new(opts.clone());
-    pipeline::for_each_batch(
+    let counts = pipeline::for_each_batch(
         reader,
         &mut |p| a.feed_lines_observed(&p.lines, Some((&p.descs, &p.ends)), observer),
         progress,
@@ -149,5 +175,5 @@ pub fn analyze_reader_progress(
         path: opts.input_name.clone(),
         source: e,
     })?;
-    a.finish_checked()
+    a.finish_checked().map(|r| with_drain_notes(r, counts))
 }

@@ -22,6 +22,7 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
+use crate::drained::{Counts, Holds, Stage};
 use crate::parse::{parse_line_into, Desc, Line};
 use crate::reader::{split_mapped, Blocks, CAP};
 
@@ -60,6 +61,22 @@ pub(crate) struct Parsed<'a> {
 }
 
 impl<'a> Parsed<'a> {
+    /// A batch view made of lines taken from other batches (the reordering
+    /// stage's output).
+    pub(crate) fn from_parts(lines: Vec<Line<'a>>, descs: Vec<Desc>, ends: Vec<u32>) -> Self {
+        Parsed {
+            spans: Vec::new(),
+            lines,
+            descs,
+            ends,
+        }
+    }
+
+    /// The parts [`Parsed::from_parts`] took.
+    pub(crate) fn into_parts(self) -> (Vec<Line<'a>>, Vec<Desc>, Vec<u32>) {
+        (self.lines, self.descs, self.ends)
+    }
+
     /// Empty, keeping the allocations.
     fn clear(&mut self) {
         self.spans.clear();
@@ -124,17 +141,56 @@ type Spare = (Vec<u8>, Parsed<'static>);
     clippy::unnecessary_filter_map,
     reason = "filter_map is what changes the element type; filter would keep the lifetime"
 )]
-fn recycle(mut lines: Vec<Line<'_>>) -> Vec<Line<'static>> {
+pub(crate) fn recycle(mut lines: Vec<Line<'_>>) -> Vec<Line<'static>> {
     lines.clear();
     lines.into_iter().filter_map(|_| None).collect()
 }
 
 fn empty() -> Parsed<'static> {
-    Parsed {
-        spans: Vec::new(),
-        lines: Vec::new(),
-        descs: Vec::new(),
-        ends: Vec::new(),
+    Parsed::empty()
+}
+
+impl Parsed<'static> {
+    /// No lines, no allocations.
+    pub(crate) fn empty() -> Self {
+        Parsed {
+            spans: Vec::new(),
+            lines: Vec::new(),
+            descs: Vec::new(),
+            ends: Vec::new(),
+        }
+    }
+}
+
+impl Holds for Batch {
+    fn parsed(&self) -> &Parsed<'_> {
+        self.borrow_dependent()
+    }
+}
+
+/// A batch of a mapped input: its lines, where it starts, and the input
+/// consumed after it.
+struct MappedBatch<'a> {
+    lines: Parsed<'a>,
+    from: usize,
+}
+
+/// Sends a mapped batch's line vector back to the parsing thread.
+fn recycler<'a, 's>(tx: &'s SyncSender<Parsed<'a>>) -> impl FnMut(MappedBatch<'a>) + 's
+where
+    'a: 's,
+{
+    move |m| {
+        let mut p = m.lines;
+        // No line of the batch outlives it (see `release`).
+        p.lines.clear();
+        let _ = tx.try_send(p);
+    }
+}
+
+impl Holds for MappedBatch<'_> {
+    fn parsed(&self) -> &Parsed<'_> {
+        &self.lines
     }
 }
 
@@ -170,14 +226,15 @@ fn produce(reader: impl Read, queue: &Queue<'_>, spare: &Receiver<Spare>, share:
     }
 }
 
-/// Run `consume` on every batch of lines of `reader`, in order, while
+/// Run `consume` on every batch of lines of `reader`, in order (drained
+/// kernel records put back in time order, see [`crate::drained`]), while
 /// another thread reads and parses ahead. `progress` gets the input bytes
 /// consumed after each batch. A read error stops the run and is returned.
 pub(crate) fn for_each_batch(
     reader: impl Read + Send,
     consume: &mut dyn FnMut(&Parsed<'_>),
     progress: &mut dyn FnMut(u64),
-) -> io::Result<()> {
+) -> io::Result<Counts> {
     run(reader, consume, progress, SHARE_ONE, true)
 }
 
@@ -189,7 +246,7 @@ fn run(
     progress: &mut dyn FnMut(u64),
     start: u32,
     steer: bool,
-) -> io::Result<()> {
+) -> io::Result<Counts> {
     let (tx, rx) = sync_channel::<Message>(DEPTH);
     // Emptied batch buffers go back to the reader so that steady state
     // allocates nothing.
@@ -200,16 +257,8 @@ fn run(
         let share = &share;
         let queue = Queue { tx, len: &len };
         s.spawn(move || produce(reader, &queue, &spare_rx, share));
-        // `rx` moves into the loop so that an early return drops it before
-        // the scope joins the reader, which then stops at its next send.
-        for msg in rx {
-            if steer {
-                steer_share(share, &len);
-            }
-            let (mut batch, bytes) = msg?;
-            batch.with_dependent_mut(|b, p| p.parse_to(b, usize::MAX));
-            consume(batch.borrow_dependent());
-            progress(bytes);
+        let mut stage = Stage::new();
+        let mut done = |mut batch: Batch| {
             let parsed = batch.with_dependent_mut(|_, p| Parsed {
                 spans: std::mem::take(&mut p.spans),
                 lines: recycle(std::mem::take(&mut p.lines)),
@@ -218,8 +267,20 @@ fn run(
             });
             // The buffer keeps its length: the next fill overwrites it.
             let _ = spare_tx.try_send((batch.into_owner(), parsed));
+        };
+        // `rx` moves into the loop so that an early return drops it before
+        // the scope joins the reader, which then stops at its next send.
+        for msg in rx {
+            if steer {
+                steer_share(share, &len);
+            }
+            let (mut batch, bytes) = msg?;
+            batch.with_dependent_mut(|b, p| p.parse_to(b, usize::MAX));
+            stage.push(batch, consume, &mut done);
+            progress(bytes);
         }
-        Ok(())
+        stage.finish(consume, &mut done);
+        Ok(stage.counts())
     })
 }
 
@@ -244,7 +305,7 @@ pub(crate) fn for_each_mapped(
     consume: &mut dyn FnMut(&Parsed<'_>),
     progress: &mut dyn FnMut(u64),
     release: &mut dyn FnMut(usize),
-) {
+) -> Counts {
     // (lines, where the batch starts, bytes consumed after it)
     let (tx, rx) = sync_channel::<(Parsed<'_>, usize, u64)>(DEPTH);
     let (spare_tx, spare_rx) = sync_channel::<Parsed<'_>>(DEPTH + 1);
@@ -267,17 +328,20 @@ pub(crate) fn for_each_mapped(
                 from = next;
             }
         });
+        let mut stage = Stage::new();
+        let mut done = recycler(&spare_tx);
         for (mut p, from, consumed) in rx {
             steer_share(share, &len);
             p.parse_to(&bytes[from..], usize::MAX);
-            consume(&p);
+            stage.push(MappedBatch { lines: p, from }, consume, &mut done);
             progress(consumed);
-            // No line of the batch outlives it (see `release`).
-            p.lines.clear();
-            let _ = spare_tx.try_send(p);
-            release(consumed as usize);
+            // Everything before the oldest batch still held is done with.
+            release(stage.front().map_or(consumed as usize, |m| m.from));
         }
-    });
+        stage.finish(consume, &mut done);
+        release(bytes.len());
+        stage.counts()
+    })
 }
 
 #[cfg(test)]

@@ -4,18 +4,112 @@
 //!
 //! A veth pair in two fresh namespaces, native XDP redirecting into one
 //! copy-mode AF_XDP socket, and a paced sender in the same thread: the time
-//! per frame is measured with no probes and with the probes attached, in
-//! alternating rounds, and the median difference is the cost the probes add
-//! per received frame (one `krx`, and per NAPI poll one `kpoll` + `kflush`).
+//! per frame is measured with no probes, with the probes printing
+//! (`bpf_trace_printk`, formatted at event time) and with the probes writing
+//! records into their ring buffers (drained into the trace by one thread per
+//! CPU), in alternating rounds. The figures are medians of CPU time per
+//! received frame, counted with perf events: the sending thread's
+//! `task-clock` (the receive softirq runs on it, so it holds the kernel path
+//! and the probes), and the same counter inherited by the drainer threads
+//! (their formatting and `trace_marker` writes). Instructions and cycles are
+//! counted too where the machine exposes a PMU (it says when it does not).
 
 use std::net::Ipv4Addr;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use xskdbg_probes::{attach, Backend, Filters, Request};
+use perf_event_open_sys as perf;
+use xskdbg_probes::{attach, Backend, Filters, Output, Request};
 use xskdbg_tracefs::TraceFs;
 use xsknet::packet::{build_frame, FrameSpec, L4};
 use xsknet::traffic::Generator;
 use xsknet::{NetNs, SharedUmem, UmemConfig, VethBuilder, XdpDesc, XdpMode, XdpProgram};
+
+/// One perf counter of the calling thread (and, with `inherit`, of the
+/// threads it creates later).
+struct Counter(OwnedFd);
+
+impl Counter {
+    fn open(kind: u32, config: u64, inherit: bool) -> std::io::Result<Counter> {
+        let mut a = perf::bindings::perf_event_attr {
+            size: std::mem::size_of::<perf::bindings::perf_event_attr>() as u32,
+            type_: kind,
+            config,
+            ..Default::default()
+        };
+        a.set_exclude_hv(1);
+        a.set_inherit(u64::from(inherit));
+        // SAFETY: a valid attr; pid 0 = this thread, any CPU, no group.
+        let fd = unsafe {
+            perf::perf_event_open(&mut a, 0, -1, -1, perf::bindings::PERF_FLAG_FD_CLOEXEC as _)
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a new fd we own.
+        Ok(Counter(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn read(&self) -> u64 {
+        let mut v = 0u64;
+        // SAFETY: reading 8 bytes into a u64 from our perf fd.
+        let n = unsafe {
+            libc::read(
+                std::os::fd::AsRawFd::as_raw_fd(&self.0),
+                (&raw mut v).cast(),
+                8,
+            )
+        };
+        if n == 8 {
+            v
+        } else {
+            0
+        }
+    }
+}
+
+/// The counters of one round: task-clock of this thread, task-clock with
+/// the threads it starts (the drainers), and instructions/cycles if any.
+struct Counters {
+    thread: Counter,
+    all: Counter,
+    instructions: Option<Counter>,
+    cycles: Option<Counter>,
+}
+
+impl Counters {
+    fn open() -> Counters {
+        let sw = perf::bindings::PERF_TYPE_SOFTWARE;
+        let hw = perf::bindings::PERF_TYPE_HARDWARE;
+        let task = u64::from(perf::bindings::PERF_COUNT_SW_TASK_CLOCK);
+        Counters {
+            thread: Counter::open(sw, task, false).expect("perf task-clock"),
+            all: Counter::open(sw, task, true).expect("perf task-clock (inherited)"),
+            instructions: Counter::open(
+                hw,
+                u64::from(perf::bindings::PERF_COUNT_HW_INSTRUCTIONS),
+                true,
+            )
+            .ok(),
+            cycles: Counter::open(
+                hw,
+                u64::from(perf::bindings::PERF_COUNT_HW_CPU_CYCLES),
+                true,
+            )
+            .ok(),
+        }
+    }
+}
+
+/// What one round cost per received frame.
+#[derive(Clone, Copy, Default)]
+struct Cost {
+    wall: f64,
+    thread: f64,
+    all: f64,
+    instructions: f64,
+    cycles: f64,
+}
 
 const ROUNDS: usize = 5;
 
@@ -31,6 +125,7 @@ fn main() {
             std::process::exit(2)
         });
     let frames: u64 = argv.next().and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let rounds: usize = argv.next().and_then(|s| s.parse().ok()).unwrap_or(ROUNDS);
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("probe_cost: needs root (netns, veth, XDP, BPF)");
@@ -41,7 +136,7 @@ fn main() {
         .create_instance(&format!("xskdbg-bench-{}", std::process::id()))
         .expect("instance");
     let buf = inst.buffer();
-    buf.set_buffer_size_kb(8192).expect("buffer size");
+    buf.set_buffer_size_kb(32768).expect("buffer size");
     let ns_x = NetNs::new("bx").unwrap();
     let ns_p = NetNs::new("bp").unwrap();
     let veth = VethBuilder::new("bxsk0", "bgen0")
@@ -68,20 +163,19 @@ fn main() {
     let gen = Generator::new(Some(&ns_p), "bgen0").unwrap();
     let area = std::sync::Arc::clone(sock.area());
 
-    // Thread CPU time: the receive path runs in softirq on this thread (the
-    // AF_PACKET send wakes veth's NAPI locally), and CPU time is far less
-    // disturbed than wall time on a busy machine.
-    let cpu_ns = || {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: valid timespec out-pointer.
-        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-        ts.tv_sec as f64 * 1e9 + ts.tv_nsec as f64
+    let hw_note = match Counter::open(
+        perf::bindings::PERF_TYPE_HARDWARE,
+        u64::from(perf::bindings::PERF_COUNT_HW_INSTRUCTIONS),
+        false,
+    ) {
+        Ok(_) => "instructions and cycles counted (PMU present)".to_string(),
+        Err(e) => format!("no hardware counters ({e}): task-clock only"),
     };
-    let mut one_round = |probed: bool| -> (f64, f64) {
-        let probes = probed.then(|| {
+    // The receive path runs in softirq on this thread (the AF_PACKET send
+    // wakes veth's NAPI locally): its task-clock holds the kernel path.
+    let mut one_round = |mode: Option<Output>| -> Cost {
+        let c = Counters::open();
+        let probes = mode.map(|output| {
             attach(&Request {
                 backend,
                 filters: Filters {
@@ -91,14 +185,19 @@ fn main() {
                 buffer: buf.clone(),
                 group: xskdbg_probes::kprobe_events::GROUP.into(),
                 stacks: false,
+                output,
             })
             .expect("attach")
         });
         let mut frame = Vec::new();
         let mut got: Vec<XdpDesc> = Vec::new();
         let (mut sent, mut recv) = (0u64, 0u64);
+        let (t0, a0) = (c.thread.read(), c.all.read());
+        let (i0, y0) = (
+            c.instructions.as_ref().map_or(0, Counter::read),
+            c.cycles.as_ref().map_or(0, Counter::read),
+        );
         let start = Instant::now();
-        let cpu0 = cpu_ns();
         while recv < frames && start.elapsed() < Duration::from_secs(60) {
             while sent < frames && sent - recv < 64 {
                 build_frame(&spec, sent, 64, &mut frame).unwrap();
@@ -116,42 +215,81 @@ fn main() {
             }
             sock.fill_from(&mut free);
         }
-        let ns = start.elapsed().as_nanos() as f64 / frames as f64;
-        let cpu = (cpu_ns() - cpu0) / frames as f64;
+        let wall = start.elapsed().as_nanos() as f64 / frames as f64;
+        let thread = (c.thread.read() - t0) as f64 / frames as f64;
+        // The drainers' last drain is part of the cost; unloading the
+        // programs afterwards is not.
+        let mut probes = probes;
+        if let Some(p) = probes.as_mut() {
+            p.finish_drain();
+        }
+        let all = (c.all.read() - a0) as f64 / frames as f64;
+        let per = |c: &Option<Counter>, v0: u64| {
+            c.as_ref()
+                .map_or(0.0, |c| (c.read() - v0) as f64 / frames as f64)
+        };
+        let cost = Cost {
+            wall,
+            thread,
+            all,
+            instructions: per(&c.instructions, i0),
+            cycles: per(&c.cycles, y0),
+        };
         drop(probes);
+        if mode.is_some() {
+            let t = buf.read_trace().unwrap_or_default();
+            // bpf_trace_printk lines of other sessions land here too: count
+            // this namespace's receives only.
+            let sk = format!(" sk={:x}:", ns_x.cookie());
+            let krx = t
+                .split(|&b| b == b'\n')
+                .filter(|l| {
+                    l.windows(13).any(|w| w == b"xskdbg:1 krx ")
+                        && l.windows(sk.len()).any(|w| w == sk.as_bytes())
+                })
+                .count() as u64;
+            assert_eq!(krx, frames, "one krx line per frame");
+        }
         buf.clear().unwrap();
         assert_eq!(recv, frames, "every frame received");
-        (ns, cpu)
+        cost
     };
-    let (mut base, mut probed) = (Vec::new(), Vec::new());
-    let (mut base_cpu, mut probed_cpu) = (Vec::new(), Vec::new());
-    one_round(false); // warm-up
-    for _ in 0..ROUNDS {
-        let (w, c) = one_round(false);
-        base.push(w);
-        base_cpu.push(c);
-        let (w, c) = one_round(true);
-        probed.push(w);
-        probed_cpu.push(c);
+    let modes: [(&str, Option<Output>); 3] = [
+        ("unprobed", None),
+        ("printk", Some(Output::Printk)),
+        ("ring", Some(Output::Ring)),
+    ];
+    let mut costs: Vec<Vec<Cost>> = vec![Vec::new(); modes.len()];
+    one_round(None); // warm-up
+    for _ in 0..rounds {
+        for (i, (_, m)) in modes.iter().enumerate() {
+            costs[i].push(one_round(*m));
+        }
     }
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
+    let med = |v: &[Cost], f: fn(&Cost) -> f64| {
+        let mut x: Vec<f64> = v.iter().map(f).collect();
+        x.sort_by(|a, b| a.total_cmp(b));
+        x[x.len() / 2]
     };
-    let (b, p) = (med(&mut base), med(&mut probed));
-    let (bc, pc) = (med(&mut base_cpu), med(&mut probed_cpu));
     println!(
-        "{backend} backend, {frames} frames x {ROUNDS} rounds, kernel {}:",
+        "{backend} backend, {frames} frames x {rounds} rounds, kernel {}; {hw_note}:",
         xskdbg_probes::sys::kernel_release()
     );
-    println!("  thread CPU: unprobed {bc:.0} ns/frame, probed {pc:.0} ns/frame (medians)");
-    println!(
-        "  cost:       {:.0} ns CPU per received frame ({:.2}x)",
-        pc - bc,
-        pc / bc
-    );
-    println!(
-        "  wall:       unprobed {b:.0} ns/frame, probed {p:.0} ns/frame ({:.2}x)",
-        p / b
-    );
+    let base = med(&costs[0], |c| c.thread);
+    let base_all = med(&costs[0], |c| c.all);
+    println!("  mode      thread CPU/frame  +drainers CPU/frame  capture cost/frame  wall/frame  instr/frame  cycles/frame");
+    for (i, (name, _)) in modes.iter().enumerate() {
+        let v = &costs[i];
+        let all = med(v, |c| c.all);
+        println!(
+            "  {name:<9} {:>13.0} ns  {:>16.0} ns  {:>15.0} ns  {:>7.0} ns  {:>11.0}  {:>12.0}",
+            med(v, |c| c.thread),
+            all,
+            all - base_all,
+            med(v, |c| c.wall),
+            med(v, |c| c.instructions),
+            med(v, |c| c.cycles),
+        );
+    }
+    println!("  (capture cost = median task-clock of the receiving thread and the drainers, minus unprobed; unprobed thread median {base:.0} ns)");
 }

@@ -8,11 +8,12 @@ use std::mem::MaybeUninit;
 use std::path::Path;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, Object, OpenObject};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, OpenObject};
 use xskdbg_tracefs::{Buffer, TraceFs};
 
 use crate::backend::{Backend, Caps, OPTIONAL_FUNCS};
 use crate::btf::KernelBtf;
+use crate::drain::{DrainReport, Drainer, Rings};
 use crate::error::{ProbeError, Result};
 use crate::filter::Filters;
 use crate::kprobe_events::{self, ProbeDef, GROUP};
@@ -43,6 +44,44 @@ pub struct Request {
     /// Record kernel stack ids next to receive and flush lines (BPF
     /// backends); [`Attached::stack_lines`] symbolizes them.
     pub stacks: bool,
+    /// How the BPF backends write their events (the `tracefs` backend's
+    /// kprobe events are ftrace's own).
+    pub output: Output,
+}
+
+/// How the BPF backends' events reach the trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// Binary records in per-CPU BPF ring buffers, formatted by the drainer
+    /// threads ([`crate::drain`]): the cheap default.
+    #[default]
+    Ring,
+    /// One `bpf_trace_printk` line per event, formatted at event time (the
+    /// way before ring buffers; kept to measure against).
+    Printk,
+}
+
+impl Output {
+    /// The name used on the command line and in the `probe` line (`out=`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Output::Ring => "ring",
+            Output::Printk => "printk",
+        }
+    }
+}
+
+impl std::str::FromStr for Output {
+    type Err = ProbeError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ring" => Ok(Output::Ring),
+            "printk" => Ok(Output::Printk),
+            other => Err(ProbeError::Usage(format!(
+                "unknown probe output {other:?}: use ring or printk"
+            ))),
+        }
+    }
 }
 
 /// A loaded skeleton, kept for its maps and so its programs stay loaded.
@@ -137,6 +176,9 @@ pub struct Attached {
     // Field order is drop order: links before their objects, event enables
     // restored before kprobe events are removed (enabled events are busy).
     links: Vec<Link>,
+    // After the links: no record is made once they are gone, so the last
+    // drain holds every one.
+    drainer: Option<Drainer>,
     loaded: Vec<Loaded>,
     restores: Vec<Restore>,
     kprobes: Option<KprobeEvents>,
@@ -229,6 +271,16 @@ impl Attached {
         }
         out.sort();
         out
+    }
+
+    /// Writes the records the ring buffers still hold into the buffer and
+    /// stops the drainers (completing a freeze the application made, see
+    /// [`crate::drain`]); `None` for the printk output and the `tracefs`
+    /// backend. Call before freezing and reading the trace.
+    pub fn finish_drain(&mut self) -> Option<DrainReport> {
+        // No new record may be made after the last drain.
+        self.links.clear();
+        self.drainer.as_mut().map(Drainer::finish)
     }
 
     /// Detaches now (same as dropping).
@@ -386,7 +438,9 @@ fn attach_one(
         restores: Vec::new(),
         kprobes: None,
         filters: req.filters.clone(),
+        drainer: None,
     };
+    let ring = req.output == Output::Ring && backend != Backend::Tracefs;
     // Loading a program that calls bpf_trace_printk makes the kernel enable
     // the event in the top-level buffer; remember the old value to put it
     // back (and keep our lines out of the top-level buffer meanwhile).
@@ -404,7 +458,7 @@ fn attach_one(
     match backend {
         Backend::Auto => return Err(ProbeError::Usage("auto is not a backend".into())),
         Backend::Tracefs => attach_tracefs(&mut a, req, tfs, caps, btf)?,
-        _ => a.loaded = load_bpf(backend, caps, req.stacks, &mut a.notes)?,
+        _ => a.loaded = load_bpf(backend, caps, req.stacks, ring, &mut a.notes)?,
     }
     if !a.loaded.is_empty() {
         // Filters first, so nothing unfiltered is ever printed.
@@ -428,6 +482,9 @@ fn attach_one(
         // enables the bpf_trace_printk event.
         a.restores
             .push(set_restoring(&req.buffer, printk_rel, b"1")?);
+        if ring {
+            start_drainer(&mut a, req, top_is_target, &offers)?;
+        }
         for l in &a.loaded {
             for p in l.object().progs_mut() {
                 if !p.autoload() {
@@ -444,6 +501,73 @@ fn attach_one(
     Ok(a)
 }
 
+/// The clock the trace must use for drained records: `bpf_ktime_get_ns()`
+/// reads `CLOCK_MONOTONIC`, which is ftrace's `mono`.
+pub const TRACE_CLOCK: &str = "mono";
+
+/// The clock `trace_clock` selects (`[local] global mono ...` → `local`).
+pub fn selected_clock(trace_clock: &str) -> Option<&str> {
+    let s = trace_clock.split_once('[')?.1;
+    Some(s.split_once(']')?.0)
+}
+
+/// Sets `buffer`'s trace clock to [`TRACE_CLOCK`] unless it already is
+/// (changing the clock empties the buffer: callers that write before
+/// attaching set it first). Returns the clock it had when it was changed.
+pub fn use_mono_clock(buffer: &Buffer) -> Result<Option<String>> {
+    let raw = buffer.read_file("trace_clock")?;
+    let text = String::from_utf8_lossy(&raw);
+    let old = selected_clock(&text).unwrap_or("local").to_string();
+    if old == TRACE_CLOCK {
+        return Ok(None);
+    }
+    buffer.write_file("trace_clock", TRACE_CLOCK.as_bytes())?;
+    Ok(Some(old))
+}
+
+/// Creates the per-CPU rings, hands them to the loaded objects and starts
+/// the drainers (before any program is attached: each drainer's first
+/// watermark precedes every record). The buffer's clock becomes `mono`.
+fn start_drainer(a: &mut Attached, req: &Request, top: bool, offers: &str) -> Result<()> {
+    let backend = a.backend;
+    if let Some(old) = use_mono_clock(&req.buffer)? {
+        a.notes.push(format!(
+            "trace clock of {} set to {TRACE_CLOCK} (was {old}): the drained records carry bpf_ktime_get_ns() stamps",
+            req.buffer.dir().display()
+        ));
+        if top {
+            a.restores.push(Restore {
+                buffer: req.buffer.clone(),
+                rel: "trace_clock".into(),
+                old: old.into_bytes(),
+            });
+        }
+    }
+    let rings = Rings::create().map_err(|e| refused(backend, "create ring buffers", e, offers))?;
+    let mut lost = Vec::new();
+    for l in &a.loaded {
+        for m in l.object().maps() {
+            if m.name() == "rings" {
+                rings
+                    .install(&m)
+                    .map_err(|e| refused(backend, "install ring buffers", e, offers))?;
+            } else if m.name() == "ring_lost" {
+                lost.push(
+                    MapHandle::try_from(&m)
+                        .map_err(|e| refused(backend, "open map ring_lost", e, offers))?,
+                );
+            }
+        }
+    }
+    a.drainer = Some(
+        Drainer::start(&rings, lost, req.buffer.clone())
+            .map_err(|e| refused(backend, "start the drainers", e, offers))?,
+    );
+    a.header.push_str(" out=");
+    a.header.push_str(Output::Ring.name());
+    Ok(())
+}
+
 /// Loads the BPF objects of `backend` (tracepoint, fentry or kprobe) into
 /// the kernel without attaching anything: programs of optional functions
 /// this kernel lacks are left out (with a note), and the function backends
@@ -452,6 +576,7 @@ pub(crate) fn load_bpf(
     backend: Backend,
     caps: &Caps,
     stacks: bool,
+    ring: bool,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Loaded>> {
     let offers = caps.summary();
@@ -468,7 +593,7 @@ pub(crate) fn load_bpf(
             )))
         }
         Backend::Tracepoint => {
-            let (s, note) = load_tp(false, stacks, &offers)?;
+            let (s, note) = load_tp(false, stacks, ring, &offers)?;
             notes.extend(note);
             loaded.push(Loaded::Tp(s));
         }
@@ -491,8 +616,10 @@ pub(crate) fn load_bpf(
                 if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
                     ro.destructor_arg_is_addr = !new_tx;
                     ro.want_stacks = stacks;
+                    ro.out_ring = ring;
                 }
                 size_stacks(open.open_object_mut(), stacks)?;
+                size_rings(open.open_object_mut(), ring)?;
                 set_autoload(open.open_object_mut(), &skip);
                 let s = open
                     .load()
@@ -506,8 +633,10 @@ pub(crate) fn load_bpf(
                 if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
                     ro.destructor_arg_is_addr = !new_tx;
                     ro.want_stacks = stacks;
+                    ro.out_ring = ring;
                 }
                 size_stacks(open.open_object_mut(), stacks)?;
+                size_rings(open.open_object_mut(), ring)?;
                 set_autoload(open.open_object_mut(), &skip);
                 let s = open
                     .load()
@@ -515,7 +644,7 @@ pub(crate) fn load_bpf(
                 loaded.push(Loaded::Kp(s));
             }
             // The XDP error tracepoints go with every backend.
-            let (tp, note) = load_tp(true, false, &offers)?;
+            let (tp, note) = load_tp(true, false, ring, &offers)?;
             notes.extend(note);
             loaded.push(Loaded::Tp(tp));
         }
@@ -547,6 +676,22 @@ fn size_stacks(obj: &mut OpenObject, stacks: bool) -> Result<()> {
     Ok(())
 }
 
+/// The outer map of the rings has one slot per possible CPU.
+fn size_rings(obj: &mut OpenObject, ring: bool) -> Result<()> {
+    if !ring {
+        return Ok(());
+    }
+    let n = libbpf_rs::num_possible_cpus()
+        .map_err(|e| refused(Backend::Tracepoint, "count possible CPUs", e, ""))?;
+    for mut m in obj.maps_mut() {
+        if m.name() == "rings" {
+            m.set_max_entries(n as u32)
+                .map_err(|e| refused(Backend::Tracepoint, "size map rings", e, ""))?;
+        }
+    }
+    Ok(())
+}
+
 fn set_autoload(obj: &mut OpenObject, skip: &[String]) {
     for mut p in obj.progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
@@ -563,6 +708,7 @@ fn set_autoload(obj: &mut OpenObject, skip: &[String]) {
 fn load_tp(
     errors_only: bool,
     stacks: bool,
+    ring: bool,
     offers: &str,
 ) -> Result<(skel_tp::TracepointSkel<'static>, Option<String>)> {
     let try_load = |raw: bool| -> Result<skel_tp::TracepointSkel<'static>> {
@@ -586,8 +732,10 @@ fn load_tp(
         set_autoload(open.open_object_mut(), &skip);
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.want_stacks = stacks;
+            ro.out_ring = ring;
         }
         size_stacks(open.open_object_mut(), stacks)?;
+        size_rings(open.open_object_mut(), ring)?;
         open.load().map_err(|e| {
             refused(
                 backend,

@@ -15,6 +15,9 @@
 //! - [`sys`]: the one seam that touches the kernel: capability probing,
 //!   loading/attaching BPF, writing `kprobe_events`.
 //! - [`session`]: one `xskdbg record` run, from instance to saved trace.
+//! - [`drain`]: the BPF backends' output: binary records in per-CPU ring
+//!   buffers, drained by one pinned thread per CPU into `trace_marker`, and
+//!   the freeze completed with the records up to it.
 //! - [`attach`]: attach a backend, all or nothing, behind a guard that
 //!   detaches on drop.
 //! - [`load`]: [`try_load`], a backend loaded as attaching would load it,
@@ -23,6 +26,7 @@
 pub mod attach;
 pub mod backend;
 pub mod btf;
+pub mod drain;
 pub mod error;
 pub mod filter;
 pub mod kprobe_events;
@@ -30,7 +34,9 @@ pub mod load;
 pub mod session;
 pub mod sys;
 
-pub use attach::{attach, detach_all, detach_all_in, leftovers, leftovers_in, Attached, Request};
+pub use attach::{
+    attach, detach_all, detach_all_in, leftovers, leftovers_in, Attached, Output, Request,
+};
 pub use backend::{Backend, Caps};
 pub use error::ProbeError;
 pub use filter::Filters;

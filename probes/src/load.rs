@@ -78,7 +78,7 @@ pub fn try_load(backend: Backend) -> Result<Loadable> {
     } else {
         None
     };
-    let loaded = with_libbpf_log(|| load_bpf(backend, &caps, false, &mut notes));
+    let loaded = with_libbpf_log(|| load_bpf(backend, &caps, false, true, &mut notes));
     if was_on == Some(false) {
         top.write_file(printk, b"0")?;
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use xskdbg_tracefs::TraceFs;
 
-use crate::attach::{attach, Request};
+use crate::attach::{attach, Output, Request};
 use crate::backend::Backend;
 use crate::error::{ProbeError, Result};
 use crate::filter::Filters;
@@ -37,6 +37,8 @@ pub struct SessionOpts {
     pub duration: Option<Duration>,
     /// Record kernel stacks (`kstack`/`kstackdef` lines).
     pub stacks: bool,
+    /// How the BPF backends write their events.
+    pub output: Output,
 }
 
 /// Why recording stopped.
@@ -94,12 +96,13 @@ pub fn record(
     let inst = tfs.create_instance(&opts.instance)?;
     let buf = inst.buffer();
     buf.set_buffer_size_kb(opts.buffer_kb)?;
-    let probes = attach(&Request {
+    let mut probes = attach(&Request {
         backend: opts.backend,
         filters: opts.filters.clone(),
         buffer: buf.clone(),
         group: GROUP.into(),
         stacks: opts.stacks,
+        output: opts.output,
     })?;
     let marker = buf.open_marker()?;
     marker.write(probes.header_line().as_bytes())?;
@@ -132,6 +135,10 @@ pub fn record(
     };
     // From here on the child must be ended on every path.
     let waited = wait_stop(opts, &buf, &probes, child.as_mut(), stop_requested);
+    // The kernel records still in the ring buffers go in before the freeze;
+    // if the application froze the buffer, the drainers complete its freeze
+    // with the records up to it (crate::drain).
+    let drained = probes.finish_drain();
     // Stack definitions go into the buffer last, while it still records.
     for l in probes.stack_lines() {
         let _ = marker.write(l.as_bytes());
@@ -141,7 +148,16 @@ pub fn record(
     // resets every ring buffer of the system.
     let trace = buf.read_trace();
     let backend = probes.backend();
-    let notes = probes.notes().to_vec();
+    let mut notes = probes.notes().to_vec();
+    if let Some(d) = drained {
+        notes.extend(d.problems);
+        if d.lost > 0 {
+            notes.push(format!(
+                "{} kernel records were lost (a ring buffer was full; --buffer-kb does not size them)",
+                d.lost
+            ));
+        }
+    }
     drop(probes);
     let mut status = match &waited {
         Ok((_, st)) => *st,
@@ -273,6 +289,7 @@ mod tests {
             command: vec![],
             duration: None,
             stacks: false,
+            output: Output::Ring,
         };
         let e = record(&o, &mut |_| {}, &|| true).unwrap_err().to_string();
         assert!(e.contains("xskdbg-"), "{e}");

@@ -143,6 +143,7 @@ fn guest_auto_picks_fentry() {
         buffer: inst.buffer(),
         group: xskdbg_probes::kprobe_events::GROUP.into(),
         stacks: false,
+        output: Default::default(),
     })
     .unwrap();
     assert_eq!(a.backend(), Backend::Fentry, "notes: {:?}", a.notes());

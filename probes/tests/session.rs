@@ -19,6 +19,7 @@ fn opts(tag: &str, cmd: &str) -> SessionOpts {
         command: vec!["sh".into(), "-c".into(), cmd.into()],
         duration: Some(Duration::from_secs(60)),
         stacks: false,
+        output: Default::default(),
     }
 }
 
@@ -93,4 +94,151 @@ fn session_stops_when_the_command_exits() {
         !std::path::Path::new(&format!("/sys/kernel/tracing/instances/{}", o.instance)).exists()
     );
     std::fs::remove_file(&o.out).unwrap();
+}
+
+/// The freeze with ring output: traffic is received while `record` runs;
+/// the command writes a violation line and freezes the buffer. The
+/// drainers must complete the freeze: the saved trace holds kernel
+/// receives (drained records) stamped before the violation, some of them
+/// written after it (they were still in the rings), every drainer's
+/// `final=1` line, and nothing of the kernel stamped long after the freeze.
+#[test]
+fn session_freeze_holds_the_kernel_records_up_to_it() {
+    use std::net::Ipv4Addr;
+    use xsknet::packet::{build_frame, FrameSpec, L4};
+    use xsknet::traffic::Generator;
+    use xsknet::{NetNs, SharedUmem, UmemConfig, VethBuilder, XdpDesc, XdpMode, XdpProgram};
+
+    if !require(
+        "session_freeze_holds_the_kernel_records_up_to_it",
+        &[Cap::Root, Cap::Bpf, Cap::Tracefs, Cap::Netns],
+    ) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let ns_x = NetNs::new("fx").unwrap();
+    let ns_p = NetNs::new("fp").unwrap();
+    let veth = VethBuilder::new("fxsk0", "fgen0")
+        .queues(1)
+        .addrs(Ipv4Addr::new(10, 78, 0, 1), Ipv4Addr::new(10, 78, 0, 2), 24)
+        .build(&ns_x, &ns_p)
+        .unwrap();
+    let xdp = XdpProgram::attach(Some(&ns_x), "fxsk0", XdpMode::Native).unwrap();
+    let mut umem = SharedUmem::new(UmemConfig::default()).unwrap();
+    let mut sock = umem.socket(Some(&ns_x), "fxsk0", 0).unwrap();
+    xdp.register(0, sock.fd()).unwrap();
+    let mut free: Vec<u64> = umem.frame_addrs().collect();
+    sock.fill_from(&mut free);
+    let spec = FrameSpec {
+        src_mac: veth.b.mac,
+        dst_mac: veth.a.mac,
+        src_ip: Ipv4Addr::new(10, 78, 0, 2),
+        dst_ip: Ipv4Addr::new(10, 78, 0, 1),
+        src_port: 4000,
+        dst_port: 9000,
+        l4: L4::Udp,
+        flow: 0,
+    };
+    let gen = Generator::new(Some(&ns_p), "fgen0").unwrap();
+    let area = std::sync::Arc::clone(sock.area());
+    let mut o = opts(
+        "ring",
+        "m=$XSKDBG_TRACEFS/instances/$XSKDBG_INSTANCE; sleep 2; \
+         echo 'xskdbg:1 violation kind=poisoned_descriptor a=deadbeefdeadbeef frame=deadbeefdeadbeef' > $m/trace_marker; \
+         echo 0 > $m/tracing_on; sleep 30",
+    );
+    o.backend = Backend::Tracepoint;
+    o.filters = Filters {
+        netns_cookie: Some(ns_x.cookie()),
+        ..Filters::default()
+    };
+    o.buffer_kb = 16384;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let out = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let r = record(&o, &mut |_| {}, &|| false);
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            r
+        });
+        let mut frame = Vec::new();
+        let mut got: Vec<XdpDesc> = Vec::new();
+        let (mut sent, mut recv) = (0u64, 0u64);
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            while sent - recv < 32 {
+                build_frame(&spec, sent, 64, &mut frame).unwrap();
+                if gen.send_frame(&frame).unwrap() {
+                    sent += 1;
+                }
+            }
+            got.clear();
+            if sock.receive(256, &mut got) == 0 {
+                // Dropped somewhere: keep the window moving.
+                recv = sent.saturating_sub(16).max(recv);
+                std::thread::sleep(Duration::from_micros(100));
+                continue;
+            }
+            recv += got.len() as u64;
+            for d in &got {
+                free.push(area.chunk_of(d.addr));
+            }
+            sock.fill_from(&mut free);
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        h.join().unwrap()
+    })
+    .unwrap();
+    assert_eq!(out.stop, Stop::Freeze);
+    let t = std::fs::read_to_string(&o.out).unwrap();
+    std::fs::remove_file(&o.out).unwrap();
+    assert!(t.contains("out=ring"), "probe header without out=ring");
+    let lines: Vec<&str> = t.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("xskdbg:1 violation"))
+        .expect("the violation line");
+    // The freeze moment: the violation's ftrace stamp (mono clock).
+    let stamp_of = |l: &str| -> f64 {
+        let head = l.split(": ").next().unwrap_or("");
+        head.split_whitespace().last().unwrap().parse().unwrap()
+    };
+    let own_t = |l: &str| -> f64 {
+        let t = l.split(" t=").nth(1).unwrap();
+        t.split(' ').next().unwrap().parse().unwrap()
+    };
+    let freeze = stamp_of(lines[at]);
+    let krx: Vec<(usize, f64)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains("xskdbg:1 krx cpu="))
+        .map(|(i, l)| (i, own_t(l)))
+        .collect();
+    assert!(krx.len() > 100, "{} drained receives", krx.len());
+    assert!(
+        krx.iter().all(|&(_, t)| t < freeze + 0.05),
+        "a receive long after the freeze"
+    );
+    assert!(
+        krx.iter().any(|&(i, t)| i > at && t < freeze),
+        "no receive from before the freeze was written after it (the drainers completed nothing)"
+    );
+    let of: usize = lines
+        .iter()
+        .find_map(|l| l.split(" of=").nth(1))
+        .and_then(|v| v.split(' ').next())
+        .map(|v| usize::from_str_radix(v, 16).unwrap())
+        .unwrap();
+    let finals = lines
+        .iter()
+        .filter(|l| l.contains("kdrain") && l.contains("final=1"))
+        .count();
+    assert_eq!(finals, of, "one final kdrain per drainer");
+    // The analyzer reads it: the violation is the application's finding,
+    // nothing out of order.
+    let r = xskdbg_analyzer::analyze_reader(t.as_bytes(), &Default::default()).unwrap();
+    assert!(
+        !r.summary.notes.iter().any(|n| n.contains("out of order")),
+        "{:?}",
+        r.summary.notes
+    );
+    drop(xdp);
 }

@@ -256,6 +256,9 @@ pub struct Knobs {
     /// Extra kprobe events created, enabled in the soak's instance, and
     /// removed after the trace was read.
     pub kprobe_events: Vec<KprobeDef>,
+    /// How the BPF probes write their events (ring buffers drained into the
+    /// trace, or the old bpf_trace_printk lines, to measure against).
+    pub probe_output: xskdbg_probes::Output,
 }
 
 impl Default for Knobs {
@@ -267,6 +270,7 @@ impl Default for Knobs {
             sockets_per_queue: 1,
             keep_trace: false,
             kprobe_events: Vec::new(),
+            probe_output: xskdbg_probes::Output::Ring,
         }
     }
 }

@@ -14,6 +14,8 @@
 //! Exit: 0 clean, 1 violation or finding, 2 error (the CLI maps
 //! [`SoakError`] to 2).
 
+#![recursion_limit = "256"]
+
 pub mod config;
 pub mod forward;
 pub mod kprobes;
@@ -151,6 +153,12 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
             let inst =
                 fs.create_instance(&format!("xskdbg-soak-{}-{run_id}", std::process::id()))?;
             inst.set_buffer_size_kb(cfg.buffer_kb)?;
+            if cfg.probes.is_some() && cfg.knobs.probe_output == xskdbg_probes::Output::Ring {
+                // Drained kernel records carry bpf_ktime_get_ns() stamps;
+                // set before the first line (a clock change empties it).
+                xskdbg_probes::attach::use_mono_clock(&inst.buffer())
+                    .map_err(|e| SoakError::Probes(e.to_string()))?;
+            }
             Some(inst)
         }
         SinkKind::Memory | SinkKind::Null | SinkKind::Off => None,
@@ -231,7 +239,7 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         }
     }
     // Kernel probes into the same instance, for this process's sockets.
-    let probes = match (cfg.probes, &instance) {
+    let mut probes = match (cfg.probes, &instance) {
         (Some(backend), Some(inst)) => {
             let req = xskdbg_probes::Request {
                 backend,
@@ -246,6 +254,7 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
                     std::process::id()
                 ),
                 stacks: false,
+                output: cfg.knobs.probe_output,
             };
             let attached =
                 xskdbg_probes::attach(&req).map_err(|e| SoakError::Probes(e.to_string()))?;
@@ -442,6 +451,10 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
 
     // The trace, then the analyzer's verdict on it.
     let probe_backend = probes.as_ref().map(|p| p.backend().name());
+    // The kernel records still in the probes' ring buffers go into the
+    // trace before it is frozen and read; after the recorder's freeze the
+    // drainers have completed it with the records up to it.
+    let drained = probes.as_mut().and_then(|p| p.finish_drain());
     let trace = match &instance {
         Some(inst) => {
             inst.set_tracing_on(false)?;
@@ -547,7 +560,15 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         .iter()
         .map(|s| json!({"side": s.name, "peer_arrivals": s.peer_xdp.verdicts().map(|v| v.passed).unwrap_or(0)}))
         .collect();
+    // Ring output: kernel records written by the drainers, records a full
+    // ring refused (missing from the trace), whether a drainer completed
+    // the recorder's freeze, and any drainer problem.
+    let drain_summary = drained.as_ref().map(|d| {
+        json!({"records": d.records, "lost": d.lost, "completed_freeze": d.completed_freeze,
+            "problems": d.problems, "drainers": d.drainers, "pinned": d.pinned})
+    });
     let summary = json!({
+        "probe_output": cfg.knobs.probe_output.name(),
         "result": if violations > 0 || !findings.is_empty() || !leaked.is_empty() { "violation" } else { "clean" },
         "app_audit_leaked_frames": leaked,
         "inject": cfg.inject.map(|k| k.name()),
@@ -586,6 +607,7 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         // already published when this CPU's redirect returned (see
         // `published_before_redirect`); 0 on a kernel with one producer.
         "kernel_rx_published_before_redirect": published_early,
+        "kernel_drain": drain_summary,
         "rx_size": cfg.knobs.rx_size,
         "consumer_sleep_us": cfg.knobs.consumer_sleep.map(|d| d.as_micros() as u64),
         "xdp_mode": cfg.knobs.xdp_mode.name(),
@@ -698,10 +720,11 @@ mod stale_instance_tests {
 /// [`xskdbg_analyzer::published_before_redirect`]). `None` for other lines.
 fn kernel_rx(line: &[u8]) -> Option<(u32, bool)> {
     match xskdbg_analyzer::parse::parse_line(0, line) {
-        xskdbg_analyzer::Line::Event(ev) => match &ev.op {
+        // A drained record's CPU is its own, not the drainer's.
+        xskdbg_analyzer::Line::Event(ev) => match &xskdbg_analyzer::drained::as_recorded(&ev).op {
             xskdbg_analyzer::Op::Kernel(op @ xskdbg_analyzer::parse::KernelOp::Rx { .. }) => {
                 Some((
-                    ev.cpu,
+                    xskdbg_analyzer::drained::as_recorded(&ev).cpu,
                     xskdbg_analyzer::published_before_redirect(op).is_some(),
                 ))
             }

@@ -69,6 +69,18 @@ pub struct FilterArgs {
     /// into `kstackdef` lines when recording ends.
     #[arg(long)]
     pub stacks: bool,
+    /// How the BPF backends write their events: `ring` (binary records in
+    /// per-CPU ring buffers, written into the trace by one drainer thread
+    /// per CPU; the cheap default) or `printk` (one bpf_trace_printk line
+    /// per event, formatted at event time).
+    #[arg(long, default_value = "ring", value_name = "ring|printk", value_parser = parse_output)]
+    pub probe_output: xskdbg_probes::Output,
+}
+
+/// `--probe-output`.
+pub fn parse_output(s: &str) -> std::result::Result<xskdbg_probes::Output, String> {
+    s.parse()
+        .map_err(|e: xskdbg_probes::ProbeError| e.to_string())
 }
 
 /// Checks the filter flags and turns them into [`Filters`].
@@ -217,6 +229,7 @@ fn attach_until_signal(backend: &str, instance: Option<&str>, fa: &FilterArgs) -
         buffer: buf.clone(),
         group: xskdbg_probes::kprobe_events::GROUP.into(),
         stacks: fa.stacks,
+        output: fa.probe_output,
     })?;
     buf.open_marker()?.write(probes.header_line().as_bytes())?;
     println!("{}", probes.header_line());

@@ -91,6 +91,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         command: args.command.clone(),
         duration: args.duration.map(Duration::from_secs),
         stacks: args.filters.stacks,
+        output: args.filters.probe_output,
     };
     let signals = Signals::install()?;
     let outcome = session::record(&opts, &mut |m| eprintln!("xskdbg: {m}"), &|| {

@@ -100,6 +100,12 @@ pub struct Args {
     /// Save trace.txt, report.txt and report.json even when the run is clean.
     #[arg(long)]
     keep_trace: bool,
+    /// How the BPF probes write their events: `ring` (binary records in
+    /// per-CPU ring buffers, written into the trace by drainer threads) or
+    /// `printk` (one bpf_trace_printk line per event, formatted at event
+    /// time: the old way, kept to measure against).
+    #[arg(long, default_value = "ring", value_name = "ring|printk", value_parser = super::probes::parse_output)]
+    probe_output: xskdbg_probes::Output,
     /// Create these kprobe events too (a file of kprobe_events lines,
     /// `p:GROUP/EVENT FUNCTION[+OFFSET] ARGS...`; # comments), enabled in the
     /// soak's instance, removed after the trace was read. E.g. the seed
@@ -225,6 +231,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             sockets_per_queue: args.sockets_per_queue,
             keep_trace: args.keep_trace,
             kprobe_events,
+            probe_output: args.probe_output,
         },
     };
     let keep_trace = cfg.knobs.keep_trace;
@@ -307,6 +314,7 @@ fn guest_args(args: &Args, probes: Option<xskdbg_soak::ProbeBackend>) -> Vec<Str
     if args.keep_trace {
         v.push("--keep-trace".into());
     }
+    v.extend(["--probe-output".into(), args.probe_output.name().into()]);
     if args.kprobe_events.is_some() {
         v.extend(["--kprobe-events".into(), GUEST_KPROBE_EVENTS.into()]);
     }
@@ -559,3 +567,4 @@ mod tests {
         assert!(parse(&["--vm", "--kernel", "debian"]).is_ok());
     }
 }
+

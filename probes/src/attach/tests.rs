@@ -55,6 +55,7 @@ fn request(inst: &Instance, backend: Backend) -> Request {
         buffer: inst.buffer(),
         group: GROUP.into(),
         stacks: false,
+        output: Default::default(),
     }
 }
 

@@ -92,9 +92,25 @@ static __always_inline void on_rcv_entry(void *ctx, struct xdp_sock *xs, void *x
 	if (rx_state_read(xs, &st))
 		return;
 	addr = xskb_handle(xskb, (struct xsk_buff_pool *)id.pool);
-	bpf_printk("xskdbg:1 krx xs=%llx sk=%llx:%x:%x a=%llx len=%x slot=%x kpool=%llx prod=%x fcons=%x",
-		   id.xs, id.cookie, id.ifindex, id.queue, addr, len, st.cached_prod, id.pool,
-		   st.prod, fill_cons(id.pool));
+	if (out_ring) {
+		struct xskdbg_rec *r = rec_new(R_KRX, 0);
+
+		if (r) {
+			rec_sock(r, &id);
+			r->addr = addr;
+			r->len = len;
+			r->slot = st.cached_prod;
+			r->pool = id.pool;
+			r->prod = st.prod;
+			r->fcons = fill_cons(id.pool);
+			r->has |= H_A | H_LEN | H_SLOT | H_POOL | H_PROD | H_FCONS;
+			rec_send(r);
+		}
+	} else {
+		bpf_printk("xskdbg:1 krx xs=%llx sk=%llx:%x:%x a=%llx len=%x slot=%x kpool=%llx prod=%x fcons=%x",
+			   id.xs, id.cookie, id.ifindex, id.queue, addr, len, st.cached_prod, id.pool,
+			   st.prod, fill_cons(id.pool));
+	}
 	emit_stack(ctx, "krx", id.xs);
 	s = bpf_map_lookup_elem(&stash, &zero);
 	if (s) {
@@ -111,10 +127,34 @@ static __always_inline void on_rcv_exit(int ret)
 
 	if (!s || !s->xs)
 		return;
-	if (ret == 0)
+	if (out_ring) {
+		/* One reservation per branch: 6.1's verifier loses the reference
+		 * of a record chosen by a conditional expression. */
+		struct xskdbg_rec *r;
+
+		if (ret == 0) {
+			r = rec_new(R_KRXDONE, 0);
+			if (r) {
+				r->xs = s->xs;
+				r->slot = s->slot;
+				r->has = H_XS | H_SLOT;
+				rec_send(r);
+			}
+		} else {
+			r = rec_new(R_KXDPERR, K_WHY_RCV);
+			if (r) {
+				r->xs = s->xs;
+				r->slot = s->slot;
+				r->n = -ret;
+				r->has = H_XS | H_SLOT | H_ERRNO;
+				rec_send(r);
+			}
+		}
+	} else if (ret == 0) {
 		bpf_printk("xskdbg:1 krxdone xs=%llx slot=%x", s->xs, s->slot);
-	else
+	} else {
 		bpf_printk("xskdbg:1 kxdperr why=rcv xs=%llx slot=%x errno=%x", s->xs, s->slot, -ret);
+	}
 	s->xs = 0;
 }
 
@@ -134,8 +174,7 @@ static __always_inline void on_readable(void *ctx, struct sock *sk)
 		return;
 	if (rx_state_read(xs, &st))
 		return;
-	bpf_printk("xskdbg:1 kflush xs=%llx sk=%llx:%x:%x prod=%x cprod=%x at=flush", id.xs,
-		   id.cookie, id.ifindex, id.queue, st.prod, st.cached_prod);
+	emit_kflush(&id, &st, K_AT_FLUSH, "flush");
 	emit_stack(ctx, "kflush", id.xs);
 }
 
@@ -159,6 +198,17 @@ static __always_inline void on_raw_get_data(__u64 pool, __u64 addr)
 {
 	if (!pool_pass(pool))
 		return;
+	if (out_ring) {
+		struct xskdbg_rec *r = rec_new(R_KTX, K_AT_RAW);
+
+		if (r) {
+			r->pool = pool;
+			r->addr = addr;
+			r->has = H_POOL | H_A;
+			rec_send(r);
+		}
+		return;
+	}
 	bpf_printk("xskdbg:1 ktx kpool=%llx a=%llx at=raw", pool, addr);
 }
 
@@ -182,7 +232,20 @@ static __always_inline void on_peek_exit(__u64 pool, bool ok)
 		return;
 	if (pool_pass(pool)) {
 		bpf_core_read(&d, sizeof(d), (struct xdp_desc *)*p);
-		bpf_printk("xskdbg:1 ktx kpool=%llx a=%llx len=%x at=peek", pool, d.addr, d.len);
+		if (out_ring) {
+			struct xskdbg_rec *r = rec_new(R_KTX, K_AT_PEEK);
+
+			if (r) {
+				r->pool = pool;
+				r->addr = d.addr;
+				r->len = d.len;
+				r->has = H_POOL | H_A | H_LEN;
+				rec_send(r);
+			}
+		} else {
+			bpf_printk("xskdbg:1 ktx kpool=%llx a=%llx len=%x at=peek", pool, d.addr,
+				   d.len);
+		}
 	}
 	*p = 0;
 }
@@ -191,6 +254,17 @@ static __always_inline void on_tx_completed(__u64 pool, __u32 n)
 {
 	if (!pool_pass(pool))
 		return;
+	if (out_ring) {
+		struct xskdbg_rec *r = rec_new(R_KCOMP, 0);
+
+		if (r) {
+			r->pool = pool;
+			r->n = n;
+			r->has = H_POOL;
+			rec_send(r);
+		}
+		return;
+	}
 	bpf_printk("xskdbg:1 kcomp kpool=%llx n=%x", pool, n);
 }
 
@@ -208,6 +282,28 @@ static __always_inline void on_destruct_skb(struct sk_buff *skb)
 	xsk_id_read(xs, &id);
 	if (!xsk_pass(xs, &id))
 		return;
+	if (out_ring) {
+		struct xskdbg_rec *r = rec_new(R_KCOMP, 0);
+
+		if (!r)
+			return;
+		rec_sock(r, &id);
+		r->pool = id.pool;
+		r->has |= H_POOL;
+		head = BPF_CORE_READ(skb, head);
+		end = BPF_CORE_READ(skb, end);
+		arg = (__u64)BPF_CORE_READ((struct skb_shared_info *)(head + end), destructor_arg);
+		if (destructor_arg_is_addr) {
+			r->n = 1;
+			r->addr = arg;
+			r->has |= H_A;
+		} else {
+			/* The descriptor count, as below. */
+			r->n = (arg == 0 || arg > 64) ? 1 : (__u32)arg;
+		}
+		rec_send(r);
+		return;
+	}
 	if (destructor_arg_is_addr) {
 		head = BPF_CORE_READ(skb, head);
 		end = BPF_CORE_READ(skb, end);

@@ -11,6 +11,7 @@
  *   napi:napi_poll        a NAPI poll returned: the driver's xdp_do_flush()
  *                         (xsk_flush of every socket this CPU touched) ran
  *                         before it.
+ * Output: xskdbg.h (records in per-CPU ring buffers, or bpf_trace_printk).
  * GPL because bpf_trace_printk/vprintk are GPL-only helpers.
  */
 #include "xskdbg.h"
@@ -29,6 +30,7 @@ static __always_inline int on_redirect(void *ctx, const struct net_device *dev,
 	struct xdp_desc d;
 	struct xsk_id id;
 	const char *mode;
+	__u8 kind;
 	__u32 slot;
 
 	if (map_type != XSKMAP_TYPE || !xs)
@@ -44,20 +46,41 @@ static __always_inline int on_redirect(void *ctx, const struct net_device *dev,
 	rx_desc_read(&st, slot, &d);
 	/* Generic XDP keeps its program in dev->xdp_prog; drivers keep theirs
 	 * privately. Zero-copy sockets are always driver mode. */
-	if (BPF_CORE_READ(xs, zc))
+	if (BPF_CORE_READ(xs, zc)) {
 		mode = "zc";
-	else if ((__u64)BPF_CORE_READ(dev, xdp_prog) == (__u64)xdp)
+		kind = K_ZC;
+	} else if ((__u64)BPF_CORE_READ(dev, xdp_prog) == (__u64)xdp) {
 		mode = "skb";
-	else
+		kind = K_SKB;
+	} else {
 		mode = "drv";
-	if (d.options)
+		kind = K_DRV;
+	}
+	if (out_ring) {
+		struct xskdbg_rec *r = rec_new(R_KRX, kind);
+
+		if (r) {
+			rec_sock(r, &id);
+			r->addr = d.addr;
+			r->len = d.len;
+			r->opt = d.options;
+			r->slot = slot;
+			r->pool = id.pool;
+			r->prod = st.prod;
+			r->fcons = fill_cons(id.pool);
+			r->has |= H_A | H_LEN | H_SLOT | H_POOL | H_PROD | H_FCONS |
+				  (d.options ? H_OPT : 0);
+			rec_send(r);
+		}
+	} else if (d.options) {
 		bpf_printk("xskdbg:1 krx xs=%llx sk=%llx:%x:%x a=%llx len=%x opt=%x slot=%x kpool=%llx prod=%x fcons=%x mode=%s",
 			   id.xs, id.cookie, id.ifindex, id.queue, d.addr, d.len, d.options, slot,
 			   id.pool, st.prod, fill_cons(id.pool), mode);
-	else
+	} else {
 		bpf_printk("xskdbg:1 krx xs=%llx sk=%llx:%x:%x a=%llx len=%x slot=%x kpool=%llx prod=%x fcons=%x mode=%s",
 			   id.xs, id.cookie, id.ifindex, id.queue, d.addr, d.len, slot, id.pool,
 			   st.prod, fill_cons(id.pool), mode);
+	}
 	emit_stack(ctx, "krx", id.xs);
 	touched_add(id.xs);
 	return 0;
@@ -76,6 +99,21 @@ static __always_inline int on_redirect_err(const void *tgt, int err, enum bpf_ma
 		return 0;
 	if (rx_state_read(xs, &st))
 		return 0;
+	if (out_ring) {
+		struct xskdbg_rec *r = rec_new(R_KXDPERR, K_WHY_REDIRECT);
+
+		if (!r)
+			return 0;
+		rec_sock(r, &id);
+		r->n = -err;
+		r->pool = id.pool;
+		r->cprod = st.cached_prod;
+		r->prod = st.prod;
+		r->fcons = fill_cons(id.pool);
+		r->has |= H_ERRNO | H_POOL | H_CPROD | H_PROD | H_FCONS;
+		rec_send(r);
+		return 0;
+	}
 	bpf_printk("xskdbg:1 kxdperr why=redirect xs=%llx sk=%llx:%x:%x errno=%x kpool=%llx cprod=%x prod=%x fcons=%x",
 		   id.xs, id.cookie, id.ifindex, id.queue, -err, id.pool, st.cached_prod, st.prod,
 		   fill_cons(id.pool));
@@ -123,6 +161,17 @@ int BPF_PROG(tp_xdp_exception, const struct net_device *dev, const struct bpf_pr
 
 	if (!dev_pass(cookie, ifindex))
 		return 0;
+	if (out_ring) {
+		struct xskdbg_rec *r = rec_new(R_KXDPERR, K_WHY_EXCEPTION);
+
+		if (!r)
+			return 0;
+		r->cookie = cookie;
+		r->ifindex = ifindex;
+		r->aux = act;
+		rec_send(r);
+		return 0;
+	}
 	bpf_printk("xskdbg:1 kxdperr why=exception dev=%llx:%x act=%x", cookie, ifindex, act);
 	return 0;
 }
@@ -141,8 +190,20 @@ int BPF_PROG(tp_napi_poll, struct napi_struct *napi, int work, int budget)
 	dev = BPF_CORE_READ(napi, dev);
 	if (dev)
 		ifindex = BPF_CORE_READ(dev, ifindex);
-	bpf_printk("xskdbg:1 kpoll napi=%llx dev=%x work=%x budget=%x", (__u64)napi, ifindex, work,
-		   budget);
+	if (out_ring) {
+		struct xskdbg_rec *r = rec_new(R_KPOLL, 0);
+
+		if (r) {
+			r->xs = (__u64)napi;
+			r->ifindex = ifindex;
+			r->n = work;
+			r->aux = budget;
+			rec_send(r);
+		}
+	} else {
+		bpf_printk("xskdbg:1 kpoll napi=%llx dev=%x work=%x budget=%x", (__u64)napi,
+			   ifindex, work, budget);
+	}
 	touched_flush(ctx, "poll");
 	return 0;
 }

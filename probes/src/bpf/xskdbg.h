@@ -43,6 +43,143 @@ struct {
  * space before load; the verifier drops the code when false). */
 const volatile bool want_stacks = false;
 
+/*
+ * Output. With `out_ring` (set by user space before load) every event is a
+ * binary record in its CPU's BPF ring buffer, stamped with
+ * bpf_ktime_get_ns(), and a drainer thread pinned to that CPU formats it
+ * into the instance's trace_marker (probes/src/drain.rs): no formatting and
+ * no ftrace write at event time. Without it, bpf_trace_printk lines as
+ * before. docs/PROBES.md "Output" says what moved.
+ */
+const volatile bool out_ring = false;
+
+/* Record kinds; mirrored by `probes/src/drain.rs` `Op`. */
+#define R_KRX 1
+#define R_KRXDONE 2
+#define R_KFLUSH 3
+#define R_KPOLL 4
+#define R_KXDPERR 5
+#define R_KTX 6
+#define R_KCOMP 7
+#define R_KSTACK 8
+
+/* `kind` of a record: krx mode, kflush/ktx/kstack at, kxdperr why. */
+#define K_DRV 1
+#define K_SKB 2
+#define K_ZC 3
+#define K_AT_FLUSH 1
+#define K_AT_POLL 2
+#define K_AT_RAW 1
+#define K_AT_PEEK 2
+#define K_AT_KRX 1
+#define K_AT_KFLUSH 2
+#define K_WHY_REDIRECT 1
+#define K_WHY_EXCEPTION 2
+#define K_WHY_RCV 3
+
+/* `has`: which optional fields a record carries. */
+#define H_SK (1u << 0)    /* cookie, ifindex, queue (sk=) */
+#define H_POOL (1u << 1)  /* kpool= */
+#define H_PROD (1u << 2)
+#define H_CPROD (1u << 3)
+#define H_FCONS (1u << 4)
+#define H_LEN (1u << 5)
+#define H_OPT (1u << 6)
+#define H_A (1u << 7)
+#define H_SLOT (1u << 8)
+#define H_XS (1u << 9)
+#define H_ERRNO (1u << 10)
+
+/* One kernel event; mirrored by `probes/src/drain.rs` `Rec` (88 bytes). */
+struct xskdbg_rec {
+	__u64 ts;     /* bpf_ktime_get_ns() at the event */
+	__u64 xs;     /* kpoll: napi */
+	__u64 cookie; /* kxdperr why=exception: the device's netns cookie */
+	__u64 pool;
+	__u64 addr;   /* a= */
+	__u32 ifindex; /* kpoll, kxdperr exception: dev= */
+	__u32 queue;
+	__u32 len;
+	__u32 opt;
+	__u32 slot;
+	__u32 prod;
+	__u32 cprod;
+	__u32 fcons;
+	__u32 n;      /* kpoll work, kcomp n, kxdperr errno, kstack id */
+	__u32 aux;    /* kpoll budget, kxdperr act */
+	__u32 cpu;
+	__u16 has;
+	__u8 op;
+	__u8 kind;
+};
+
+/* Must equal RING_BYTES in probes/src/drain.rs (inner maps of one outer
+ * map share the definition). */
+#define XSKDBG_RING_BYTES (4u << 20)
+
+struct ringbuf_map {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, XSKDBG_RING_BYTES);
+};
+
+/* rings[cpu]: that CPU's ring buffer (set by user space; max_entries is
+ * the number of possible CPUs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct ringbuf_map);
+} rings SEC(".maps");
+
+/* Records a full ring refused, per CPU (the drainer reports them as lost). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} ring_lost SEC(".maps");
+
+static __always_inline void rec_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *l = bpf_map_lookup_elem(&ring_lost, &zero);
+
+	if (l)
+		*l += 1;
+}
+
+/* A zeroed record of kind `op` in this CPU's ring, stamped now; NULL (and
+ * counted lost) when the ring is full or missing. */
+static __always_inline struct xskdbg_rec *rec_new(__u8 op, __u8 kind)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct xskdbg_rec *r;
+	void *rb;
+
+	rb = bpf_map_lookup_elem(&rings, &cpu);
+	if (!rb) {
+		rec_lost();
+		return NULL;
+	}
+	r = bpf_ringbuf_reserve(rb, sizeof(*r), 0);
+	if (!r) {
+		rec_lost();
+		return NULL;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	r->ts = bpf_ktime_get_ns();
+	r->cpu = cpu;
+	r->op = op;
+	r->kind = kind;
+	return r;
+}
+
+/* The drainer polls: no wakeup per record. */
+static __always_inline void rec_send(struct xskdbg_rec *r)
+{
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
 	__uint(max_entries, 1024);
@@ -59,8 +196,20 @@ static __always_inline void emit_stack(void *ctx, const char *at, __u64 xs)
 	if (!want_stacks)
 		return;
 	id = bpf_get_stackid(ctx, &stacks, 0);
-	if (id >= 0)
-		bpf_printk("xskdbg:1 kstack at=%s xs=%llx id=%x", at, xs, (__u32)id);
+	if (id < 0)
+		return;
+	if (out_ring) {
+		struct xskdbg_rec *r = rec_new(R_KSTACK, at[1] == 'r' ? K_AT_KRX : K_AT_KFLUSH);
+
+		if (!r)
+			return;
+		r->xs = xs;
+		r->n = (__u32)id;
+		r->has = H_XS;
+		rec_send(r);
+		return;
+	}
+	bpf_printk("xskdbg:1 kstack at=%s xs=%llx id=%x", at, xs, (__u32)id);
 }
 
 /* Identity of one AF_XDP socket: the `sk=` key of TRACE-FORMAT.md. */
@@ -179,6 +328,37 @@ static __always_inline __u32 fill_cons(__u64 pool)
 	return BPF_CORE_READ(p, fq, cached_cons);
 }
 
+/* Fills a record's socket identity (`xs=` and `sk=`). */
+static __always_inline void rec_sock(struct xskdbg_rec *r, const struct xsk_id *id)
+{
+	r->xs = id->xs;
+	r->cookie = id->cookie;
+	r->ifindex = id->ifindex;
+	r->queue = id->queue;
+	r->has |= H_XS | H_SK;
+}
+
+/* `kflush xs= sk= prod= cprod= at=`: the producer as published now. */
+static __always_inline void emit_kflush(const struct xsk_id *id, const struct rx_state *st,
+					__u8 kind, const char *at)
+{
+	struct xskdbg_rec *r;
+
+	if (!out_ring) {
+		bpf_printk("xskdbg:1 kflush xs=%llx sk=%llx:%x:%x prod=%x cprod=%x at=%s",
+			   id->xs, id->cookie, id->ifindex, id->queue, st->prod, st->cached_prod, at);
+		return;
+	}
+	r = rec_new(R_KFLUSH, kind);
+	if (!r)
+		return;
+	rec_sock(r, id);
+	r->prod = st->prod;
+	r->cprod = st->cached_prod;
+	r->has |= H_PROD | H_CPROD;
+	rec_send(r);
+}
+
 /* Per-CPU set of sockets that received since the last end of a NAPI poll:
  * the sockets whose producer the CPU's pending flush will publish. */
 #define TOUCHED_MAX 8
@@ -236,8 +416,7 @@ static __always_inline void touched_flush(void *ctx, const char *at)
 		xsk_id_read(xs, &id);
 		if (rx_state_read(xs, &st))
 			continue;
-		bpf_printk("xskdbg:1 kflush xs=%llx sk=%llx:%x:%x prod=%x cprod=%x at=%s",
-			   id.xs, id.cookie, id.ifindex, id.queue, st.prod, st.cached_prod, at);
+		emit_kflush(&id, &st, at[0] == 'p' ? K_AT_POLL : K_AT_FLUSH, at);
 		emit_stack(ctx, "kflush", id.xs);
 	}
 	t->n = 0;

@@ -159,6 +159,7 @@ pub fn run_with(tag: &str, backend: Backend, double_fill: bool, stacks: bool) ->
         buffer: buf.clone(),
         group: xskdbg_probes::kprobe_events::GROUP.into(),
         stacks,
+        output: Default::default(),
     };
     let probes = attach(&req).unwrap_or_else(|e| panic!("attach: {e}"));
     assert_eq!(probes.backend(), backend);
