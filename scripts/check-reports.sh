@@ -54,7 +54,15 @@ trap 'rm -rf "$work"' EXIT
 
 # Build each tree and copy its two binaries aside: the target directory is shared,
 # so the second build must not overwrite the first's binaries.
+#
+# Cargo names a workspace member's artifacts by the package's path relative to the
+# workspace root and judges freshness by mtime, so two trees sharing one target
+# directory look alike: a tree whose files are older than the other tree's last
+# build would reuse that build's binaries (a false "identical"). Touching every
+# tracked file first makes each build compile its own sources.
 build() { # tree dest
+  (cd "$1" && git ls-files -z | xargs -0 touch -c --) ||
+    { echo "check-reports: cannot touch the sources of $1" >&2; exit 2; }
   (cd "$1" && cargo build -q -p xskdbg -p xskdbg-tracegen --bins) >&2 ||
     { echo "check-reports: build of $1 failed" >&2; exit 2; }
   mkdir -p "$2"
