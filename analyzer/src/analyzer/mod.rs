@@ -23,6 +23,8 @@
 //!   checker shares (`frame_of`, `settle`);
 //! - `learn`: the chunk size, before the address → frame mapping is known;
 //! - `dispatch`: one event, from its line to the checkers' handlers;
+//! - `attempts`: a kernel receive is an attempt until confirmed; a failed
+//!   one (RX ring full) is taken back from the checkers and noted;
 //! - `sockets`: the sockets and pools a line names;
 //! - `state`: the state kept (frames, sockets, pools, CPUs), typed ids;
 //! - the checkers, one per family of rules: `ownership`
@@ -46,6 +48,7 @@ use crate::frames::FrameTable;
 use crate::parse::{Desc, Event, FlushMode, Line, Meta, SockKey};
 use crate::report::{ProbeInfo, TimelineEntry};
 
+mod attempts;
 mod dispatch;
 mod explain;
 mod fifo;
