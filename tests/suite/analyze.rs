@@ -142,6 +142,12 @@ fn real_traces_of_fixed_rules() {
     }
     check_fixture("real/guest-rx-full-double-fill-seed-probes.txt.gz");
     check_fixture("real/guest-rx-full-double-fill-fentry.txt.gz");
+    // SKB mode, tracepoints (issue 13 part 4): the kernel's `krx mode=skb`
+    // is printed after the application read the slot; the receive is
+    // placed before the read, so a clean forwarder is clean and the planted
+    // FILL+TX of 0x8b000 is the application's.
+    check_fixture("real/host-skb-clean-tracepoint");
+    check_fixture("real/host-skb-fill-tx-tracepoint.txt.gz");
 }
 
 /// The RX-full runs are a note per socket with their count, never a finding.

@@ -5,7 +5,7 @@
 use super::state::{ASockId, AppHold, At, KSockId, RingId};
 use super::{published_before_redirect, Analyzer};
 use crate::chunk::{self, Mapping};
-use crate::parse::{AddrList, AppOp, Desc, Event, KernelOp, Op, RingState, SeedOp};
+use crate::parse::{AddrList, AppOp, Desc, Event, KernelOp, Op, RingState, RxMode, SeedOp};
 use crate::report::ProbeInfo;
 use crate::timeline::Entry;
 
@@ -282,6 +282,9 @@ impl Analyzer {
                 // `route` names the socket of every receive, write and flush.
                 let Some(ks) = ks else { return };
                 let f = self.frame_of(*addr);
+                if *mode == Some(RxMode::Skb) && self.skb_received(ks, f, *slot, at) {
+                    return;
+                }
                 self.attempt_supersedes(ks, f, *slot);
                 let early = published_before_redirect(op);
                 self.kernel_rx(ks, *addr, *slot, at);

@@ -406,6 +406,20 @@ pub(super) struct KSock {
     pub(super) attempts: Vec<Attempt>,
     /// The socket's failed receive attempts (RX ring full).
     pub(super) full: RxFull,
+    /// SKB mode: the slots of the latest `krx mode=skb` lines (empty: not
+    /// seen in SKB mode), and the receives placed before their read
+    /// because their line had not come yet (see `skb`).
+    pub(super) skb_seen: VecDeque<u64>,
+    pub(super) skb_ahead: VecDeque<SkbAhead>,
+}
+
+/// A receive placed before the application's read of its slot, waiting
+/// for its late `krx mode=skb` line.
+#[derive(Clone, Copy)]
+pub(super) struct SkbAhead {
+    pub(super) slot: u64,
+    pub(super) frame: u64,
+    pub(super) at: At,
 }
 
 /// A receive whose entry probe fired (`krx`, `__xsk_rcv_zc_L7`) and whose
@@ -455,6 +469,8 @@ impl KSock {
             ring: Ring::default(),
             attempts: Vec::new(),
             full: RxFull::default(),
+            skb_seen: VecDeque::new(),
+            skb_ahead: VecDeque::new(),
         }
     }
 }
