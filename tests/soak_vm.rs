@@ -91,27 +91,10 @@ fn clean_soaks_in_the_debian_guest_with_every_probe_backend() {
             "{backend}: {summary:#}"
         );
         let verdict = summary["analyzer_verdict"].as_str().unwrap_or("?");
-        if backend == "tracefs" {
-            // Known analyzer fault, not the soak's: with two queues the
-            // tracefs vocabulary (no sk=, fq= instead of the pool) leaves a
-            // frame's first FILL entry unretired, reported as an
-            // inconclusive frame_leak/passed-by-ring on a clean run
-            // (fixtures/traces/real/guest-tracefs-two-queues-2cpu, pending).
-            // A clean program must still never be blamed.
-            assert!(
-                verdict == "clean" || verdict == "inconclusive",
-                "{backend}: the clean soak was blamed: {summary:#}"
-            );
-        } else {
-            assert_eq!(
-                verdict, "clean",
-                "{backend}: the clean soak got findings: {summary:#}"
-            );
-        }
+        assert_eq!(
+            verdict, "clean",
+            "{backend}: the clean soak got findings: {summary:#}"
+        );
     }
-    // 0, or 1 from the tracefs soak's inconclusive finding above; never 2.
-    assert!(
-        matches!(run.status.code(), Some(0 | 1)),
-        "a guest soak gave no verdict: {stdout}"
-    );
+    assert_eq!(run.status.code(), Some(0), "a clean guest soak: {stdout}");
 }

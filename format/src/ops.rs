@@ -312,6 +312,18 @@ pub enum KernelOp<'a> {
         /// Budget.
         budget: Option<u64>,
     },
+    /// How a receive attempt (`__xsk_rcv_zc`, whose entry printed a `krx`
+    /// or `__xsk_rcv_zc_L7`) ended: `kxdperr why=rcv` (it failed: the RX
+    /// ring was full) or a return probe's `$retval` (`__xsk_rcv_zc_ret`).
+    RxOutcome {
+        /// Kernel socket pointer (`kxdperr`; a return probe has none: it
+        /// ends its CPU's latest attempt).
+        xs: Option<u64>,
+        /// The slot the attempt tried to reserve, when printed.
+        slot: Option<u64>,
+        /// 0 when the slot was reserved, else the negative errno.
+        ret: i64,
+    },
 }
 
 /// The seed story's free-form trace_marker vocabulary.

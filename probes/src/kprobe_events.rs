@@ -145,6 +145,19 @@ pub fn defs(o: &Offsets, group: &str) -> Vec<ProbeDef> {
         filter: None,
         required: true,
     });
+    // Its return: 0 when the slot was reserved, -ENOBUFS when the RX ring
+    // was full. The entry event above fires either way (it runs before
+    // xskq_prod_reserve_desc() decides), so without this a failed attempt
+    // looks like a receive. A return probe cannot read the arguments on
+    // every kernel; it directly follows its entry on the same CPU, and the
+    // analyzer pairs them so.
+    v.push(ProbeDef {
+        name: "__xsk_rcv_zc_ret".into(),
+        func: "__xsk_rcv_zc".into(),
+        line: format!("r:{group}/__xsk_rcv_zc_ret __xsk_rcv_zc ret=$retval:s32"),
+        filter: None,
+        required: false,
+    });
     // xsk_flush() is inlined; its last step calls sock_def_readable(&xs->sk)
     // right after publishing the producer. Other socket families are dropped
     // by the event filter before they reach the ring buffer.
@@ -230,7 +243,7 @@ mod tests {
         assert!(d[0]
             .line
             .starts_with("p:xskdbgt1/__xsk_rcv_zc_L7 __xsk_rcv_zc len="));
-        assert_eq!(d[1].filter.as_deref(), Some("family == 44"));
+        assert_eq!(d[2].filter.as_deref(), Some("family == 44"));
         // 6.9+: the parts xp_get_handle() derives the descriptor from.
         let mut o = offs(None);
         o.handle = Some(HandleOffsets {
@@ -244,7 +257,12 @@ mod tests {
             defs(&o, GROUP)[0].line,
             "p:xskdbg/__xsk_rcv_zc_L7 __xsk_rcv_zc data=+8(%si):x64 hard=+24(%si):x64 umem=+64(+992(%di)):x64 hr=+104(+992(%di)):x32 unal=+112(+992(%di)):x8 len=%dx:x32 xs=%di:x64 fq=+16(+992(%di)):x64 slot=+8(+960(%di)):x32"
         );
-        assert!(d[1].line.contains("prod=+0(+16(+960(%di))):x32"));
+        assert!(d[2].line.contains("prod=+0(+16(+960(%di))):x32"));
+        assert_eq!(
+            d[1].line,
+            "r:xskdbgt1/__xsk_rcv_zc_ret __xsk_rcv_zc ret=$retval:s32"
+        );
+        assert!(!d[1].required);
     }
 
     #[test]

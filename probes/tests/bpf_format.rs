@@ -300,6 +300,13 @@ fn check(op: &str, decoded: &Op<'_>, kv: &BTreeMap<String, String>, shown: &str)
         }
         // Ops the analyzer does not judge by yet: kept as the project op
         // they are, never as unknown context.
+        // A failed receive attempt: the analyzer retracts its `krx`.
+        ("kxdperr", Op::Kernel(KernelOp::RxOutcome { xs, slot, ret })) => {
+            assert_eq!(kv.get("why").map(String::as_str), Some("rcv"), "{shown}");
+            assert_eq!(*xs, Some(num(kv, "xs")), "{shown}");
+            assert_eq!(*slot, opt(kv, "slot"), "{shown}");
+            assert!(*ret < 0, "{shown}");
+        }
         ("kstack" | "kxdperr", Op::App(AppOp::Other { op: o })) => {
             assert_eq!(*o, op.as_bytes(), "{shown}");
         }

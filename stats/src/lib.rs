@@ -446,6 +446,9 @@ impl Collector {
                 learn(self, *xs, *sk);
             }
             KernelOp::Poll { .. } => self.kind("kpoll", 0),
+            // `kxdperr why=rcv`, a return probe: counted as before they
+            // were decoded.
+            KernelOp::RxOutcome { .. } => self.kind("other", 0),
         }
     }
 

@@ -192,6 +192,13 @@ pub fn classify(op: &Op<'_>, name: &[u8]) -> Class {
             KernelOp::Probe { backend, .. } => {
                 c.label = format!("probe {}", lossy(backend));
             }
+            KernelOp::RxOutcome { xs, ret, .. } => {
+                c.label = match ret {
+                    0 => "rx attempt reserved".into(),
+                    r => format!("rx attempt failed ({r})"),
+                };
+                c.sock = xs.map(SockId::Xs);
+            }
         },
         Op::App(a) => {
             c.mark = Mark::App;

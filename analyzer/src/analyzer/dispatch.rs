@@ -5,7 +5,7 @@
 use super::state::{ASockId, AppHold, At, KSockId, RingId};
 use super::{published_before_redirect, Analyzer};
 use crate::chunk::{self, Mapping};
-use crate::parse::{AddrList, AppOp, Desc, Event, KernelOp, Op, RingState, SeedOp};
+use crate::parse::{AddrList, AppOp, Desc, Event, KernelOp, Op, RingState, RxMode, SeedOp};
 use crate::report::ProbeInfo;
 use crate::timeline::Entry;
 
@@ -203,6 +203,7 @@ impl Analyzer {
                 if rx_dropped.unwrap_or(0) > 0 || rx_full.unwrap_or(0) > 0 {
                     self.drops_seen = true;
                 }
+                self.stats_rx_full(a, *rx_full);
             }
             AppOp::Violation {
                 kind,
@@ -275,21 +276,41 @@ impl Analyzer {
                     flush: *flush,
                 });
             }
-            KernelOp::Rx { addr, slot, .. } => {
+            KernelOp::Rx {
+                addr, slot, mode, ..
+            } => {
                 // `route` names the socket of every receive, write and flush.
                 let Some(ks) = ks else { return };
+                let f = self.frame_of(*addr);
+                if *mode == Some(RxMode::Skb) && self.skb_received(ks, f, *slot, at) {
+                    return;
+                }
+                self.attempt_supersedes(ks, f, *slot);
                 let early = published_before_redirect(op);
                 self.kernel_rx(ks, *addr, *slot, at);
                 if let Some((s, p)) = early {
                     self.early_published(ks, *addr, s, p, at);
                 }
+                // The tracepoint fires after the reservation (it prints
+                // `mode=`); every entry probe before it.
+                let reserved = mode.is_some()
+                    || self
+                        .probe
+                        .as_ref()
+                        .is_some_and(|p| p.backend == "tracepoint");
+                self.attempt_begin(ks, f, *slot, at, reserved);
             }
             KernelOp::RxDone { slot, .. } => {
                 let Some(ks) = ks else { return };
+                self.attempt_written(ks, *slot, at);
                 self.rx_written(ks, *slot, at);
+            }
+            KernelOp::RxOutcome { slot, ret, .. } => {
+                self.attempt_outcome(ks, *slot, *ret, at);
             }
             KernelOp::Flush { prod, exact, .. } => {
                 let Some(ks) = ks else { return };
+                self.attempts_flushed(ks, *prod, at);
                 if let Some(p) = prod {
                     self.rx_published(ks, *p, at);
                 }

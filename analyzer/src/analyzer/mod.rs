@@ -23,6 +23,10 @@
 //!   checker shares (`frame_of`, `settle`);
 //! - `learn`: the chunk size, before the address → frame mapping is known;
 //! - `dispatch`: one event, from its line to the checkers' handlers;
+//! - `attempts`: a kernel receive is an attempt until confirmed; a failed
+//!   one (RX ring full) is taken back from the checkers and noted;
+//! - `skb`: generic mode, where the kernel's receive line comes after the
+//!   application's read: the receive is placed before the read;
 //! - `sockets`: the sockets and pools a line names;
 //! - `state`: the state kept (frames, sockets, pools, CPUs), typed ids;
 //! - the checkers, one per family of rules: `ownership`
@@ -46,6 +50,7 @@ use crate::frames::FrameTable;
 use crate::parse::{Desc, Event, FlushMode, Line, Meta, SockKey};
 use crate::report::{ProbeInfo, TimelineEntry};
 
+mod attempts;
 mod dispatch;
 mod explain;
 mod fifo;
@@ -58,6 +63,7 @@ mod raw;
 mod recorder;
 mod rules;
 mod rx;
+mod skb;
 mod sockets;
 mod state;
 mod summary;

@@ -40,7 +40,11 @@ impl Analyzer {
         if fs.fill > 0 {
             fs.fill -= 1;
             fs.krx += 1;
-            if let Some(pool) = pool {
+            // The FILL order the frame is in is its own pool's: a receive
+            // line without `sk=` (tracefs, seed probes) names no pool until
+            // the application's first read joins its socket, and with two
+            // queues per device the frame may have moved pools since.
+            if let Some(pool) = fs.fill_pool.or(pool) {
                 self.fifo_consume(pool, f, true);
             }
             return;

@@ -206,6 +206,12 @@ impl Analyzer {
             }
         }
         let ks = a.and_then(|a| self.asocks[a].ks);
+        if let Some(k) = ks.filter(|_| !poisoned) {
+            if let Some(p) = pos {
+                self.skb_read_ahead(k, addr, f, p, at);
+            }
+            self.attempts_read(k, f, pos);
+        }
         let taken_k = ks.and_then(|ks| self.kq_take(ks, f, pos));
         let r = Read {
             a,

@@ -115,6 +115,7 @@ impl Analyzer {
                         (Some(*xs), *sk)
                     }
                     KernelOp::RxDone { xs, .. } => (Some(*xs), None),
+                    KernelOp::RxOutcome { xs, .. } => (*xs, None),
                     KernelOp::Tx { xs, sk, .. } | KernelOp::Comp { xs, sk, .. } => (*xs, *sk),
                     KernelOp::Probe { .. } | KernelOp::Poll { .. } => (None, None),
                 };

@@ -327,6 +327,8 @@ pub(super) struct ASock {
     /// Highest sequence number completed.
     pub(super) tx_consumed: u64,
     pub(super) tx_seq: u64,
+    /// The recorder's `stats ... rx_full=`: first and latest value.
+    pub(super) rx_full: Option<(u64, u64)>,
 }
 
 impl ASock {
@@ -340,6 +342,7 @@ impl ASock {
             tx_fifo: VecDeque::new(),
             tx_consumed: 0,
             tx_seq: 0,
+            rx_full: None,
         }
     }
 }
@@ -399,6 +402,51 @@ pub(super) struct KSock {
     pub(super) pending_poison: VecDeque<(u64, RawId)>,
     pub(super) krx: u64,
     pub(super) ring: Ring,
+    /// Receives not yet known to have reserved their slot (see `attempts`).
+    pub(super) attempts: Vec<Attempt>,
+    /// The socket's failed receive attempts (RX ring full).
+    pub(super) full: RxFull,
+    /// SKB mode: the slots of the latest `krx mode=skb` lines (empty: not
+    /// seen in SKB mode), and the receives placed before their read
+    /// because their line had not come yet (see `skb`).
+    pub(super) skb_seen: VecDeque<u64>,
+    pub(super) skb_ahead: VecDeque<SkbAhead>,
+}
+
+/// A receive placed before the application's read of its slot, waiting
+/// for its late `krx mode=skb` line.
+#[derive(Clone, Copy)]
+pub(super) struct SkbAhead {
+    pub(super) slot: u64,
+    pub(super) frame: u64,
+    pub(super) at: At,
+}
+
+/// A receive whose entry probe fired (`krx`, `__xsk_rcv_zc_L7`) and whose
+/// reservation is not confirmed yet: the probes fire before
+/// `xskq_prod_reserve_desc()` decides.
+#[derive(Clone, Copy)]
+pub(super) struct Attempt {
+    pub(super) frame: u64,
+    pub(super) slot: Option<u64>,
+    pub(super) at: At,
+}
+
+/// Failed receive attempts of one socket: runs of them (RX-full episodes),
+/// each ended by the socket's next confirmed receive.
+#[derive(Clone, Copy, Default)]
+pub(super) struct RxFull {
+    /// Failed attempts in the current run.
+    pub(super) run: u64,
+    pub(super) attempts: u64,
+    pub(super) episodes: u64,
+    pub(super) longest: u64,
+    /// The first failed attempt, and the frame it tried.
+    pub(super) first: Option<(At, u64)>,
+    pub(super) last: At,
+    /// Failures said by an outcome line (`kxdperr`, a return probe), not
+    /// inferred from a later attempt.
+    pub(super) proven: u64,
 }
 
 impl KSock {
@@ -419,6 +467,10 @@ impl KSock {
             pending_poison: VecDeque::new(),
             krx: 0,
             ring: Ring::default(),
+            attempts: Vec::new(),
+            full: RxFull::default(),
+            skb_seen: VecDeque::new(),
+            skb_ahead: VecDeque::new(),
         }
     }
 }
@@ -442,6 +494,9 @@ pub(super) struct CpuState {
     pub(super) marker: bool,
     pub(super) ring: Ring,
     pub(super) open: Vec<KSockId>,
+    /// This CPU's latest receive attempt (socket, line): what a return
+    /// probe, which names no socket, is the outcome of.
+    pub(super) attempt: Option<(KSockId, u64)>,
 }
 
 impl CpuState {
@@ -453,6 +508,7 @@ impl CpuState {
             marker: false,
             ring: Ring::default(),
             open: Vec::new(),
+            attempt: None,
         }
     }
 }

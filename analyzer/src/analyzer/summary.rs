@@ -140,6 +140,7 @@ impl Analyzer {
                 ));
             }
         }
+        self.rx_full_notes(&mut notes);
         if unjudged > 0 {
             notes.push(format!(
                 "{unjudged} anomalies reach back before every CPU's buffer had started (unknown past) and were not judged"

@@ -199,3 +199,44 @@ fn tracefs_rx_line_of_a_6_12_kernel_gets_its_addr_from_the_parts() {
     let s = "          <idle>-0       [000] ..s1.    41.251932: __xsk_rcv_zc_L7: (__xsk_rcv_zc+0x4/0x1a0) len=0x40 xs=0xffff888004b8a000";
     assert!(matches!(ev(s).op, Op::Unknown));
 }
+
+#[test]
+fn receive_outcomes_kxdperr_rcv_and_the_return_probe() {
+    let s = "xskdbg-203 [000] ..s21 62.931237: bpf_trace_printk: xskdbg:1 kxdperr why=rcv xs=ff1e87bf5e5ad000 slot=21 errno=69";
+    match ev(s).op {
+        Op::Kernel(KernelOp::RxOutcome { xs, slot, ret }) => {
+            assert_eq!(xs, Some(0xff1e87bf5e5ad000));
+            assert_eq!(slot, Some(0x21));
+            assert_eq!(ret, -105);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Other reasons stay context.
+    let s = "xskdbg-203 [000] ..s3. 62.931287: bpf_trace_printk: xskdbg:1 kxdperr why=redirect xs=ff1e87bf5e5ad000 sk=6:1267:0 errno=69";
+    assert!(matches!(ev(s).op, Op::App(AppOp::Other { .. })));
+    for (body, want) in [
+        ("(__xsk_rcv+0x9c/0x110 <- __xsk_rcv_zc) ret=-105", -105),
+        ("(__xsk_rcv+0x9c/0x110 <- __xsk_rcv_zc) ret=0", 0),
+        ("(xsk_rcv+0x40/0x90 <- __xsk_rcv_zc) arg1=0xffffff97", -105),
+    ] {
+        for name in ["__xsk_rcv_zc_ret", "__xsk_rcv_zc__return"] {
+            let s = format!("xskdbg-202 [000] ..s1. 65.826480: {name}: {body}");
+            match ev(&s).op {
+                Op::Kernel(KernelOp::RxOutcome { xs, ret, .. }) => {
+                    assert_eq!(xs, None);
+                    assert_eq!(ret, want, "{s}");
+                }
+                other => panic!("{s}: {other:?}"),
+            }
+        }
+    }
+    // The entry line's slot= is the slot it is about to reserve.
+    let s = "xskdbg-202 [000] ..s1. 65.826480: __xsk_rcv_zc_L7: (__xsk_rcv_zc+0x0/0xd0) addr=0x15800 len=0x5ea xs=0xff1e8fdd827d8800 fq=0xff1e8fddde906180 slot=0x2b";
+    assert!(matches!(
+        ev(s).op,
+        Op::Kernel(KernelOp::Rx {
+            slot: Some(0x2b),
+            ..
+        })
+    ));
+}

@@ -79,8 +79,9 @@ fn text(sys: &FakeSys, path: &str) -> String {
         .to_string()
 }
 
-const EVENTS: [&str; 4] = [
+const EVENTS: [&str; 5] = [
     "__xsk_rcv_zc_L7",
+    "__xsk_rcv_zc_ret",
     "xsk_flush",
     "xp_raw_get_data",
     "xsk_tx_completed",

@@ -2,7 +2,7 @@
 //! story's `perf probe`) creates them: `NAME: (func+0x9b/0x250) key=0x..`.
 
 use memchr::memmem;
-use xskdbg_format::lex::{is_ws, parse_hex0x};
+use xskdbg_format::lex::{is_ws, parse_dec, parse_hex0x};
 use xskdbg_format::{KernelOp, Op};
 
 /// `__xsk_rcv_zc_L7: (__xsk_rcv_zc+0x9b/0x250) addr=0x16ce900 len=0x4e
@@ -14,13 +14,38 @@ pub(super) fn rx(body: &[u8]) -> Op<'_> {
             sk: None,
             addr: kv_hex(body, b"addr").or_else(|| handle_from_parts(body))?,
             len: kv_hex(body, b"len"),
-            slot: None,
+            // The `tracefs` backend's `rx->cached_prod` at entry: the slot
+            // the attempt is about to reserve (the seed's probe has none).
+            slot: kv_hex(body, b"slot"),
             kpool: kv_hex(body, b"fq").or_else(|| kv_hex(body, b"pool")),
             prod: None,
             mode: None,
         })
     };
     rx().map(Op::Kernel).unwrap_or(Op::Unknown)
+}
+
+/// `__xsk_rcv_zc_ret: (__xsk_rcv+0x9c/0x110 <- __xsk_rcv_zc) ret=-105` (the
+/// `tracefs` backend's return probe; `perf probe`'s `__xsk_rcv_zc__return`
+/// prints `arg1=`): how this CPU's latest receive attempt ended.
+pub(super) fn rx_return(body: &[u8]) -> Op<'_> {
+    let Some(v) = kv(body, b"ret").or_else(|| kv(body, b"arg1")) else {
+        return Op::Unknown;
+    };
+    let ret = match v.strip_prefix(b"-") {
+        Some(d) => parse_dec(d).and_then(|d| i64::try_from(d).ok()).map(|d| -d),
+        // Printed as hex (`:x32`, perf's default): a 32-bit int.
+        None if v.starts_with(b"0x") => parse_hex0x(v).map(|x| i64::from(x as u32 as i32)),
+        None => parse_dec(v).and_then(|d| i64::try_from(d).ok()),
+    };
+    match ret {
+        Some(ret) => Op::Kernel(KernelOp::RxOutcome {
+            xs: None,
+            slot: None,
+            ret,
+        }),
+        None => Op::Unknown,
+    }
 }
 
 /// The descriptor `xp_get_handle()` (6.9+) makes from the parts the `tracefs`

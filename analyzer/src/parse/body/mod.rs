@@ -23,6 +23,9 @@ pub(super) fn decode<'a, const FAST: bool>(
     name: &[u8],
     body: &'a [u8],
 ) -> Result<Op<'a>, BadReason> {
+    if name == b"__xsk_rcv_zc_ret" || name == b"__xsk_rcv_zc__return" {
+        return Ok(kprobe::rx_return(body));
+    }
     if name.starts_with(b"__xsk_rcv_zc") {
         return Ok(kprobe::rx(body));
     }

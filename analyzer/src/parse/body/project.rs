@@ -169,6 +169,28 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
                 budget: opt_hex(budget)?,
             })
         }
+        // `kxdperr why=rcv`: the receive attempt whose `krx` this CPU just
+        // printed failed (RX ring full). The other reasons stay context.
+        word @ op::KXDPERR => {
+            take_fields!(
+                f,
+                why = key::WHY,
+                xs = key::XS,
+                slot = key::SLOT,
+                errno = key::ERRNO
+            );
+            match why {
+                Some(b"rcv") => Op::Kernel(KernelOp::RxOutcome {
+                    xs: Some(req_hex(xs)?),
+                    slot: opt_hex(slot)?,
+                    ret: -opt_hex(errno)?
+                        .and_then(|e| i64::try_from(e).ok())
+                        .unwrap_or(1)
+                        .max(1),
+                }),
+                _ => Op::App(AppOp::Other { op: word }),
+            }
+        }
         op::UMEM => {
             take_fields!(
                 f,

@@ -1,0 +1,86 @@
+//! Generic (SKB) mode: the kernel's receive line comes after the read.
+//!
+//! `xsk_generic_rcv()` reserves the slot, writes it and publishes it
+//! (`xsk_flush`) under the pool's rx lock, and only then `xdp:xdp_redirect`
+//! fires and the tracepoint backend prints `krx ... mode=skb`. An
+//! application busy-polling RX on another CPU reads, forwards and recycles
+//! the frame in between: its `rx` of slot s comes before the `krx` of s.
+//! Judged in trace order, the late `krx` is the kernel receiving a frame the
+//! application holds (`invalid_transition/not-from-fill`, KERNEL, on a clean
+//! program).
+//!
+//! So on a socket seen in SKB mode, a read of a slot whose `krx` has not
+//! come yet places that receive before the read (the frame leaves FILL, the
+//! slot holds it), and the late `krx` of that slot and frame, within
+//! [`AHEAD_LINES`] lines and [`AHEAD_NS`], is then only context. Past the
+//! bound it is judged where it is. The placed receive opens no producer
+//! section: its CPU is not known before its line. Native mode prints `krx`
+//! before the flush and is left as it is.
+
+use super::state::{At, KSockId, SkbAhead};
+use super::Analyzer;
+
+/// A late `krx mode=skb` must come within this many lines of the read...
+pub(super) const AHEAD_LINES: u64 = 4096;
+/// ...and this many nanoseconds (time clocks).
+pub(super) const AHEAD_NS: u64 = 10_000_000;
+
+/// Recent `krx mode=skb` slots kept per socket.
+const SEEN_CAP: usize = 256;
+
+impl Analyzer {
+    /// The application reads `addr` (frame `f`) at slot `pos` of `ks`:
+    /// in SKB mode, when the slot's `krx` has not come yet, its receive is
+    /// placed here, before the read.
+    pub(super) fn skb_read_ahead(&mut self, ks: KSockId, addr: u64, f: u64, pos: u64, at: At) {
+        let k = &mut self.ksocks[ks];
+        if k.skb_seen.is_empty() || k.skb_seen.contains(&pos) {
+            return;
+        }
+        if k.skb_ahead.iter().any(|e| e.slot == pos) {
+            return;
+        }
+        Self::skb_expire(&mut k.skb_ahead, at);
+        k.skb_ahead.push_back(SkbAhead {
+            slot: pos,
+            frame: f,
+            at,
+        });
+        self.kernel_rx_seen = true;
+        self.rx_reserved(ks, f, addr, Some(pos), at);
+        self.kernel_received(ks, f, addr, Some(pos), at);
+    }
+
+    /// A `krx mode=skb` of frame `f` into `slot`: true when its receive was
+    /// placed before the application's read already (the line is then
+    /// context only).
+    pub(super) fn skb_received(&mut self, ks: KSockId, f: u64, slot: Option<u64>, at: At) -> bool {
+        let Some(slot) = slot else { return false };
+        let k = &mut self.ksocks[ks];
+        k.skb_seen.push_back(slot);
+        if k.skb_seen.len() > SEEN_CAP {
+            k.skb_seen.pop_front();
+        }
+        Self::skb_expire(&mut k.skb_ahead, at);
+        match k.skb_ahead.iter().position(|e| e.slot == slot) {
+            Some(i) => {
+                let e = k.skb_ahead.remove(i);
+                // Another frame than the application read: the kernel's
+                // line is judged as it stands.
+                e.is_some_and(|e| e.frame == f)
+            }
+            None => false,
+        }
+    }
+
+    /// Placed receives whose line did not come within the bound: judged
+    /// no more (the line, if it comes, is judged where it is).
+    fn skb_expire(ahead: &mut std::collections::VecDeque<SkbAhead>, now: At) {
+        while ahead.front().is_some_and(|e| {
+            now.line.saturating_sub(e.at.line) > AHEAD_LINES
+                || (now.ns().is_some() && now.order.saturating_sub(e.at.order) > AHEAD_NS)
+        }) {
+            ahead.pop_front();
+        }
+    }
+}
