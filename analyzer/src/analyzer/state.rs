@@ -327,6 +327,8 @@ pub(super) struct ASock {
     /// Highest sequence number completed.
     pub(super) tx_consumed: u64,
     pub(super) tx_seq: u64,
+    /// Where the previous RX batch ended (its `idx` + `n`).
+    pub(super) rx_end: Option<u64>,
 }
 
 impl ASock {
@@ -340,6 +342,7 @@ impl ASock {
             tx_fifo: VecDeque::new(),
             tx_consumed: 0,
             tx_seq: 0,
+            rx_end: None,
         }
     }
 }
@@ -369,6 +372,8 @@ pub(super) struct Section {
     pub(super) cpu: u32,
     pub(super) start: At,
     pub(super) frames: Vec<u64>,
+    /// The RX slots its receives reserved (a few), when the probes print them.
+    pub(super) slots: Vec<u64>,
     /// Receives of other CPUs inside the section: when, frame, addr, slot.
     pub(super) intruders: Vec<(At, u64, u64, Option<u64>)>,
 }
@@ -399,6 +404,8 @@ pub(super) struct KSock {
     pub(super) pending_poison: VecDeque<(u64, RawId)>,
     pub(super) krx: u64,
     pub(super) ring: Ring,
+    /// The application's RX batches on the joined socket so far.
+    pub(super) rx_batches: u64,
 }
 
 impl KSock {
@@ -419,6 +426,7 @@ impl KSock {
             pending_poison: VecDeque::new(),
             krx: 0,
             ring: Ring::default(),
+            rx_batches: 0,
         }
     }
 }
