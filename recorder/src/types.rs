@@ -462,10 +462,6 @@ pub struct RecorderConfig {
     /// (`tracing_on` = 0, left so by an earlier run's violation). Off: the
     /// recorder says so on stderr and writes nothing.
     pub rearm: bool,
-    /// Write the `audit` lines ([`Recorder::audit`](crate::Recorder::audit))
-    /// every this long, from a background thread; `None`: only when asked
-    /// and when a UMEM is dropped.
-    pub audit_every: Option<std::time::Duration>,
 }
 
 impl Default for RecorderConfig {
@@ -477,7 +473,6 @@ impl Default for RecorderConfig {
             freeze: true,
             stacks: false,
             rearm: false,
-            audit_every: None,
         }
     }
 }
@@ -500,13 +495,6 @@ impl RecorderConfig {
     /// The same configuration re-arming a frozen buffer ([`RecorderConfig::rearm`]).
     pub fn rearm(mut self, rearm: bool) -> RecorderConfig {
         self.rearm = rearm;
-        self
-    }
-
-    /// The same configuration auditing every `every`
-    /// ([`RecorderConfig::audit_every`]).
-    pub fn audit_every(mut self, every: std::time::Duration) -> RecorderConfig {
-        self.audit_every = Some(every).filter(|d| !d.is_zero());
         self
     }
 }

@@ -8,9 +8,8 @@
 //! UMEM, the frames held, oldest first, with those stamps, the longest
 //! returned hold and whether the application records its own free list:
 //! enough for the analyzer's `frame_leak/audit` to judge without the
-//! frame's history. Written on demand, every N seconds when configured
-//! ([`RecorderConfig::audit_every`](crate::RecorderConfig::audit_every)),
-//! and when the UMEM is dropped.
+//! frame's history. Written on demand, every N seconds when asked
+//! ([`Recorder::audit_every`]), and when the UMEM is dropped.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -177,9 +176,12 @@ impl Recorder {
         self.inner.audit()
     }
 
-    /// Audit every `every` from a background thread, while the recorder
-    /// lives (see [`RecorderConfig::audit_every`](crate::RecorderConfig::audit_every)).
-    pub(super) fn start_auditor(&self, every: Duration) {
+    /// Also write the `audit` lines every `every`, from a background
+    /// thread that ends with the recorder (zero: nothing).
+    pub fn audit_every(&self, every: Duration) {
+        if every.is_zero() {
+            return;
+        }
         let weak = Arc::downgrade(&self.inner);
         let step = Duration::from_millis(100).min(every);
         let _ = std::thread::Builder::new()
@@ -249,5 +251,15 @@ mod tests {
         drop(umem);
         // Dropping the UMEM writes its last audit.
         assert_eq!(audit_lines(&rec2.dump()).len(), 2);
+    }
+
+    #[test]
+    fn audit_every_writes_the_lines_while_the_recorder_lives() {
+        let rec = Recorder::new(RecorderConfig::new(SinkConfig::Memory { events: 4096 })).unwrap();
+        let _umem = rec.umem(UmemConfig::aligned(8, 0x1000)).unwrap();
+        rec.audit_every(std::time::Duration::from_millis(100));
+        std::thread::sleep(std::time::Duration::from_millis(650));
+        let n = audit_lines(&rec.dump()).len();
+        assert!((3..=7).contains(&n), "{n} audit lines in 650 ms at 100 ms");
     }
 }

@@ -197,9 +197,6 @@ impl Recorder {
                 umems: Mutex::new(Vec::new()),
             }),
         };
-        if let Some(every) = cfg.audit_every {
-            rec.start_auditor(every);
-        }
         Ok(rec)
     }
 

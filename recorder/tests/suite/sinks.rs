@@ -176,7 +176,6 @@ fn memory_ring_dump_goes_to_a_file_on_violation() {
         freeze: true,
         stacks: false,
         rearm: false,
-        audit_every: None,
     })
     .unwrap();
     let u = rec.umem(seed_umem()).unwrap();
