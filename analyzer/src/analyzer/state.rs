@@ -329,6 +329,8 @@ pub(super) struct ASock {
     pub(super) tx_seq: u64,
     /// Where the previous RX batch ended (its `idx` + `n`).
     pub(super) rx_end: Option<u64>,
+    /// Its RX index once went back: perhaps masked, see `poison`.
+    pub(super) rx_masked: bool,
 }
 
 impl ASock {
@@ -343,6 +345,7 @@ impl ASock {
             tx_consumed: 0,
             tx_seq: 0,
             rx_end: None,
+            rx_masked: false,
         }
     }
 }
