@@ -567,3 +567,4 @@ mod tests {
         assert!(parse(&["--vm", "--kernel", "debian"]).is_ok());
     }
 }
+
