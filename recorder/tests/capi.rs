@@ -21,14 +21,17 @@ fn static_lib() -> PathBuf {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name()
-                .and_then(|f| f.to_str())
-                .is_some_and(|f| f.starts_with("libxskdbg_recorder-") && f.ends_with(".a"))
+            p.file_name().and_then(|f| f.to_str()).is_some_and(|f| {
+                // With a cdylib among the crate types cargo drops the hash
+                // from the staticlib's name too; older builds left hashed ones.
+                f == "libxskdbg_recorder.a"
+                    || (f.starts_with("libxskdbg_recorder-") && f.ends_with(".a"))
+            })
         })
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok());
     newest.unwrap_or_else(|| {
         panic!(
-            "no libxskdbg_recorder-*.a in {}: the crate's staticlib is built with its tests",
+            "no libxskdbg_recorder[-*].a in {}: the crate's staticlib is built with its tests",
             deps.display()
         )
     })

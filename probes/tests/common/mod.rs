@@ -161,7 +161,7 @@ pub fn run_with(tag: &str, backend: Backend, double_fill: bool, stacks: bool) ->
         stacks,
         output: Default::default(),
     };
-    let probes = attach(&req).unwrap_or_else(|e| panic!("attach: {e}"));
+    let mut probes = attach(&req).unwrap_or_else(|e| panic!("attach: {e}"));
     assert_eq!(probes.backend(), backend);
     let notes = probes.notes().to_vec();
     let marker = buf.open_marker().unwrap();
@@ -252,6 +252,8 @@ pub fn run_with(tag: &str, backend: Backend, double_fill: bool, stacks: bool) ->
     }
     // Freeze and read before detaching: removing kprobe events (tracefs
     // backend) resets every ring buffer.
+    // Ring output: what the drainers still hold goes in before the freeze.
+    probes.finish_drain();
     for l in probes.stack_lines() {
         marker.write(l.as_bytes()).unwrap();
     }
