@@ -85,6 +85,8 @@ names! {
         RECYCLE = "recycle",
         /// One frame of the offending thread's user stack.
         STACK = "stack",
+        /// Frames a UMEM's application holds, and since when.
+        AUDIT = "audit",
         /// The probes' header: backend and what it proves.
         PROBE = "probe",
         /// The kernel reserved an RX slot for a frame.
@@ -217,6 +219,18 @@ names! {
         ERRNO = "errno",
         /// The XDP action.
         ACT = "act",
+        /// Frames the application holds (`audit`).
+        HELD = "held",
+        /// Descriptors the application took from RX and COMPLETION so far.
+        TAKEN = "taken",
+        /// The longest hold, in takes, of a frame the application returned.
+        HOLD_MAX = "hold_max",
+        /// Whether the application records its own free list.
+        FREELIST = "freelist",
+        /// The `taken` count when each listed frame was taken.
+        SINCE = "since",
+        /// How long each listed frame has been held, in milliseconds.
+        AGE_MS = "age_ms",
     }
 }
 
@@ -236,7 +250,7 @@ mod tests {
     fn the_three_spellings_agree() {
         assert_eq!(op::bytes::KRX, op::KRX.as_bytes());
         assert_eq!(key::field::RX_DROPPED, b" rx_dropped=");
-        assert_eq!(op::ALL.len(), 23);
+        assert_eq!(op::ALL.len(), 24);
         assert!(op::ALL.contains(&"kstackdef"));
         for k in key::ALL {
             assert!(

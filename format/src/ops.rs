@@ -91,6 +91,9 @@ pub enum AppOp<'a> {
         idx: Option<u64>,
         /// Descriptors.
         descs: AddrList<'a>,
+        /// The RX producer the application saw when it peeked (`prod=`):
+        /// it was entitled to read every slot below it.
+        prod: Option<u64>,
     },
     /// `tx`: the app produced these descriptors on TX.
     Tx {
@@ -147,6 +150,27 @@ pub enum AppOp<'a> {
         expected: Option<u64>,
         /// `remaining=` list.
         remaining: AddrList<'a>,
+    },
+    /// `audit`: the frames a UMEM's application holds (taken from RX or
+    /// COMPLETION, or from its own free list, and not returned), oldest
+    /// first, and since when.
+    Audit {
+        /// UMEM id.
+        umem: Option<u64>,
+        /// How many frames the application holds.
+        held: Option<u64>,
+        /// Descriptors taken from RX and COMPLETION so far (a counter).
+        taken: Option<u64>,
+        /// The longest hold, in takes, of a frame the application returned.
+        hold_max: Option<u64>,
+        /// The application records its own free list (`free`/`hold`).
+        freelist: bool,
+        /// The held frames listed (frame keys).
+        frames: AddrList<'a>,
+        /// For each listed frame, the `taken` count when it was taken.
+        since: AddrList<'a>,
+        /// For each listed frame, how long it has been held (ms).
+        age_ms: AddrList<'a>,
     },
     /// A project op the analyzer does not decode (`kstack`, `kxdperr`,
     /// `recycle`, a newer writer's): context only.

@@ -207,6 +207,13 @@ uint64_t xskdbg_recycled(const xskdbg_recorder *r);
 int xskdbg_is_frozen(const xskdbg_recorder *r);
 /* Writes to the sink that failed for another reason than a frozen buffer. */
 uint64_t xskdbg_sink_errors(const xskdbg_recorder *r);
+/* Write an `audit` line per UMEM: the frames the application holds (taken
+ * from RX or COMPLETION, or from its free list, and not returned), oldest
+ * first, and since when, so the analyzer judges a leak even when the buffer
+ * wrapped (frame_leak/audit). Also written when a UMEM is freed. Call it
+ * periodically and before freezing and reading the trace; returns how many
+ * frames the application holds. */
+uint64_t xskdbg_audit(const xskdbg_recorder *r);
 /* Memory sink as ftrace text; copies at most len-1 bytes + NUL, returns the full length. */
 size_t xskdbg_dump(const xskdbg_recorder *r, char *buf, size_t len);
 

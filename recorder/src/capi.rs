@@ -723,6 +723,21 @@ pub unsafe extern "C" fn xskdbg_sink_errors(r: *const xskdbg_recorder) -> u64 {
     unsafe { (*r).0.sink_errors() }
 }
 
+/// Write an `audit` line per UMEM (the frames the application holds, since
+/// when); returns how many frames it holds. Call before freezing and
+/// reading the trace.
+///
+/// # Safety
+/// `r` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_audit(r: *const xskdbg_recorder) -> u64 {
+    if r.is_null() {
+        return 0;
+    }
+    // SAFETY: by contract.
+    unsafe { (*r).0.audit() }
+}
+
 /// The app took `n` frames from its own free list.
 ///
 /// # Safety

@@ -97,6 +97,16 @@ impl Recorder {
         false
     }
 
+    /// Writes nothing; 0.
+    #[inline(always)]
+    pub fn audit(&self) -> u64 {
+        0
+    }
+
+    /// Does nothing.
+    #[inline(always)]
+    pub fn audit_every(&self, _every: std::time::Duration) {}
+
     /// Always empty.
     #[inline(always)]
     pub fn dump(&self) -> Vec<u8> {

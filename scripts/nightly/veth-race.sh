@@ -23,12 +23,18 @@
 # or mismatched descriptor (recorder violation), analyzer verdict `kernel`
 # with a concurrent_producer finding on the two traffic CPUs; control ->
 # exit 0. With tracepoint: eval kernel -> exit 1, the poisoned/mismatched
-# read, and in report.json a concurrent_producer with verdict kernel, rule
-# concurrent_producer/published-before-redirect, on the two traffic CPUs (a
-# receive whose slot another CPU had published; the overlaps themselves stay
-# inconclusive); control -> no violation, no kernel finding, at most
-# inconclusive overlaps, and no receive whose slot was already published when
-# its redirect returned. `--check DIR` only re-checks the runs kept in DIR
+# read; when the app read the poison, report.json's summary verdict `kernel`
+# (the soak logs the producer it saw with each RX batch, so the poisoned read
+# of a slot it was entitled to is the kernel's on its own,
+# poisoned_descriptor/entitled-read, and proves the overlap before it,
+# concurrent_producer/poisoned-read); a mismatched read without the poison
+# needs a concurrent_producer finding with verdict kernel. Control -> exit 0,
+# no violation, no finding (overlaps whose end is only inferred and that
+# nothing bad followed are only a note), and no receive whose slot was
+# already published when its redirect returned. Older runs (before the soak
+# logged prod=) are checked as they were: a concurrent_producer kernel
+# finding with rule published-before-redirect on the two traffic CPUs, and
+# inconclusive overlaps allowed on the control. `--check DIR` only re-checks the runs kept in DIR
 # (e.g. after regenerating their reports). Script exit: 0 every run as
 # expected, 1 not, 2 setup error. Not part of .ci/run (too slow).
 set -uo pipefail
@@ -53,7 +59,7 @@ while (($#)); do
     --probes) case $2 in auto|tracepoint|both) probes=$2 ;; *) echo "veth-race: --probes auto|tracepoint|both" >&2; exit 2 ;; esac; shift 2 ;;
     --check) recheck=$2; shift 2 ;;
     --trace-archive) archive=$2; shift 2 ;;
-    -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "veth-race: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -94,26 +100,49 @@ if s.get("trace_entries_written") not in (None, s.get("trace_entries_in_buffer")
     what += (f"; the ftrace buffer wrapped ({s.get('trace_entries_in_buffer')} of "
              f"{s.get('trace_entries_written')} entries kept)")
 cp_kernel = [f for f in found if f[0] == "concurrent_producer" and f[1] == "kernel"]
+# Runs recorded since the soak logs the producer the app saw (`rx ... prod=`)
+# are held to the new rules; older kept runs to the rules of their day.
+trace_txt = os.path.join(os.path.dirname(path), "trace.txt")
+trace_gz = trace_txt + ".gz"
+def logs_prod():
+    import gzip, re
+    pat = re.compile(rb"xskdbg:1 rx .* prod=[0-9a-f]+")
+    for p, op in ((trace_txt, open), (trace_gz, gzip.open)):
+        if os.path.exists(p):
+            with op(p, "rb") as f:
+                return any(pat.search(l) for l in f)
+    return s.get("probe_output") is not None  # the summary of a current soak
+new_rules = logs_prod()
+poisoned = bool(viol) and "kind=poisoned_descriptor" in viol
 if kind == "eval":
     if rc != 1:
         problems.append(f"exit {rc}, want 1")
     if not viol or not any(k in viol for k in ("kind=poisoned_descriptor", "to=rx", "kind=fifo_order")):
         problems.append("the application read no poisoned or mismatched descriptor")
-    # fentry: the exact flush proves the overlap; tracepoints: only a receive
-    # that found its own slot already published does (the overlaps' ends are
-    # inferred, so they stay inconclusive).
-    want = None if backend == "auto" else "concurrent_producer/published-before-redirect"
-    if not any(f[3] == [0, 1] and (want is None or f[2] == want) for f in cp_kernel):
-        problems.append("no concurrent_producer finding with verdict kernel on CPUs 0,1"
-                        + (f" (rule {want})" if want else ""))
+    if backend == "tracepoint" and new_rules and poisoned:
+        # The poisoned read of a slot the app was entitled to is proof on
+        # its own: the whole report must say kernel.
+        if verdict != "kernel":
+            problems.append(f"the application read the poison but the summary verdict is {verdict}, want kernel")
+    else:
+        # fentry: the exact flush proves the overlap; tracepoints without
+        # the app's producer: only a receive that found its own slot
+        # already published does.
+        want = None if backend == "auto" or new_rules else "concurrent_producer/published-before-redirect"
+        if not any(f[3] == [0, 1] and (want is None or f[2] == want) for f in cp_kernel):
+            problems.append("no concurrent_producer finding with verdict kernel on CPUs 0,1"
+                            + (f" (rule {want})" if want else ""))
 else:
     if s.get("violations", 0) != 0:
         problems.append(f"{s.get('violations')} recorder violation(s) on the fixed kernel")
-    allowed = {("concurrent_producer", "inconclusive")} if backend == "tracepoint" else set()
+    if verdict == "kernel" or cp_kernel:
+        problems.append("a kernel verdict on the fixed kernel")
+    old_tp = backend == "tracepoint" and not new_rules
+    allowed = {("concurrent_producer", "inconclusive")} if old_tp else set()
     bad = sorted({f"{r or k} ({v})" for k, v, r, _ in found if (k, v) not in allowed})
     if bad:
         problems.append(f"analyzer findings {bad}")
-    if backend != "tracepoint" and rc != 0:
+    if not old_tp and rc != 0:
         problems.append(f"exit {rc}, want 0")
 print(what + ("" if not problems else " -- NOT as expected: " + "; ".join(problems)))
 sys.exit(1 if problems else 0)

@@ -353,6 +353,10 @@ impl Forwarder {
         descs.clear();
         let port = &mut self.ports[p];
         let first = port.rxmap.as_ref().map(|m| m.consumer());
+        // The producer before the peek: every slot below it was published
+        // to us (logged as `prod=`, the proof a poisoned read there is the
+        // kernel's).
+        let before = port.rxmap.as_ref().map(|m| m.producer());
         let (rxmap, poison) = (&port.rxmap, port.poison);
         let n = port.sock.receive_then(BATCH, descs, |n| {
             if let (Some(map), Some(first), Some(poison)) = (rxmap, first, poison) {
@@ -371,7 +375,16 @@ impl Forwarder {
         }));
         match (self.rec_on, first) {
             (false, _) => {}
-            (true, Some(idx)) => port.rsock.rx_at(idx, rdescs),
+            (true, Some(idx)) => {
+                // At least the batch's end: the ring hands out only
+                // published slots.
+                let end = idx.wrapping_add(n);
+                let prod = match before {
+                    Some(p) if p.wrapping_sub(idx) >= n => p,
+                    _ => end,
+                };
+                port.rsock.rx_at_prod(idx, prod, rdescs)
+            }
             (true, None) => port.rsock.rx(rdescs),
         }
         // Same queue on the other side: ports are [outer q0.., inner q0..].

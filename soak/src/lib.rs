@@ -454,6 +454,9 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     // The kernel records still in the probes' ring buffers go into the
     // trace before it is frozen and read; after the recorder's freeze the
     // drainers have completed it with the records up to it.
+    // The recorder's account of the frames the application holds goes in
+    // first: a leak is judged from it even when the buffer wrapped.
+    recorder.audit();
     let drained = probes.as_mut().and_then(|p| p.finish_drain());
     let trace = match &instance {
         Some(inst) => {

@@ -367,6 +367,44 @@ fn check_analyzer_verdict(kind: Inject) {
         kind.name(),
         o.finding_verdicts
     );
+    // The whole report says so, not only its first finding of that kind.
+    assert_eq!(
+        o.summary["analyzer_verdict"],
+        "application",
+        "{}: {}",
+        kind.name(),
+        o.summary
+    );
+}
+
+/// A leak in a trace that wrapped (a small buffer: the leaked frame's
+/// history is overwritten) is still judged, from the recorder's `audit`
+/// line written before the soak froze the buffer: `application`, naming
+/// the frame.
+#[test]
+fn wrapped_leak_is_judged_from_the_audit() {
+    if !xskdbg_testenv::require("wrapped_leak_is_judged_from_the_audit", SOAK_TRACED) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path(), Some(Inject::Leak), SinkKind::Marker);
+    c.buffer_kb = 64;
+    let o = run(&c).unwrap();
+    let written = o.summary["trace_entries_written"].as_u64().unwrap_or(0);
+    let kept = o.summary["trace_entries_in_buffer"].as_u64().unwrap_or(0);
+    assert!(written > kept, "the buffer did not wrap: {}", o.summary);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["summary"]["verdict"], "application", "{json}");
+    let injected = o.summary["injected_addr"].as_str().unwrap_or_default();
+    let frame = u64::from_str_radix(injected.trim_start_matches("0x"), 16).unwrap() & !2047;
+    let findings = json["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().any(
+            |f| f["rule"] == "frame_leak/audit" && f["frame"] == format!("{frame:#x}").as_str()
+        ),
+        "no frame_leak/audit of {frame:#x}: {json}"
+    );
 }
 
 macro_rules! inject_tests {

@@ -382,6 +382,7 @@ impl Collector {
                     self.count_sock(id);
                 }
             }
+            AppOp::Audit { .. } => self.kind("audit", 0),
             AppOp::Other { .. } => self.kind("other", 0),
         }
     }

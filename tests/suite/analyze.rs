@@ -267,6 +267,55 @@ fn tracepoint_receive_of_a_slot_already_published_is_a_kernel_race() {
     }
 }
 
+/// The recorder's lines alone (no probe) of a real tracepoint soak on the
+/// eval kernel: the app read slot 0xd71 as poison in a batch continuing its
+/// previous one, below the producer 0xd72 it saw (`prod=`). Kernel, from
+/// the application's entitlement alone; a read at or past that producer,
+/// or at an index going back, is the application's.
+#[test]
+fn a_poisoned_read_the_app_was_entitled_to_is_the_kernels_without_probes() {
+    check_fixture("entitled-poison-no-probes");
+    let trace = std::fs::read_to_string(fixture("entitled-poison-no-probes.txt")).unwrap();
+    let read = "idx=d70 n=2 d=57f100:80,deadbeefdeadbeef:46 prod=d72";
+    assert!(trace.contains(read));
+    let rule = |text: String| {
+        let r = json(&run_stdin(&["--json", "-"], text.as_bytes()));
+        let f = &r["findings"][0];
+        (
+            f["rule"].as_str().unwrap().to_string(),
+            r["summary"]["verdict"].clone(),
+        )
+    };
+    assert_eq!(
+        rule(trace.clone()),
+        ("poisoned_descriptor/entitled-read".into(), "kernel".into())
+    );
+    let past = trace.replace(read, "idx=d70 n=2 d=57f100:80,deadbeefdeadbeef:46 prod=d71");
+    assert_eq!(
+        rule(past),
+        (
+            "poisoned_descriptor/read-past-producer".into(),
+            "application".into()
+        )
+    );
+    let back = trace.replace(read, "idx=d6f n=2 d=57f100:80,deadbeefdeadbeef:46 prod=d72");
+    assert_eq!(
+        rule(back),
+        (
+            "poisoned_descriptor/index-back".into(),
+            "application".into()
+        )
+    );
+    let unsaid = trace.replace(read, "idx=d70 n=2 d=57f100:80,deadbeefdeadbeef:46");
+    assert_eq!(
+        rule(unsaid),
+        (
+            "poisoned_descriptor/no-evidence".into(),
+            "inconclusive".into()
+        )
+    );
+}
+
 /// A project trace where one socket's producers overlap `rounds` times
 /// (fentry, exact flushes), then the app reads the poison.
 fn many_overlaps_then_poison(rounds: u64) -> String {

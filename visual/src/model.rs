@@ -264,6 +264,7 @@ pub fn classify(op: &Op<'_>, name: &[u8]) -> Class {
                     ("", None, None)
                 }
                 AppOp::Umem { .. } => ("umem", None, None),
+                AppOp::Audit { .. } => ("audit", None, None),
                 AppOp::Pool { .. } => ("pool", None, None),
                 AppOp::Sock { sk, label, .. } => {
                     c.sock = Some(SockId::Key(sk.to_string()));

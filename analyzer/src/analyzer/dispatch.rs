@@ -169,11 +169,36 @@ impl Analyzer {
                     self.app_fill(a, p, d.addr, None, at);
                 }
             }
-            AppOp::Rx { idx, .. } => {
+            AppOp::Rx { idx, prod, .. } => {
+                self.rx_claim = self.rx_batch(a, *idx, descs.len(), *prod);
+                let first_raw = self.raws.len();
                 for (i, d) in descs.iter().enumerate() {
                     let pos = idx.map(|x| x.wrapping_add(i as u64));
                     self.app_read(a, d.addr, None, pos, at, None);
                 }
+                self.rx_claim = None;
+                // The raws this batch made: which batch of the socket it was
+                // (an overlap right before it is tied to them).
+                if let Some(ks) = a.and_then(|a| self.asocks[a].ks) {
+                    let n = self.ksocks[ks].rx_batches;
+                    for r in self.raws.iter().skip(first_raw) {
+                        self.read_batch.insert(r.id, n);
+                    }
+                }
+            }
+            AppOp::Audit {
+                umem,
+                held,
+                taken,
+                hold_max,
+                freelist,
+                frames,
+                since,
+                age_ms,
+            } => {
+                self.audit_line(
+                    *umem, *held, *taken, *hold_max, *freelist, frames, since, age_ms, at,
+                );
             }
             AppOp::Tx { .. } => {
                 for d in descs {

@@ -45,6 +45,8 @@ impl Analyzer {
             self.decide();
         }
         self.leaks();
+        self.audit_leaks();
+        self.settle_overlaps();
         let complete = self.complete_from();
         let (kept, linked, unjudged) = self.judgeable(complete.map(|c| c.order));
         let (groups, consequence_links) = group(kept, linked);
@@ -98,6 +100,9 @@ impl Analyzer {
         let mut unjudged = 0u64;
         let mut kept: Vec<Raw> = Vec::with_capacity(raws.len());
         for r in raws {
+            if self.dropped.contains(&r.id) {
+                continue;
+            }
             if cf.is_some_and(|c| r.evidence_from < c) {
                 unjudged += 1;
             } else {

@@ -32,6 +32,9 @@
 //! - the checkers, one per family of rules: `ownership`
 //!   (`invalid_transition`, `duplicate_in_flight`), `producer`
 //!   (`concurrent_producer`), `rx` (`rx_mismatch`, `poisoned_descriptor`),
+//!   `poison` (what the application's own producer proves about a poisoned
+//!   read, and the overlaps with an inferred end that need such proof),
+//!   `audit` (`frame_leak/audit`, from the recorder's `audit` lines),
 //!   `fifo` (`fifo_order`), `recorder` (the recorder's own lines), `leaks`
 //!   (`frame_leak`, at the end);
 //! - `rules`: every rule's name; `raw`: a rule firing; `explain`: how
@@ -51,6 +54,7 @@ use crate::parse::{Desc, Event, FlushMode, Line, Meta, SockKey};
 use crate::report::{ProbeInfo, TimelineEntry};
 
 mod attempts;
+mod audit;
 mod dispatch;
 mod explain;
 mod fifo;
@@ -58,6 +62,7 @@ mod judge;
 mod leaks;
 mod learn;
 mod ownership;
+mod poison;
 mod producer;
 mod raw;
 mod recorder;
@@ -173,6 +178,19 @@ pub struct Analyzer {
     /// The socket keys looked up last, and what they map to.
     last_sk: Option<(SockKey, ASockId)>,
     last_xs: Option<(u64, KSockId)>,
+    /// The RX batch being read (`rx` line): what the app said about it.
+    rx_claim: Option<poison::RxBatch>,
+    /// Overlaps whose end is only inferred, waiting for evidence.
+    overlaps: Vec<poison::Overlap>,
+    /// The app's RX batch (count on its kernel socket) of each raw finding
+    /// made while reading one.
+    read_batch: FxHashMap<RawId, u64>,
+    /// Raw findings left out at the end (overlaps nothing tied to).
+    dropped: FxHashSet<RawId>,
+    /// How many overlaps with an inferred end nothing tied to.
+    inferred_untied: u64,
+    /// The latest `audit` line of each UMEM.
+    audits: FxHashMap<u64, audit::Audit>,
 }
 
 impl Analyzer {
@@ -227,6 +245,12 @@ impl Analyzer {
             batch_pos: None,
             last_sk: None,
             last_xs: None,
+            rx_claim: None,
+            overlaps: Vec::new(),
+            read_batch: FxHashMap::default(),
+            dropped: FxHashSet::default(),
+            inferred_untied: 0,
+            audits: FxHashMap::default(),
             opts,
         };
         if let Some(c) = a.opts.chunk_size {

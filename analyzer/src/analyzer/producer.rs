@@ -69,12 +69,16 @@ impl Analyzer {
             if s.frames.len() < 16 {
                 s.frames.push(f);
             }
+            if let Some(sl) = slot.filter(|_| s.slots.len() < 16) {
+                s.slots.push(sl);
+            }
             return;
         }
         k.sections.push(Section {
             cpu: at.cpu,
             start: at,
             frames: vec![f],
+            slots: slot.into_iter().collect(),
             intruders: Vec::new(),
         });
         if let Some(c) = self.cpus.get_mut(&at.cpu) {
@@ -125,11 +129,16 @@ impl Analyzer {
                 frames.push(*f);
             }
         }
-        for f in &frames {
+        // Only an exact overlap makes the frames it produced evidence on
+        // their own; one whose end is inferred needs a consequence that
+        // proves it (`poison::settle_overlaps`).
+        for f in frames.iter().filter(|_| exact) {
             if k.racy.len() < 64 && !k.racy.contains(f) {
                 k.racy.push(*f);
             }
         }
+        let mut slots: Vec<u64> = s.slots.clone();
+        slots.extend(s.intruders.iter().filter_map(|i| i.3));
         let (iat, _, iaddr, islot) = s.intruders[0];
         let mut cpus = vec![s.cpu];
         cpus.extend(s.intruders.iter().map(|(a, _, _, _)| a.cpu));
@@ -172,7 +181,7 @@ impl Analyzer {
             );
             (Verdict::Inconclusive, Rule::ProducerOverlapInferredEnd)
         };
-        self.raw(
+        let r = self.raw(
             Kind::ConcurrentProducer,
             verdict,
             rule,
@@ -190,6 +199,9 @@ impl Analyzer {
             false,
             at.line,
         );
+        if let Some(r) = r.filter(|_| !exact) {
+            self.inferred_overlap(r, ks, s.start, at, slots);
+        }
         // The closing flush is evidence too.
         if let Some(r) = self
             .raws

@@ -38,6 +38,10 @@ rules! {
     ProducerOverlapInferredEnd = "concurrent_producer/inferred-end",
     /// A `krx` printed after its write found its slot already published.
     ProducerPublishedBeforeRedirect = "concurrent_producer/published-before-redirect",
+    /// An overlap whose end is only inferred, proven by a poisoned read the
+    /// application was entitled to (or of a slot published before its
+    /// write) on its socket, inside it or right after it.
+    ProducerOverlapPoisonedRead = "concurrent_producer/poisoned-read",
 
     /// The poison read from a slot a flush published before its write.
     PoisonPublishedBeforeWrite = "poisoned_descriptor/published-before-write",
@@ -49,6 +53,14 @@ rules! {
     PoisonReadPastProducer = "poisoned_descriptor/read-past-producer",
     /// The poison read, and nothing says who is to blame.
     PoisonNoEvidence = "poisoned_descriptor/no-evidence",
+    /// The poison read below the producer the application saw (`rx ...
+    /// prod=`), its index continuing the socket's previous batch: the
+    /// kernel published a slot it had not written.
+    PoisonEntitledRead = "poisoned_descriptor/entitled-read",
+    /// The poison read at an index that repeats or goes back from the
+    /// socket's previous batch: the application read a slot it had already
+    /// consumed (and poisoned).
+    PoisonIndexBack = "poisoned_descriptor/index-back",
 
     /// The app read another frame than the kernel wrote at that position.
     RxMismatchPosition = "rx_mismatch/position",
@@ -105,6 +117,10 @@ rules! {
     AppHeld = "frame_leak/app-held",
     /// A frame put on FILL (TX) never came back while many after it did.
     PassedByRing = "frame_leak/passed-by-ring",
+    /// The recorder's `audit` line lists a frame the application has held
+    /// while it took more than max(256, 2 x its longest returned hold)
+    /// other descriptors.
+    AuditHeld = "frame_leak/audit",
 
     /// A recorder `violation` line, judged by its `to=` state.
     RecorderViolation = "recorder/violation",

@@ -258,7 +258,13 @@ impl Analyzer {
             // already overlapped: the race exposes such slots.
             None => !self.ksocks[ks].racy.is_empty(),
         });
-        let (verdict, rule, why) = if let Some(e) = kpos.filter(|e| e.early) {
+        // What the application's own index and producer say (`poison`).
+        let own = Analyzer::entitlement(self.rx_claim, pos);
+        let (verdict, rule, why) = if let Some(back) =
+            own.clone().filter(|o| o.1 == Rule::PoisonIndexBack)
+        {
+            back
+        } else if let Some(e) = kpos.filter(|e| e.early) {
             (
                 Verdict::Kernel,
                 Rule::PoisonPublishedBeforeRedirect,
@@ -275,6 +281,8 @@ impl Analyzer {
                 Rule::PoisonPublishedBeforeWrite,
                 published_before_write(&e),
             )
+        } else if let Some(own) = own {
+            own
         } else if racy {
             (Verdict::Kernel, Rule::PoisonConcurrentProducer, "the kernel entry for this position was produced during overlapping producer sections on two CPUs, so a flush could publish it before its write landed".to_string())
         } else if past_producer {
@@ -341,8 +349,9 @@ impl Analyzer {
                     self.raws[ri].link = Link::Consequence(cp);
                 }
                 // Nothing received there yet: a later `krx` of this slot
-                // may prove it was published early.
-                (None, Some(ks), Some(pos)) => {
+                // may prove it was published early (not when the
+                // application's own index already convicts it).
+                (None, Some(ks), Some(pos)) if verdict != Verdict::Application => {
                     let k = &mut self.ksocks[ks];
                     if k.pending_poison.len() >= 8 {
                         k.pending_poison.pop_front();

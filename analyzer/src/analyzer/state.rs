@@ -329,6 +329,10 @@ pub(super) struct ASock {
     pub(super) tx_seq: u64,
     /// The recorder's `stats ... rx_full=`: first and latest value.
     pub(super) rx_full: Option<(u64, u64)>,
+    /// Where the previous RX batch ended (its `idx` + `n`).
+    pub(super) rx_end: Option<u64>,
+    /// Its RX index once went back: perhaps masked, see `poison`.
+    pub(super) rx_masked: bool,
 }
 
 impl ASock {
@@ -343,6 +347,8 @@ impl ASock {
             tx_consumed: 0,
             tx_seq: 0,
             rx_full: None,
+            rx_end: None,
+            rx_masked: false,
         }
     }
 }
@@ -372,6 +378,8 @@ pub(super) struct Section {
     pub(super) cpu: u32,
     pub(super) start: At,
     pub(super) frames: Vec<u64>,
+    /// The RX slots its receives reserved (a few), when the probes print them.
+    pub(super) slots: Vec<u64>,
     /// Receives of other CPUs inside the section: when, frame, addr, slot.
     pub(super) intruders: Vec<(At, u64, u64, Option<u64>)>,
 }
@@ -411,6 +419,8 @@ pub(super) struct KSock {
     /// because their line had not come yet (see `skb`).
     pub(super) skb_seen: VecDeque<u64>,
     pub(super) skb_ahead: VecDeque<SkbAhead>,
+    /// The application's RX batches on the joined socket so far.
+    pub(super) rx_batches: u64,
 }
 
 /// A receive placed before the application's read of its slot, waiting
@@ -471,6 +481,7 @@ impl KSock {
             full: RxFull::default(),
             skb_seen: VecDeque::new(),
             skb_ahead: VecDeque::new(),
+            rx_batches: 0,
         }
     }
 }

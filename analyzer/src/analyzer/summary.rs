@@ -117,7 +117,14 @@ impl Analyzer {
             }
         }
         if self.flush_mode == Some(FlushMode::Inferred) {
-            notes.push("probe header says flush=inferred: producer sections end at an inferred point; overlaps are inconclusive (a krx that finds its own slot already published is proof nonetheless)".into());
+            notes.push("probe header says flush=inferred: producer sections end at an inferred point; an overlap is a finding only when evidence ties something to it (a proven poisoned read makes it kernel; a krx that finds its own slot already published is proof on its own)".into());
+        }
+        if self.inferred_untied > 0 {
+            notes.push(format!(
+                "{} producer overlap(s) whose end is only inferred (a NAPI poll end or flush=inferred) and that nothing \
+                 bad followed: not findings (a correct driver shows such overlaps between napi_complete_done and that point)",
+                self.inferred_untied
+            ));
         }
         if self.flush_mode == Some(FlushMode::None) {
             notes.push("probe header says flush=none: without flush events producer overlap cannot be proven".into());

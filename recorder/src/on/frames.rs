@@ -77,7 +77,10 @@ impl UmemInner {
             }
             let new = pack(to, owner, tid, w_seq(cur) + 1);
             match slot.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Ok(cur),
+                Ok(_) => {
+                    self.note_move(idx, w_state(cur), to);
+                    return Ok(cur);
+                }
                 Err(actual) => cur = actual,
             }
         }
@@ -89,6 +92,7 @@ impl UmemInner {
         let slot = &self.table[idx];
         let cur = slot.load(Ordering::Acquire);
         slot.store(pack(to, owner, tid, w_seq(cur) + 1), Ordering::Release);
+        self.note_move(idx, w_state(cur), to);
     }
 }
 

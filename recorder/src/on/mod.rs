@@ -17,8 +17,10 @@
 //! - `lines`: every line the recorder writes;
 //! - `register`: the handles' shared state, set up off the hot path;
 //! - `recorder`: the sink, policy and counters every handle shares;
-//! - `thread`: per-thread ids and line buffer.
+//! - `thread`: per-thread ids and line buffer;
+//! - `audit`: the `audit` line (frames the application holds, since when).
 
+mod audit;
 mod frames;
 mod lines;
 mod order;

@@ -38,6 +38,8 @@ pub(super) struct RecInner {
     pub(super) next_umem: AtomicU32,
     pub(super) next_pool: AtomicU32,
     pub(super) next_sock: AtomicU32,
+    /// Every UMEM registered, for [`Recorder::audit`].
+    pub(super) umems: Mutex<Vec<std::sync::Weak<super::register::UmemInner>>>,
 }
 
 impl Drop for RecInner {
@@ -61,6 +63,17 @@ impl RecInner {
                 return;
             }
             self.sink_error(e.to_string());
+        }
+    }
+
+    /// [`RecInner::write`] at the end of the app's life (a UMEM dropped):
+    /// a buffer turned off by then is the usual end of a recording, not
+    /// worth a word.
+    pub(super) fn write_last(&self, line: &[u8]) {
+        match self.sink.write(line) {
+            Err(e) if e.is_buffer_off() => self.frozen.store(true, Ordering::Relaxed),
+            Err(e) => self.sink_error(e.to_string()),
+            Ok(()) => {}
         }
     }
 
@@ -160,7 +173,7 @@ impl Recorder {
         for n in &notes {
             eprintln!("xskdbg-recorder: {n}");
         }
-        Ok(Recorder {
+        let rec = Recorder {
             inner: Arc::new(RecInner {
                 sink,
                 policy: cfg.policy,
@@ -181,8 +194,10 @@ impl Recorder {
                 next_umem: AtomicU32::new(1),
                 next_pool: AtomicU32::new(1),
                 next_sock: AtomicU32::new(1),
+                umems: Mutex::new(Vec::new()),
             }),
-        })
+        };
+        Ok(rec)
     }
 
     /// Violations seen so far (reported or only counted).

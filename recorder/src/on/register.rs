@@ -71,6 +71,15 @@ pub(super) struct UmemInner {
     pub(super) table: Box<[AtomicU64]>,
     pub(super) pools: RwLock<Vec<Arc<PoolInner>>>,
     pub(super) socks: RwLock<Vec<Arc<SockInner>>>,
+    /// Per frame: the `takes` count (high 32 bits) and the coarse clock's
+    /// ms (low 32) when the application took it (`audit`).
+    pub(super) taken_at: Box<[AtomicU64]>,
+    /// Descriptors the application took from RX and COMPLETION.
+    pub(super) takes: AtomicU64,
+    /// The longest hold, in takes, of a frame the application returned.
+    pub(super) hold_max: AtomicU64,
+    /// The application records its own free list (`hold`/`free` calls).
+    pub(super) freelist: AtomicBool,
 }
 
 impl Recorder {
@@ -95,6 +104,7 @@ impl Recorder {
             )));
         }
         let table: Box<[AtomicU64]> = (0..frames).map(|_| AtomicU64::new(0)).collect();
+        let taken_at: Box<[AtomicU64]> = (0..frames).map(|_| AtomicU64::new(0)).collect();
         let id = self.inner.next_umem.fetch_add(1, Ordering::Relaxed);
         let shift = cfg
             .chunk_size
@@ -109,7 +119,16 @@ impl Recorder {
             cfg,
             pools: RwLock::new(Vec::new()),
             socks: RwLock::new(Vec::new()),
+            taken_at,
+            takes: AtomicU64::new(0),
+            hold_max: AtomicU64::new(0),
+            freelist: AtomicBool::new(false),
         });
+        {
+            let mut umems = super::lock(&self.inner.umems);
+            umems.retain(|w| w.strong_count() > 0);
+            umems.push(Arc::downgrade(&u));
+        }
         u.declare_umem();
         Ok(Umem { u })
     }

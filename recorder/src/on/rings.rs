@@ -65,6 +65,9 @@ impl Umem {
     #[inline]
     fn app_move(&self, op: &[u8], to: State, addrs: &[u64]) {
         let u = &*self.u;
+        if !u.freelist.load(Ordering::Relaxed) {
+            u.freelist.store(true, Ordering::Relaxed);
+        }
         let tid = small_tid();
         let mut pending = Vec::new();
         for &a in addrs {

@@ -177,11 +177,21 @@ pub(super) fn batch_op<'a>(op: &[u8], f: &'a [u8]) -> Option<Op<'a>> {
             c.skip();
             c.lit(field::D)?;
             let descs = list(&mut c)?;
+            // The producer the app saw, after the list (the recorder's
+            // `rx_at_prod`).
+            let prod = match c.lit(field::PROD) {
+                Some(()) => Some(c.hex()?),
+                None => {
+                    rest_lacks(&c, &[key::PROD])?;
+                    None
+                }
+            };
             Op::App(AppOp::Rx {
                 sk,
                 pool: Some(pool),
                 idx: Some(idx),
                 descs,
+                prod,
             })
         }
         op::TX => {

@@ -247,13 +247,15 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
                 sk = key::SK,
                 pool = key::POOL,
                 idx = key::IDX,
-                d = key::D
+                d = key::D,
+                prod = key::PROD
             );
             Op::App(AppOp::Rx {
                 sk: req_sk(sk)?,
                 pool: opt_hex(pool)?,
                 idx: opt_hex(idx)?,
                 descs: req_list(d)?,
+                prod: opt_hex(prod)?,
             })
         }
         op::TX => {
@@ -295,6 +297,29 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
                 sk: opt_sk(sk)?,
                 rx_dropped: opt_hex(rx_dropped)?,
                 rx_full: opt_hex(rx_full)?,
+            })
+        }
+        op::AUDIT => {
+            take_fields!(
+                f,
+                umem = key::UMEM,
+                held = key::HELD,
+                taken = key::TAKEN,
+                hold_max = key::HOLD_MAX,
+                freelist = key::FREELIST,
+                a = key::A,
+                since = key::SINCE,
+                age_ms = key::AGE_MS,
+            );
+            Op::App(AppOp::Audit {
+                umem: opt_hex(umem)?,
+                held: opt_hex(held)?,
+                taken: opt_hex(taken)?,
+                hold_max: opt_hex(hold_max)?,
+                freelist: freelist == Some(b"1"),
+                frames: opt_list(a),
+                since: opt_list(since),
+                age_ms: opt_list(age_ms),
             })
         }
         op::VIOLATION => {
