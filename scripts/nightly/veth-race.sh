@@ -94,6 +94,9 @@ if s.get("trace_entries_written") not in (None, s.get("trace_entries_in_buffer")
     what += (f"; the ftrace buffer wrapped ({s.get('trace_entries_in_buffer')} of "
              f"{s.get('trace_entries_written')} entries kept)")
 cp_kernel = [f for f in found if f[0] == "concurrent_producer" and f[1] == "kernel"]
+# The soak records itself: `instrumentation` means its own recording is wrong.
+if verdict == "instrumentation" or any(f[1] == "instrumentation" for f in found):
+    problems.append("verdict instrumentation: the soak's own recording is wrong")
 if kind == "eval":
     if rc != 1:
         problems.append(f"exit {rc}, want 1")

@@ -29,7 +29,8 @@
 //!   (`invalid_transition`, `duplicate_in_flight`), `producer`
 //!   (`concurrent_producer`), `rx` (`rx_mismatch`, `poisoned_descriptor`),
 //!   `fifo` (`fifo_order`), `recorder` (the recorder's own lines), `leaks`
-//!   (`frame_leak`, at the end);
+//!   (`frame_leak`, at the end), `instrumentation` (the recording itself
+//!   is incomplete or wrong);
 //! - `rules`: every rule's name; `raw`: a rule firing; `explain`: how
 //!   explanations are written;
 //! - `judge`: the end (cut, fold, file); `summary`: the report's summary.
@@ -49,6 +50,7 @@ use crate::report::{ProbeInfo, TimelineEntry};
 mod dispatch;
 mod explain;
 mod fifo;
+mod instrumentation;
 mod judge;
 mod leaks;
 mod learn;
@@ -167,6 +169,8 @@ pub struct Analyzer {
     /// The socket keys looked up last, and what they map to.
     last_sk: Option<(SockKey, ASockId)>,
     last_xs: Option<(u64, KSockId)>,
+    /// What the instrumentation rules keep.
+    instr: instrumentation::Instr,
 }
 
 impl Analyzer {
@@ -221,6 +225,7 @@ impl Analyzer {
             batch_pos: None,
             last_sk: None,
             last_xs: None,
+            instr: instrumentation::Instr::default(),
             opts,
         };
         if let Some(c) = a.opts.chunk_size {
