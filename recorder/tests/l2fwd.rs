@@ -5,7 +5,8 @@
 //! Clean: no finding. FILL+TX, double recycle, leak: `application` on the
 //! planted frame. The two instrumentation mistakes of issue 14 (setup not
 //! recorded, RX recorded through a pointer into the ring): `instrumentation`,
-//! never `kernel`. Needs root, BPF, namespaces, tracefs and libxdp-dev
+//! never `kernel`. The same for `examples/l2fwd.rs`, the Rust twin on
+//! xdpilone through the checked wrappers (clean and the three bugs). Needs root, BPF, namespaces, tracefs and libxdp-dev
 //! (`scripts/setup.sh test`); skips outside CI otherwise, fails in CI.
 
 use std::io::{BufRead, BufReader};
@@ -13,7 +14,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use xskdbg_analyzer::report::OverallVerdict;
@@ -84,7 +85,12 @@ struct Run {
 /// `secs`, with frames sent into the other end, recording into a fresh
 /// ftrace instance; then analyzes the instance's trace.
 fn run(bin: &PathBuf, mode: &str, bug: Option<&str>, secs: u32) -> Run {
-    let tag = format!("{}{}", std::process::id() % 100_000, mode.len());
+    // One run at a time (the two tests share the machine's two CPUs), each
+    // with names of its own.
+    static ONE: Mutex<u32> = Mutex::new(0);
+    let mut n = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    *n += 1;
+    let tag = format!("{}{}", std::process::id() % 10_000, *n);
     let ns_x = NetNs::new("l2x").unwrap();
     let ns_p = NetNs::new("l2p").unwrap();
     let (a, b) = (format!("l2a{tag}"), format!("l2b{tag}"));
@@ -200,15 +206,15 @@ fn describe(r: &Run) -> String {
 }
 
 /// The frame l2fwd says it planted its bug on (`planted BUG on frame 0x..`),
-/// as the analyzer names frames (chunk base, 4096-byte chunks).
-fn planted(r: &Run) -> String {
+/// as the analyzer names frames (chunk base).
+fn planted(r: &Run, chunk: u64) -> String {
     let at = r
         .stderr
         .lines()
         .find_map(|l| l.split_once(" on frame 0x").map(|(_, f)| f.to_string()))
         .unwrap_or_else(|| panic!("no planted frame:\n{}", describe(r)));
     let v = u64::from_str_radix(at.trim(), 16).unwrap();
-    format!("{:#x}", v & !0xfff)
+    format!("{:#x}", v & !(chunk - 1))
 }
 
 fn no_kernel(r: &Run) {
@@ -244,7 +250,7 @@ fn l2fwd_on_veth_clean_bugs_and_instrumentation_mistakes() {
             ("leak", "frame_leak"),
         ] {
             let r = run(&bin, mode, Some(bug), 3);
-            let frame = planted(&r);
+            let frame = planted(&r, 4096);
             assert_eq!(
                 r.report.summary.verdict,
                 OverallVerdict::Application,
@@ -292,5 +298,65 @@ fn l2fwd_on_veth_clean_bugs_and_instrumentation_mistakes() {
             describe(&r)
         );
         no_kernel(&r);
+    }
+}
+
+/// `examples/l2fwd.rs`, built by `cargo test` next to this test binary
+/// (`target/<profile>/examples/l2fwd`).
+fn rust_l2fwd() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/l2fwd");
+    assert!(
+        bin.exists(),
+        "{} missing: cargo test -p xskdbg-recorder builds the example (feature xdpilone)",
+        bin.display()
+    );
+    bin
+}
+
+#[test]
+fn rust_l2fwd_on_xdpilone_on_veth_clean_and_bugs() {
+    if !xskdbg_testenv::require(
+        "rust_l2fwd_on_xdpilone_on_veth_clean_and_bugs",
+        &[Cap::Root, Cap::Bpf, Cap::Netns, Cap::Tracefs],
+    ) {
+        return;
+    }
+    let bin = rust_l2fwd();
+    for mode in ["skb", "native"] {
+        let r = run(&bin, mode, None, 2);
+        assert_eq!(
+            r.report.summary.verdict,
+            OverallVerdict::Clean,
+            "{mode}: {}",
+            describe(&r)
+        );
+        assert!(r.trace.contains("xskdbg:1 rxpoison "), "{}", describe(&r));
+        for (bug, kind) in [
+            ("fill-tx", "invalid_transition"),
+            ("double-recycle", "duplicate_in_flight"),
+            ("leak", "frame_leak"),
+        ] {
+            let r = run(&bin, mode, Some(bug), 3);
+            let frame = planted(&r, 2048);
+            assert_eq!(
+                r.report.summary.verdict,
+                OverallVerdict::Application,
+                "{mode} {bug}: {}",
+                describe(&r)
+            );
+            assert!(
+                r.report.findings.iter().any(|f| f.kind.name() == kind
+                    && f.verdict == Verdict::Application
+                    && f.frame.as_deref() == Some(frame.as_str())),
+                "{mode} {bug}: no {kind} finding on {frame}: {}",
+                describe(&r)
+            );
+        }
     }
 }

@@ -97,7 +97,7 @@ impl Analyzer {
                 }
             }
         }
-        self.instr_event(ev, at, a);
+        self.instr_event(ev, at, ks, a);
         match &ev.op {
             Op::App(op) => self.app_op(op, at, a, descs),
             Op::Kernel(op) => self.kernel_op(op, at, ks, descs),

@@ -7,7 +7,9 @@
 //!
 //! - `instrumentation/first-seen-in-rx`: the trace starts at the UMEM's
 //!   registration (its `umem` line comes before any frame moves, nothing was
-//!   lost since), and a frame shows up in RX with no earlier event. Nothing
+//!   lost since, and every ring counter the trace shows starts at 0: the
+//!   first `rx`/`tx` `idx=` of each recorder socket, the first `krx` `slot=`
+//!   of its kernel socket), and a frame shows up in RX with no earlier event. Nothing
 //!   else puts a frame on RX but the kernel, and the kernel takes frames only
 //!   from FILL (or from its pool's free list, which only holds frames it took
 //!   from FILL): the app put it on FILL without recording it, typically the
@@ -53,6 +55,10 @@ pub(super) struct Instr {
     not_from_start: bool,
     /// A frame moved since the first `umem` line.
     moved: bool,
+    /// Rings whose first batch was seen: (socket, 0 = RX, 1 = TX).
+    counted: FxHashSet<(ASockId, u8)>,
+    /// Kernel sockets whose first receive was seen.
+    krx_seen: FxHashSet<KSockId>,
     /// Sockets declared by a recorder `sock` line.
     declared: FxHashSet<ASockId>,
     /// Sockets whose RX ring was poisoned before the first FILL.
@@ -102,15 +108,42 @@ fn moves_frames(op: &Op<'_>) -> bool {
 impl Analyzer {
     /// Every event, before its handler: what the rules need to know about
     /// the declarations and the start of the trace.
-    pub(super) fn instr_event(&mut self, ev: &Event<'_>, at: At, a: Option<ASockId>) {
-        let i = &mut self.instr;
+    pub(super) fn instr_event(
+        &mut self,
+        ev: &Event<'_>,
+        at: At,
+        ks: Option<KSockId>,
+        a: Option<ASockId>,
+    ) {
         if moves_frames(&ev.op) {
-            if i.registered.is_none() {
+            // A ring counter that does not start at 0 shows that the
+            // socket's first batches are not in the trace (an excerpt, a
+            // socket older than the recording).
+            let first = match (&ev.op, a, ks) {
+                (Op::App(AppOp::Rx { idx, .. }), Some(a), _) => {
+                    self.instr.counted.insert((a, 0)).then_some(*idx)
+                }
+                (Op::App(AppOp::Tx { idx, .. }), Some(a), _) => {
+                    self.instr.counted.insert((a, 1)).then_some(*idx)
+                }
+                (Op::Kernel(KernelOp::Rx { slot, .. }), _, Some(k))
+                    if self.ksocks[k]
+                        .asock
+                        .is_some_and(|a| self.instr.declared.contains(&a)) =>
+                {
+                    self.instr.krx_seen.insert(k).then_some(*slot)
+                }
+                _ => None,
+            };
+            let i = &mut self.instr;
+            if i.registered.is_none() || first.flatten().is_some_and(|x| x != 0) {
                 i.not_from_start = true;
+                i.registered = None;
             }
             i.moved = true;
             return;
         }
+        let i = &mut self.instr;
         let Op::App(op) = &ev.op else { return };
         match op {
             AppOp::Umem { .. } => {
@@ -193,6 +226,9 @@ impl Analyzer {
         let Some(reg) = self.from_registration() else {
             return;
         };
+        if self.instr.not_from_start {
+            return;
+        }
         let how = if kernel {
             format!(
                 "the kernel received it into RX at {} (it takes frames only from FILL, or from its pool's free \
@@ -529,6 +565,32 @@ mod tests {
         // No declarations at all (seed-style or hand-written app lines).
         let r = analyze(&["0 xskdbg:1 rx sk=1:5:0 pool=1 idx=0 n=1 d=1100:40"]);
         assert_eq!(r.summary.verdict, OverallVerdict::Clean, "{:?}", rules(&r));
+    }
+
+    #[test]
+    fn an_excerpt_whose_counters_do_not_start_at_0_is_not_from_the_start() {
+        // Cut out of a longer trace: the declarations are kept, but the
+        // socket had sent 0x159 frames before (tracepoint-early-publish.txt).
+        let r = analyze(&with_decl(&[
+            "0 xskdbg:1 tx sk=1:5:0 pool=1 idx=159 n=1 d=3100:40",
+            "0 xskdbg:1 rx sk=1:5:0 pool=1 idx=15a n=1 d=1100:40",
+        ]));
+        assert!(
+            r.findings.iter().all(|f| f.kind != Kind::Instrumentation),
+            "{:?}",
+            rules(&r)
+        );
+        // The kernel's first receive of the socket at slot 0x15a.
+        let r = analyze(&with_decl(&[
+            "1 xskdbg:1 probe backend=tracepoint kernel=6.18.0 flush=exact rxslot=1 tx=1 comp=1",
+            "1 xskdbg:1 krx xs=ffff888001000000 sk=1:5:0 a=1100 len=40 slot=15a",
+            "0 xskdbg:1 rx sk=1:5:0 pool=1 idx=15a n=1 d=1100:40",
+        ]));
+        assert!(
+            r.findings.iter().all(|f| f.kind != Kind::Instrumentation),
+            "{:?}",
+            rules(&r)
+        );
     }
 
     #[test]
