@@ -146,10 +146,8 @@ impl Analyzer {
         let i = &mut self.instr;
         let Op::App(op) = &ev.op else { return };
         match op {
-            AppOp::Umem { .. } => {
-                if i.registered.is_none() && !i.not_from_start {
-                    i.registered = Some(at);
-                }
+            AppOp::Umem { .. } if i.registered.is_none() && !i.not_from_start => {
+                i.registered = Some(at);
             }
             AppOp::Sock { .. } => {
                 if let Some(a) = a {
@@ -158,14 +156,12 @@ impl Analyzer {
                     i.rx_next.remove(&a);
                 }
             }
-            AppOp::Violation { .. } => {
-                // Nothing moved between the `umem` line and a violation: the
-                // `umem` line was the recorder declaring again before its
-                // report, in a buffer whose start is lost.
-                if i.registered.is_some() && !i.moved {
-                    i.registered = None;
-                    i.not_from_start = true;
-                }
+            // Nothing moved between the `umem` line and a violation: the
+            // `umem` line was the recorder declaring again before its
+            // report, in a buffer whose start is lost.
+            AppOp::Violation { .. } if i.registered.is_some() && !i.moved => {
+                i.registered = None;
+                i.not_from_start = true;
             }
             AppOp::Other { op } if *op == b"rxpoison" => {
                 let sk = Fields::new(ev.body)
@@ -183,7 +179,7 @@ impl Analyzer {
     /// Whether the trace holds everything since the UMEM's registration
     /// and nothing was lost, so that a frame without history truly has
     /// none; the moment the claim reaches back to.
-    fn from_registration(&self) -> Option<At> {
+    fn since_registration(&self) -> Option<At> {
         let r = self.instr.registered?;
         (self.lost == 0 && (self.complete_now == 0 || r.order >= self.complete_now)).then_some(r)
     }
@@ -223,7 +219,7 @@ impl Analyzer {
         let Some(a) = a.filter(|a| self.instr.declared.contains(a)) else {
             return;
         };
-        let Some(reg) = self.from_registration() else {
+        let Some(reg) = self.since_registration() else {
             return;
         };
         if self.instr.not_from_start {
