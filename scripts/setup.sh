@@ -12,9 +12,10 @@ profile=${1:-build}
 # builds libbpf from source against libelf and zlib.
 build_pkgs=(clang llvm libelf-dev zlib1g-dev pkg-config bpftool make gcc)
 # Root tests: network namespaces, veth, the qemu guest with Debian's 6.1 kernel,
-# traffic, bench tools, headless Chromium for the HTML report.
+# traffic, bench tools, headless Chromium for the HTML report; libxdp/libbpf
+# headers for the C example examples/c/l2fwd (recorder/tests/l2fwd.rs builds it).
 test_pkgs=(iproute2 ethtool kmod cpio qemu-system-x86 busybox-static iperf3 time python3
-           chromium)
+           chromium libxdp-dev libbpf-dev)
 
 case "$profile" in
   build) want=("${build_pkgs[@]}") ;;

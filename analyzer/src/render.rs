@@ -36,6 +36,7 @@ impl Paint {
             Verdict::Kernel => "1;31",
             Verdict::Application => "1;33",
             Verdict::Inconclusive => "1;36",
+            Verdict::Instrumentation => "1;34",
         };
         self.wrap(code, &v.name().to_uppercase())
     }
@@ -215,6 +216,10 @@ pub fn human(report: &Report, name: &str, style: Style, w: &mut dyn Write) -> io
         OverallVerdict::Application => p.wrap("1;33", "verdict: APPLICATION"),
         OverallVerdict::Inconclusive => p.wrap("1;36", "verdict: INCONCLUSIVE"),
         OverallVerdict::Mixed => p.wrap("1;35", "verdict: MIXED (see each finding)"),
+        OverallVerdict::Instrumentation => p.wrap(
+            "1;34",
+            "verdict: INSTRUMENTATION (the recording is wrong: fix it and record again before trusting the other findings)",
+        ),
     };
     if s.findings > 0 {
         writeln!(

@@ -1,13 +1,15 @@
 //! The analysis result: [`Report`], [`Finding`], [`Summary`].
 //!
 //! These types serialize (serde) to exactly the `--json` document described
-//! in `docs/JSON.md` (`schema_version` 1). Unknown values are `null`. Other
+//! in `docs/JSON.md` (`schema_version` 2). Unknown values are `null`. Other
 //! crates (HTML/Perfetto views, stats) read them; field names are stable.
 
 use serde::Serialize;
 
-/// Version of the JSON document (`docs/JSON.md`). Bumped on breaking changes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the JSON document (`docs/JSON.md`). Bumped on breaking changes:
+/// 2 added the verdict and finding kind `instrumentation`, which an old
+/// reader would not know.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Everything `xskdbg analyze` found in one trace.
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +59,10 @@ pub enum Kind {
     ConcurrentProducer,
     /// A frame left the app's hands and never came back.
     FrameLeak,
+    /// The recording itself is incomplete or wrong (a FILL not recorded, a
+    /// ring index that does not continue, a read from outside the ring):
+    /// the other findings rest on it.
+    Instrumentation,
 }
 
 impl Kind {
@@ -70,6 +76,7 @@ impl Kind {
             Kind::DuplicateInFlight => "duplicate_in_flight",
             Kind::ConcurrentProducer => "concurrent_producer",
             Kind::FrameLeak => "frame_leak",
+            Kind::Instrumentation => "instrumentation",
         }
     }
 
@@ -83,21 +90,25 @@ impl Kind {
             b"duplicate_in_flight" => Kind::DuplicateInFlight,
             b"concurrent_producer" => Kind::ConcurrentProducer,
             b"frame_leak" => Kind::FrameLeak,
+            b"instrumentation" => Kind::Instrumentation,
             _ => return None,
         })
     }
 
     /// When several rules fire on the same line, the lowest rank gives the
-    /// finding and the others go to `also` (strongest evidence first).
+    /// finding and the others go to `also` (strongest evidence first). A
+    /// recording known to be wrong explains whatever else was read through
+    /// it, so `instrumentation` comes first.
     pub fn rank(self) -> u8 {
         match self {
-            Kind::ConcurrentProducer => 0,
-            Kind::PoisonedDescriptor => 1,
-            Kind::RxMismatch => 2,
-            Kind::InvalidTransition => 3,
-            Kind::DuplicateInFlight => 4,
-            Kind::FifoOrder => 5,
-            Kind::FrameLeak => 6,
+            Kind::Instrumentation => 0,
+            Kind::ConcurrentProducer => 1,
+            Kind::PoisonedDescriptor => 2,
+            Kind::RxMismatch => 3,
+            Kind::InvalidTransition => 4,
+            Kind::DuplicateInFlight => 5,
+            Kind::FifoOrder => 6,
+            Kind::FrameLeak => 7,
         }
     }
 }
@@ -112,6 +123,9 @@ pub enum Verdict {
     Application,
     /// The trace does not say.
     Inconclusive,
+    /// The application's recording is incomplete or wrong: fix the
+    /// instrumentation and record again before trusting any other verdict.
+    Instrumentation,
 }
 
 impl Verdict {
@@ -121,6 +135,7 @@ impl Verdict {
             Verdict::Kernel => "kernel",
             Verdict::Application => "application",
             Verdict::Inconclusive => "inconclusive",
+            Verdict::Instrumentation => "instrumentation",
         }
     }
 }
@@ -139,6 +154,9 @@ pub enum OverallVerdict {
     Inconclusive,
     /// Findings with different verdicts.
     Mixed,
+    /// At least one finding says the recording is incomplete or wrong: it
+    /// outranks every other verdict, which may be an artefact of it.
+    Instrumentation,
 }
 
 /// One root cause.

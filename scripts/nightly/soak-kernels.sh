@@ -68,6 +68,9 @@ check() { # kind rc run_dir
     return 0
   fi
   [[ $rc == 1 ]] || { echo "exit $rc, expected 1 (fault caught)"; return 1; }
+  # The soak records itself: a verdict `instrumentation` means its own
+  # recording is wrong, whatever else was found.
+  ! grep -q '"instrumentation"' "$s" || { echo "verdict instrumentation: the soak's own recording is wrong"; return 1; }
   if [[ $kind == leak ]]; then
     grep -q '"frame_leak"' "$s" || { echo "no frame_leak finding"; return 1; }
   else

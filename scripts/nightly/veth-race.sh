@@ -100,6 +100,9 @@ if s.get("trace_entries_written") not in (None, s.get("trace_entries_in_buffer")
     what += (f"; the ftrace buffer wrapped ({s.get('trace_entries_in_buffer')} of "
              f"{s.get('trace_entries_written')} entries kept)")
 cp_kernel = [f for f in found if f[0] == "concurrent_producer" and f[1] == "kernel"]
+# The soak records itself: `instrumentation` means its own recording is wrong.
+if verdict == "instrumentation" or any(f[1] == "instrumentation" for f in found):
+    problems.append("verdict instrumentation: the soak's own recording is wrong")
 # Runs recorded since the soak logs the producer the app saw (`rx ... prod=`)
 # are held to the new rules; older kept runs to the rules of their day.
 trace_txt = os.path.join(os.path.dirname(path), "trace.txt")

@@ -101,7 +101,7 @@ fn check_fixture(name: &str) {
         text(&o.stderr)
     );
     let report = json(&o);
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
     assert_eq!(
         report["summary"]["verdict"], expected["verdict"],
         "{name}: summary verdict"

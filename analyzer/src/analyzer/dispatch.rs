@@ -97,6 +97,7 @@ impl Analyzer {
                 }
             }
         }
+        self.instr_event(ev, at, ks, a);
         match &ev.op {
             Op::App(op) => self.app_op(op, at, a, descs),
             Op::Kernel(op) => self.kernel_op(op, at, ks, descs),
@@ -171,9 +172,13 @@ impl Analyzer {
             }
             AppOp::Rx { idx, prod, .. } => {
                 self.rx_claim = self.rx_batch(a, *idx, descs.len(), *prod);
+                self.rx_index(a, *idx, descs.first().map(|d| d.addr), descs.len(), at);
                 let first_raw = self.raws.len();
                 for (i, d) in descs.iter().enumerate() {
                     let pos = idx.map(|x| x.wrapping_add(i as u64));
+                    if self.read_outside_ring(a, d, pos, at) {
+                        continue;
+                    }
                     self.app_read(a, d.addr, None, pos, at, None);
                 }
                 self.rx_claim = None;

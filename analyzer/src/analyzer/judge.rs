@@ -294,10 +294,17 @@ fn group(kept: Vec<Raw>, linked: Vec<Raw>) -> (Vec<Group>, Vec<Raw>) {
     (groups, consequence_links)
 }
 
-/// The report's verdict: the findings' one verdict, or mixed.
+/// The report's verdict: `instrumentation` when any finding says the
+/// recording is wrong (the others may be its artefacts), else the findings'
+/// one verdict, or mixed.
 fn overall(findings: &[Finding]) -> OverallVerdict {
     if findings.is_empty() {
         OverallVerdict::Clean
+    } else if findings
+        .iter()
+        .any(|f| f.verdict == Verdict::Instrumentation)
+    {
+        OverallVerdict::Instrumentation
     } else {
         let first = findings[0].verdict;
         if findings.iter().all(|f| f.verdict == first) {
@@ -305,6 +312,7 @@ fn overall(findings: &[Finding]) -> OverallVerdict {
                 Verdict::Kernel => OverallVerdict::Kernel,
                 Verdict::Application => OverallVerdict::Application,
                 Verdict::Inconclusive => OverallVerdict::Inconclusive,
+                Verdict::Instrumentation => OverallVerdict::Instrumentation,
             }
         } else {
             OverallVerdict::Mixed

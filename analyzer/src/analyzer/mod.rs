@@ -36,7 +36,8 @@
 //!   read, and the overlaps with an inferred end that need such proof),
 //!   `audit` (`frame_leak/audit`, from the recorder's `audit` lines),
 //!   `fifo` (`fifo_order`), `recorder` (the recorder's own lines), `leaks`
-//!   (`frame_leak`, at the end);
+//!   (`frame_leak`, at the end), `instrumentation` (the recording itself
+//!   is incomplete or wrong);
 //! - `rules`: every rule's name; `raw`: a rule firing; `explain`: how
 //!   explanations are written;
 //! - `judge`: the end (cut, fold, file); `summary`: the report's summary.
@@ -58,6 +59,7 @@ mod audit;
 mod dispatch;
 mod explain;
 mod fifo;
+mod instrumentation;
 mod judge;
 mod leaks;
 mod learn;
@@ -191,6 +193,8 @@ pub struct Analyzer {
     inferred_untied: u64,
     /// The latest `audit` line of each UMEM.
     audits: FxHashMap<u64, audit::Audit>,
+    /// What the instrumentation rules keep.
+    instr: instrumentation::Instr,
 }
 
 impl Analyzer {
@@ -251,6 +255,7 @@ impl Analyzer {
             dropped: FxHashSet::default(),
             inferred_untied: 0,
             audits: FxHashMap::default(),
+            instr: instrumentation::Instr::default(),
             opts,
         };
         if let Some(c) = a.opts.chunk_size {

@@ -32,6 +32,7 @@ impl Analyzer {
             fs.krx = 1;
             fs.krx_ks = Some(ks);
             self.frames.insert(f, fs);
+            self.first_seen_in_rx(Some(ks), None, addr, f, slot, at, true);
             return;
         };
         let prev = fs.last;
@@ -334,6 +335,9 @@ impl Analyzer {
                 fs.held_at = taken;
                 fs.held_addr = addr;
                 self.frames.insert(f, fs);
+                if !tracing_kernel {
+                    self.first_seen_in_rx(ks, a, addr, f, pos, at, false);
+                }
             }
             Some(fs) => {
                 let prev = fs.last;

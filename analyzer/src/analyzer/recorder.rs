@@ -31,6 +31,10 @@ impl Analyzer {
         remaining: AddrList<'_>,
         at: At,
     ) {
+        if let Some(rule) = super::instrumentation::recorder_rule(kind) {
+            self.recorder_instrumentation(rule, a, addr, at);
+            return;
+        }
         let Some(k) = Kind::parse(kind) else { return };
         let poisoned = addr == self.poison;
         // The poison is not a frame: the frame is the one that should have

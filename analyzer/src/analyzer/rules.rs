@@ -124,6 +124,20 @@ rules! {
 
     /// A recorder `violation` line, judged by its `to=` state.
     RecorderViolation = "recorder/violation",
+
+    /// A frame with no history since the UMEM's registration came out of
+    /// RX: its FILL was not recorded.
+    FirstSeenInRx = "instrumentation/first-seen-in-rx",
+    /// An all-zero descriptor from an RX ring poisoned up front.
+    OutsideRing = "instrumentation/outside-ring",
+    /// An RX index that does not continue the socket's last one.
+    RxIndex = "instrumentation/rx-index",
+    /// The recorder's `violation kind=not_recorded`.
+    RecorderNotRecorded = "instrumentation/recorder-not-recorded",
+    /// The recorder's `violation kind=ring_index`.
+    RecorderRingIndex = "instrumentation/recorder-ring-index",
+    /// The recorder's `violation kind=read_outside_ring`.
+    RecorderReadOutsideRing = "instrumentation/recorder-read-outside-ring",
 }
 
 impl Rule {

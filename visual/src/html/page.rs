@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use xskdbg_analyzer::parse::FlushMode;
+use xskdbg_analyzer::report::OverallVerdict;
 use xskdbg_analyzer::Report;
 
 use super::events::Ev;
@@ -70,6 +71,12 @@ fn summary(o: &mut String, r: &Report) {
         s.findings,
         if s.findings == 1 { "" } else { "s" }
     );
+    if s.verdict == OverallVerdict::Instrumentation {
+        o.push_str(
+            "<p class=\"v-instr\">The recording is incomplete or wrong (see the instrumentation finding's fix): \
+             fix it and record again before trusting the other findings.</p>",
+        );
+    }
     o.push_str("<dl class=\"facts\">");
     let mut fact = |k: &str, v: String| {
         let _ = write!(o, "<div><dt>{}</dt><dd>{}</dd></div>", esc(k), esc(&v));

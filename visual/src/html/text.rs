@@ -35,6 +35,7 @@ pub(super) fn verdict_class(v: Verdict) -> &'static str {
         Verdict::Kernel => "v-kernel",
         Verdict::Application => "v-app",
         Verdict::Inconclusive => "v-inc",
+        Verdict::Instrumentation => "v-instr",
     }
 }
 
@@ -45,6 +46,7 @@ pub(super) fn overall_name(v: OverallVerdict) -> (&'static str, &'static str) {
         OverallVerdict::Application => ("application", "v-app"),
         OverallVerdict::Inconclusive => ("inconclusive", "v-inc"),
         OverallVerdict::Mixed => ("mixed", "v-mixed"),
+        OverallVerdict::Instrumentation => ("instrumentation", "v-instr"),
     }
 }
 
