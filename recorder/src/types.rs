@@ -149,8 +149,15 @@ pub struct SockConfig {
     pub key: SockKey,
     /// A human label such as `ingress q:1`, written on the `sock` line.
     pub label: Option<String>,
-    /// The socket's fd: its `XDP_STATISTICS` explain free-list recycling.
+    /// The socket's fd: its `XDP_STATISTICS` explain free-list recycling,
+    /// and its `SO_COOKIE` is the socket's identity (`sid=`) unless
+    /// `cookie` gives one.
     pub fd: Option<i32>,
+    /// The socket's identity written as `sid=` on its lines: its
+    /// `SO_COOKIE`, read from `fd` when this is `None`. Without either,
+    /// lines carry no `sid=` and the analyzer tells sockets that share a
+    /// key apart by their ring indexes only.
+    pub cookie: Option<u64>,
     /// Overrides `fd` as the statistics source.
     pub stats: Option<Arc<dyn StatsSource>>,
     /// RX ring size (entries).
@@ -168,6 +175,7 @@ impl fmt::Debug for SockConfig {
             .field("key", &self.key)
             .field("label", &self.label)
             .field("fd", &self.fd)
+            .field("cookie", &self.cookie)
             .field("stats", &self.stats.as_ref().map(|_| "custom"))
             .field("rx_size", &self.rx_size)
             .field("tx_size", &self.tx_size)
@@ -183,6 +191,7 @@ impl SockConfig {
             key,
             label: None,
             fd: None,
+            cookie: None,
             stats: None,
             rx_size: 2048,
             tx_size: 2048,
@@ -193,6 +202,13 @@ impl SockConfig {
     /// The same configuration with a label.
     pub fn label(mut self, label: impl Into<String>) -> SockConfig {
         self.label = Some(label.into());
+        self
+    }
+
+    /// The same configuration with the socket's identity (`sid=`), for a
+    /// socket whose fd the recorder is not given (its `SO_COOKIE`).
+    pub fn cookie(mut self, cookie: u64) -> SockConfig {
+        self.cookie = Some(cookie);
         self
     }
 

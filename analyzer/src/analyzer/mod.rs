@@ -117,6 +117,13 @@ pub struct Analyzer {
     descs: Vec<Desc>,
     asocks: IdVec<ASockId, ASock>,
     by_sk: FxHashMap<SockKey, ASockId>,
+    /// Sockets by identity (`sid=`).
+    by_sid: FxHashMap<u64, ASockId>,
+    /// Every socket declared on a key, in order of declaration.
+    sk_groups: FxHashMap<SockKey, Vec<ASockId>>,
+    /// The current line's socket was picked among several of one key
+    /// without certainty: its TX order is not judged.
+    order_blind: bool,
     by_label: FxHashMap<Vec<u8>, ASockId>,
     ksocks: IdVec<KSockId, KSock>,
     by_xs: FxHashMap<u64, KSockId>,
@@ -184,6 +191,9 @@ impl Analyzer {
             descs: Vec::new(),
             asocks: IdVec::default(),
             by_sk: FxHashMap::default(),
+            by_sid: FxHashMap::default(),
+            sk_groups: FxHashMap::default(),
+            order_blind: false,
             by_label: FxHashMap::default(),
             ksocks: IdVec::default(),
             by_xs: FxHashMap::default(),

@@ -327,6 +327,22 @@ pub(super) struct ASock {
     /// Highest sequence number completed.
     pub(super) tx_consumed: u64,
     pub(super) tx_seq: u64,
+    /// Its identity (`sid=`), when the recorder wrote one.
+    pub(super) sid: Option<u64>,
+    /// `fd=` and `label=` of its `sock` declaration.
+    pub(super) fd: Option<u64>,
+    pub(super) label: Option<Vec<u8>>,
+    /// Other sockets share its `sk` (several `sock` declarations of one
+    /// key): lines without `sid=` then go to one of them by ring index.
+    pub(super) shared: bool,
+    /// What findings call it when its first line could have been another
+    /// socket's of the same key (`outer q:0 or outer q:0 s:1`).
+    pub(super) alias: Option<String>,
+    /// The TX producer / RX consumer index after its last `tx` / `rx`.
+    pub(super) tx_next: Option<u64>,
+    pub(super) rx_next: Option<u64>,
+    /// The PID of the thread of its last `tx` / `rx`.
+    pub(super) last_pid: Option<u32>,
 }
 
 impl ASock {
@@ -340,6 +356,14 @@ impl ASock {
             tx_fifo: VecDeque::new(),
             tx_consumed: 0,
             tx_seq: 0,
+            sid: None,
+            fd: None,
+            label: None,
+            shared: false,
+            alias: None,
+            tx_next: None,
+            rx_next: None,
+            last_pid: None,
         }
     }
 }

@@ -200,12 +200,16 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
             take_fields!(
                 f,
                 sk = key::SK,
+                sid = key::SID,
+                fd = key::FD,
                 pool = key::POOL,
                 umem = key::UMEM,
                 label = key::LABEL
             );
             Op::App(AppOp::Sock {
                 sk: req_sk(sk)?,
+                sid: opt_hex(sid)?,
+                fd: opt_hex(fd)?,
                 pool: opt_hex(pool)?,
                 umem: opt_hex(umem)?,
                 label: label.filter(|l| !l.is_empty()),
@@ -223,21 +227,24 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
             take_fields!(
                 f,
                 sk = key::SK,
+                sid = key::SID,
                 pool = key::POOL,
                 idx = key::IDX,
                 d = key::D
             );
             Op::App(AppOp::Rx {
                 sk: req_sk(sk)?,
+                sid: opt_hex(sid)?,
                 pool: opt_hex(pool)?,
                 idx: opt_hex(idx)?,
                 descs: req_list(d)?,
             })
         }
         op::TX => {
-            take_fields!(f, sk = key::SK, idx = key::IDX, d = key::D);
+            take_fields!(f, sk = key::SK, sid = key::SID, idx = key::IDX, d = key::D);
             Op::App(AppOp::Tx {
                 sk: req_sk(sk)?,
+                sid: opt_hex(sid)?,
                 idx: opt_hex(idx)?,
                 descs: req_list(d)?,
             })
@@ -266,11 +273,13 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
             take_fields!(
                 f,
                 sk = key::SK,
+                sid = key::SID,
                 rx_dropped = key::RX_DROPPED,
                 rx_full = key::RX_FULL
             );
             Op::App(AppOp::Stats {
                 sk: opt_sk(sk)?,
+                sid: opt_hex(sid)?,
                 rx_dropped: opt_hex(rx_dropped)?,
                 rx_full: opt_hex(rx_full)?,
             })
@@ -280,6 +289,7 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
                 f,
                 kind = key::KIND,
                 sk = key::SK,
+                sid = key::SID,
                 pool = key::POOL,
                 a = key::A,
                 from = key::FROM,
@@ -290,6 +300,7 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
             Op::App(AppOp::Violation {
                 kind: kind.ok_or(BadReason::BadField)?,
                 sk: opt_sk(sk)?,
+                sid: opt_hex(sid)?,
                 pool: opt_hex(pool)?,
                 addr: req_hex(a)?,
                 from: from.and_then(State::parse),
