@@ -199,6 +199,15 @@ impl At {
     pub(super) fn ns(&self) -> Option<u64> {
         (self.ts.0 != 0).then_some(self.order)
     }
+    /// The smallest step of the stamp as written: events closer than this
+    /// may have happened in either order (1 for a counter clock, which
+    /// orders every event).
+    pub(super) fn resolution_ns(&self) -> u64 {
+        match self.ts.0 {
+            0 => 1,
+            d => 10u64.pow(9 - u32::from(d)),
+        }
+    }
     /// The timestamp as the trace wrote it.
     pub(super) fn ts_text(&self) -> String {
         self.ts.render(self.order)

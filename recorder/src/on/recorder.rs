@@ -38,6 +38,10 @@ pub(super) struct RecInner {
     pub(super) next_umem: AtomicU32,
     pub(super) next_pool: AtomicU32,
     pub(super) next_sock: AtomicU32,
+    /// The next line's sequence number (`seq=`): the process id in the top
+    /// 24 bits, so that two recorders writing into one buffer keep apart,
+    /// a counter in the low 40.
+    pub(super) seq: AtomicU64,
 }
 
 impl Drop for RecInner {
@@ -55,6 +59,12 @@ impl RecInner {
 
     #[inline]
     pub(super) fn write(&self, line: &[u8]) {
+        // The recorder's own order, which stamps of different CPUs cannot
+        // give: the number is taken inside the ring call the line reports,
+        // before the call returns and the app can act on it.
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let mut buf = [0u8; crate::line::LINE_MAX + 128];
+        let line = with_seq(line, seq, &mut buf);
         if let Err(e) = self.sink.write(line) {
             if e.is_buffer_off() {
                 self.frozen_elsewhere();
@@ -181,6 +191,7 @@ impl Recorder {
                 next_umem: AtomicU32::new(1),
                 next_pool: AtomicU32::new(1),
                 next_sock: AtomicU32::new(1),
+                seq: AtomicU64::new(u64::from(std::process::id() & 0xff_ffff) << 40),
             }),
         })
     }
@@ -243,5 +254,53 @@ impl Recorder {
     /// The memory ring as an ftrace `trace` text (empty for other sinks).
     pub fn dump(&self) -> Vec<u8> {
         self.inner.sink.dump()
+    }
+}
+
+/// `line` with ` seq=<hex>` after its operation word (`xskdbg:1 rx seq=2a sk=...`):
+/// readers that match a line's head skip it there in one step.
+fn with_seq<'a>(line: &'a [u8], seq: u64, buf: &'a mut [u8]) -> &'a [u8] {
+    let prefix = xskdbg_format::PREFIX.len();
+    if !line.starts_with(xskdbg_format::PREFIX) || line.len() + 22 > buf.len() {
+        return line;
+    }
+    let end = line[prefix..]
+        .iter()
+        .position(|&b| b == b' ' || b == b'\n')
+        .map_or(line.len(), |p| prefix + p);
+    let mut n = 0;
+    let mut put = |bytes: &[u8], n: &mut usize| {
+        buf[*n..*n + bytes.len()].copy_from_slice(bytes);
+        *n += bytes.len();
+    };
+    put(&line[..end], &mut n);
+    put(b" seq=", &mut n);
+    let digits = (((64 - seq.leading_zeros()) as usize).max(1)).div_ceil(4);
+    for i in (0..digits).rev() {
+        put(
+            &[b"0123456789abcdef"[((seq >> (4 * i)) & 0xf) as usize]],
+            &mut n,
+        );
+    }
+    put(&line[end..], &mut n);
+    &buf[..n]
+}
+
+#[cfg(test)]
+mod seq_tests {
+    #[test]
+    fn the_sequence_number_follows_the_operation_word() {
+        let mut buf = [0u8; 200];
+        assert_eq!(
+            super::with_seq(b"xskdbg:1 rx sk=1:2:3 n=1\n", 0x2a, &mut buf),
+            b"xskdbg:1 rx seq=2a sk=1:2:3 n=1\n"
+        );
+        let mut buf = [0u8; 200];
+        assert_eq!(
+            super::with_seq(b"xskdbg:1 free\n", 0, &mut buf),
+            b"xskdbg:1 free seq=0\n"
+        );
+        let mut buf = [0u8; 200];
+        assert_eq!(super::with_seq(b"other", 1, &mut buf), b"other");
     }
 }

@@ -86,6 +86,9 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
             None => return Err(BadReason::BadField),
         },
     };
+    // The recorder's `seq=` comes first; the analyzer reads it from the
+    // line's head when it orders lines ([`seq_of`]).
+    let f = skip_seq(f);
     // Two tries rather than `or_else`, which moved the large `Op` through a
     // call (a memmove per line in the profile).
     if FAST {
@@ -337,4 +340,24 @@ pub(super) fn req_list(text: Option<&[u8]>) -> Result<AddrList<'_>, BadReason> {
         return Err(BadReason::BadField);
     }
     Ok(AddrList { text })
+}
+
+/// The fields after a leading ` seq=<hex>` (the recorder writes it right
+/// after the operation word).
+#[inline(always)]
+fn skip_seq(f: &[u8]) -> &[u8] {
+    match f.strip_prefix(b" seq=") {
+        Some(r) => &r[memchr::memchr(b' ', r).unwrap_or(r.len())..],
+        None => f,
+    }
+}
+
+/// The recorder's sequence number of a project line's body (`xskdbg:1 op
+/// seq=2a ...`), read from its head only.
+pub fn seq_of(body: &[u8]) -> Option<u64> {
+    let rest = body.strip_prefix(xskdbg_format::PREFIX)?;
+    let sp = memchr::memchr(b' ', rest)?;
+    let r = rest[sp..].strip_prefix(b" seq=")?;
+    let end = memchr::memchr(b' ', r).unwrap_or(r.len());
+    xskdbg_format::lex::parse_hex0x(&r[..end])
 }
