@@ -478,6 +478,60 @@ pub struct RecorderConfig {
     /// (`tracing_on` = 0, left so by an earlier run's violation). Off: the
     /// recorder says so on stderr and writes nothing.
     pub rearm: bool,
+    /// How long tracing goes on after the first violation before the freeze.
+    pub post_trigger: PostTrigger,
+}
+
+/// The post-trigger window: after the first violation the recorder keeps
+/// writing for `batches` more lines (ring calls) or `micros` microseconds,
+/// whichever ends first, then freezes (like a logic analyzer's
+/// post-trigger). The first sign of a fault is often ambiguous (a
+/// completion out of FIFO order) and the decisive one comes a batch later
+/// (the same frame completed again); an immediate freeze cuts it off.
+/// `XSKDBG_POST_TRIGGER=BATCHES:MICROS` (decimal) in the environment
+/// overrides the configured window (`xskdbg record --post-trigger`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostTrigger {
+    /// Lines written after the violation before the freeze.
+    pub batches: u32,
+    /// Microseconds after the violation before the freeze.
+    pub micros: u64,
+}
+
+impl PostTrigger {
+    /// Freeze right at the violation.
+    pub const NONE: PostTrigger = PostTrigger {
+        batches: 0,
+        micros: 0,
+    };
+    /// The default: 8 batches or 2 ms.
+    pub const DEFAULT: PostTrigger = PostTrigger {
+        batches: 8,
+        micros: 2000,
+    };
+    /// The environment variable that overrides the window.
+    pub const ENV: &'static str = "XSKDBG_POST_TRIGGER";
+
+    /// `BATCHES:MICROS` (decimal), as [`PostTrigger::ENV`] and the command
+    /// line take it.
+    pub fn parse(s: &str) -> Option<PostTrigger> {
+        let (b, t) = s.trim().split_once(':')?;
+        Some(PostTrigger {
+            batches: b.parse().ok()?,
+            micros: t.parse().ok()?,
+        })
+    }
+
+    /// Whether the freeze comes at the violation.
+    pub fn is_none(&self) -> bool {
+        self.batches == 0 || self.micros == 0
+    }
+}
+
+impl Default for PostTrigger {
+    fn default() -> Self {
+        PostTrigger::DEFAULT
+    }
 }
 
 impl Default for RecorderConfig {
@@ -489,6 +543,7 @@ impl Default for RecorderConfig {
             freeze: true,
             stacks: false,
             rearm: false,
+            post_trigger: PostTrigger::DEFAULT,
         }
     }
 }
@@ -505,6 +560,13 @@ impl RecorderConfig {
     /// The same configuration with another policy.
     pub fn policy(mut self, policy: Policy) -> RecorderConfig {
         self.policy = policy;
+        self
+    }
+
+    /// The same configuration with another post-trigger window
+    /// ([`PostTrigger::NONE`] freezes at the violation).
+    pub fn post_trigger(mut self, window: PostTrigger) -> RecorderConfig {
+        self.post_trigger = window;
         self
     }
 

@@ -200,6 +200,15 @@ impl UmemInner {
         let mut l = LineBuf::new();
         l.start(b"violation");
         l.field(b"kind", p.kind.as_str().as_bytes());
+        // The post-trigger window: tracing goes on for this many lines or
+        // microseconds (hex) before the freeze.
+        if self.rec.freeze && !self.rec.window.is_none() {
+            let w = self.rec.window;
+            l.field(
+                b"window",
+                format!("{:x}:{:x}", w.batches, w.micros).as_bytes(),
+            );
+        }
         if let Some(s) = &p.sock {
             field_sock(&mut l, s);
         }

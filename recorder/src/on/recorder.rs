@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use super::lock;
 use super::report::{kind_index, KINDS, REPORTED_PER_KIND};
 use crate::sink::Sink;
-use crate::types::{DumpTarget, Error, Policy, RecorderConfig, Violation, ViolationKind};
+use crate::types::{
+    DumpTarget, Error, Policy, PostTrigger, RecorderConfig, Violation, ViolationKind,
+};
 
 /// What every handle of one recorder shares.
 pub(super) struct RecInner {
@@ -42,6 +44,12 @@ pub(super) struct RecInner {
     /// 24 bits, so that two recorders writing into one buffer keep apart,
     /// a counter in the low 40.
     pub(super) seq: AtomicU64,
+    /// The post-trigger window (`freeze` only).
+    pub(super) window: PostTrigger,
+    /// A violation started the window: the freeze is due.
+    pub(super) freeze_due: AtomicBool,
+    /// Lines still written before the freeze.
+    pub(super) window_left: AtomicU64,
 }
 
 impl Drop for RecInner {
@@ -72,6 +80,60 @@ impl RecInner {
             }
             self.sink_error(e.to_string());
         }
+        if self.freeze_due.load(Ordering::Relaxed) {
+            self.window_line();
+        }
+    }
+
+    /// One more line inside the post-trigger window: the last one freezes.
+    #[cold]
+    fn window_line(&self) {
+        let left = self.window_left.fetch_sub(1, Ordering::Relaxed);
+        if left <= 1 {
+            self.freeze_now();
+        }
+    }
+
+    /// Open the post-trigger window (the first violation's line is
+    /// written): the freeze comes after [`PostTrigger::batches`] lines, or
+    /// after [`PostTrigger::micros`] from a timer thread, whichever first.
+    #[cold]
+    pub(super) fn start_window(self: &Arc<Self>) {
+        if self.window.is_none() {
+            self.freeze_now();
+            return;
+        }
+        if self.freeze_due.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.window_left
+            .store(u64::from(self.window.batches), Ordering::Relaxed);
+        let rec = Arc::clone(self);
+        let us = self.window.micros;
+        let spawned = std::thread::Builder::new()
+            .name("xskdbg-window".into())
+            .spawn(move || {
+                std::thread::sleep(std::time::Duration::from_micros(us));
+                rec.freeze_now();
+            });
+        if spawned.is_err() {
+            self.freeze_now();
+        }
+    }
+
+    /// Stop the buffer so it keeps what led up to the violation (and its
+    /// window), and dump the memory ring; once.
+    #[cold]
+    pub(super) fn freeze_now(&self) {
+        if self.froze_it.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.freeze_due.store(false, Ordering::Relaxed);
+        self.frozen.store(true, Ordering::Relaxed);
+        if let Err(e) = self.sink.freeze() {
+            self.sink_error(format!("could not freeze the trace buffer: {e}"));
+        }
+        self.dump_ring();
     }
 
     /// Someone else (another recorder, a user, `xskdbg record` ending)
@@ -192,6 +254,12 @@ impl Recorder {
                 next_pool: AtomicU32::new(1),
                 next_sock: AtomicU32::new(1),
                 seq: AtomicU64::new(u64::from(std::process::id() & 0xff_ffff) << 40),
+                window: std::env::var(PostTrigger::ENV)
+                    .ok()
+                    .and_then(|v| PostTrigger::parse(&v))
+                    .unwrap_or(cfg.post_trigger),
+                freeze_due: AtomicBool::new(false),
+                window_left: AtomicU64::new(0),
             }),
         })
     }

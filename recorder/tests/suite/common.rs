@@ -18,6 +18,7 @@ impl Rig {
         let seen: Arc<Mutex<Vec<Violation>>> = Arc::default();
         let s2 = seen.clone();
         let cfg = RecorderConfig {
+            post_trigger: xskdbg_recorder::PostTrigger::NONE,
             sink: SinkConfig::Memory { events: 4096 },
             policy: Policy::Callback(Arc::new(move |v| s2.lock().unwrap().push(v.clone()))),
             dump: DumpTarget::None,

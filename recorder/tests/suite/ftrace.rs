@@ -25,9 +25,11 @@ fn real_instance_freezes_on_the_seed_violation_and_the_analyzer_agrees() {
     {
         let s2 = seen.clone();
         let rec = Recorder::new(
-            RecorderConfig::new(SinkConfig::Buffer(inst.buffer())).policy(Policy::Callback(
-                Arc::new(move |v| s2.lock().unwrap().push(v.clone())),
-            )),
+            RecorderConfig::new(SinkConfig::Buffer(inst.buffer()))
+                .post_trigger(xskdbg_recorder::PostTrigger::NONE)
+                .policy(Policy::Callback(Arc::new(move |v| {
+                    s2.lock().unwrap().push(v.clone())
+                }))),
         )
         .unwrap();
         super::seed::replay_seed_fifo_on(&rec);

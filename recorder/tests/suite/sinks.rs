@@ -33,9 +33,12 @@ fn trace_lines(buf: &xskdbg_recorder::tracefs::Buffer) -> Vec<String> {
 fn one_marker_write_per_batch_and_freeze_on_violation() {
     let (_sys, fs) = fake_marker();
     let inst = fs.create_instance("rec").unwrap();
-    let rec =
-        Recorder::new(RecorderConfig::new(SinkConfig::Buffer(inst.buffer())).policy(Policy::Log))
-            .unwrap();
+    let rec = Recorder::new(
+        RecorderConfig::new(SinkConfig::Buffer(inst.buffer()))
+            .policy(Policy::Log)
+            .post_trigger(xskdbg_recorder::PostTrigger::NONE),
+    )
+    .unwrap();
     let u = rec.umem(seed_umem()).unwrap();
     let p = u.pool(PoolConfig::new(SK)).unwrap();
     let s = p.socket(SockConfig::new(SK)).unwrap();
@@ -170,6 +173,7 @@ fn memory_ring_dump_goes_to_a_file_on_violation() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("flight.txt");
     let rec = Recorder::new(RecorderConfig {
+        post_trigger: xskdbg_recorder::PostTrigger::NONE,
         sink: SinkConfig::Memory { events: 16 },
         policy: Policy::Log,
         dump: xskdbg_recorder::DumpTarget::File(path.clone()),
@@ -205,6 +209,7 @@ fn stacks_are_captured_and_symbolized() {
     let seen: Arc<std::sync::Mutex<Vec<xskdbg_recorder::Violation>>> = Arc::default();
     let s2 = seen.clone();
     let rec = Recorder::new(RecorderConfig {
+        post_trigger: xskdbg_recorder::PostTrigger::NONE,
         sink: SinkConfig::Memory { events: 64 },
         policy: Policy::Callback(Arc::new(move |v| s2.lock().unwrap().push(v.clone()))),
         dump: xskdbg_recorder::DumpTarget::None,
