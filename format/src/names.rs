@@ -231,6 +231,15 @@ names! {
         SINCE = "since",
         /// How long each listed frame has been held, in milliseconds.
         AGE_MS = "age_ms",
+        /// A socket's identity (its `SO_COOKIE`): tells apart sockets that
+        /// share one `sk` (`XDP_SHARED_UMEM` on one device queue).
+        SID = "sid",
+        /// The recorder's sequence number: one counter per recorder.
+        SEQ = "seq",
+        /// The trace clock the session chose (`probe` line).
+        CLOCK = "clock",
+        /// A violation's post-trigger window.
+        WINDOW = "window",
     }
 }
 

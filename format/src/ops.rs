@@ -65,6 +65,10 @@ pub enum AppOp<'a> {
     Sock {
         /// Socket key.
         sk: SockKey,
+        /// Socket identity (`sid=`, the socket's `SO_COOKIE`), when given.
+        sid: Option<u64>,
+        /// The socket's file descriptor (`fd=`), when given.
+        fd: Option<u64>,
         /// Pool id.
         pool: Option<u64>,
         /// UMEM id.
@@ -85,6 +89,8 @@ pub enum AppOp<'a> {
     Rx {
         /// Socket key.
         sk: SockKey,
+        /// Socket identity, when given.
+        sid: Option<u64>,
         /// Pool id, when given.
         pool: Option<u64>,
         /// Consumer counter of the first descriptor (unmasked).
@@ -99,6 +105,8 @@ pub enum AppOp<'a> {
     Tx {
         /// Socket key.
         sk: SockKey,
+        /// Socket identity, when given.
+        sid: Option<u64>,
         /// Producer counter of the first descriptor.
         idx: Option<u64>,
         /// Descriptors.
@@ -127,6 +135,8 @@ pub enum AppOp<'a> {
     Stats {
         /// Socket key.
         sk: Option<SockKey>,
+        /// Socket identity, when given.
+        sid: Option<u64>,
         /// `rx_dropped`.
         rx_dropped: Option<u64>,
         /// `rx_full` (rx_ring_full).
@@ -138,6 +148,8 @@ pub enum AppOp<'a> {
         kind: &'a [u8],
         /// Socket, when given.
         sk: Option<SockKey>,
+        /// Socket identity, when given.
+        sid: Option<u64>,
         /// Pool, when given.
         pool: Option<u64>,
         /// The descriptor value.

@@ -363,7 +363,18 @@ pub fn attach(req: &Request) -> Result<Attached> {
     let tfs = TraceFs::find()?;
     let caps = sys::caps(&tfs);
     let btf = Path::new(sys::VMLINUX_BTF);
-    with_libbpf_log(|| choose(req.backend, &caps, |b| attach_one(b, req, &tfs, &caps, btf)))
+    let mut a =
+        with_libbpf_log(|| choose(req.backend, &caps, |b| attach_one(b, req, &tfs, &caps, btf)))?;
+    // The header says which clock stamps the lines: what it guarantees
+    // across CPUs decides which orders the analyzer may trust
+    // (docs/TRACE-FORMAT.md, "Trace clocks").
+    if let Ok(raw) = req.buffer.read_file("trace_clock") {
+        if let Some(c) = selected_clock(&String::from_utf8_lossy(&raw)) {
+            a.header.push_str(" clock=");
+            a.header.push_str(c);
+        }
+    }
+    Ok(a)
 }
 
 /// Runs `f` with libbpf's messages going into the error of a failed step

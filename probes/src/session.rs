@@ -96,6 +96,11 @@ pub fn record(
     let inst = tfs.create_instance(&opts.instance)?;
     let buf = inst.buffer();
     buf.set_buffer_size_kb(opts.buffer_kb)?;
+    // On purpose, whatever the output: `mono` orders events of different
+    // CPUs (the default `local` does not), and drained records carry its
+    // stamps. Set before the first line (a change empties the buffer); the
+    // instance goes away with the session, so nothing to restore.
+    crate::attach::use_mono_clock(&buf)?;
     let mut probes = attach(&Request {
         backend: opts.backend,
         filters: opts.filters.clone(),

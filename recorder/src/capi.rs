@@ -210,6 +210,7 @@ pub unsafe extern "C" fn xskdbg_recorder_new(
         other => return set_error(format!("xskdbg_recorder_new: unknown policy {other}")),
     };
     let cfg = RecorderConfig {
+        post_trigger: crate::types::PostTrigger::NONE,
         sink,
         policy,
         freeze: c.no_freeze == 0,

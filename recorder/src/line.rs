@@ -7,8 +7,9 @@ pub use xskdbg_format::LINE_MAX;
 
 /// Room for a line's operation and key fields (`xskdbg:1 rx sk=… pool=… idx=…
 /// n=… d=`, all at their widest, a socket key's ifindex and queue id being
-/// the kernel's 32-bit values), before its list.
-const HEAD_MAX: usize = 120;
+/// the kernel's 32-bit values, `sid=`, `seq=`), and the fields after it
+/// (`prod=`), besides its list.
+const HEAD_MAX: usize = 160;
 
 /// Worst-case descriptors per `rx`/`tx` line (every one 36 bytes wide).
 #[cfg(test)]

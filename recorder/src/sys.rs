@@ -60,6 +60,28 @@ pub fn netns_cookie(fd: i32) -> io::Result<u64> {
     Ok(v)
 }
 
+/// `SO_COOKIE` of a socket: a number the kernel gives it once, unique for
+/// as long as the system runs, so two sockets that share a device queue
+/// (and so a `sk=` key) are told apart in the trace.
+pub fn socket_cookie(fd: i32) -> io::Result<u64> {
+    let mut v: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: `v` is a writable u64 and `len` its size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_COOKIE,
+            (&mut v as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(v)
+}
+
 /// `XDP_STATISTICS` read through a duplicate of a socket fd: the caller's
 /// fd number may be closed and reused for another file while the recorder
 /// still reads; the duplicate stays this socket. (It also keeps the socket

@@ -149,8 +149,15 @@ pub struct SockConfig {
     pub key: SockKey,
     /// A human label such as `ingress q:1`, written on the `sock` line.
     pub label: Option<String>,
-    /// The socket's fd: its `XDP_STATISTICS` explain free-list recycling.
+    /// The socket's fd: its `XDP_STATISTICS` explain free-list recycling,
+    /// and its `SO_COOKIE` is the socket's identity (`sid=`) unless
+    /// `cookie` gives one.
     pub fd: Option<i32>,
+    /// The socket's identity written as `sid=` on its lines: its
+    /// `SO_COOKIE`, read from `fd` when this is `None`. Without either,
+    /// lines carry no `sid=` and the analyzer tells sockets that share a
+    /// key apart by their ring indexes only.
+    pub cookie: Option<u64>,
     /// Overrides `fd` as the statistics source.
     pub stats: Option<Arc<dyn StatsSource>>,
     /// RX ring size (entries).
@@ -168,6 +175,7 @@ impl fmt::Debug for SockConfig {
             .field("key", &self.key)
             .field("label", &self.label)
             .field("fd", &self.fd)
+            .field("cookie", &self.cookie)
             .field("stats", &self.stats.as_ref().map(|_| "custom"))
             .field("rx_size", &self.rx_size)
             .field("tx_size", &self.tx_size)
@@ -183,6 +191,7 @@ impl SockConfig {
             key,
             label: None,
             fd: None,
+            cookie: None,
             stats: None,
             rx_size: 2048,
             tx_size: 2048,
@@ -193,6 +202,13 @@ impl SockConfig {
     /// The same configuration with a label.
     pub fn label(mut self, label: impl Into<String>) -> SockConfig {
         self.label = Some(label.into());
+        self
+    }
+
+    /// The same configuration with the socket's identity (`sid=`), for a
+    /// socket whose fd the recorder is not given (its `SO_COOKIE`).
+    pub fn cookie(mut self, cookie: u64) -> SockConfig {
+        self.cookie = Some(cookie);
         self
     }
 
@@ -462,6 +478,60 @@ pub struct RecorderConfig {
     /// (`tracing_on` = 0, left so by an earlier run's violation). Off: the
     /// recorder says so on stderr and writes nothing.
     pub rearm: bool,
+    /// How long tracing goes on after the first violation before the freeze.
+    pub post_trigger: PostTrigger,
+}
+
+/// The post-trigger window: after the first violation the recorder keeps
+/// writing for `batches` more lines (ring calls) or `micros` microseconds,
+/// whichever ends first, then freezes (like a logic analyzer's
+/// post-trigger). The first sign of a fault is often ambiguous (a
+/// completion out of FIFO order) and the decisive one comes a batch later
+/// (the same frame completed again); an immediate freeze cuts it off.
+/// `XSKDBG_POST_TRIGGER=BATCHES:MICROS` (decimal) in the environment
+/// overrides the configured window (`xskdbg record --post-trigger`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostTrigger {
+    /// Lines written after the violation before the freeze.
+    pub batches: u32,
+    /// Microseconds after the violation before the freeze.
+    pub micros: u64,
+}
+
+impl PostTrigger {
+    /// Freeze right at the violation.
+    pub const NONE: PostTrigger = PostTrigger {
+        batches: 0,
+        micros: 0,
+    };
+    /// The default: 8 batches or 2 ms.
+    pub const DEFAULT: PostTrigger = PostTrigger {
+        batches: 8,
+        micros: 2000,
+    };
+    /// The environment variable that overrides the window.
+    pub const ENV: &'static str = "XSKDBG_POST_TRIGGER";
+
+    /// `BATCHES:MICROS` (decimal), as [`PostTrigger::ENV`] and the command
+    /// line take it.
+    pub fn parse(s: &str) -> Option<PostTrigger> {
+        let (b, t) = s.trim().split_once(':')?;
+        Some(PostTrigger {
+            batches: b.parse().ok()?,
+            micros: t.parse().ok()?,
+        })
+    }
+
+    /// Whether the freeze comes at the violation.
+    pub fn is_none(&self) -> bool {
+        self.batches == 0 || self.micros == 0
+    }
+}
+
+impl Default for PostTrigger {
+    fn default() -> Self {
+        PostTrigger::DEFAULT
+    }
 }
 
 impl Default for RecorderConfig {
@@ -473,6 +543,7 @@ impl Default for RecorderConfig {
             freeze: true,
             stacks: false,
             rearm: false,
+            post_trigger: PostTrigger::DEFAULT,
         }
     }
 }
@@ -489,6 +560,13 @@ impl RecorderConfig {
     /// The same configuration with another policy.
     pub fn policy(mut self, policy: Policy) -> RecorderConfig {
         self.policy = policy;
+        self
+    }
+
+    /// The same configuration with another post-trigger window
+    /// ([`PostTrigger::NONE`] freezes at the violation).
+    pub fn post_trigger(mut self, window: PostTrigger) -> RecorderConfig {
+        self.post_trigger = window;
         self
     }
 

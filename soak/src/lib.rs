@@ -153,12 +153,14 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
             let inst =
                 fs.create_instance(&format!("xskdbg-soak-{}-{run_id}", std::process::id()))?;
             inst.set_buffer_size_kb(cfg.buffer_kb)?;
-            if cfg.probes.is_some() && cfg.knobs.probe_output == xskdbg_probes::Output::Ring {
-                // Drained kernel records carry bpf_ktime_get_ns() stamps;
-                // set before the first line (a clock change empties it).
-                xskdbg_probes::attach::use_mono_clock(&inst.buffer())
-                    .map_err(|e| SoakError::Probes(e.to_string()))?;
-            }
+            // On purpose, with or without probes: `mono` orders events of
+            // different CPUs (an instance starts with `local`, per CPU,
+            // even where the guest switched its top buffer to `global`), and
+            // drained kernel records carry its stamps. Set before the first
+            // line (a clock change empties it); the instance is removed at
+            // the end, so nothing to restore.
+            xskdbg_probes::attach::use_mono_clock(&inst.buffer())
+                .map_err(|e| SoakError::Probes(e.to_string()))?;
             Some(inst)
         }
         SinkKind::Memory | SinkKind::Null | SinkKind::Off => None,

@@ -829,3 +829,112 @@ fn generated_scenarios_match_their_expectations() {
         }
     }
 }
+
+/// Issue 17 part 1: two sockets bound with `XDP_SHARED_UMEM` to one device
+/// queue, recorded before lines carried `sid=` (both print the same `sk=`).
+/// Each socket completes in its own TX order; merged they do not, which
+/// must not be judged.
+#[test]
+fn two_sockets_on_one_queue_keep_their_own_tx_order() {
+    check_fixture("real/host-two-sockets-one-queue");
+    check_fixture("real/guest-two-sockets-one-queue");
+    check_fixture("real/guest-two-sockets-one-queue-fentry");
+}
+
+/// The same shape, written by hand: two sockets on one key, each socket's
+/// sends completed in its own order, interleaved. Told apart by their
+/// `sid=` or, without it, by their ring indexes: clean. One socket's own
+/// completions swapped are still a finding.
+#[test]
+fn sockets_sharing_a_key_are_told_apart() {
+    let head = "\
+a-1 [000] .... 1.000001: tracing_mark_write: xskdbg:1 umem umem=1 size=100000 chunk=1000 mode=aligned
+a-1 [000] .... 1.000002: tracing_mark_write: xskdbg:1 pool pool=1 umem=1 sk=1:5:0
+";
+    let body = |sid: bool, swap: bool| {
+        let s = |n: u32| {
+            if sid {
+                format!(" sid={n}")
+            } else {
+                String::new()
+            }
+        };
+        let (c1, c2) = if swap {
+            ("3000", "1000")
+        } else {
+            ("1000", "3000")
+        };
+        format!(
+            "{head}\
+a-1 [000] .... 1.000003: tracing_mark_write: xskdbg:1 sock sk=1:5:0{} pool=1 umem=1 fd=10 label=fwd
+a-1 [000] .... 1.000004: tracing_mark_write: xskdbg:1 sock sk=1:5:0{} pool=1 umem=1 fd=11 label=snd
+b-2 [001] .... 1.000010: tracing_mark_write: xskdbg:1 tx sk=1:5:0{} pool=1 idx=0 n=2 d=20000:40,21000:40
+a-1 [000] .... 1.000011: tracing_mark_write: xskdbg:1 tx sk=1:5:0{} pool=1 idx=0 n=1 d=1000:40
+a-1 [000] .... 1.000012: tracing_mark_write: xskdbg:1 tx sk=1:5:0{} pool=1 idx=1 n=1 d=3000:40
+a-1 [000] .... 1.000020: tracing_mark_write: xskdbg:1 comp pool=1 n=4 a={c1},20000,{c2},21000
+",
+            s(1),
+            s(2),
+            s(2),
+            s(1),
+            s(1)
+        )
+    };
+    for sid in [true, false] {
+        let o = run_stdin(&["--json", "-"], body(sid, false).as_bytes());
+        let r = json(&o);
+        assert_eq!(code(&o), 0, "sid={sid}: {}", text(&o.stdout));
+        assert_eq!(r["summary"]["verdict"], "clean");
+        let o = run_stdin(&["--json", "-"], body(sid, true).as_bytes());
+        let r = json(&o);
+        assert_eq!(code(&o), 1, "sid={sid}: {}", text(&o.stdout));
+        let f = &r["findings"][0];
+        assert_eq!(f["rule"], "fifo_order/tx-completion-order", "{f}");
+        assert_eq!(f["addr"], "0x3000", "{f}");
+        if sid {
+            assert_eq!(f["socket"], "fwd sid 1", "{f}");
+        }
+    }
+}
+
+/// Issue 17 part 2: thread B's `hold`/`tx` of a frame (CPU 1) printed before
+/// thread A's `free` that enabled them (CPU 0), all three in one
+/// microsecond. The recorder's sequence numbers put the `free` first:
+/// clean. Without them the stamps tie across CPUs: no verdict rests on
+/// that order (it was APPLICATION, `app-reuses-kernel-owned`).
+#[test]
+fn the_recorders_sequence_orders_its_lines_and_ties_convict_no_one() {
+    let trace = "\
+a-1 [000] .... 1.000001: tracing_mark_write: xskdbg:1 umem seq=1 umem=1 size=100000 chunk=1000 mode=aligned
+a-1 [000] .... 1.000002: tracing_mark_write: xskdbg:1 pool seq=2 pool=1 umem=1 sk=1:5:0
+a-1 [000] .... 1.000003: tracing_mark_write: xskdbg:1 sock seq=3 sk=1:5:0 pool=1 umem=1 fd=10 label=fwd
+a-1 [000] .... 1.000004: tracing_mark_write: xskdbg:1 free seq=4 n=1 a=1000
+a-1 [000] .... 1.000005: tracing_mark_write: xskdbg:1 hold seq=5 n=1 a=1000
+a-1 [000] .... 1.000006: tracing_mark_write: xskdbg:1 tx seq=6 sk=1:5:0 pool=1 idx=0 n=1 d=1000:40
+a-1 [000] .... 1.000007: tracing_mark_write: xskdbg:1 comp seq=7 pool=1 n=1 a=1000
+b-2 [001] .... 1.000010: tracing_mark_write: xskdbg:1 hold seq=9 n=1 a=1000
+b-2 [001] .... 1.000010: tracing_mark_write: xskdbg:1 tx seq=a sk=1:5:0 pool=1 idx=1 n=1 d=1000:40
+a-1 [000] .... 1.000010: tracing_mark_write: xskdbg:1 free seq=8 n=1 a=1000
+";
+    let o = run_stdin(&["--json", "-"], trace.as_bytes());
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    let plain: String = trace
+        .lines()
+        .map(|l| {
+            let (head, rest) = l.split_once(" seq=").unwrap();
+            format!("{head}{}\n", &rest[rest.find(' ').unwrap()..])
+        })
+        .collect();
+    let o = run_stdin(&["--json", "-"], plain.as_bytes());
+    let r = json(&o);
+    assert_eq!(r["summary"]["verdict"], "inconclusive", "{r}");
+    assert_eq!(
+        r["findings"][0]["rule"],
+        "invalid_transition/app-reuses-kernel-owned"
+    );
+    // A microsecond apart, the same inversion is ordered by the stamps: the
+    // application's.
+    let apart = plain.replace("b-2 [001] .... 1.000010", "b-2 [001] .... 1.000009");
+    let o = run_stdin(&["--json", "-"], apart.as_bytes());
+    assert_eq!(json(&o)["summary"]["verdict"], "application");
+}

@@ -17,7 +17,7 @@ impl Analyzer {
     /// `--history`, then its operation's handler. `pre`: the op's
     /// descriptor list, when the parsing thread decoded it.
     pub(super) fn process(&mut self, ev: &Event<'_>, at: At, pre: Option<&[Desc]>) {
-        let (ks, a) = self.route(&ev.op);
+        let (ks, a) = self.route(&ev.op, ev.pid);
         // A list is decoded once (on the parsing thread, or here into the
         // reused buffer, which moves out only then); the timeline and the
         // checkers read the decoded copy.

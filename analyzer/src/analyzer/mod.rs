@@ -130,6 +130,13 @@ pub struct Analyzer {
     descs: Vec<Desc>,
     asocks: IdVec<ASockId, ASock>,
     by_sk: FxHashMap<SockKey, ASockId>,
+    /// Sockets by identity (`sid=`).
+    by_sid: FxHashMap<u64, ASockId>,
+    /// Every socket declared on a key, in order of declaration.
+    sk_groups: FxHashMap<SockKey, Vec<ASockId>>,
+    /// The current line's socket was picked among several of one key
+    /// without certainty: its TX order is not judged.
+    order_blind: bool,
     by_label: FxHashMap<Vec<u8>, ASockId>,
     ksocks: IdVec<KSockId, KSock>,
     by_xs: FxHashMap<u64, KSockId>,
@@ -212,6 +219,9 @@ impl Analyzer {
             descs: Vec::new(),
             asocks: IdVec::default(),
             by_sk: FxHashMap::default(),
+            by_sid: FxHashMap::default(),
+            sk_groups: FxHashMap::default(),
+            order_blind: false,
             by_label: FxHashMap::default(),
             ksocks: IdVec::default(),
             by_xs: FxHashMap::default(),
@@ -304,17 +314,22 @@ impl Analyzer {
         observer: &mut dyn FnMut(&Event<'_>),
     ) {
         let first_raw = self.raws.len();
-        let mut start = 0;
-        for (i, line) in lines.iter().enumerate() {
+        let order = seq_order(lines);
+        let at = |k: usize| order.as_ref().map_or(k, |o| o[k]);
+        for k in 0..lines.len() {
+            let i = at(k);
+            let line = &lines[i];
             self.batch_pos = u32::try_from(i).ok();
             if let Line::Event(ev) = line {
                 observer(ev);
             }
             let pre = decoded.and_then(|(descs, ends)| {
+                let start = match i {
+                    0 => 0,
+                    _ => *ends.get(i - 1)? as usize,
+                };
                 let end = *ends.get(i)? as usize;
-                let pre = descs.get(start..end);
-                start = end;
-                pre
+                descs.get(start..end)
             });
             self.feed_line_decoded(line, pre);
         }
@@ -472,4 +487,57 @@ impl Analyzer {
             })
             .frame(addr)
     }
+}
+
+/// The order to feed a batch in when the recorder's sequence numbers
+/// (`seq=`) say that ftrace printed some of its lines out of order (stamps
+/// of different CPUs that tie or cross): `None` when they are in order.
+/// A line printed after lines of its recorder with higher numbers moves
+/// up, to right before the first of them; every other line keeps its
+/// place relative to the rest. It only ever moves earlier: a kernel event
+/// it enabled (the transmit of a frame it put on TX) was printed after it
+/// anyway. Within one batch of lines only.
+fn seq_order(lines: &[Line<'_>]) -> Option<Vec<usize>> {
+    let seq = |l: &Line<'_>| match l {
+        Line::Event(ev) if matches!(ev.op, crate::parse::Op::App(_)) => {
+            crate::parse::seq_of(ev.body)
+        }
+        _ => None,
+    };
+    // The top 24 bits name the recorder (its process).
+    let mut last: FxHashMap<u64, u64> = FxHashMap::default();
+    let mut inverted = false;
+    for l in lines {
+        if let Some(s) = seq(l) {
+            let prev = last.entry(s >> 40).or_insert(s);
+            if s < *prev {
+                inverted = true;
+                break;
+            }
+            *prev = s;
+        }
+    }
+    if !inverted {
+        return None;
+    }
+    let seqs: Vec<Option<u64>> = lines.iter().map(seq).collect();
+    let mut order: Vec<usize> = Vec::with_capacity(lines.len());
+    for (i, s) in seqs.iter().enumerate() {
+        let Some(s) = *s else {
+            order.push(i);
+            continue;
+        };
+        // Back over what is placed: the earliest line of this recorder
+        // numbered after this one, up to one of it numbered before.
+        let mut to = order.len();
+        for (k, &j) in order.iter().enumerate().rev().take(4096) {
+            match seqs[j] {
+                Some(t) if t >> 40 == s >> 40 && t > s => to = k,
+                Some(t) if t >> 40 == s >> 40 => break,
+                _ => {}
+            }
+        }
+        order.insert(to, i);
+    }
+    Some(order)
 }

@@ -433,14 +433,17 @@ impl Analyzer {
         }
         self.seen_tx = true;
         let f = self.frame_of(addr);
-        if let Some(a) = a {
+        // The sender is not known for sure (see `ring_sock`): its place in
+        // a socket's TX order is not either.
+        let order_as = a.filter(|_| !self.order_blind);
+        if let Some(a) = order_as {
             self.tx_queued(a, f, at);
         }
         self.settle(f);
         let Some(fs) = self.frames.get_mut(f) else {
             let mut fs = Frame::new(at);
             fs.tx = 1;
-            fs.tx_as = a;
+            fs.tx_as = order_as;
             self.frames.insert(f, fs);
             return;
         };
@@ -457,7 +460,7 @@ impl Analyzer {
         }
         let mismatch = !dup && Self::claimed_mismatch(fs, from);
         fs.tx += 1;
-        fs.tx_as = a;
+        fs.tx_as = order_as;
         fs.app = AppHold::No;
         fs.last = at;
         if dup {

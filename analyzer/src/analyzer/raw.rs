@@ -87,13 +87,40 @@ impl Analyzer {
             "{} fired as {kind:?}",
             rule.as_str()
         );
-        let explanation = explanation.into();
+        let mut explanation = explanation.into();
+        cpus.sort_unstable();
+        cpus.dedup();
+        let mut verdict = verdict;
+        // Two events of different CPUs whose stamps tie (within the
+        // clock's resolution) are not ordered by the trace: a verdict that
+        // rests on their order would rest on nothing.
+        let tied = at.order.abs_diff(evidence_from) < at.resolution_ns();
+        if tied
+            && cpus.len() > 1
+            && !recorder
+            && matches!(kind, Kind::InvalidTransition | Kind::DuplicateInFlight)
+            && matches!(verdict, Verdict::Kernel | Verdict::Application)
+        {
+            verdict = Verdict::Inconclusive;
+            let res = at.resolution_ns();
+            let inner = explanation;
+            explanation = Expl::Later(Box::new(move || {
+                format!(
+                    "{} The events this rests on were on different CPUs {}: the trace cannot tell which came \
+                     first, so this is not a verdict.",
+                    inner.render(),
+                    if res > 1 {
+                        format!("within the clock's resolution ({res} ns)")
+                    } else {
+                        "with equal stamps".to_string()
+                    }
+                )
+            }));
+        }
         if self.raws.len() >= MAX_RAW {
             self.raw_overflow += 1;
             return None;
         }
-        cpus.sort_unstable();
-        cpus.dedup();
         let ks = ks.or_else(|| self.asocks[a?].ks);
         let a = a.or_else(|| self.ksocks[ks?].asock);
         let idx = RawId::from_index(self.raws.len());

@@ -3,7 +3,7 @@
 
 use super::state::{ASock, ASockId, KSock, KSockId, Pool, PoolId, RingId};
 use super::Analyzer;
-use crate::parse::{AppOp, KernelOp, Op, SeedOp, SockKey};
+use crate::parse::{AddrList, AppOp, KernelOp, Op, SeedOp, SockKey};
 use crate::timeline::Ring;
 
 impl Analyzer {
@@ -98,16 +98,167 @@ impl Analyzer {
         p
     }
 
-    /// The name of the app socket, given either side.
+    /// The name of the app socket, given either side: its label, with its
+    /// `sid` when other sockets share its key.
     pub(super) fn sock_name(&self, ks: Option<KSockId>, a: Option<ASockId>) -> Option<String> {
         let a = a.or_else(|| self.ksocks[ks?].asock)?;
-        Some(self.asocks[a].name.clone())
+        let s = &self.asocks[a];
+        if let Some(alias) = &s.alias {
+            return Some(alias.clone());
+        }
+        Some(match s.sid {
+            Some(sid) if s.shared => format!("{} sid {sid:x}", s.name),
+            _ => s.name.clone(),
+        })
+    }
+
+    /// A `sock` declaration: the socket it names. With `sid=` that is the
+    /// socket of that identity. Without (format 1 as first written), a
+    /// declaration names the socket of the same key declared with the same
+    /// `fd=` (or, when either has none, the same label: the recorder
+    /// repeats its declarations without `fd=` before a violation); any
+    /// other is a second socket on the key (`XDP_SHARED_UMEM` on one queue),
+    /// which the old lines did not tell apart by their `sk`.
+    fn declare_sock(
+        &mut self,
+        sk: SockKey,
+        sid: Option<u64>,
+        fd: Option<u64>,
+        label: Option<&[u8]>,
+    ) -> ASockId {
+        if let Some(&a) = sid.and_then(|id| self.by_sid.get(&id)) {
+            return a;
+        }
+        let group = self.sk_groups.get(&sk).cloned().unwrap_or_default();
+        if sid.is_none() {
+            let same = group.iter().copied().find(|&g| {
+                let s = &self.asocks[g];
+                s.sid.is_none()
+                    && match (fd, s.fd) {
+                        (Some(x), Some(y)) => x == y,
+                        _ => label == s.label.as_deref(),
+                    }
+            });
+            if let Some(g) = same {
+                return g;
+            }
+        }
+        let a = if group.is_empty() {
+            // The key's first socket: the one kernel lines and lines
+            // without `sid=` name while it is the only one.
+            self.asock_sk(sk)
+        } else {
+            let a = self.asock_named(sk.to_string());
+            if let Some(p) = self.asocks[group[0]].pool {
+                self.asocks[a].pool = Some(p);
+            }
+            for g in group.iter().copied().chain([a]) {
+                self.asocks[g].shared = true;
+            }
+            a
+        };
+        let s = &mut self.asocks[a];
+        s.sid = sid;
+        s.fd = fd;
+        s.label = label.map(<[u8]>::to_vec);
+        if let Some(id) = sid {
+            self.by_sid.insert(id, a);
+        }
+        self.sk_groups.entry(sk).or_default().push(a);
+        a
+    }
+
+    /// The socket of an `rx`/`tx` line: its `sid=`'s, else the key's; of
+    /// several sockets declared on the key, the one whose ring index the
+    /// line continues (each socket counts its own RX consumer and TX
+    /// producer). When that cannot decide, its TX order is not judged
+    /// (`order_blind`): merging two sockets' sends would blame the kernel's
+    /// per-socket completion order.
+    fn ring_sock(
+        &mut self,
+        sk: SockKey,
+        sid: Option<u64>,
+        idx: Option<u64>,
+        n: Option<AddrList<'_>>,
+        tx: bool,
+        pid: Option<u32>,
+    ) -> ASockId {
+        if let Some(id) = sid {
+            return self.declare_sock(sk, Some(id), None, None);
+        }
+        let first = self.asock_sk(sk);
+        if !self.asocks[first].shared {
+            return first;
+        }
+        let group = self.sk_groups.get(&sk).cloned().unwrap_or_default();
+        let next = |s: &ASock| if tx { s.tx_next } else { s.rx_next };
+        let affine = |s: &ASock| pid.is_some() && s.last_pid == pid;
+        let pick = |cands: &[ASockId], asocks: &crate::analyzer::state::IdVec<ASockId, ASock>| {
+            cands
+                .iter()
+                .copied()
+                .find(|&g| affine(&asocks[g]))
+                .unwrap_or(cands[0])
+        };
+        let exact: Vec<ASockId> = group
+            .iter()
+            .copied()
+            .filter(|&g| idx.is_some() && next(&self.asocks[g]) == idx)
+            .collect();
+        let fresh: Vec<ASockId> = group
+            .iter()
+            .copied()
+            .filter(|&g| next(&self.asocks[g]).is_none())
+            .collect();
+        let a = match (exact.len(), fresh.len()) {
+            (1, _) => exact[0],
+            (0, 1) => fresh[0],
+            (0, f) if f > 1 => {
+                // A first line that any of these sockets could have written:
+                // the order stays per socket whichever it was, the name not.
+                let names: Vec<&str> = fresh
+                    .iter()
+                    .map(|&g| self.asocks[g].name.as_str())
+                    .collect();
+                let alias = names.join(" or ");
+                let a = pick(&fresh, &self.asocks);
+                for &g in &fresh {
+                    if self.asocks[g].alias.is_none() {
+                        self.asocks[g].alias = Some(alias.clone());
+                    }
+                }
+                a
+            }
+            (e, _) if e > 1 => {
+                self.order_blind = true;
+                pick(&exact, &self.asocks)
+            }
+            _ => {
+                self.order_blind = true;
+                pick(&group, &self.asocks)
+            }
+        };
+        let count = n.map_or(0, |l| l.iter().count() as u64);
+        let s = &mut self.asocks[a];
+        let after = idx.map(|i| i.wrapping_add(count));
+        if tx {
+            s.tx_next = after;
+        } else {
+            s.rx_next = after;
+        }
+        s.last_pid = pid;
+        a
     }
 
     /// The kernel and app sockets an operation names (made on first sight,
     /// joined when it names both).
     #[inline]
-    pub(super) fn route(&mut self, op: &Op<'_>) -> (Option<KSockId>, Option<ASockId>) {
+    pub(super) fn route(
+        &mut self,
+        op: &Op<'_>,
+        pid: Option<u32>,
+    ) -> (Option<KSockId>, Option<ASockId>) {
+        self.order_blind = false;
         match op {
             Op::Kernel(k) => {
                 let (xs, sk) = match k {
@@ -120,7 +271,10 @@ impl Analyzer {
                     KernelOp::Probe { .. } | KernelOp::Poll { .. } => (None, None),
                 };
                 let ks = xs.map(|x| self.ksock(x));
-                let a = sk.map(|s| self.asock_sk(s));
+                // A key several sockets share does not say which one.
+                let a = sk
+                    .map(|s| self.asock_sk(s))
+                    .filter(|&a| !self.asocks[a].shared);
                 if let (Some(ks), Some(a)) = (ks, a) {
                     self.link(a, ks);
                 }
@@ -128,9 +282,23 @@ impl Analyzer {
             }
             Op::App(app) => {
                 let a = match app {
-                    AppOp::Sock { sk, .. } | AppOp::Rx { sk, .. } | AppOp::Tx { sk, .. } => {
-                        Some(self.asock_sk(*sk))
-                    }
+                    AppOp::Sock {
+                        sk, sid, fd, label, ..
+                    } => Some(self.declare_sock(*sk, *sid, *fd, *label)),
+                    AppOp::Rx {
+                        sk,
+                        sid,
+                        idx,
+                        descs,
+                        ..
+                    } => Some(self.ring_sock(*sk, *sid, *idx, Some(*descs), false, pid)),
+                    AppOp::Tx {
+                        sk,
+                        sid,
+                        idx,
+                        descs,
+                        ..
+                    } => Some(self.ring_sock(*sk, *sid, *idx, Some(*descs), true, pid)),
                     AppOp::Fill { sk, pool, .. } | AppOp::Comp { sk, pool, .. } => match (sk, pool)
                     {
                         (Some(s), _) => Some(self.asock_sk(*s)),
@@ -143,9 +311,15 @@ impl Analyzer {
                         }
                         _ => None,
                     },
-                    AppOp::Violation { sk: Some(s), .. } | AppOp::Stats { sk: Some(s), .. } => {
-                        Some(self.asock_sk(*s))
+                    AppOp::Violation {
+                        sk: Some(s), sid, ..
                     }
+                    | AppOp::Stats {
+                        sk: Some(s), sid, ..
+                    } => Some(match sid {
+                        Some(id) => self.declare_sock(*s, Some(*id), None, None),
+                        None => self.asock_sk(*s),
+                    }),
                     _ => None,
                 };
                 (None, a)

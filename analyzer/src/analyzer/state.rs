@@ -199,6 +199,15 @@ impl At {
     pub(super) fn ns(&self) -> Option<u64> {
         (self.ts.0 != 0).then_some(self.order)
     }
+    /// The smallest step of the stamp as written: events closer than this
+    /// may have happened in either order (1 for a counter clock, which
+    /// orders every event).
+    pub(super) fn resolution_ns(&self) -> u64 {
+        match self.ts.0 {
+            0 => 1,
+            d => 10u64.pow(9 - u32::from(d)),
+        }
+    }
     /// The timestamp as the trace wrote it.
     pub(super) fn ts_text(&self) -> String {
         self.ts.render(self.order)
@@ -333,6 +342,22 @@ pub(super) struct ASock {
     pub(super) rx_end: Option<u64>,
     /// Its RX index once went back: perhaps masked, see `poison`.
     pub(super) rx_masked: bool,
+    /// Its identity (`sid=`), when the recorder wrote one.
+    pub(super) sid: Option<u64>,
+    /// `fd=` and `label=` of its `sock` declaration.
+    pub(super) fd: Option<u64>,
+    pub(super) label: Option<Vec<u8>>,
+    /// Other sockets share its `sk` (several `sock` declarations of one
+    /// key): lines without `sid=` then go to one of them by ring index.
+    pub(super) shared: bool,
+    /// What findings call it when its first line could have been another
+    /// socket's of the same key (`outer q:0 or outer q:0 s:1`).
+    pub(super) alias: Option<String>,
+    /// The TX producer / RX consumer index after its last `tx` / `rx`.
+    pub(super) tx_next: Option<u64>,
+    pub(super) rx_next: Option<u64>,
+    /// The PID of the thread of its last `tx` / `rx`.
+    pub(super) last_pid: Option<u32>,
 }
 
 impl ASock {
@@ -349,6 +374,14 @@ impl ASock {
             rx_full: None,
             rx_end: None,
             rx_masked: false,
+            sid: None,
+            fd: None,
+            label: None,
+            shared: false,
+            alias: None,
+            tx_next: None,
+            rx_next: None,
+            last_pid: None,
         }
     }
 }

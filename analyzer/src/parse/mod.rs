@@ -33,6 +33,7 @@
 //! [`parse_line`] answers exactly as it does on every kind of line.
 
 mod body;
+pub(crate) use body::seq_of;
 mod entry;
 mod header;
 mod lex;

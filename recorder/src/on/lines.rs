@@ -9,6 +9,15 @@ use super::thread::with_line;
 use crate::line::{addr_width, desc_width, fitting, LineBuf, ADDRS_PER_LINE, LINE_MAX};
 use crate::types::{AddrMode, SockKey, XdpDesc, XdpStats};
 
+/// A socket's key and, when known, its identity: `sk= [sid=]`.
+#[inline]
+fn field_sock(l: &mut LineBuf, s: &SockInner) {
+    l.field_sk(&s.key);
+    if let Some(sid) = s.sid {
+        l.field_hex(b"sid", sid);
+    }
+}
+
 impl UmemInner {
     pub(super) fn declare_umem(&self) {
         if !self.rec.writing() {
@@ -55,7 +64,7 @@ impl UmemInner {
         }
         with_line(|l| {
             l.start(b"sock");
-            l.field_sk(&s.key);
+            field_sock(l, s);
             l.field_hex(b"pool", u64::from(s.pool.id));
             l.field_hex(b"umem", u64::from(self.id));
             if let Some(fd) = fd {
@@ -75,7 +84,7 @@ impl UmemInner {
         }
         with_line(|l| {
             l.start(b"stats");
-            l.field_sk(&s.key);
+            field_sock(l, s);
             l.field_hex(b"rx_dropped", st.rx_dropped);
             l.field_hex(b"rx_invalid", st.rx_invalid_descs);
             l.field_hex(b"tx_invalid", st.tx_invalid_descs);
@@ -148,7 +157,7 @@ impl UmemInner {
                 let (chunk, tail) = rest.split_at(fitting(rest, desc_width));
                 rest = tail;
                 l.start(op);
-                l.field_sk(&s.key);
+                field_sock(l, s);
                 l.field_hex(b"pool", u64::from(s.pool.id));
                 l.field_hex(b"idx", u64::from(idx));
                 l.field_hex(b"n", chunk.len() as u64);
@@ -178,7 +187,7 @@ impl UmemInner {
         }
         with_line(|l| {
             l.start(b"rxpoison");
-            l.field_sk(&s.key);
+            field_sock(l, s);
             l.field_hex(b"size", u64::from(s.rx_size));
             l.field_hex(b"poison", poison);
             l.finish();
@@ -191,8 +200,17 @@ impl UmemInner {
         let mut l = LineBuf::new();
         l.start(b"violation");
         l.field(b"kind", p.kind.as_str().as_bytes());
+        // The post-trigger window: tracing goes on for this many lines or
+        // microseconds (hex) before the freeze.
+        if self.rec.freeze && !self.rec.window.is_none() {
+            let w = self.rec.window;
+            l.field(
+                b"window",
+                format!("{:x}:{:x}", w.batches, w.micros).as_bytes(),
+            );
+        }
         if let Some(s) = &p.sock {
-            l.field_sk(&s.key);
+            field_sock(&mut l, s);
         }
         if let Some(pool) = p.pool {
             l.field_hex(b"pool", u64::from(pool));
@@ -277,7 +295,7 @@ impl UmemInner {
                 if in_line == 0 {
                     l.start(b"recycle");
                     l.field_hex(b"pool", u64::from(p.id));
-                    l.field_sk(&s.key);
+                    field_sock(l, s);
                     l.field_hex(b"n", (k - moved).min(ADDRS_PER_LINE) as u64);
                     l.push(b" a=");
                 } else {

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use super::lock;
 use super::report::{kind_index, KINDS, REPORTED_PER_KIND};
 use crate::sink::Sink;
-use crate::types::{DumpTarget, Error, Policy, RecorderConfig, Violation, ViolationKind};
+use crate::types::{
+    DumpTarget, Error, Policy, PostTrigger, RecorderConfig, Violation, ViolationKind,
+};
 
 /// What every handle of one recorder shares.
 pub(super) struct RecInner {
@@ -40,6 +42,16 @@ pub(super) struct RecInner {
     pub(super) next_sock: AtomicU32,
     /// Every UMEM registered, for [`Recorder::audit`].
     pub(super) umems: Mutex<Vec<std::sync::Weak<super::register::UmemInner>>>,
+    /// The next line's sequence number (`seq=`): the process id in the top
+    /// 24 bits, so that two recorders writing into one buffer keep apart,
+    /// a counter in the low 40.
+    pub(super) seq: AtomicU64,
+    /// The post-trigger window (`freeze` only).
+    pub(super) window: PostTrigger,
+    /// A violation started the window: the freeze is due.
+    pub(super) freeze_due: AtomicBool,
+    /// Lines still written before the freeze.
+    pub(super) window_left: AtomicU64,
 }
 
 impl Drop for RecInner {
@@ -57,6 +69,12 @@ impl RecInner {
 
     #[inline]
     pub(super) fn write(&self, line: &[u8]) {
+        // The recorder's own order, which stamps of different CPUs cannot
+        // give: the number is taken inside the ring call the line reports,
+        // before the call returns and the app can act on it.
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let mut buf = [0u8; crate::line::LINE_MAX + 128];
+        let line = with_seq(line, seq, &mut buf);
         if let Err(e) = self.sink.write(line) {
             if e.is_buffer_off() {
                 self.frozen_elsewhere();
@@ -64,6 +82,60 @@ impl RecInner {
             }
             self.sink_error(e.to_string());
         }
+        if self.freeze_due.load(Ordering::Relaxed) {
+            self.window_line();
+        }
+    }
+
+    /// One more line inside the post-trigger window: the last one freezes.
+    #[cold]
+    fn window_line(&self) {
+        let left = self.window_left.fetch_sub(1, Ordering::Relaxed);
+        if left <= 1 {
+            self.freeze_now();
+        }
+    }
+
+    /// Open the post-trigger window (the first violation's line is
+    /// written): the freeze comes after [`PostTrigger::batches`] lines, or
+    /// after [`PostTrigger::micros`] from a timer thread, whichever first.
+    #[cold]
+    pub(super) fn start_window(self: &Arc<Self>) {
+        if self.window.is_none() {
+            self.freeze_now();
+            return;
+        }
+        if self.freeze_due.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.window_left
+            .store(u64::from(self.window.batches), Ordering::Relaxed);
+        let rec = Arc::clone(self);
+        let us = self.window.micros;
+        let spawned = std::thread::Builder::new()
+            .name("xskdbg-window".into())
+            .spawn(move || {
+                std::thread::sleep(std::time::Duration::from_micros(us));
+                rec.freeze_now();
+            });
+        if spawned.is_err() {
+            self.freeze_now();
+        }
+    }
+
+    /// Stop the buffer so it keeps what led up to the violation (and its
+    /// window), and dump the memory ring; once.
+    #[cold]
+    pub(super) fn freeze_now(&self) {
+        if self.froze_it.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.freeze_due.store(false, Ordering::Relaxed);
+        self.frozen.store(true, Ordering::Relaxed);
+        if let Err(e) = self.sink.freeze() {
+            self.sink_error(format!("could not freeze the trace buffer: {e}"));
+        }
+        self.dump_ring();
     }
 
     /// [`RecInner::write`] at the end of the app's life (a UMEM dropped):
@@ -195,6 +267,13 @@ impl Recorder {
                 next_pool: AtomicU32::new(1),
                 next_sock: AtomicU32::new(1),
                 umems: Mutex::new(Vec::new()),
+                seq: AtomicU64::new(u64::from(std::process::id() & 0xff_ffff) << 40),
+                window: std::env::var(PostTrigger::ENV)
+                    .ok()
+                    .and_then(|v| PostTrigger::parse(&v))
+                    .unwrap_or(cfg.post_trigger),
+                freeze_due: AtomicBool::new(false),
+                window_left: AtomicU64::new(0),
             }),
         };
         Ok(rec)
@@ -258,5 +337,53 @@ impl Recorder {
     /// The memory ring as an ftrace `trace` text (empty for other sinks).
     pub fn dump(&self) -> Vec<u8> {
         self.inner.sink.dump()
+    }
+}
+
+/// `line` with ` seq=<hex>` after its operation word (`xskdbg:1 rx seq=2a sk=...`):
+/// readers that match a line's head skip it there in one step.
+fn with_seq<'a>(line: &'a [u8], seq: u64, buf: &'a mut [u8]) -> &'a [u8] {
+    let prefix = xskdbg_format::PREFIX.len();
+    if !line.starts_with(xskdbg_format::PREFIX) || line.len() + 22 > buf.len() {
+        return line;
+    }
+    let end = line[prefix..]
+        .iter()
+        .position(|&b| b == b' ' || b == b'\n')
+        .map_or(line.len(), |p| prefix + p);
+    let mut n = 0;
+    let mut put = |bytes: &[u8], n: &mut usize| {
+        buf[*n..*n + bytes.len()].copy_from_slice(bytes);
+        *n += bytes.len();
+    };
+    put(&line[..end], &mut n);
+    put(b" seq=", &mut n);
+    let digits = (((64 - seq.leading_zeros()) as usize).max(1)).div_ceil(4);
+    for i in (0..digits).rev() {
+        put(
+            &[b"0123456789abcdef"[((seq >> (4 * i)) & 0xf) as usize]],
+            &mut n,
+        );
+    }
+    put(&line[end..], &mut n);
+    &buf[..n]
+}
+
+#[cfg(test)]
+mod seq_tests {
+    #[test]
+    fn the_sequence_number_follows_the_operation_word() {
+        let mut buf = [0u8; 200];
+        assert_eq!(
+            super::with_seq(b"xskdbg:1 rx sk=1:2:3 n=1\n", 0x2a, &mut buf),
+            b"xskdbg:1 rx seq=2a sk=1:2:3 n=1\n"
+        );
+        let mut buf = [0u8; 200];
+        assert_eq!(
+            super::with_seq(b"xskdbg:1 free\n", 0, &mut buf),
+            b"xskdbg:1 free seq=0\n"
+        );
+        let mut buf = [0u8; 200];
+        assert_eq!(super::with_seq(b"other", 1, &mut buf), b"other");
     }
 }

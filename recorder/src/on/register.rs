@@ -38,6 +38,8 @@ pub(super) struct SockInner {
     /// of a frame on RX or TX.
     pub(super) local: u16,
     pub(super) key: SockKey,
+    /// Its identity on every line (`sid=`): `SO_COOKIE`.
+    pub(super) sid: Option<u64>,
     pub(super) label: Option<String>,
     pub(super) pool: Arc<PoolInner>,
     pub(super) stats: Option<Arc<dyn StatsSource>>,
@@ -190,6 +192,9 @@ impl Pool {
             id: self.u.rec.next_sock.fetch_add(1, Ordering::Relaxed),
             local: socks.len() as u16 + 1,
             key: cfg.key,
+            sid: cfg
+                .cookie
+                .or_else(|| cfg.fd.and_then(|fd| sys::socket_cookie(fd).ok())),
             label: cfg.label.clone(),
             pool: self.p.clone(),
             stats,

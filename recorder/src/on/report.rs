@@ -16,6 +16,7 @@ use std::sync::Arc;
 use super::frames::w_state;
 use super::lock;
 use super::order::IndexFault;
+use super::recorder::RecInner;
 use super::register::{SockInner, UmemInner};
 use crate::sink::Sink;
 use crate::types::{DumpTarget, Policy, State, Violation, ViolationKind};
@@ -174,26 +175,15 @@ impl UmemInner {
         self.rec.write(line.as_bytes());
         self.write_stack(stack);
         if self.rec.freeze {
-            self.freeze();
+            self.rec.start_window();
         }
     }
+}
 
-    /// Stop the buffer so it keeps what led up to the violation, and dump
-    /// the memory ring.
+impl RecInner {
     #[cold]
-    fn freeze(&self) {
-        let rec = &self.rec;
-        rec.froze_it.store(true, Ordering::Relaxed);
-        rec.frozen.store(true, Ordering::Relaxed);
-        if let Err(e) = rec.sink.freeze() {
-            rec.sink_error(format!("could not freeze the trace buffer: {e}"));
-        }
-        self.dump_ring();
-    }
-
-    #[cold]
-    fn dump_ring(&self) {
-        let rec = &self.rec;
+    pub(super) fn dump_ring(&self) {
+        let rec = self;
         if !matches!(rec.sink, Sink::Memory { .. }) {
             return;
         }

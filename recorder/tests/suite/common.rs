@@ -18,6 +18,7 @@ impl Rig {
         let seen: Arc<Mutex<Vec<Violation>>> = Arc::default();
         let s2 = seen.clone();
         let cfg = RecorderConfig {
+            post_trigger: xskdbg_recorder::PostTrigger::NONE,
             sink: SinkConfig::Memory { events: 4096 },
             policy: Policy::Callback(Arc::new(move |v| s2.lock().unwrap().push(v.clone()))),
             dump: DumpTarget::None,
@@ -35,8 +36,17 @@ impl Rig {
         self.seen.lock().unwrap().clone()
     }
 
-    /// The project lines written so far (memory ring), without ftrace prefixes.
+    /// The project lines written so far (memory ring), without ftrace
+    /// prefixes and without their sequence numbers ([`without_seq`]).
     pub fn lines(&self) -> Vec<String> {
+        self.lines_with_seq()
+            .iter()
+            .map(|l| without_seq(l))
+            .collect()
+    }
+
+    /// The project lines as written, `seq=` included.
+    pub fn lines_with_seq(&self) -> Vec<String> {
         String::from_utf8(self.rec.dump())
             .unwrap()
             .lines()
@@ -45,6 +55,19 @@ impl Rig {
                     .map(|(_, b)| b.to_string())
             })
             .collect()
+    }
+}
+
+/// A line without the recorder's ` seq=<hex>` (which every line carries
+/// after its operation word, and which tests that compare whole lines
+/// leave out).
+pub fn without_seq(l: &str) -> String {
+    match l.split_once(" seq=") {
+        Some((head, rest)) => match rest.split_once(' ') {
+            Some((_, tail)) => format!("{head} {tail}"),
+            None => head.to_string(),
+        },
+        None => l.to_string(),
     }
 }
 

@@ -25,9 +25,11 @@ fn real_instance_freezes_on_the_seed_violation_and_the_analyzer_agrees() {
     {
         let s2 = seen.clone();
         let rec = Recorder::new(
-            RecorderConfig::new(SinkConfig::Buffer(inst.buffer())).policy(Policy::Callback(
-                Arc::new(move |v| s2.lock().unwrap().push(v.clone())),
-            )),
+            RecorderConfig::new(SinkConfig::Buffer(inst.buffer()))
+                .post_trigger(xskdbg_recorder::PostTrigger::NONE)
+                .policy(Policy::Callback(Arc::new(move |v| {
+                    s2.lock().unwrap().push(v.clone())
+                }))),
         )
         .unwrap();
         super::seed::replay_seed_fifo_on(&rec);
@@ -43,7 +45,10 @@ fn real_instance_freezes_on_the_seed_violation_and_the_analyzer_agrees() {
             .hold(&[0x800]);
     }
     let trace = inst.read_trace().unwrap();
-    let text = String::from_utf8_lossy(&trace);
+    let text: String = String::from_utf8_lossy(&trace)
+        .lines()
+        .map(|l| super::common::without_seq(l) + "\n")
+        .collect();
     let v = seen.lock().unwrap()[0].clone();
     assert!(
         text.contains(&format!("tracing_mark_write: {}", v.line)),

@@ -24,7 +24,7 @@ fn trace_lines(buf: &xskdbg_recorder::tracefs::Buffer) -> Vec<String> {
         .lines()
         .filter_map(|l| {
             l.split_once("tracing_mark_write: ")
-                .map(|(_, b)| b.to_string())
+                .map(|(_, b)| super::common::without_seq(b))
         })
         .collect()
 }
@@ -33,9 +33,12 @@ fn trace_lines(buf: &xskdbg_recorder::tracefs::Buffer) -> Vec<String> {
 fn one_marker_write_per_batch_and_freeze_on_violation() {
     let (_sys, fs) = fake_marker();
     let inst = fs.create_instance("rec").unwrap();
-    let rec =
-        Recorder::new(RecorderConfig::new(SinkConfig::Buffer(inst.buffer())).policy(Policy::Log))
-            .unwrap();
+    let rec = Recorder::new(
+        RecorderConfig::new(SinkConfig::Buffer(inst.buffer()))
+            .policy(Policy::Log)
+            .post_trigger(xskdbg_recorder::PostTrigger::NONE),
+    )
+    .unwrap();
     let u = rec.umem(seed_umem()).unwrap();
     let p = u.pool(PoolConfig::new(SK)).unwrap();
     let s = p.socket(SockConfig::new(SK)).unwrap();
@@ -170,6 +173,7 @@ fn memory_ring_dump_goes_to_a_file_on_violation() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("flight.txt");
     let rec = Recorder::new(RecorderConfig {
+        post_trigger: xskdbg_recorder::PostTrigger::NONE,
         sink: SinkConfig::Memory { events: 16 },
         policy: Policy::Log,
         dump: xskdbg_recorder::DumpTarget::File(path.clone()),
@@ -184,16 +188,19 @@ fn memory_ring_dump_goes_to_a_file_on_violation() {
     }
     u.hold(&[0]);
     let text = std::fs::read_to_string(&path).unwrap();
-    let body: Vec<&str> = text
+    let body: Vec<String> = text
         .lines()
-        .filter_map(|l| l.split_once("tracing_mark_write: ").map(|(_, b)| b))
+        .filter_map(|l| {
+            l.split_once("tracing_mark_write: ")
+                .map(|(_, b)| super::common::without_seq(b))
+        })
         .collect();
     assert_eq!(body.len(), 16, "{text}");
     assert_eq!(
-        *body.last().unwrap(),
+        body.last().unwrap(),
         "xskdbg:1 violation kind=duplicate_in_flight a=0 frame=0 from=held to=held"
     );
-    assert!(body.contains(&"xskdbg:1 hold n=1 a=31800"));
+    assert!(body.iter().any(|l| l == "xskdbg:1 hold n=1 a=31800"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -202,6 +209,7 @@ fn stacks_are_captured_and_symbolized() {
     let seen: Arc<std::sync::Mutex<Vec<xskdbg_recorder::Violation>>> = Arc::default();
     let s2 = seen.clone();
     let rec = Recorder::new(RecorderConfig {
+        post_trigger: xskdbg_recorder::PostTrigger::NONE,
         sink: SinkConfig::Memory { events: 64 },
         policy: Policy::Callback(Arc::new(move |v| s2.lock().unwrap().push(v.clone()))),
         dump: xskdbg_recorder::DumpTarget::None,
@@ -225,7 +233,7 @@ fn stacks_are_captured_and_symbolized() {
     assert!(v.stack.iter().all(|f| !f.contains("xskdbg_recorder::on::")));
     let dump = String::from_utf8(rec.dump()).unwrap();
     assert!(
-        dump.contains("tracing_mark_write: xskdbg:1 stack i=0 sym="),
+        dump.contains("tracing_mark_write: xskdbg:1 stack seq=") && dump.contains(" i=0 sym="),
         "{dump}"
     );
     let report = xskdbg_analyzer::analyze_reader(dump.as_bytes(), &Default::default()).unwrap();

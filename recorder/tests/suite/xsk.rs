@@ -151,15 +151,18 @@ fn real_socket_checked_through_the_adapter_then_misuse_caught() {
     assert_eq!(rig.rec.violations(), 0, "{:?}", rig.violations());
     let lines = rig.lines();
     let sk = format!("sk={:x}:{:x}:0", k.netns_cookie, k.ifindex);
+    // The socket's identity: its SO_COOKIE.
+    let sid = xskdbg_recorder::sys::socket_cookie(fd).expect("SO_COOKIE");
+    assert_ne!(sid, 0);
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with(&format!("xskdbg:1 rx {sk} pool=1 idx=0 "))),
+            .any(|l| l.starts_with(&format!("xskdbg:1 rx {sk} sid={sid:x} pool=1 idx=0 "))),
         "{lines:#?}"
     );
     assert!(lines
         .iter()
-        .any(|l| l.starts_with(&format!("xskdbg:1 stats {sk} "))));
+        .any(|l| l.starts_with(&format!("xskdbg:1 stats {sk} sid={sid:x} "))));
     assert!(lines
         .iter()
         .any(|l| l.starts_with("xskdbg:1 comp pool=1 n=")));

@@ -36,6 +36,16 @@ fn rest_lacks(c: &Cursor<'_>, keys: &[&[u8]]) -> Option<()> {
         .then_some(())
 }
 
+/// An optional ` key=hex` at the cursor: `Some(None)` when the key is not
+/// there (the cursor stays), `None` when it is but its value is not hex.
+#[inline(always)]
+fn opt_field(c: &mut Cursor<'_>, f: &[u8]) -> Option<Option<u64>> {
+    match c.lit(f) {
+        Some(()) => Some(Some(c.hex()?)),
+        None => Some(None),
+    }
+}
+
 /// The per-packet kernel lines (`krx`, `krxdone`, `ktx`, `kflush`: four in
 /// five lines of a probed trace) in the shape the probes print them, keys in
 /// their order and values plain hex, decoded in one pass that matches the
@@ -169,6 +179,7 @@ pub(super) fn batch_op<'a>(op: &[u8], f: &'a [u8]) -> Option<Op<'a>> {
         op::RX => {
             c.lit(field::SK)?;
             let sk = c.sk()?;
+            let sid = opt_field(&mut c, field::SID)?;
             c.lit(field::POOL)?;
             let pool = c.hex()?;
             c.lit(field::IDX)?;
@@ -188,6 +199,7 @@ pub(super) fn batch_op<'a>(op: &[u8], f: &'a [u8]) -> Option<Op<'a>> {
             };
             Op::App(AppOp::Rx {
                 sk,
+                sid,
                 pool: Some(pool),
                 idx: Some(idx),
                 descs,
@@ -197,6 +209,7 @@ pub(super) fn batch_op<'a>(op: &[u8], f: &'a [u8]) -> Option<Op<'a>> {
         op::TX => {
             c.lit(field::SK)?;
             let sk = c.sk()?;
+            let sid = opt_field(&mut c, field::SID)?;
             // The recorder names the pool too; `tx` does not read it.
             if c.lit(field::POOL).is_some() {
                 c.skip();
@@ -209,6 +222,7 @@ pub(super) fn batch_op<'a>(op: &[u8], f: &'a [u8]) -> Option<Op<'a>> {
             let descs = list(&mut c)?;
             Op::App(AppOp::Tx {
                 sk,
+                sid,
                 idx: Some(idx),
                 descs,
             })
@@ -280,6 +294,7 @@ pub(super) fn batch_op<'a>(op: &[u8], f: &'a [u8]) -> Option<Op<'a>> {
         op::STATS => {
             c.lit(field::SK)?;
             let sk = c.sk()?;
+            let sid = opt_field(&mut c, field::SID)?;
             c.lit(field::RX_DROPPED)?;
             let rx_dropped = c.hex()?;
             c.lit(field::RX_INVALID)?;
@@ -290,13 +305,27 @@ pub(super) fn batch_op<'a>(op: &[u8], f: &'a [u8]) -> Option<Op<'a>> {
             let rx_full = c.hex()?;
             Op::App(AppOp::Stats {
                 sk: Some(sk),
+                sid,
                 rx_dropped: Some(rx_dropped),
                 rx_full: Some(rx_full),
             })
         }
         _ => return None,
     };
-    // Every key the operation reads is taken.
-    rest_ignored(&c)?;
+    // Every key the operation reads is taken, but `sid=` when it was not
+    // in its place (a writer may put it anywhere).
+    let sid_missing = matches!(
+        op,
+        Op::App(
+            AppOp::Rx { sid: None, .. }
+                | AppOp::Tx { sid: None, .. }
+                | AppOp::Stats { sid: None, .. }
+        )
+    );
+    if sid_missing {
+        rest_lacks(&c, &[key::SID])?;
+    } else {
+        rest_ignored(&c)?;
+    }
     Some(op)
 }

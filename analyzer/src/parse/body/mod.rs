@@ -8,6 +8,7 @@
 mod canonical;
 mod kprobe;
 mod project;
+pub(crate) use project::seq_of;
 mod seed;
 mod tracepoint;
 

@@ -86,6 +86,9 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
             None => return Err(BadReason::BadField),
         },
     };
+    // The recorder's `seq=` comes first; the analyzer reads it from the
+    // line's head when it orders lines ([`seq_of`]).
+    let f = skip_seq(f);
     // Two tries rather than `or_else`, which moved the large `Op` through a
     // call (a memmove per line in the profile).
     if FAST {
@@ -222,12 +225,16 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
             take_fields!(
                 f,
                 sk = key::SK,
+                sid = key::SID,
+                fd = key::FD,
                 pool = key::POOL,
                 umem = key::UMEM,
                 label = key::LABEL
             );
             Op::App(AppOp::Sock {
                 sk: req_sk(sk)?,
+                sid: opt_hex(sid)?,
+                fd: opt_hex(fd)?,
                 pool: opt_hex(pool)?,
                 umem: opt_hex(umem)?,
                 label: label.filter(|l| !l.is_empty()),
@@ -245,6 +252,7 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
             take_fields!(
                 f,
                 sk = key::SK,
+                sid = key::SID,
                 pool = key::POOL,
                 idx = key::IDX,
                 d = key::D,
@@ -252,6 +260,7 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
             );
             Op::App(AppOp::Rx {
                 sk: req_sk(sk)?,
+                sid: opt_hex(sid)?,
                 pool: opt_hex(pool)?,
                 idx: opt_hex(idx)?,
                 descs: req_list(d)?,
@@ -259,9 +268,10 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
             })
         }
         op::TX => {
-            take_fields!(f, sk = key::SK, idx = key::IDX, d = key::D);
+            take_fields!(f, sk = key::SK, sid = key::SID, idx = key::IDX, d = key::D);
             Op::App(AppOp::Tx {
                 sk: req_sk(sk)?,
+                sid: opt_hex(sid)?,
                 idx: opt_hex(idx)?,
                 descs: req_list(d)?,
             })
@@ -290,11 +300,13 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
             take_fields!(
                 f,
                 sk = key::SK,
+                sid = key::SID,
                 rx_dropped = key::RX_DROPPED,
                 rx_full = key::RX_FULL
             );
             Op::App(AppOp::Stats {
                 sk: opt_sk(sk)?,
+                sid: opt_hex(sid)?,
                 rx_dropped: opt_hex(rx_dropped)?,
                 rx_full: opt_hex(rx_full)?,
             })
@@ -327,6 +339,7 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
                 f,
                 kind = key::KIND,
                 sk = key::SK,
+                sid = key::SID,
                 pool = key::POOL,
                 a = key::A,
                 from = key::FROM,
@@ -337,6 +350,7 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
             Op::App(AppOp::Violation {
                 kind: kind.ok_or(BadReason::BadField)?,
                 sk: opt_sk(sk)?,
+                sid: opt_hex(sid)?,
                 pool: opt_hex(pool)?,
                 addr: req_hex(a)?,
                 from: from.and_then(State::parse),
@@ -373,4 +387,24 @@ pub(super) fn req_list(text: Option<&[u8]>) -> Result<AddrList<'_>, BadReason> {
         return Err(BadReason::BadField);
     }
     Ok(AddrList { text })
+}
+
+/// The fields after a leading ` seq=<hex>` (the recorder writes it right
+/// after the operation word).
+#[inline(always)]
+fn skip_seq(f: &[u8]) -> &[u8] {
+    match f.strip_prefix(b" seq=") {
+        Some(r) => &r[memchr::memchr(b' ', r).unwrap_or(r.len())..],
+        None => f,
+    }
+}
+
+/// The recorder's sequence number of a project line's body (`xskdbg:1 op
+/// seq=2a ...`), read from its head only.
+pub fn seq_of(body: &[u8]) -> Option<u64> {
+    let rest = body.strip_prefix(xskdbg_format::PREFIX)?;
+    let sp = memchr::memchr(b' ', rest)?;
+    let r = rest[sp..].strip_prefix(b" seq=")?;
+    let end = memchr::memchr(b' ', r).unwrap_or(r.len());
+    xskdbg_format::lex::parse_hex0x(&r[..end])
 }
