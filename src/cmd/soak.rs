@@ -567,4 +567,3 @@ mod tests {
         assert!(parse(&["--vm", "--kernel", "debian"]).is_ok());
     }
 }
-
