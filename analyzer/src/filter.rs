@@ -730,28 +730,66 @@ impl fmt::Display for Applied {
 
 /// The filters that fit one finding, for the "re-analyze with" line of
 /// `xskdbg record` and `soak`: its socket (anchored, escaped) and a window
-/// around its evidence (the finding's timeline, at least `pad_ns` either
-/// side of its moment). `None` for a finding with neither socket nor time.
+/// around it: from its earliest evidence (highlighted timeline entries,
+/// consequences) to its first consequence after its moment, `pad_ns`
+/// wider either side. `None` for a finding with neither socket nor time.
 pub fn around_finding(f: &Finding, pad_ns: u64) -> Option<Applied> {
+    let evidence = f
+        .timeline
+        .iter()
+        .filter(|e| e.highlighted)
+        .filter_map(|e| e.ts_ns)
+        .chain(f.consequences.iter().filter_map(|c| c.ts_ns));
+    around(f.socket.as_deref(), f.ts_ns, evidence, pad_ns)
+}
+
+/// [`around_finding`] from the parts of a finding (as a `--json` report
+/// gives them): its socket, its moment and its evidence's moments
+/// (nanoseconds).
+pub fn around(
+    socket: Option<&str>,
+    moment_ns: Option<u64>,
+    evidence_ns: impl IntoIterator<Item = u64>,
+    pad_ns: u64,
+) -> Option<Applied> {
     let mut a = Applied {
-        socket: f.socket.as_ref().map(|s| format!("^{}$", regex::escape(s))),
+        socket: socket.map(|s| format!("^{}$", regex::escape(s))),
         ..Applied::default()
     };
-    if let Some(t) = f.ts_ns {
-        let first = f
-            .timeline
-            .iter()
-            .filter_map(|e| e.ts_ns)
-            .chain(std::iter::once(t))
-            .min()
-            .unwrap_or(t);
-        let before = t.saturating_sub(first).max(pad_ns);
-        a.since = Some(secs(t.saturating_sub(before)));
+    if let Some(t) = moment_ns {
+        let (mut from, mut to) = (t, t);
+        let mut next_after: Option<u64> = None;
+        for e in evidence_ns {
+            from = from.min(e);
+            if e <= t {
+                continue;
+            }
+            next_after = Some(next_after.map_or(e, |n| n.min(e)));
+        }
+        if let Some(n) = next_after {
+            to = n;
+        }
+        a.since = Some(secs(from.saturating_sub(pad_ns)));
         // Rounded up, so that the window's last microsecond is inside.
-        a.until = Some(secs(t.saturating_add(before).saturating_add(999)));
+        a.until = Some(secs(to.saturating_add(pad_ns).saturating_add(999)));
     }
     (a.socket.is_some() || a.since.is_some()).then_some(a)
 }
+
+/// The `xskdbg analyze` command that shows `f` alone in `trace`, filtered
+/// to its socket and a window of 1 ms around its evidence.
+pub fn reanalyze_command(f: &Finding, trace: &str) -> Option<String> {
+    around_finding(f, REANALYZE_PAD_NS).map(|a| reanalyze_with(&a, trace))
+}
+
+/// `xskdbg analyze FILTERS TRACE`, shell-quoted.
+pub fn reanalyze_with(a: &Applied, trace: &str) -> String {
+    format!("xskdbg analyze {} {}", a.to_args(), shell_quote(trace))
+}
+
+/// How much wider than a finding's evidence the window of
+/// [`reanalyze_command`] is, either side.
+pub const REANALYZE_PAD_NS: u64 = 1_000_000;
 
 /// Nanoseconds as trace seconds with microseconds (`609766.698523`),
 /// rounded outwards by the caller's padding.
@@ -818,6 +856,22 @@ mod tests {
             "--socket '^ingress q:1$' --cpus 0,2 --since 5.000001"
         );
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn a_window_around_a_finding() {
+        let a = around(
+            Some("inner q:0"),
+            Some(14_705_034_000),
+            [14_711_038_000, 14_693_039_000, 14_720_000_000],
+            REANALYZE_PAD_NS,
+        )
+        .unwrap();
+        assert_eq!(
+            reanalyze_with(&a, "out/trace.txt"),
+            "xskdbg analyze --socket '^inner q:0$' --since 14.692039 --until 14.712039 out/trace.txt"
+        );
+        assert!(around(None, None, [], 0).is_none());
     }
 
     #[test]
