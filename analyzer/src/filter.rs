@@ -204,6 +204,8 @@ struct Point<'a> {
     ts: &'a str,
     ts_ns: Option<u64>,
     task: Option<&'a str>,
+    /// Whether its task matches `--task`, when the pass recorded it.
+    task_in: Option<bool>,
 }
 
 /// A piece of a finding's evidence, as a [`Point`].
@@ -217,7 +219,7 @@ struct Evidence {
 }
 
 impl Evidence {
-    fn point(&self) -> Point<'_> {
+    fn point<'a>(&'a self, seen: &Seen) -> Point<'a> {
         Point {
             line: self.line,
             cpu: self.cpu,
@@ -225,6 +227,7 @@ impl Evidence {
             ts: &self.ts,
             ts_ns: self.ts_ns,
             task: self.task.as_deref(),
+            task_in: seen.task_at(self.line),
         }
     }
 }
@@ -327,18 +330,60 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
-/// Socket keys and the labels their `sock` lines declared, so that
-/// `--socket` matches a socket by either name. Feed it every entry
-/// ([`SockNames::observe`]) during the analyzer's pass.
+/// What the filters learn from the analyzer's pass ([`Seen::observe`] on
+/// every entry), where a report alone does not tell:
+/// - socket keys and the labels their `sock` lines declared, so that
+///   `--socket` matches a socket by either name;
+/// - with `--task`, which lines are of a matching task (one bit per line),
+///   so that a finding's moment and evidence are judged by their task even
+///   when its timeline does not show them (`--context 0`).
 #[derive(Debug, Clone, Default)]
-pub struct SockNames {
+pub struct Seen {
     /// Each name to the other names of the same socket.
     alias: HashMap<String, Vec<String>>,
+    task: Option<TaskLines>,
 }
 
-impl SockNames {
-    /// Learn from a `sock` declaration; other entries are ignored.
+/// The lines whose task matches `--task`.
+#[derive(Debug, Clone)]
+struct TaskLines {
+    pattern: Pattern,
+    /// Bit `n` is line `n`.
+    bits: Vec<u64>,
+    /// Printed task (`name-pid`) to whether it matches: few distinct tasks,
+    /// so the regex runs once per task.
+    cache: HashMap<Vec<u8>, bool>,
+    scratch: Vec<u8>,
+}
+
+/// Lines beyond this are not recorded (64 MiB of bits); their task counts
+/// as unknown.
+const MAX_TASK_LINE: u64 = 1 << 29;
+
+impl Seen {
+    /// Ready to learn what `filter` needs.
+    pub fn new(filter: &Filter) -> Seen {
+        Seen {
+            alias: HashMap::new(),
+            task: filter.task.clone().map(|pattern| TaskLines {
+                pattern,
+                bits: Vec::new(),
+                cache: HashMap::new(),
+                scratch: Vec::new(),
+            }),
+        }
+    }
+
+    /// Whether `filter` needs the pass observed at all.
+    pub fn needed(filter: &Filter) -> bool {
+        filter.socket.is_some() || filter.task.is_some()
+    }
+
+    /// Learn from one entry.
     pub fn observe(&mut self, ev: &Event<'_>) {
+        if let Some(t) = self.task.as_mut() {
+            t.observe(ev);
+        }
         if let Op::App(AppOp::Sock {
             sk, label: Some(l), ..
         }) = &ev.op
@@ -360,6 +405,47 @@ impl SockNames {
     /// The other names of the socket named `name`.
     pub fn aliases(&self, name: &str) -> &[String] {
         self.alias.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether line `line`'s task matches `--task`, when recorded.
+    fn task_at(&self, line: u64) -> Option<bool> {
+        let t = self.task.as_ref()?;
+        if line >= MAX_TASK_LINE {
+            return None;
+        }
+        let w = t.bits.get((line / 64) as usize).copied().unwrap_or(0);
+        Some(w >> (line % 64) & 1 == 1)
+    }
+}
+
+impl TaskLines {
+    fn observe(&mut self, ev: &Event<'_>) {
+        if ev.line >= MAX_TASK_LINE {
+            return;
+        }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(ev.task);
+        if let Some(p) = ev.pid {
+            self.scratch.push(b'-');
+            self.scratch.extend_from_slice(p.to_string().as_bytes());
+        }
+        let hit = match self.cache.get(self.scratch.as_slice()) {
+            Some(&h) => h,
+            None => {
+                let h = self
+                    .pattern
+                    .is_match(&String::from_utf8_lossy(&self.scratch));
+                self.cache.insert(self.scratch.clone(), h);
+                h
+            }
+        };
+        if hit {
+            let i = (ev.line / 64) as usize;
+            if self.bits.len() <= i {
+                self.bits.resize(i + 1, 0);
+            }
+            self.bits[i] |= 1 << (ev.line % 64);
+        }
     }
 }
 
@@ -398,6 +484,7 @@ impl Filter {
             ts: &e.ts,
             ts_ns: e.ts_ns,
             task: Some(&e.task),
+            task_in: None,
         })
     }
 
@@ -483,8 +570,12 @@ impl Filter {
             }
         }
         if let Some(t) = &self.task {
-            // A moment whose entry is not in the timeline has no known task.
-            if !p.task.is_some_and(|task| t.is_match(task)) {
+            // Without the pass' record, the task is the timeline's; a
+            // moment the timeline does not show has no known task.
+            let inside = p
+                .task_in
+                .unwrap_or_else(|| p.task.is_some_and(|task| t.is_match(task)));
+            if !inside {
                 return false;
             }
         }
@@ -506,13 +597,13 @@ impl Filter {
     }
 
     /// Where one finding of `report` stands.
-    pub fn place(&self, report: &Report, f: &Finding, names: &SockNames) -> Placement {
+    pub fn place(&self, report: &Report, f: &Finding, seen: &Seen) -> Placement {
         // As a whole: socket and frame.
         if self.socket.is_some() {
             let mut all: Vec<&str> = Vec::new();
             if let Some(s) = &f.socket {
                 all.push(s);
-                all.extend(names.aliases(s).iter().map(String::as_str));
+                all.extend(seen.aliases(s).iter().map(String::as_str));
             }
             if let Some(x) = &f.xs {
                 all.push(x);
@@ -520,7 +611,7 @@ impl Filter {
                 for s in &report.summary.sockets {
                     if s.xs.iter().any(|v| v == x) {
                         all.push(&s.socket);
-                        all.extend(names.aliases(&s.socket).iter().map(String::as_str));
+                        all.extend(seen.aliases(&s.socket).iter().map(String::as_str));
                     }
                 }
             }
@@ -559,6 +650,7 @@ impl Filter {
             ts: &f.ts,
             ts_ns: f.ts_ns,
             task: moment_entry.map(|e| e.task.as_str()),
+            task_in: seen.task_at(f.line),
         };
         let related = |r: &Related| {
             let e = entry_at(r.line);
@@ -596,7 +688,7 @@ impl Filter {
         evidence.sort_by_key(|e| e.line);
         let (mut inside, mut outside) = (Vec::new(), Vec::new());
         for e in &evidence {
-            let p = e.point();
+            let p = e.point(seen);
             let desc = describe(&p, self.task.is_some());
             if self.point_inside(&p) {
                 inside.push(desc);
@@ -634,7 +726,7 @@ impl Filter {
     /// which filters applied in `summary.filters`. The analysis itself (and
     /// `summary.verdict`, `summary.findings`) stays the whole trace's. A
     /// no-op without filters: the report stays byte for byte what it was.
-    pub fn apply(&self, report: &mut Report, names: &SockNames) {
+    pub fn apply(&self, report: &mut Report, seen: &Seen) {
         if self.is_empty() {
             return;
         }
@@ -643,7 +735,7 @@ impl Filter {
         let mut kept = Vec::with_capacity(findings.len());
         let mut notes = Vec::new();
         for f in findings {
-            match self.place(report, &f, names) {
+            match self.place(report, &f, seen) {
                 Placement::Hidden => {}
                 Placement::Reported { note } => {
                     if let Some(note) = note {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use xskdbg_analyzer::filter::{CpuList, Pattern, SockNames, TsBound};
+use xskdbg_analyzer::filter::{CpuList, Pattern, Seen, TsBound};
 use xskdbg_analyzer::render::{self, Style};
 use xskdbg_analyzer::{analyze_input, open_input, Error, Filter, Options};
 
@@ -195,9 +195,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     #[cfg(feature = "stats")]
     let mut collector =
         tables.then(|| xskdbg_stats::Collector::new(args.chunk_size, args.unaligned));
-    // --socket also matches a socket by the other name its `sock` line gave it.
-    let mut names = SockNames::default();
-    let learn_names = filter.socket.is_some();
+    // --socket also matches a socket by the other name its `sock` line gave
+    // it; --task is judged on every line's task, timeline or not.
+    let mut seen = Seen::new(&filter);
+    let learn = Seen::needed(&filter);
     let mut observe = |ev: &xskdbg_analyzer::Event<'_>| {
         #[cfg(feature = "stats")]
         if !filtered {
@@ -208,8 +209,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if let Some(s) = spool.as_mut() {
             s.observe(ev);
         }
-        if learn_names {
-            names.observe(ev);
+        if learn {
+            seen.observe(ev);
         }
     };
     let result = analyze_input(input, &opts, &mut observe, &mut |n| {
@@ -227,7 +228,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         Err(e) => return Err(anyhow::Error::new(e)),
     };
-    filter.apply(&mut report, &names);
+    filter.apply(&mut report, &seen);
     #[cfg(feature = "stats")]
     if let (true, Some(c), Some(s)) = (filtered, collector.as_mut(), spool.as_mut()) {
         // --frame: the tables count the frame's own entries (its latencies).

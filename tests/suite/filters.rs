@@ -241,6 +241,20 @@ fn task_is_matched_as_printed_with_its_pid() {
         .as_str()
         .unwrap();
     assert!(n.starts_with("reported for its evidence"), "{n}");
+    // Judged on the line's own task, even when no timeline shows it.
+    let (r, _) = report(RACE, &["--task", "^iperf2-1217$", "--context", "0"]);
+    assert_eq!(lines(&r), [2]);
+    // (with --context 0 the timeline does not show the moment's line)
+    assert!(!r["findings"][0]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["line"] == 2));
+    let (r, _) = report(RACE, &["--task", "flowtrackd", "--context", "0"]);
+    let n = r["summary"]["filters"]["notes"][0]["note"]
+        .as_str()
+        .unwrap();
+    assert!(n.starts_with("reported for its evidence"), "{n}");
     let (r, code) = report(RACE, &["--task", "^ksoftirqd"]);
     assert_eq!(code, 0);
     assert!(lines(&r).is_empty());

@@ -456,7 +456,7 @@ fn two_exports_are_identical_bytes() {
 /// `otherData`.
 #[test]
 fn filtered_export_keeps_the_entries_inside() {
-    use xskdbg_analyzer::filter::{CpuList, SockNames};
+    use xskdbg_analyzer::filter::{CpuList, Seen};
     use xskdbg_analyzer::Filter;
     let text = synthetic_trace(50, true);
     let (mut report, mut spool) = analyze_text(&text);
@@ -464,7 +464,7 @@ fn filtered_export_keeps_the_entries_inside() {
         cpus: Some(CpuList::new("1").unwrap()),
         ..Filter::default()
     };
-    filter.apply(&mut report, &SockNames::default());
+    filter.apply(&mut report, &Seen::default());
     let dir = out_dir("perfetto-filtered");
     let out = dir.join("cpu1.json");
     let opts = Options {
