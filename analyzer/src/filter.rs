@@ -961,7 +961,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             reanalyze_with(&a, "out/trace.txt"),
-            "xskdbg analyze --socket '^inner q:0$' --since 14.692039 --until 14.712039 out/trace.txt"
+            "xskdbg analyze --socket '^inner q:0$' --since 14.692039 --until 14.712038 out/trace.txt"
         );
         assert!(around(None, None, [], 0).is_none());
     }
