@@ -23,7 +23,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Rebuild every descriptor's history from an ftrace trace and name the culprit.
-    Analyze(cmd::analyze::Args),
+    // Boxed: its filters make it the largest variant by far.
+    Analyze(Box<cmd::analyze::Args>),
     /// Check tracefs, BTF, probe backends, XDP features, veth queues and privileges.
     Doctor(cmd::doctor::Args),
     /// Run a real AF_XDP forwarder under load with the recorder (and probes), optionally injecting a fault.
@@ -39,7 +40,7 @@ enum Command {
 
 fn main() -> ExitCode {
     xskdbg_cli::main(|cli: Cli| match cli.command {
-        Command::Analyze(args) => cmd::analyze::run(args),
+        Command::Analyze(args) => cmd::analyze::run(*args),
         Command::Doctor(args) => cmd::doctor::run(args),
         #[cfg(feature = "kernel")]
         Command::Soak(args) => cmd::soak::run(args),

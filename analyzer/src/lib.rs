@@ -16,6 +16,8 @@
 //! - [`report`]: [`Report`], [`Finding`], [`Summary`]: serialize to the
 //!   `--json` document of `docs/JSON.md`.
 //! - [`render`]: the human report (optionally colored).
+//! - [`filter`]: `--socket`, `--task`, `--cpus`, `--since`, `--until`,
+//!   `--frame`: what a report shows, after the whole trace was judged.
 //!
 //! ```no_run
 //! use xskdbg_analyzer::{analyze_reader, Options};
@@ -27,6 +29,7 @@
 pub mod analyzer;
 mod chunk;
 pub mod drained;
+pub mod filter;
 mod frames;
 pub mod parse;
 mod pipeline;
@@ -38,6 +41,7 @@ mod timeline;
 use std::io::Read;
 
 pub use analyzer::{published_before_redirect, Analyzer, Options, DEFAULT_POISON};
+pub use filter::Filter;
 pub use parse::{Event, Line, Op};
 pub use reader::{open_input, Input, TraceReader};
 pub use report::{Finding, Kind, Report, Summary, TimelineEntry, Verdict};

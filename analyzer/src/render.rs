@@ -115,6 +115,11 @@ pub fn human(report: &Report, name: &str, style: Style, w: &mut dyn Write) -> io
         facts.push(format!("line {} at {}", f.line, f.ts));
         writeln!(w, "  {}", facts.join("  "))?;
         writeln!(w, "{}", wrap(&f.explanation, "  ", 100))?;
+        if let Some(fs) = &s.filters {
+            for n in fs.notes.iter().filter(|n| n.finding == i as u64 + 1) {
+                writeln!(w, "{}", wrap(&format!("filter: {}", n.note), "  ", 100))?;
+            }
+        }
         for a in &f.also {
             writeln!(
                 w,
@@ -210,6 +215,23 @@ pub fn human(report: &Report, name: &str, style: Style, w: &mut dyn Write) -> io
     for n in &s.notes {
         writeln!(w, "{}", wrap(&format!("note: {n}"), "  ", 100))?;
     }
+    if let Some(fs) = &s.filters {
+        writeln!(
+            w,
+            "{}",
+            wrap(
+                &format!(
+                    "filters: {} — {} of {} findings reported ({}); the whole trace was judged",
+                    fs.applied.to_args(),
+                    fs.findings_reported,
+                    fs.findings_total,
+                    fs.verdict_reported
+                ),
+                "  ",
+                100
+            )
+        )?;
+    }
     let verdict = match s.verdict {
         OverallVerdict::Clean => p.wrap("1;32", "clean: no finding"),
         OverallVerdict::Kernel => p.wrap("1;31", "verdict: KERNEL"),
@@ -221,16 +243,22 @@ pub fn human(report: &Report, name: &str, style: Style, w: &mut dyn Write) -> io
             "verdict: INSTRUMENTATION (the recording is wrong: fix it and record again before trusting the other findings)",
         ),
     };
+    // With filters, the last line still speaks for the whole trace.
+    let whole = if s.filters.is_some() {
+        "whole trace: "
+    } else {
+        ""
+    };
     if s.findings > 0 {
         writeln!(
             w,
-            "  {} finding{}; {}",
+            "  {whole}{} finding{}; {}",
             s.findings,
             if s.findings == 1 { "" } else { "s" },
             verdict
         )?;
     } else {
-        writeln!(w, "  {verdict}")?;
+        writeln!(w, "  {whole}{verdict}")?;
     }
     Ok(())
 }

@@ -353,6 +353,10 @@ pub struct Summary {
     pub lost_events: u64,
     /// Notes about what this trace can and cannot prove.
     pub notes: Vec<String>,
+    /// Filters (`--socket`, `--cpus`, ...): which applied and what they
+    /// left out; absent without filters (`crate::filter`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<crate::filter::FilterSummary>,
 }
 
 /// `--history ADDR`: one descriptor's life.

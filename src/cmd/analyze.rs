@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use xskdbg_analyzer::filter::{CpuList, Pattern, Seen, TsBound};
 use xskdbg_analyzer::render::{self, Style};
-use xskdbg_analyzer::{analyze_input, open_input, Error, Options};
+use xskdbg_analyzer::{analyze_input, open_input, Error, Filter, Options};
 
 /// Files at least this large get a progress bar (when stderr is a TTY).
 const PROGRESS_MIN: u64 = 64 << 20;
@@ -23,8 +24,23 @@ pub enum ColorChoice {
     Never,
 }
 
+/// Examples of the filters, shown at the end of `xskdbg analyze --help`.
+const FILTER_EXAMPLES: &str = "\
+Filters restrict what is reported, never what is reasoned over: the whole trace is judged,
+then only the findings inside the filters are shown (a finding whose evidence lies outside
+says so). They combine (all must hold) and apply to --json, --stats/--export, --html and
+--perfetto too.
+
+Examples:
+  xskdbg analyze --socket 'ingress q:1' trace.txt         # one socket (name, key, label or xs)
+  xskdbg analyze --cpus 0,2 --since 609766.6985 --until 609766.699 trace.txt
+  xskdbg analyze --task '^iperf2-' --json trace.txt      # findings whose moment is in that task
+  xskdbg analyze --frame 0x1000900 trace.txt             # one frame's findings and its life
+  xskdbg analyze --socket inner --since 14.69 --until 14.72 --perfetto race.json trace.txt";
+
 /// Arguments of `xskdbg analyze`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = FILTER_EXAMPLES)]
 pub struct Args {
     /// The trace: a file (`/sys/kernel/tracing/trace` copy, trace_pipe capture,
     /// `trace-cmd report` text), `-` for stdin; .gz and .zst are read transparently.
@@ -68,6 +84,42 @@ pub struct Args {
     /// finding), `lines:A-B`, `time:START-END` (trace seconds).
     #[arg(long, value_name = "WINDOW", default_value = "all", value_parser = parse_window)]
     pub window: xskdbg_visual::perfetto::Window,
+    /// Report only findings of sockets whose name, key (`netns:ifindex:queue`),
+    /// label or xs pointer matches REGEX (unanchored: `ingress` matches `ingress q:1`).
+    #[arg(long, value_name = "REGEX", value_parser = Pattern::new, help_heading = "Filters")]
+    pub socket: Option<Pattern>,
+    /// Report only findings that happened in a task (`name-pid` as the trace
+    /// prints it) matching REGEX.
+    #[arg(long, value_name = "REGEX", value_parser = Pattern::new, help_heading = "Filters")]
+    pub task: Option<Pattern>,
+    /// Report only findings that happened on these CPUs: `0,2`, `0-3`, `1,4-7`.
+    #[arg(long, value_name = "LIST", value_parser = CpuList::new, help_heading = "Filters")]
+    pub cpus: Option<CpuList>,
+    /// Report only findings at or after this trace timestamp (`609766.6985`).
+    #[arg(long, value_name = "TS", value_parser = TsBound::new, help_heading = "Filters")]
+    pub since: Option<TsBound>,
+    /// Report only findings at or before this trace timestamp.
+    #[arg(long, value_name = "TS", value_parser = TsBound::new, help_heading = "Filters")]
+    pub until: Option<TsBound>,
+    /// Report only findings that involve this descriptor's frame, with the
+    /// frame's life (like --history); pictures show its entries and --context
+    /// entries around each.
+    #[arg(long, value_name = "ADDR", value_parser = parse_u64, help_heading = "Filters")]
+    pub frame: Option<u64>,
+}
+
+impl Args {
+    /// The filters given.
+    fn filter(&self) -> Filter {
+        Filter {
+            socket: self.socket.clone(),
+            task: self.task.clone(),
+            cpus: self.cpus.clone(),
+            since: self.since.clone(),
+            until: self.until.clone(),
+            frame: self.frame,
+        }
+    }
 }
 
 fn parse_window(s: &str) -> Result<xskdbg_visual::perfetto::Window, String> {
@@ -102,13 +154,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
              rebuild with `cargo install --path . --features stats`"
         );
     }
+    let filter = args.filter();
+    filter.check().map_err(anyhow::Error::msg)?;
+    let filtered = !filter.is_empty();
     let input = open_input(&args.trace).map_err(anyhow::Error::new)?;
     let name = input.name.clone();
     let opts = Options {
         chunk_size: args.chunk_size,
         unaligned: args.unaligned,
         poison: args.poison,
-        history: args.history,
+        // --frame also shows the frame's life, unless --history names another.
+        history: args.history.or(args.frame),
         context: args.context,
         input_name: name.clone(),
     };
@@ -128,27 +184,33 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     // The pictures need the events around each finding, known only at the end:
     // the spool keeps them on disk during the single pass.
-    let mut spool = if args.html.is_some() || args.perfetto.is_some() {
+    // Filtered tables need the report's socket names to place kernel
+    // entries, known only at the end: they are built from the spool too.
+    let tables = args.stats || args.export.is_some();
+    let mut spool = if args.html.is_some() || args.perfetto.is_some() || (filtered && tables) {
         Some(xskdbg_visual::Spool::new()?)
     } else {
         None
     };
     #[cfg(feature = "stats")]
-    let mut collector = (args.stats || args.export.is_some())
-        .then(|| xskdbg_stats::Collector::new(args.chunk_size, args.unaligned));
-    #[cfg(feature = "stats")]
+    let mut collector =
+        tables.then(|| xskdbg_stats::Collector::new(args.chunk_size, args.unaligned));
+    // --socket also matches a socket by the other name its `sock` line gave
+    // it; --task is judged on every line's task, timeline or not.
+    let mut seen = Seen::new(&filter);
+    let learn = Seen::needed(&filter);
     let mut observe = |ev: &xskdbg_analyzer::Event<'_>| {
-        if let Some(c) = collector.as_mut() {
-            c.observe(ev);
+        #[cfg(feature = "stats")]
+        if !filtered {
+            if let Some(c) = collector.as_mut() {
+                c.observe(ev);
+            }
         }
         if let Some(s) = spool.as_mut() {
             s.observe(ev);
         }
-    };
-    #[cfg(not(feature = "stats"))]
-    let mut observe = |ev: &xskdbg_analyzer::Event<'_>| {
-        if let Some(s) = spool.as_mut() {
-            s.observe(ev);
+        if learn {
+            seen.observe(ev);
         }
     };
     let result = analyze_input(input, &opts, &mut observe, &mut |n| {
@@ -159,13 +221,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let report = match result {
+    let mut report = match result {
         Ok(r) => r,
         Err(e @ Error::NoEntries { .. }) => {
             return Err(anyhow::Error::new(e).context(format!("{name} is not usable")))
         }
         Err(e) => return Err(anyhow::Error::new(e)),
     };
+    filter.apply(&mut report, &seen);
+    #[cfg(feature = "stats")]
+    if let (true, Some(c), Some(s)) = (filtered, collector.as_mut(), spool.as_mut()) {
+        // --frame: the tables count the frame's own entries (its latencies).
+        let mut sel = xskdbg_visual::filter::Selector::new(&report, &filter, s, 0)?;
+        s.replay(|ev| {
+            if sel.inside(ev) {
+                c.observe(ev);
+            }
+        })?;
+    }
     if let (Some(path), Some(s)) = (&args.html, spool.as_mut()) {
         let o = xskdbg_visual::html::Options {
             input_name: name.clone(),
@@ -177,6 +250,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let o = xskdbg_visual::perfetto::Options {
             window: args.window,
             input_name: name.clone(),
+            filter: filtered.then(|| filter.clone()),
+            neighbours: args.context as u64,
             ..Default::default()
         };
         xskdbg_visual::perfetto::write(&report, s, &o, path)?;

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use xskdbg_analyzer::filter::reanalyze_command;
 use xskdbg_analyzer::render::{self, Style};
 use xskdbg_analyzer::{analyze_reader, Options};
 use xskdbg_probes::session::{self, SessionOpts};
@@ -121,6 +122,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         Err(e) => return Err(e).context("cannot write the report to stdout"),
+    }
+    // The narrower question to ask next: the first finding's socket and
+    // the moments around it.
+    if let Some(cmd) = report
+        .findings
+        .first()
+        .and_then(|f| reanalyze_command(f, &out.display().to_string()))
+    {
+        eprintln!("xskdbg: re-analyze around the first finding: {cmd}");
     }
     Ok(ExitCode::from(report.exit_code()))
 }

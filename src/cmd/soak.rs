@@ -264,10 +264,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "trace, report and summary"
     };
     msg += &format!("{what} in {}\n", outcome.out.display());
+    // Only a run with findings wrote this run's report (not a stale one).
+    if let Some(cmd) = (outcome.exit_code == 1)
+        .then(|| reanalyze_line(&outcome.out))
+        .flatten()
+    {
+        msg += &format!("re-analyze around the first finding: {cmd}\n");
+    }
     // A closed pipe (`| head`) is not an error worth a panic: the results
     // are in --out anyway.
     let _ = std::io::stdout().write_all(msg.as_bytes());
     Ok(ExitCode::from(outcome.exit_code))
+}
+
+/// The `xskdbg analyze` command that shows the first finding of the soak's
+/// report (`report.json` next to `trace.txt` in `out`) with filters that
+/// fit it: its socket and a window around its evidence. `None` without a
+/// finding or a kept trace.
+fn reanalyze_line(out: &std::path::Path) -> Option<String> {
+    use xskdbg_analyzer::filter::{around, reanalyze_with, REANALYZE_PAD_NS};
+    let trace = out.join("trace.txt");
+    if !trace.is_file() {
+        return None;
+    }
+    let text = std::fs::read_to_string(out.join("report.json")).ok()?;
+    let report: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let f = report["findings"].as_array()?.first()?;
+    let ns = |v: &serde_json::Value| v["ts_ns"].as_u64();
+    let list = |k: &str| f[k].as_array().cloned().unwrap_or_default();
+    let evidence: Vec<u64> = list("timeline")
+        .iter()
+        .filter(|e| e["highlighted"].as_bool() == Some(true))
+        .chain(list("consequences").iter())
+        .filter_map(ns)
+        .collect();
+    let a = around(f["socket"].as_str(), ns(f), evidence, REANALYZE_PAD_NS)?;
+    Some(reanalyze_with(&a, &trace.display().to_string()))
 }
 
 fn sink_word(s: SinkKind) -> &'static str {
@@ -456,6 +488,28 @@ mod tests {
 
     fn parse(words: &[&str]) -> Result<Args, clap::Error> {
         Cli::try_parse_from(std::iter::once("soak").chain(words.iter().copied())).map(|c| c.soak)
+    }
+
+    #[test]
+    fn the_reanalyze_line_fits_the_first_finding_of_the_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let trace =
+            std::fs::read(root.join("fixtures/traces/tracepoint-early-publish.txt")).unwrap();
+        let report = xskdbg_analyzer::analyze_reader(&trace[..], &Default::default()).unwrap();
+        std::fs::write(dir.path().join("report.json"), report.to_json()).unwrap();
+        // No trace kept: nothing to re-analyze.
+        assert_eq!(reanalyze_line(dir.path()), None);
+        std::fs::write(dir.path().join("trace.txt"), &trace).unwrap();
+        let line = reanalyze_line(dir.path()).unwrap();
+        let f = &report.findings[0];
+        assert_eq!(
+            Some(line),
+            xskdbg_analyzer::filter::reanalyze_command(
+                f,
+                &dir.path().join("trace.txt").display().to_string()
+            )
+        );
     }
 
     #[test]

@@ -2,4 +2,5 @@
 
 mod analyze;
 mod doctor;
+mod filters;
 mod real_traces;

@@ -21,7 +21,8 @@
 //! anonymous temporary file during the analyzer's single pass, so that the
 //! pictures can be drawn once the findings are known, with memory bounded
 //! whatever the trace size. [`model`] holds what both views share: how an
-//! entry is classified (mark kind, socket, descriptor state changes).
+//! entry is classified (mark kind, socket, descriptor state changes);
+//! [`filter`] applies `xskdbg analyze`'s filters entry by entry.
 //!
 //! Output files are written atomically (temporary file in the target
 //! directory, then rename): a reader never sees half a report.
@@ -38,6 +39,7 @@
 //! perfetto::write(&report, &mut spool, &perfetto::Options::default(), Path::new("trace.json")).unwrap();
 //! ```
 
+pub mod filter;
 pub mod html;
 pub mod model;
 pub mod perfetto;

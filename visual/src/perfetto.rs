@@ -26,8 +26,9 @@ use std::path::Path;
 use std::str::FromStr;
 
 use xskdbg_analyzer::parse::parse_timestamp;
-use xskdbg_analyzer::{Event, Report, DEFAULT_POISON};
+use xskdbg_analyzer::{Event, Filter, Report, DEFAULT_POISON};
 
+use crate::filter::{summary_json, Selector};
 use crate::model::{classify, state_name, Mapping, SockId, Sockets};
 use crate::{write_atomic, Error, Spool};
 
@@ -104,6 +105,13 @@ pub struct Options {
     pub max_events: u64,
     /// Name of the input, recorded in `otherData`.
     pub input_name: String,
+    /// Filters (`xskdbg analyze --socket ...`): only the entries inside
+    /// them are exported (within the window), and `otherData.filters`
+    /// records them.
+    pub filter: Option<Filter>,
+    /// With `--frame`: entries before and after each of the frame's
+    /// entries that are exported too.
+    pub neighbours: u64,
 }
 
 /// What an export wrote.
@@ -161,6 +169,11 @@ pub fn write(
         }
         _ => Vec::new(),
     };
+    let filter = opts.filter.as_ref().filter(|f| !f.is_empty());
+    let mut selector = match filter {
+        Some(f) => Some(Selector::new(report, f, spool, opts.neighbours)?),
+        None => None,
+    };
     let mut stats = Stats::default();
     let mut replay_err = None;
     write_atomic(out, |w| {
@@ -184,6 +197,11 @@ pub fn write(
                 }
             };
             idx += 1;
+            // Every entry goes through the selector (it counts them).
+            let inside = match selector.as_mut() {
+                Some(sel) => sel.inside(ev) && inside,
+                None => inside,
+            };
             let res = x.entry(ev, inside);
             if let Err(e) = res {
                 x.failed = Some(e);
@@ -325,10 +343,15 @@ impl<'a, W: Write> Exporter<'a, W> {
         let s = &self.report.summary;
         write!(
             self.w,
-            "{{\"displayTimeUnit\":\"ns\",\"otherData\":{{\"generator\":\"xskdbg\",\"input\":{},\"verdict\":{},\"findings\":{}}},\"traceEvents\":[",
+            "{{\"displayTimeUnit\":\"ns\",\"otherData\":{{\"generator\":\"xskdbg\",\"input\":{},\"verdict\":{},\"findings\":{}{}}},\"traceEvents\":[",
             Js(&self.opts.input_name),
             serde_json::to_string(&s.verdict).unwrap_or_else(|_| "null".into()),
-            s.findings
+            s.findings,
+            if s.filters.is_some() {
+                format!(",\"filters\":{}", summary_json(self.report))
+            } else {
+                String::new()
+            }
         )?;
         for (pid, name) in [
             (PID_CPU, "CPUs"),
@@ -439,17 +462,21 @@ impl<'a, W: Write> Exporter<'a, W> {
     /// Leave the current window segment: close every open slice at the
     /// segment's last moment.
     fn leave(&mut self) -> io::Result<()> {
-        let cpus: Vec<u32> = self.cpus.keys().copied().collect();
+        // Hash maps iterate in a random order: sorted, so that two exports
+        // of one trace are the same bytes.
+        let mut cpus: Vec<u32> = self.cpus.keys().copied().collect();
+        cpus.sort_unstable();
         for c in cpus {
             self.flush_cpu(c, None)?;
         }
         let end = self.last_ns;
-        let open: Vec<(u64, &'static str, u64)> = self
+        let mut open: Vec<(u64, &'static str, u64)> = self
             .frames
             .iter()
             .filter(|(_, s)| s.open)
             .filter_map(|(f, s)| Some((*f, s.state?, s.since)))
             .collect();
+        open.sort_unstable_by_key(|o| o.0);
         for (f, st, since) in open {
             self.state_slice(f, st, since, end)?;
             if let Some(s) = self.frames.get_mut(&f) {

@@ -96,6 +96,7 @@ impl Analyzer {
             entries_written: self.entries.map(|e| e.1),
             lost_events: self.lost,
             notes,
+            filters: None,
         }
     }
 

@@ -88,6 +88,22 @@ fn summary(o: &mut String, r: &Report) {
             s.lines, s.events, s.lines_skipped
         ),
     );
+    if let Some(fs) = &s.filters {
+        // The filters first: the page shows part of what was judged.
+        fact(
+            "filters",
+            format!(
+                "{} · {} of {} findings shown ({}) · the whole trace was judged",
+                fs.applied.to_args(),
+                fs.findings_reported,
+                fs.findings_total,
+                fs.verdict_reported
+            ),
+        );
+        for n in &fs.notes {
+            fact(&format!("finding {}", n.finding), n.note.clone());
+        }
+    }
     fact("frames", s.frames.to_string());
     fact(
         "CPUs",

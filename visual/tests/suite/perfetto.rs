@@ -426,3 +426,59 @@ fn odd_numbers_do_not_break_the_export_or_the_page() {
     xskdbg_visual::html::write_with(&report, Some(&mut spool), &Default::default(), &out)
         .expect("html");
 }
+
+/// Two exports of one trace are the same bytes: whatever the order hash
+/// maps keep CPUs and frames in, slices closed together at the end of a
+/// window are written sorted.
+#[test]
+fn two_exports_are_identical_bytes() {
+    let text = synthetic_trace(200, true);
+    let (report, mut spool) = analyze_text(&text);
+    let dir = out_dir("perfetto-deterministic");
+    for (name, w) in [
+        ("all", Window::All),
+        ("around", Window::Around(7)),
+        ("lines", Window::Lines(40, 400)),
+    ] {
+        let (a, b) = (
+            dir.join(format!("{name}-1.json")),
+            dir.join(format!("{name}-2.json")),
+        );
+        export(&report, &mut spool, w, &a);
+        // Each export builds its hash maps anew (new random keys).
+        export(&report, &mut spool, w, &b);
+        let (a, b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert!(a == b, "{name}: two exports of one trace differ");
+    }
+}
+
+/// `Options::filter`: only the entries inside the filter, the filters in
+/// `otherData`.
+#[test]
+fn filtered_export_keeps_the_entries_inside() {
+    use xskdbg_analyzer::filter::{CpuList, Seen};
+    use xskdbg_analyzer::Filter;
+    let text = synthetic_trace(50, true);
+    let (mut report, mut spool) = analyze_text(&text);
+    let filter = Filter {
+        cpus: Some(CpuList::new("1").unwrap()),
+        ..Filter::default()
+    };
+    filter.apply(&mut report, &Seen::default());
+    let dir = out_dir("perfetto-filtered");
+    let out = dir.join("cpu1.json");
+    let opts = Options {
+        input_name: "test".into(),
+        filter: Some(filter),
+        ..Default::default()
+    };
+    let st = perfetto::write(&report, &mut spool, &opts, &out).expect("export");
+    let doc = std::fs::read_to_string(&out).unwrap();
+    let evs = validate(&doc);
+    assert!(st.entries > 0);
+    for e in evs.iter().filter(|e| e["ph"] == "X" && e["pid"] == 1) {
+        assert_eq!(e["tid"], 2, "only CPU 1's track: {e}");
+    }
+    let v: Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(v["otherData"]["filters"]["applied"]["cpus"], "1");
+}
