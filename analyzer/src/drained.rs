@@ -42,7 +42,12 @@ pub(crate) const MAX_HELD: usize = 128;
 /// A drained line's own CPU, its stamp in nanoseconds, and the stamp's text
 /// (inside the line, so the report quotes it as written).
 pub fn own_stamp<'a>(ev: &Event<'a>) -> Option<(u32, u64, &'a [u8])> {
-    let b = ev.body.strip_prefix(b"xskdbg:1 k")?;
+    stamp_of(ev.body)
+}
+
+/// [`own_stamp`] of a line's body (`xskdbg:1 k<op> cpu=C t=S.NNNNNNNNN ...`).
+pub fn stamp_of(body: &[u8]) -> Option<(u32, u64, &[u8])> {
+    let b = body.strip_prefix(b"xskdbg:1 k")?;
     let sp = memchr::memchr(b' ', b)?;
     let rest = b[sp..].strip_prefix(b" cpu=")?;
     let end = memchr::memchr(b' ', rest)?;
@@ -471,6 +476,45 @@ mod tests {
                 assert!(own_stamp(&ev).is_none(), "{}", String::from_utf8_lossy(bad));
             }
         }
+        // The lines after an entry's first (packed by the drainer) have no
+        // ftrace header: the record's own CPU and stamp are the event's.
+        let raw =
+            b"xskdbg:1 krx cpu=1 t=13.352313042 xs=1 sk=1:2:0 a=100 len=40 slot=3 prod=3 mode=drv";
+        for l in [parse_line(7, raw), crate::parse::parse_line_general(7, raw)] {
+            let Line::Event(ev) = l else {
+                panic!("a packed record is not an event: {l:?}")
+            };
+            assert_eq!(
+                (ev.cpu, ev.ts.order, ev.ts.text),
+                (1, 13_352_313_042, &b"13.352313042"[..])
+            );
+            assert_eq!(
+                (ev.name, ev.task, ev.pid),
+                (&b"tracing_mark_write"[..], &b""[..], None)
+            );
+            assert!(matches!(ev.op, crate::parse::Op::Kernel(_)), "{:?}", ev.op);
+            assert!(is_drained(&Line::Event(ev)));
+        }
+        // Without its own stamp, or not at the start, it is no entry.
+        for raw in [
+            &b"xskdbg:1 krx xs=1 sk=1:2:0 a=100 len=40 slot=3"[..],
+            b" xskdbg:1 krx cpu=1 t=13.352313042 xs=1",
+            b"xskdbg:1 hold cpu=1 t=13.352313042 n=1 a=1000",
+        ] {
+            assert!(
+                matches!(parse_line(1, raw), Line::Bad { .. }),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        // A packed record with a malformed field is a bad project line.
+        assert!(matches!(
+            parse_line(1, b"xskdbg:1 krx cpu=1 t=13.352313042 xs=zz"),
+            Line::Bad {
+                reason: crate::parse::BadReason::BadField,
+                ..
+            }
+        ));
         assert_eq!(
             hex_field(b"xskdbg:1 kdrain cpu=1 t=1.0 n=a lost=3 of=2", b"of="),
             Some(2)

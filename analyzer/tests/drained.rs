@@ -54,8 +54,9 @@ fn entry(cpu: u32, ns: u64, body: &str) -> String {
     )
 }
 
-/// The trace as the ring output would have written it.
-fn drained(trace: &[u8]) -> Vec<u8> {
+/// The trace as the ring output would have written it, `pack` lines per
+/// ftrace entry at most.
+fn drained(trace: &[u8], pack: usize) -> Vec<u8> {
     let text = String::from_utf8_lossy(trace);
     let mut header = Vec::new();
     // (output time, order, line)
@@ -123,12 +124,42 @@ fn drained(trace: &[u8]) -> Vec<u8> {
     }
     out.sort_by_key(|o| (o.0, o.1));
     let mut v = header.join("\n");
+    // Up to `pack` lines of one drain per ftrace entry, the later ones
+    // without a header, as the drainers write them.
+    let (mut prefix, mut in_entry) = (String::new(), 0);
     for (_, _, l) in out {
         v.push('\n');
+        let cut = l
+            .find("tracing_mark_write: xskdbg:1 k")
+            .map(|i| i + "tracing_mark_write: ".len());
+        match cut {
+            Some(c) if l.starts_with("   xskdbg-drain") => {
+                if l[..c] == prefix && in_entry < pack {
+                    v.push_str(&l[c..]);
+                    in_entry += 1;
+                    continue;
+                }
+                prefix = l[..c].to_string();
+                in_entry = 1;
+            }
+            _ => prefix.clear(),
+        }
         v.push_str(&l);
     }
     v.push('\n');
     v.into_bytes()
+}
+
+/// `kdrain` lines in a trace (events the printk trace does not have).
+fn kdrains(trace: &[u8]) -> u64 {
+    trace
+        .split(|&b| b == b'\n')
+        .filter(|l| memchr_find(l, b"xskdbg:1 kdrain "))
+        .count() as u64
+}
+
+fn memchr_find(h: &[u8], n: &[u8]) -> bool {
+    h.windows(n.len()).any(|w| w == n)
 }
 
 fn analyze(trace: &[u8]) -> Report {
@@ -159,23 +190,46 @@ fn gist(r: &Report) -> (String, Vec<String>) {
     (format!("{:?}", r.summary.verdict), f)
 }
 
+/// The same judgement from the printk trace, its records drained one per
+/// ftrace entry, and packed several per entry (headerless lines).
 fn same_judgement(path: &str) -> (Report, Report) {
     let printk = read(path);
-    let ring = drained(&printk);
-    if let Some(d) = std::env::var_os("DRAINED_DUMP") {
-        std::fs::write(Path::new(&d).join(path.replace('/', "_")), &ring).unwrap();
-    }
     let a = analyze(&printk);
-    let b = analyze(&ring);
-    assert_eq!(gist(&a), gist(&b), "{path}");
-    let cpus = |r: &Report| r.summary.cpus.iter().map(|c| c.cpu).collect::<Vec<_>>();
-    assert_eq!(cpus(&a), cpus(&b), "{path}: summary.cpus");
-    assert!(
-        !b.summary.notes.iter().any(|n| n.contains("out of order")),
-        "{path}: {:?}",
-        b.summary.notes
-    );
-    (a, b)
+    let mut last = None;
+    for pack in [1, 7] {
+        let ring = drained(&printk, pack);
+        if pack > 1 {
+            let bare = ring
+                .split(|&b| b == b'\n')
+                .filter(|l| l.starts_with(b"xskdbg:1 k"))
+                .count();
+            assert!(bare > 0, "{path}: nothing packed");
+        }
+        if let Some(d) = std::env::var_os("DRAINED_DUMP") {
+            let name = format!("{}.pack{pack}", path.replace('/', "_"));
+            std::fs::write(Path::new(&d).join(name), &ring).unwrap();
+        }
+        let b = analyze(&ring);
+        assert_eq!(gist(&a), gist(&b), "{path}, {pack} per entry");
+        let cpus = |r: &Report| r.summary.cpus.iter().map(|c| c.cpu).collect::<Vec<_>>();
+        assert_eq!(cpus(&a), cpus(&b), "{path}, {pack} per entry: summary.cpus");
+        assert!(
+            !b.summary.notes.iter().any(|n| n.contains("out of order")),
+            "{path}, {pack} per entry: {:?}",
+            b.summary.notes
+        );
+        assert_eq!(
+            b.summary.lines_skipped, a.summary.lines_skipped,
+            "{path}, {pack} per entry"
+        );
+        assert_eq!(
+            b.summary.events,
+            a.summary.events + kdrains(&ring),
+            "{path}, {pack} per entry"
+        );
+        last = Some(b);
+    }
+    (a, last.unwrap())
 }
 
 #[test]

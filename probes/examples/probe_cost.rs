@@ -1,6 +1,7 @@
 //! Cost per probed event of a backend (root; run with
-//! `cargo run --release -p xskdbg-probes --example probe_cost [BACKEND] [FRAMES]`,
-//! default `tracepoint 20000`).
+//! `cargo run --release -p xskdbg-probes --example probe_cost [BACKEND] [FRAMES]
+//! [ROUNDS] [MODES]`, default `tracepoint 20000 5 unprobed,printk,ring`; the
+//! unprobed rounds always run, they are the baseline).
 //!
 //! A veth pair in two fresh namespaces, native XDP redirecting into one
 //! copy-mode AF_XDP socket, and a paced sender in the same thread: the time
@@ -126,6 +127,7 @@ fn main() {
         });
     let frames: u64 = argv.next().and_then(|s| s.parse().ok()).unwrap_or(20_000);
     let rounds: usize = argv.next().and_then(|s| s.parse().ok()).unwrap_or(ROUNDS);
+    let pick: Option<String> = argv.next();
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("probe_cost: needs root (netns, veth, XDP, BPF)");
@@ -254,11 +256,20 @@ fn main() {
         assert_eq!(recv, frames, "every frame received");
         cost
     };
-    let modes: [(&str, Option<Output>); 3] = [
+    let all: [(&str, Option<Output>); 3] = [
         ("unprobed", None),
         ("printk", Some(Output::Printk)),
         ("ring", Some(Output::Ring)),
     ];
+    // A fourth argument picks modes (`unprobed,ring`: to profile one).
+    let modes: Vec<(&str, Option<Output>)> = match &pick {
+        Some(p) => all
+            .iter()
+            .filter(|(n, _)| *n == "unprobed" || p.split(',').any(|x| x == *n))
+            .copied()
+            .collect(),
+        None => all.to_vec(),
+    };
     let mut costs: Vec<Vec<Cost>> = vec![Vec::new(); modes.len()];
     one_round(None); // warm-up
     for _ in 0..rounds {

@@ -27,7 +27,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -227,25 +227,69 @@ impl Rec {
     }
 }
 
-/// Appends `v` in lower-case hex without `0x`.
-fn hex(out: &mut Vec<u8>, v: u64) {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    let digits = (64 - (v | 1).leading_zeros()).div_ceil(4) as usize;
-    for i in (0..digits).rev() {
-        out.push(D[((v >> (4 * i)) & 0xf) as usize]);
+/// Room for one rendered line: the longest (a `krx` with every field at
+/// its widest) is 256 bytes; `every_kind_fits_its_room` holds them to it.
+const ROOM: usize = 320;
+
+/// A line being rendered into room reserved at the end of the pending
+/// bytes, its length in a local: everything here inlines into `render`
+/// (pushing byte by byte into the `Vec` cost about 200 ns a line, as much
+/// as writing it).
+struct W<'a> {
+    b: &'a mut [u8],
+    n: usize,
+}
+
+impl W<'_> {
+    #[inline(always)]
+    fn push(&mut self, c: u8) {
+        self.b[self.n] = c;
+        self.n += 1;
+    }
+    #[inline(always)]
+    fn extend_from_slice(&mut self, v: &[u8]) {
+        self.b[self.n..self.n + v.len()].copy_from_slice(v);
+        self.n += v.len();
     }
 }
 
-fn field(out: &mut Vec<u8>, key: &[u8], v: u64) {
+/// Appends a `bpf_ktime_get_ns()` value as the `mono` trace clock writes a
+/// time, with all nine digits: `secs.nnnnnnnnn`.
+pub fn stamp(out: &mut Vec<u8>, ns: u64) {
+    let start = out.len();
+    out.resize(start + 32, 0);
+    let mut w = W {
+        b: &mut out[start..],
+        n: 0,
+    };
+    stamp_w(&mut w, ns);
+    let n = w.n;
+    out.truncate(start + n);
+}
+
+/// Appends `v` in lower-case hex without `0x`.
+#[inline(always)]
+fn hex(out: &mut W<'_>, v: u64) {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let digits = (64 - (v | 1).leading_zeros()).div_ceil(4) as usize;
+    let d = &mut out.b[out.n..out.n + digits];
+    for (i, slot) in d.iter_mut().rev().enumerate() {
+        *slot = D[((v >> (4 * i)) & 0xf) as usize];
+    }
+    out.n += digits;
+}
+
+#[inline(always)]
+fn field(out: &mut W<'_>, key: &[u8], v: u64) {
     out.push(b' ');
     out.extend_from_slice(key);
     out.push(b'=');
     hex(out, v);
 }
 
-/// Appends a `bpf_ktime_get_ns()` value as the `mono` trace clock writes a
-/// time, with all nine digits: `secs.nnnnnnnnn`.
-pub fn stamp(out: &mut Vec<u8>, ns: u64) {
+/// [`stamp`] into a line.
+#[inline(always)]
+fn stamp_w(out: &mut W<'_>, ns: u64) {
     let mut secs = [0u8; 20];
     let mut i = secs.len();
     let mut s = ns / 1_000_000_000;
@@ -260,27 +304,29 @@ pub fn stamp(out: &mut Vec<u8>, ns: u64) {
     out.extend_from_slice(&secs[i..]);
     out.push(b'.');
     let mut frac = ns % 1_000_000_000;
-    let mut d = [b'0'; 9];
+    let d = &mut out.b[out.n..out.n + 9];
     for slot in d.iter_mut().rev() {
         *slot = b'0' + (frac % 10) as u8;
         frac /= 10;
     }
-    out.extend_from_slice(&d);
+    out.n += 9;
 }
 
 /// `xskdbg:1 <op> cpu=<hex> t=<secs.nanos>`: the head every drained line
 /// starts with, so a reader finds the record's own CPU and stamp at a fixed
 /// place.
-fn head(out: &mut Vec<u8>, op: &[u8], cpu: u32, ts: u64) {
+#[inline(always)]
+fn head(out: &mut W<'_>, op: &[u8], cpu: u32, ts: u64) {
     out.extend_from_slice(b"xskdbg:1 ");
     out.extend_from_slice(op);
     out.extend_from_slice(b" cpu=");
     hex(out, u64::from(cpu));
     out.extend_from_slice(b" t=");
-    stamp(out, ts);
+    stamp_w(out, ts);
 }
 
-fn sock(out: &mut Vec<u8>, r: &Rec) {
+#[inline(always)]
+fn sock(out: &mut W<'_>, r: &Rec) {
     if r.has & has::XS != 0 {
         field(out, b"xs", r.xs);
     }
@@ -294,7 +340,8 @@ fn sock(out: &mut Vec<u8>, r: &Rec) {
     }
 }
 
-fn opt(out: &mut Vec<u8>, r: &Rec, bit: u16, key: &[u8], v: u64) {
+#[inline(always)]
+fn opt(out: &mut W<'_>, r: &Rec, bit: u16, key: &[u8], v: u64) {
     if r.has & bit != 0 {
         field(out, key, v);
     }
@@ -308,6 +355,19 @@ fn opt(out: &mut Vec<u8>, r: &Rec, bit: u16, key: &[u8], v: u64) {
 /// The one function that spells drained records: when the format crate's
 /// line writer lands, this is what moves onto it.
 pub fn render(out: &mut Vec<u8>, r: &Rec) -> bool {
+    let start = out.len();
+    out.resize(start + ROOM, 0);
+    let mut w = W {
+        b: &mut out[start..],
+        n: 0,
+    };
+    let known = render_w(&mut w, r);
+    let n = if known { w.n } else { 0 };
+    out.truncate(start + n);
+    known
+}
+
+fn render_w(out: &mut W<'_>, r: &Rec) -> bool {
     let Some(op) = Op::from_u8(r.op) else {
         return false;
     };
@@ -411,7 +471,14 @@ pub fn render(out: &mut Vec<u8>, r: &Rec) -> bool {
 /// written every record stamped before `t` (`upto`); `n` records in this
 /// drain, `lost` records its ring refused so far (full), `of` drainers in
 /// the session.
-pub fn drain_line(out: &mut Vec<u8>, cpu: u32, upto: u64, n: u64, lost: u64, of: u32, fin: bool) {
+pub fn drain_line(v: &mut Vec<u8>, cpu: u32, upto: u64, n: u64, lost: u64, of: u32, fin: bool) {
+    let start = v.len();
+    v.resize(start + ROOM, 0);
+    let mut w = W {
+        b: &mut v[start..],
+        n: 0,
+    };
+    let out = &mut w;
     head(out, b"kdrain", cpu, upto);
     field(out, b"n", n);
     field(out, b"lost", lost);
@@ -419,6 +486,8 @@ pub fn drain_line(out: &mut Vec<u8>, cpu: u32, upto: u64, n: u64, lost: u64, of:
     if fin {
         out.extend_from_slice(b" final=1");
     }
+    let len = w.n;
+    v.truncate(start + len);
 }
 
 /// `CLOCK_MONOTONIC` now, the clock of `bpf_ktime_get_ns()` and of the
@@ -456,9 +525,16 @@ struct Shared {
     toggle: Mutex<()>,
     stop: AtomicBool,
     report: Mutex<DrainReport>,
+    /// Bytes of lines per ftrace entry ([`entry_bytes`]); drops to
+    /// [`ENTRY_BYTES_OLD`] if the kernel cuts a write shorter.
+    entry: AtomicUsize,
 }
 
 impl Shared {
+    fn entry(&self) -> usize {
+        self.entry.load(Ordering::Relaxed)
+    }
+
     fn problem(&self, p: String) {
         if let Ok(mut r) = self.report.lock() {
             if !r.problems.contains(&p) {
@@ -573,6 +649,7 @@ impl Drainer {
             toggle: Mutex::new(()),
             stop: AtomicBool::new(false),
             report: Mutex::new(DrainReport::default()),
+            entry: AtomicUsize::new(entry_bytes(&crate::sys::kernel_release())),
         });
         let mut cpus = online_cpus();
         cpus.retain(|&c| (c as usize) < rings.len());
@@ -650,15 +727,34 @@ fn pin(cpu: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Lines waiting to be written, one `writev` iovec each.
+/// Bytes of one `trace_marker` write on kernels that cut a write at 1024
+/// bytes (before 6.10; `/work/shared/KERNEL-NOTES.md`).
+pub const ENTRY_BYTES_OLD: usize = 1000;
+
+/// Bytes of one `trace_marker` write on 6.10+ kernels (cut at
+/// `TRACE_MARKER_MAX_SIZE`, 4096, less the entry's header: 4054 bytes
+/// written on 6.18).
+pub const ENTRY_BYTES_NEW: usize = 3900;
+
+/// How many bytes of lines one ftrace entry may carry on kernel `release`.
+pub fn entry_bytes(release: &str) -> usize {
+    match crate::sys::version_of(release) {
+        Some(v) if v >= (6, 10) => ENTRY_BYTES_NEW,
+        _ => ENTRY_BYTES_OLD,
+    }
+}
+
+/// Lines waiting to be written, each ended by its newline.
 #[derive(Default)]
 struct Pending {
     bytes: Vec<u8>,
+    /// Where each line ends (after its newline).
     ends: Vec<usize>,
 }
 
 impl Pending {
     fn end_line(&mut self) {
+        self.bytes.push(b'\n');
         self.ends.push(self.bytes.len());
     }
     fn clear(&mut self) {
@@ -667,48 +763,91 @@ impl Pending {
     }
 }
 
-/// Writes every pending line as its own ftrace entry: `writev` makes one
-/// `trace_marker` write per iovec, so one system call carries a whole drain.
-/// Returns how many lines were written before an error.
-fn write_lines(marker: &File, p: &Pending) -> (usize, Option<io::Error>) {
-    let mut iov: Vec<libc::iovec> = Vec::with_capacity(p.ends.len().min(1024));
-    let mut start_line = 0;
-    while start_line < p.ends.len() {
+/// The line after the last one of the entry that starts with line `first`:
+/// whole lines up to `limit` bytes, at least one.
+fn entry_end(p: &Pending, first: usize, limit: usize) -> usize {
+    let s = if first == 0 { 0 } else { p.ends[first - 1] };
+    let mut e = first + 1;
+    while e < p.ends.len() && p.ends[e] - s <= limit {
+        e += 1;
+    }
+    e
+}
+
+/// Writes every pending line, as many whole lines per ftrace entry as fit
+/// in `limit` bytes: `writev` makes one `trace_marker` write per iovec, and
+/// a write costs about as much as the lines it carries (0.5 us per entry,
+/// 50 ns per line packed, on the 6.18 host), so one system call carries a
+/// whole drain in a few entries. The lines after an entry's first are
+/// printed without an ftrace header; each carries its own `cpu=` and `t=`,
+/// which is all a reader needs (docs/TRACE-FORMAT.md). Returns how many
+/// lines were written before an error (a cut entry counts its whole lines).
+fn write_lines(marker: &File, p: &Pending, limit: usize) -> (usize, Option<io::Error>) {
+    // (iovec, lines in it)
+    let mut iov: Vec<libc::iovec> = Vec::with_capacity(64);
+    let mut per: Vec<usize> = Vec::with_capacity(64);
+    let mut line = 0;
+    while line < p.ends.len() {
         iov.clear();
-        let end_line = (start_line + 1024).min(p.ends.len());
-        let mut s = if start_line == 0 {
-            0
-        } else {
-            p.ends[start_line - 1]
-        };
-        for &e in &p.ends[start_line..end_line] {
+        per.clear();
+        let first_line = line;
+        while line < p.ends.len() && iov.len() < 1024 {
+            let s = if line == 0 { 0 } else { p.ends[line - 1] };
+            let e = entry_end(p, line, limit);
             iov.push(libc::iovec {
                 iov_base: p.bytes[s..].as_ptr() as *mut libc::c_void,
-                iov_len: e - s,
+                iov_len: p.ends[e - 1] - s,
             });
-            s = e;
+            per.push(e - line);
+            line = e;
         }
         // SAFETY: every iovec points into `p.bytes`, alive for the call.
         let n = unsafe { libc::writev(marker.as_raw_fd(), iov.as_ptr(), iov.len() as i32) };
         if n < 0 {
-            return (start_line, Some(io::Error::last_os_error()));
+            return (first_line, Some(io::Error::last_os_error()));
         }
-        // Whole lines written (a cut line counts as not written).
         let mut written = n as usize;
-        let mut done = start_line;
-        for v in &iov {
-            if written < v.iov_len {
-                break;
+        let mut done = first_line;
+        for (v, &k) in iov.iter().zip(&per) {
+            if written >= v.iov_len {
+                written -= v.iov_len;
+                done += k;
+                continue;
             }
-            written -= v.iov_len;
-            done += 1;
+            // Cut inside this entry: its whole lines are in the trace.
+            let base = if done == 0 { 0 } else { p.ends[done - 1] };
+            while done < line && p.ends[done] - base <= written {
+                done += 1;
+            }
+            return (
+                done,
+                Some(io::Error::other(format!(
+                    "short write to trace_marker ({} of {} bytes of an entry)",
+                    written, v.iov_len
+                ))),
+            );
         }
-        if done < end_line {
-            return (done, Some(io::Error::other("short writev to trace_marker")));
-        }
-        start_line = end_line;
     }
     (p.ends.len(), None)
+}
+
+/// [`write_lines`], dropping what was written. A kernel that cuts entries
+/// shorter than [`entry_bytes`] expected gets entries of
+/// [`ENTRY_BYTES_OLD`] from then on (said once), and the rest again.
+fn write_pending(marker: &File, p: &mut Pending, shared: &Shared, cpu: u32) -> Option<io::Error> {
+    let (done, err) = write_lines(marker, p, shared.entry());
+    drop_lines(p, done);
+    let e = err?;
+    if e.kind() != io::ErrorKind::Other || shared.entry() <= ENTRY_BYTES_OLD {
+        return Some(e);
+    }
+    shared.entry.store(ENTRY_BYTES_OLD, Ordering::Relaxed);
+    shared.problem(format!(
+        "drainer of CPU {cpu}: {e}: this kernel cuts trace_marker writes shorter than its version suggests; entries of {ENTRY_BYTES_OLD} bytes from now on (the cut line is in the trace)"
+    ));
+    let (done, err) = write_lines(marker, p, ENTRY_BYTES_OLD);
+    drop_lines(p, done);
+    err
 }
 
 /// Drops the first `n` lines of `p`.
@@ -768,6 +907,22 @@ fn drain_cpu(
             return;
         }
     };
+    // Read every drain: kept open (an open per read was a tenth of an idle
+    // drainer's time).
+    let on_file = std::fs::File::open(shared.buffer.path("tracing_on")).ok();
+    let tracing_on = || match &on_file {
+        Some(f) => {
+            let mut b = [0u8; 4];
+            // SAFETY: reading up to 4 bytes into a local buffer.
+            let n = unsafe { libc::pread(f.as_raw_fd(), b.as_mut_ptr().cast(), b.len(), 0) };
+            if n > 0 {
+                b[0] != b'0'
+            } else {
+                shared.buffer.tracing_on().unwrap_or(true)
+            }
+        }
+        None => shared.buffer.tracing_on().unwrap_or(true),
+    };
     let pending = std::cell::RefCell::new(Pending::default());
     let count = std::cell::Cell::new(0u64);
     let mut builder = libbpf_rs::RingBufferBuilder::new();
@@ -799,7 +954,7 @@ fn drain_cpu(
         let mut p = pending.borrow_mut();
         drain_line(&mut p.bytes, cpu, mono_now(), 0, 0, of, false);
         p.end_line();
-        let (_, err) = write_lines(&marker, &p);
+        let (_, err) = write_lines(&marker, &p, shared.entry());
         p.clear();
         if let Some(e) = err {
             let _ = ready.send(Err(io::Error::other(format!(
@@ -827,7 +982,7 @@ fn drain_cpu(
         let _ = rb.consume();
         let n = count.replace(0);
         records += n;
-        let frozen = !shared.buffer.tracing_on().unwrap_or(true);
+        let frozen = !tracing_on();
         let fin = stopping || frozen;
         // An idle drainer writes a watermark now and then, not every period.
         if n == 0 && !fin && last_beat.elapsed() < IDLE_BEAT {
@@ -845,9 +1000,8 @@ fn drain_cpu(
         if frozen {
             complete_freeze(&marker, &mut p, shared, cpu);
         } else {
-            let (done, err) = write_lines(&marker, &p);
-            drop_lines(&mut p, done);
-            if err.is_some() && !shared.buffer.tracing_on().unwrap_or(true) {
+            let err = write_pending(&marker, &mut p, shared, cpu);
+            if err.is_some() && !tracing_on() {
                 // Frozen while this drain was being written.
                 complete_freeze(&marker, &mut p, shared, cpu);
             } else if let Some(e) = err {
@@ -877,9 +1031,8 @@ fn complete_freeze(marker: &File, p: &mut Pending, shared: &Shared, cpu: u32) {
         ));
         return;
     }
-    let (done, err) = write_lines(marker, p);
+    let err = write_pending(marker, p, shared, cpu);
     let refreeze = shared.buffer.set_tracing_on(false);
-    drop_lines(p, done);
     if let Some(e) = err {
         shared.problem(format!(
             "drainer of CPU {cpu}: writing after the freeze: {e}"
@@ -913,10 +1066,13 @@ mod tests {
         v.clear();
         stamp(&mut v, 7);
         assert_eq!(v, b"0.000000007");
-        v.clear();
-        hex(&mut v, 0);
-        hex(&mut v, 0x1f);
-        assert_eq!(v, b"01f");
+        let mut b = [0u8; 64];
+        let mut w = W { b: &mut b, n: 0 };
+        hex(&mut w, 0);
+        hex(&mut w, 0x1f);
+        hex(&mut w, u64::MAX);
+        let n = w.n;
+        assert_eq!(&b[..n], b"01fffffffffffffffff");
     }
 
     #[test]
@@ -1079,6 +1235,55 @@ mod tests {
         assert!(v.is_empty());
     }
 
+    /// Every kind with every field at its widest fits the room a line is
+    /// rendered in (a wider one would panic).
+    #[test]
+    fn every_kind_fits_its_room() {
+        for op in 1..=8u8 {
+            for kind in 0..=3u8 {
+                let r = Rec {
+                    ts: u64::MAX,
+                    xs: u64::MAX,
+                    cookie: u64::MAX,
+                    pool: u64::MAX,
+                    addr: u64::MAX,
+                    ifindex: u32::MAX,
+                    queue: u32::MAX,
+                    len: u32::MAX,
+                    opt: u32::MAX,
+                    slot: u32::MAX,
+                    prod: u32::MAX,
+                    cprod: u32::MAX,
+                    fcons: u32::MAX,
+                    n: u32::MAX,
+                    aux: u32::MAX,
+                    cpu: u32::MAX,
+                    has: u16::MAX,
+                    op,
+                    kind,
+                };
+                let mut v = vec![b'x'];
+                assert!(render(&mut v, &r));
+                assert!(
+                    v.len() - 1 <= 256,
+                    "op {op} kind {kind}: {} bytes",
+                    v.len() - 1
+                );
+            }
+        }
+        let mut v = Vec::new();
+        drain_line(
+            &mut v,
+            u32::MAX,
+            u64::MAX,
+            u64::MAX,
+            u64::MAX,
+            u32::MAX,
+            true,
+        );
+        assert!(v.len() <= ROOM);
+    }
+
     #[test]
     fn drained_lines_parse_with_their_fields() {
         let mut v = Vec::new();
@@ -1097,10 +1302,62 @@ mod tests {
             p.end_line();
         }
         drop_lines(&mut p, 2);
-        assert_eq!(p.bytes, b"ccc");
-        assert_eq!(p.ends, [3]);
+        assert_eq!(p.bytes, b"ccc\n");
+        assert_eq!(p.ends, [4]);
         drop_lines(&mut p, 5);
         assert!(p.ends.is_empty() && p.bytes.is_empty());
+    }
+
+    #[test]
+    fn entries_carry_whole_lines_up_to_the_limit() {
+        let mut p = Pending::default();
+        for l in ["aaaa", "bbbb", "cc", "dddddddddddd", "e"] {
+            p.bytes.extend_from_slice(l.as_bytes());
+            p.end_line();
+        }
+        // Lines of 5, 5, 3, 13 and 2 bytes with their newlines.
+        assert_eq!(entry_end(&p, 0, 10), 2);
+        assert_eq!(entry_end(&p, 0, 13), 3);
+        // A line longer than the limit is an entry of its own.
+        assert_eq!(entry_end(&p, 3, 10), 4);
+        assert_eq!(entry_end(&p, 4, 10), 5);
+        assert_eq!(entry_end(&p, 0, 1000), 5);
+        assert_eq!(entry_bytes("6.1.0-27-cloud-amd64"), ENTRY_BYTES_OLD);
+        assert_eq!(entry_bytes("6.18.44-fc"), ENTRY_BYTES_NEW);
+        assert_eq!(entry_bytes("6.10.0"), ENTRY_BYTES_NEW);
+        assert_eq!(entry_bytes("unknown"), ENTRY_BYTES_OLD);
+    }
+
+    /// Packed entries read back as every line, each whole, in order, the
+    /// lines after an entry's first without an ftrace header.
+    #[test]
+    fn packed_entries_read_back_line_for_line() {
+        use std::io::Read;
+        let mut p = Pending::default();
+        let mut want = Vec::new();
+        for i in 0..40u64 {
+            let r = Rec {
+                ts: 1_000_000_000 + i,
+                cpu: 1,
+                op: Op::Poll as u8,
+                xs: i,
+                ..Rec::default()
+            };
+            render(&mut p.bytes, &r);
+            want.push(
+                String::from_utf8(p.bytes[p.ends.last().copied().unwrap_or(0)..].to_vec()).unwrap(),
+            );
+            p.end_line();
+        }
+        let path = std::env::temp_dir().join(format!("xskdbg-drain-{}", std::process::id()));
+        let f = File::create(&path).unwrap();
+        let (done, err) = write_lines(&f, &p, 200);
+        assert_eq!(done, 40);
+        assert!(err.is_none());
+        let mut got = String::new();
+        File::open(&path).unwrap().read_to_string(&mut got).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(got.lines().collect::<Vec<_>>(), want);
     }
 
     #[test]

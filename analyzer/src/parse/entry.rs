@@ -278,3 +278,37 @@ pub(super) fn general<const FAST: bool>(
         op,
     }))
 }
+
+/// A drained kernel record printed without an ftrace header: the drainers
+/// pack several records into one `trace_marker` write
+/// (`probes/src/drain.rs`), and ftrace prints the lines after the entry's
+/// first as they were written. Such a line says all a reader needs itself
+/// (`xskdbg:1 k<op> cpu=C t=S.NNNNNNNNN ...`): it becomes a
+/// `tracing_mark_write` event of CPU C at its own stamp, with no task.
+/// `None` for any other line.
+pub(super) fn drained<const FAST: bool>(line: u64, raw: &[u8]) -> Option<super::Line<'_>> {
+    if !raw.starts_with(b"xskdbg:1 k") {
+        return None;
+    }
+    let (cpu, ns, text) = crate::drained::stamp_of(raw)?;
+    const NAME: &[u8] = b"tracing_mark_write";
+    Some(match body::decode::<FAST>(NAME, raw) {
+        Ok(op) => super::Line::Event(Event {
+            line,
+            raw,
+            task: b"",
+            pid: None,
+            cpu,
+            flags: b"",
+            ts: Timestamp {
+                text,
+                ns: Some(ns),
+                order: ns,
+            },
+            name: NAME,
+            body: raw,
+            op,
+        }),
+        Err(reason) => super::Line::Bad { line, raw, reason },
+    })
+}

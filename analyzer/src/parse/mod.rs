@@ -249,6 +249,9 @@ fn general<const FAST: bool>(line: u64, raw: &[u8]) -> Line<'_> {
     if let Some(meta) = header::lost(t) {
         return Line::Meta { line, meta };
     }
+    if let Some(l) = entry::drained::<FAST>(line, raw) {
+        return l;
+    }
     match entry::general::<FAST>(line, raw) {
         Some(Ok(ev)) => Line::Event(ev),
         Some(Err(reason)) => Line::Bad { line, raw, reason },

@@ -82,7 +82,7 @@ static __always_inline int on_redirect(void *ctx, const struct net_device *dev,
 			   st.prod, fill_cons(id.pool), mode);
 	}
 	emit_stack(ctx, "krx", id.xs);
-	touched_add(id.xs);
+	touched_add(&id, &st);
 	return 0;
 }
 
@@ -187,9 +187,10 @@ int BPF_PROG(tp_napi_poll, struct napi_struct *napi, int work, int budget)
 	/* Only polls that redirected into a probed socket matter. */
 	if (!t || !t->n)
 		return 0;
-	dev = BPF_CORE_READ(napi, dev);
+	/* tp_btf: napi is a trusted pointer, read without a helper call. */
+	dev = napi->dev;
 	if (dev)
-		ifindex = BPF_CORE_READ(dev, ifindex);
+		ifindex = dev->ifindex;
 	if (out_ring) {
 		struct xskdbg_rec *r = rec_new(R_KPOLL, 0);
 

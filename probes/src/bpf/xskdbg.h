@@ -291,6 +291,7 @@ struct rx_state {
 	__u32 mask;
 	__u32 pad;
 	struct xdp_ring *ring;
+	struct xsk_queue *rx;
 };
 
 static __always_inline int rx_state_read(struct xdp_sock *xs, struct rx_state *st)
@@ -301,6 +302,7 @@ static __always_inline int rx_state_read(struct xdp_sock *xs, struct rx_state *s
 	if (!rx)
 		return -1;
 	ring = BPF_CORE_READ(rx, ring);
+	st->rx = rx;
 	st->cached_prod = BPF_CORE_READ(rx, cached_prod);
 	st->mask = BPF_CORE_READ(rx, ring_mask);
 	st->ring = ring;
@@ -360,10 +362,19 @@ static __always_inline void emit_kflush(const struct xsk_id *id, const struct rx
 }
 
 /* Per-CPU set of sockets that received since the last end of a NAPI poll:
- * the sockets whose producer the CPU's pending flush will publish. */
+ * the sockets whose producer the CPU's pending flush will publish. Each
+ * keeps what its receive read that cannot change before the poll ends (its
+ * identity, its RX queue and ring: a socket outlives the softirq that
+ * redirected into it), so the flush reads only the two producers. */
 #define TOUCHED_MAX 8
+struct touched_sock {
+	struct xsk_id id;
+	__u64 rx;
+	__u64 ring;
+};
+
 struct touched {
-	__u64 xs[TOUCHED_MAX];
+	struct touched_sock s[TOUCHED_MAX];
 	__u32 n;
 	__u32 pad;
 };
@@ -375,10 +386,11 @@ struct {
 	__type(value, struct touched);
 } touched SEC(".maps");
 
-static __always_inline void touched_add(__u64 xs)
+static __always_inline void touched_add(const struct xsk_id *id, const struct rx_state *st)
 {
 	__u32 zero = 0;
 	struct touched *t = bpf_map_lookup_elem(&touched, &zero);
+	struct touched_sock *e;
 	__u32 i, n;
 
 	if (!t)
@@ -387,11 +399,14 @@ static __always_inline void touched_add(__u64 xs)
 	for (i = 0; i < TOUCHED_MAX; i++) {
 		if (i >= n)
 			break;
-		if (t->xs[i] == xs)
+		if (t->s[i].id.xs == id->xs)
 			return;
 	}
 	if (n < TOUCHED_MAX) {
-		t->xs[n & (TOUCHED_MAX - 1)] = xs;
+		e = &t->s[n & (TOUCHED_MAX - 1)];
+		e->id = *id;
+		e->rx = (__u64)st->rx;
+		e->ring = (__u64)st->ring;
 		t->n = n + 1;
 	}
 }
@@ -402,8 +417,9 @@ static __always_inline void touched_flush(void *ctx, const char *at)
 {
 	__u32 zero = 0;
 	struct touched *t = bpf_map_lookup_elem(&touched, &zero);
-	struct xdp_sock *xs;
-	struct xsk_id id;
+	struct touched_sock *e;
+	struct xsk_queue *rx;
+	struct xdp_ring *ring;
 	struct rx_state st;
 	__u32 i;
 
@@ -412,12 +428,13 @@ static __always_inline void touched_flush(void *ctx, const char *at)
 	for (i = 0; i < TOUCHED_MAX; i++) {
 		if (i >= t->n)
 			break;
-		xs = (struct xdp_sock *)t->xs[i];
-		xsk_id_read(xs, &id);
-		if (rx_state_read(xs, &st))
-			continue;
-		emit_kflush(&id, &st, at[0] == 'p' ? K_AT_POLL : K_AT_FLUSH, at);
-		emit_stack(ctx, "kflush", id.xs);
+		e = &t->s[i];
+		rx = (struct xsk_queue *)e->rx;
+		ring = (struct xdp_ring *)e->ring;
+		st.cached_prod = BPF_CORE_READ(rx, cached_prod);
+		st.prod = BPF_CORE_READ(ring, producer);
+		emit_kflush(&e->id, &st, at[0] == 'p' ? K_AT_POLL : K_AT_FLUSH, at);
+		emit_stack(ctx, "kflush", e->id.xs);
 	}
 	t->n = 0;
 }
