@@ -1,5 +1,6 @@
 //! Integration test modules, one per subcommand or component.
 
 mod analyze;
+mod corpus;
 mod doctor;
 mod real_traces;
