@@ -60,9 +60,8 @@ fn every_corpus_trace_analyzes_clean_with_its_kernel_receives() {
             .arg(&path)
             .output()
             .unwrap();
-        let report: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-            panic!("{file}: {e}: {}", String::from_utf8_lossy(&o.stderr))
-        });
+        let report: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{file}: {e}: {}", String::from_utf8_lossy(&o.stderr)));
         assert_eq!(
             o.status.code(),
             Some(0),
