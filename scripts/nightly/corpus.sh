@@ -15,7 +15,7 @@
 #
 #   scripts/nightly/corpus.sh [--out ROOT] [--kernels '6.1 6.12 host host-xskdbg ...'] [--xskdbg PATH]
 #       [--tests-6.1 'skb:0 ...'] [--tests-6.12 '...'] [--tests-host '...'] [--tests-plant '...']
-#       [--docs DIR]
+#       [--docs DIR] [--xskx-only rx|tx]
 #   scripts/nightly/corpus.sh --check DIR [--xskdbg PATH]   # re-judge kept outputs
 #
 # Outputs: ROOT/corpus-DATE/{6.1,6.12,host}/RUN/... (traces, program output, record's
@@ -23,18 +23,21 @@
 # table, the run's log and the traces of every row not as expected are copied to
 # DIR/corpus-DATE/. Defaults: --out /var/lib/xskdbg/nightly, every kernel, every
 # test, --xskdbg target/release/xskdbg (built if missing).
+# --xskx-only rx|tx: the instrumented program records only its receiving (sending)
+# interface's UMEM (XSKDBG_XSKX_ONLY; host runs only): one UMEM per trace, while the
+# analyzer keys frames by address alone (docs/CORPUS.md).
 # Exit: 0 every row as expected, 1 some row not (listed), 2 usage or setup error.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 corpus=$repo/scripts/corpus
 out_root=/var/lib/xskdbg/nightly
 kernels="6.1 6.12 host host-xskdbg host-xskdbg-double host-xskdbg-leak"
-# The planted bugs fire at the 100th packet: tests that send thousands of them.
-tests[plant]="skb:0 drv:0 skb:1 drv:1 skb:7 drv:7 skb:12 drv:12"
 xskdbg=
 check=
 docs=
 declare -A tests=()
+# The planted bugs fire at the 100th packet: tests that send thousands of them.
+tests[plant]="skb:0 drv:0 skb:1 drv:1 skb:7 drv:7 skb:12 drv:12"
 while (($#)); do
   case $1 in
     --out) out_root=$2; shift 2 ;;
@@ -46,7 +49,8 @@ while (($#)); do
     --tests-plant) tests[plant]=$2; shift 2 ;;
     --check) check=$2; shift 2 ;;
     --docs) docs=$2; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --xskx-only) export XSKDBG_XSKX_ONLY=$2; shift 2 ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "corpus: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -69,7 +73,7 @@ mkdir -p "$dir" || exit 2
 log=$dir/corpus.log
 start=$SECONDS
 say() { echo "corpus: $(date -u +%H:%M:%S) $*" | tee -a "$log" >&2; }
-say "xskdbg $xskdbg; kernels $kernels; into $dir"
+say "xskdbg $xskdbg; kernels $kernels; into $dir${XSKDBG_XSKX_ONLY:+; instrumented program records its ${XSKDBG_XSKX_ONLY} UMEM only}"
 for k in $kernels; do
   case $k in
     6.1|6.12) "$corpus/build-xskxceiver.sh" "$k" >/dev/null || exit 2 ;;
