@@ -11,6 +11,18 @@
 #
 #   scripts/corpus/build-xskxceiver.sh 6.1|6.12     # prints the binary's path on stdout
 #   XSKDBG_CACHE=/elsewhere scripts/corpus/build-xskxceiver.sh 6.12
+#   scripts/corpus/build-xskxceiver.sh 6.12 --instrument [--plant double|leak]
+#
+# --instrument (6.12 only): the instrumented third-party program of docs/CORPUS.md,
+# patches/xskxceiver-6.12-xskdbg.patch: xskxceiver calls the recorder's C API
+# (recorder/include/xskdbg.h) in its fill, receive, transmit and completion paths
+# when $XSKDBG_INSTANCE is set (`xskdbg record` sets it), linked statically with
+# libxskdbg_recorder.a ($XSKDBG_RECORDER_LIB, a directory holding it; otherwise
+# `cargo build --release -p xskdbg-recorder` into $CARGO_TARGET_DIR or target/).
+# --plant adds a one-line bug in its recycle path (patches/xskxceiver-6.12-plant-
+# KIND.patch): `double` puts the previous packet's frame on FILL again at the 100th
+# packet (frame returned twice, this one lost), `leak` never returns the 100th
+# packet's frame. The cache key includes the library, so a new recorder rebuilds.
 #
 # The source: /usr/src/linux-source-VER.tar.xz when that package is installed
 # (the eval kernel installs 6.1), else `apt-get download linux-source-VER` into the
@@ -22,6 +34,40 @@ case $ver in
   6.1|6.12) ;;
   *) echo "build-xskxceiver: give 6.1 or 6.12" >&2; exit 2 ;;
 esac
+shift
+instrument=
+plant=
+while (($#)); do
+  case $1 in
+    --instrument) instrument=1; shift ;;
+    --plant) plant=${2:-}; shift 2 || { echo "build-xskxceiver: --plant needs double or leak" >&2; exit 2; } ;;
+    *) echo "build-xskxceiver: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+case $plant in
+  ''|double|leak) ;;
+  *) echo "build-xskxceiver: --plant $plant: give double or leak" >&2; exit 2 ;;
+esac
+if [[ -n $plant && -z $instrument ]]; then
+  echo "build-xskxceiver: --plant needs --instrument" >&2; exit 2
+fi
+if [[ -n $instrument && $ver != 6.12 ]]; then
+  echo "build-xskxceiver: --instrument is made for 6.12's xskxceiver only" >&2; exit 2
+fi
+reclib=
+if [[ -n $instrument ]]; then
+  repo=$(cd "$here/../.." && pwd)
+  if [[ -n ${XSKDBG_RECORDER_LIB:-} ]]; then
+    reclib=$XSKDBG_RECORDER_LIB/libxskdbg_recorder.a
+  else
+    echo "build-xskxceiver: cargo build --release -p xskdbg-recorder" >&2
+    (cd "$repo" && cargo build -q --release -p xskdbg-recorder >&2) || {
+      echo "build-xskxceiver: building the recorder failed" >&2; exit 2; }
+    reclib=${CARGO_TARGET_DIR:-$repo/target}/release/libxskdbg_recorder.a
+  fi
+  [[ -f $reclib ]] || { echo "build-xskxceiver: $reclib not found" >&2; exit 2; }
+  recinc=$repo/recorder/include
+fi
 cache=${XSKDBG_CACHE:-/var/cache/xskdbg}/xskxceiver
 pkg=linux-source-$ver
 mkdir -p "$cache"
@@ -50,8 +96,15 @@ fi
 
 patches=()
 [[ $ver == 6.1 ]] && patches=("$here/patches/xskxceiver-6.1-select.patch")
-key=$( (echo "$pkgver"; cat "$0" ${patches[@]+"${patches[@]}"}) | sha256sum | cut -c1-12)
-out=$cache/xskxceiver-$ver-$pkgver-$key
+variant=
+if [[ -n $instrument ]]; then
+  patches+=("$here/patches/xskxceiver-6.12-xskdbg.patch")
+  [[ -n $plant ]] && patches+=("$here/patches/xskxceiver-6.12-plant-$plant.patch")
+  variant=-xskdbg${plant:+-$plant}
+fi
+key=$( (echo "$pkgver"; cat "$0" ${patches[@]+"${patches[@]}"}
+        [[ -n $instrument ]] && cat "$reclib" "$recinc/xskdbg.h") | sha256sum | cut -c1-12)
+out=$cache/xskxceiver-$ver$variant-$pkgver-$key
 if [[ -x $out ]]; then
   echo "$out"
   exit 0
@@ -106,8 +159,15 @@ if [[ $ver == 6.12 ]]; then
     >"$lib/xsk_xdp_progs.skel.h" 2>>"$log" || fail "bpftool gen skeleton"
   srcs+=("$sel/network_helpers.c" tools/lib/find_bit.c)
 fi
-echo "build-xskxceiver: compiling xskxceiver" >&2
-gcc "${cflags[@]}" "${srcs[@]}" -o "$out.tmp" -L"$libdir" -lbpf -lelf -lz -lpthread \
+libs=(-L"$libdir" -lbpf -lelf -lz -lpthread)
+if [[ -n $instrument ]]; then
+  # The Rust static library needs these besides libc (rustc's native-static-libs,
+  # with the static unwinder instead of libgcc_s).
+  cflags+=(-I"$recinc")
+  libs=("$reclib" "${libs[@]}" -lgcc_eh -lutil -lrt -lm -ldl)
+fi
+echo "build-xskxceiver: compiling xskxceiver$variant" >&2
+gcc "${cflags[@]}" "${srcs[@]}" -o "$out.tmp" "${libs[@]}" \
   >>"$log" 2>&1 || fail "gcc"
 mv "$out.tmp" "$out"
 cd /

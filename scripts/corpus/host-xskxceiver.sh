@@ -6,6 +6,11 @@
 #
 #   scripts/corpus/host-xskxceiver.sh --out DIR [--tests 'skb:0 drv:16 ...']
 #       [--backends tracepoint] [--xskdbg PATH] [--test-timeout S]
+#       [--instrument [--plant double|leak]]
+#
+# --instrument runs the instrumented build (build-xskxceiver.sh 6.12 --instrument:
+# the program writes its own ring operations through the recorder), --plant one
+# with a bug planted in its recycle path (docs/CORPUS.md).
 #
 # Needs root, iproute2, python3 (the namespace's cookie). Exit: 0 ran, 2 could not.
 set -euo pipefail
@@ -16,6 +21,7 @@ tests=
 backends=tracepoint
 xskdbg=
 test_timeout=120
+build=()
 while (($#)); do
   case $1 in
     --out) out=$2; shift 2 ;;
@@ -23,7 +29,9 @@ while (($#)); do
     --backends) backends=$2; shift 2 ;;
     --xskdbg) xskdbg=$2; shift 2 ;;
     --test-timeout) test_timeout=$2; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --instrument) build+=(--instrument); shift ;;
+    --plant) build+=(--plant "$2"); shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "host-xskxceiver: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -32,7 +40,7 @@ done
 # shellcheck source=tests.sh
 . "$here/tests.sh"
 [[ -n $tests ]] || tests=$(default_tests 6.12)
-xsk=$("$here/build-xskxceiver.sh" 6.12) || exit 2
+xsk=$("$here/build-xskxceiver.sh" 6.12 ${build[@]+"${build[@]}"}) || exit 2
 if [[ -z $xskdbg ]]; then
   xskdbg=${CARGO_TARGET_DIR:-$repo/target}/release/xskdbg
   [[ -x $xskdbg ]] || (cd "$repo" && cargo build --release -p xskdbg >&2) || exit 2

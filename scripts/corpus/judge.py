@@ -12,8 +12,18 @@ current analyzer's judgement of the kept traces (`corpus.sh --check DIR`).
 Per test and backend the expectation is the issue's: the same pass/fail as the
 unrecorded run of the same boot, at least one kernel receive event (or a reason
 in NO_RX below), and no finding when the test passed.
+A kernel directory named `...-xskdbg` holds runs of the instrumented build
+(the program writes its own ring operations too): the same expectations. One
+named `...-xskdbg-double` or `...-xskdbg-leak` holds runs of a build with a bug
+planted in its recycle path at the 100th packet (build-xskxceiver.sh --plant):
+there a recorded run that received past packet 100 must give a finding with
+verdict `application` naming the planted frame (double: the 100th descriptor's
+predecessor, put on FILL twice; leak: the 100th descriptor's frame, never
+returned), whatever the test's result.
 Exit: 0 every row as expected, 1 some row is not, 2 usage or input error.
 """
+
+import gzip
 
 import argparse
 import json
@@ -88,6 +98,53 @@ def analyze(xskdbg, trace):
     return p.returncode, doc.get("findings", []), krx, []
 
 
+# The planted bug fires when nb_rx_pkts == 100 (xskxceiver-6.12-plant-*.patch).
+PLANT_AT = 100
+
+
+def rx_descs(trace):
+    """(chunk size, {rx ring index: descriptor address}) of the app's `rx` lines
+    of the first socket that has any (the receiving one)."""
+    op = gzip.open if trace.endswith(".gz") else open
+    chunk, sk, descs = None, None, {}
+    with op(trace, "rt", errors="replace") as f:
+        for line in f:
+            m = re.search(r"xskdbg:\d+ umem .*\bchunk=([0-9a-fx]+)", line)
+            if m and chunk is None:
+                chunk = int(m.group(1), 16)
+                continue
+            m = re.search(r"xskdbg:\d+ rx sk=(\S+) .*\bidx=([0-9a-f]+) n=\d+ d=(\S+)", line)
+            if not m:
+                continue
+            if sk is None:
+                sk = m.group(1)
+            if m.group(1) != sk:
+                continue
+            idx = int(m.group(2), 16)
+            for i, d in enumerate(m.group(3).split(",")):
+                descs[idx + i] = int(d.split(":")[0], 16)
+    return chunk or 4096, descs
+
+
+def planted_frame(trace, kind):
+    """The frame the planted bug misplaced, or None if the run never got there."""
+    chunk, descs = rx_descs(trace)
+    i = PLANT_AT - 1 if kind == "double" else PLANT_AT
+    if i not in descs or PLANT_AT not in descs:
+        return None
+    return descs[i] - descs[i] % chunk
+
+
+def names_frame(finding, frame):
+    for k in ("frame", "addr"):
+        try:
+            if int(finding.get(k) or "", 16) == frame:
+                return True
+        except ValueError:
+            pass
+    return False
+
+
 def test_name(run):
     # MODE[-busy]-NN-NAME
     parts = run.split("-")
@@ -98,6 +155,8 @@ def test_name(run):
 def judge_run(xskdbg, kernel, run_dir, backends):
     run = os.path.basename(run_dir)
     name = test_name(run)
+    m = re.search(r"-xskdbg-(double|leak)$", kernel)
+    plant = m.group(1) if m else None
     plain = xsk_result(os.path.join(run_dir, "plain.stdout"))
     rows = [{
         "kernel": kernel, "backend": "(none)", "test": run, "result": plain,
@@ -121,6 +180,26 @@ def judge_run(xskdbg, kernel, run_dir, backends):
         else:
             rc, findings, n, err = analyze(xskdbg, trace)
             row["events"] = n
+            if plant:
+                frame = planted_frame(trace, plant)
+                if rc == 2:
+                    row["verdict"] = "error: " + " ".join(err)
+                    problems.append("analyze failed")
+                else:
+                    row["verdict"] = ", ".join(
+                        f"{f.get('rule', f.get('kind'))} ({f.get('verdict')}) {f.get('frame') or f.get('addr')}"
+                        for f in findings) or "clean"
+                if frame is None:
+                    row["status"] = f"ok (never reached packet {PLANT_AT}: nothing planted to find)" \
+                        if not problems else "; ".join(problems)
+                elif not any(f.get("verdict") == "application" and names_frame(f, frame)
+                             for f in findings):
+                    problems.append(f"planted {plant} of frame {frame:#x} not named as application")
+                if frame is not None or problems:
+                    row["status"] = "ok (planted %s of %#x caught)" % (plant, frame) \
+                        if not problems else "; ".join(problems)
+                rows.append(row)
+                continue
             if rc == 2:
                 row["verdict"] = "error: " + " ".join(err)
                 problems.append("analyze failed")

@@ -6,6 +6,7 @@
 #   scripts/corpus/run-xskxceiver.sh --kernel debian|debian:6.12 --out DIR
 #       [--tests 'skb:0 drv:16 skb-busy:3 ...'] [--backends 'fentry kprobe tracefs tracepoint']
 #       [--xskdbg PATH] [--vcpus N] [--timeout S] [--test-timeout S]
+#       [--instrument [--plant double|leak]]    (6.12: build-xskxceiver.sh's variants)
 #
 # --tests: MODE[-busy]:N entries (default: every test of the kernel's list in skb and
 # drv mode, see list_tests). DIR gets console.log, guest/ (the runner's files) and
@@ -22,6 +23,7 @@ xskdbg=
 vcpus=1
 timeout=
 test_timeout=120
+build=()
 while (($#)); do
   case $1 in
     --kernel) kernel=$2; shift 2 ;;
@@ -32,7 +34,9 @@ while (($#)); do
     --vcpus) vcpus=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --test-timeout) test_timeout=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --instrument) build+=(--instrument); shift ;;
+    --plant) build+=(--plant "$2"); shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run-xskxceiver: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -45,7 +49,7 @@ esac
 # shellcheck source=tests.sh
 . "$here/tests.sh"
 [[ -n $tests ]] || tests=$(default_tests "$series")
-xsk=$("$here/build-xskxceiver.sh" "$series") || exit 2
+xsk=$("$here/build-xskxceiver.sh" "$series" ${build[@]+"${build[@]}"}) || exit 2
 if [[ -z $xskdbg ]]; then
   xskdbg=${CARGO_TARGET_DIR:-$repo/target}/release/xskdbg
   [[ -x $xskdbg ]] || (cd "$repo" && cargo build --release -p xskdbg >&2) || exit 2

@@ -5,10 +5,17 @@
 #   6.1   Debian's 6.1 cloud kernel in one qemu guest   (fentry kprobe tracefs tracepoint)
 #   6.12  Debian's 6.12 cloud kernel in one qemu guest  (fentry kprobe tracefs tracepoint)
 #   host  this machine's kernel, 6.12's build           (tracepoint)
+# and the instrumented program (6.12's build patched to call the recorder's C API):
+#   host-xskdbg         every test, on this machine      (tracepoint)
+#   host-xskdbg-double  a frame returned twice, planted  (tracepoint; a few tests)
+#   host-xskdbg-leak    a frame leaked, planted          (tracepoint; a few tests)
+#   6.12-xskdbg         every test in the 6.12 guest     (fentry kprobe tracefs tracepoint;
+#                       not in the default list: another hour of TCG)
 # then judges every kept trace (scripts/corpus/judge.py) into a dated table.
 #
-#   scripts/nightly/corpus.sh [--out ROOT] [--kernels '6.1 6.12 host'] [--xskdbg PATH]
-#       [--tests-6.1 'skb:0 ...'] [--tests-6.12 '...'] [--tests-host '...'] [--docs DIR]
+#   scripts/nightly/corpus.sh [--out ROOT] [--kernels '6.1 6.12 host host-xskdbg ...'] [--xskdbg PATH]
+#       [--tests-6.1 'skb:0 ...'] [--tests-6.12 '...'] [--tests-host '...'] [--tests-plant '...']
+#       [--docs DIR] [--xskx-only rx|tx]
 #   scripts/nightly/corpus.sh --check DIR [--xskdbg PATH]   # re-judge kept outputs
 #
 # Outputs: ROOT/corpus-DATE/{6.1,6.12,host}/RUN/... (traces, program output, record's
@@ -16,16 +23,21 @@
 # table, the run's log and the traces of every row not as expected are copied to
 # DIR/corpus-DATE/. Defaults: --out /var/lib/xskdbg/nightly, every kernel, every
 # test, --xskdbg target/release/xskdbg (built if missing).
+# --xskx-only rx|tx: the instrumented program records only its receiving (sending)
+# interface's UMEM (XSKDBG_XSKX_ONLY; host runs only): one UMEM per trace, while the
+# analyzer keys frames by address alone (docs/CORPUS.md).
 # Exit: 0 every row as expected, 1 some row not (listed), 2 usage or setup error.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 corpus=$repo/scripts/corpus
 out_root=/var/lib/xskdbg/nightly
-kernels="6.1 6.12 host"
+kernels="6.1 6.12 host host-xskdbg host-xskdbg-double host-xskdbg-leak"
 xskdbg=
 check=
 docs=
 declare -A tests=()
+# The planted bugs fire at the 100th packet: tests that send thousands of them.
+tests[plant]="skb:0 drv:0 skb:1 drv:1 skb:7 drv:7 skb:12 drv:12"
 while (($#)); do
   case $1 in
     --out) out_root=$2; shift 2 ;;
@@ -34,9 +46,11 @@ while (($#)); do
     --tests-6.1) tests[6.1]=$2; shift 2 ;;
     --tests-6.12) tests[6.12]=$2; shift 2 ;;
     --tests-host) tests[host]=$2; shift 2 ;;
+    --tests-plant) tests[plant]=$2; shift 2 ;;
     --check) check=$2; shift 2 ;;
     --docs) docs=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --xskx-only) export XSKDBG_XSKX_ONLY=$2; shift 2 ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "corpus: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -59,12 +73,15 @@ mkdir -p "$dir" || exit 2
 log=$dir/corpus.log
 start=$SECONDS
 say() { echo "corpus: $(date -u +%H:%M:%S) $*" | tee -a "$log" >&2; }
-say "xskdbg $xskdbg; kernels $kernels; into $dir"
+say "xskdbg $xskdbg; kernels $kernels; into $dir${XSKDBG_XSKX_ONLY:+; instrumented program records its ${XSKDBG_XSKX_ONLY} UMEM only}"
 for k in $kernels; do
   case $k in
     6.1|6.12) "$corpus/build-xskxceiver.sh" "$k" >/dev/null || exit 2 ;;
     host) "$corpus/build-xskxceiver.sh" 6.12 >/dev/null || exit 2 ;;
-    *) echo "corpus: unknown kernel $k (6.1, 6.12 or host)" >&2; exit 2 ;;
+    host-xskdbg|6.12-xskdbg) "$corpus/build-xskxceiver.sh" 6.12 --instrument >/dev/null || exit 2 ;;
+    host-xskdbg-double|host-xskdbg-leak)
+      "$corpus/build-xskxceiver.sh" 6.12 --instrument --plant "${k##*-}" >/dev/null || exit 2 ;;
+    *) echo "corpus: unknown kernel $k (6.1, 6.12, host, host-xskdbg, host-xskdbg-double, host-xskdbg-leak, 6.12-xskdbg)" >&2; exit 2 ;;
   esac
 done
 for k in $kernels; do
@@ -77,6 +94,13 @@ for k in $kernels; do
            ${tests[6.12]:+--tests "${tests[6.12]}"} ;;
     host) "$corpus/host-xskxceiver.sh" --xskdbg "$xskdbg" --out "$dir/$k" \
            ${tests[host]:+--tests "${tests[host]}"} 2>>"$log" ;;
+    host-xskdbg) "$corpus/host-xskxceiver.sh" --instrument --xskdbg "$xskdbg" --out "$dir/$k" \
+           ${tests[host]:+--tests "${tests[host]}"} 2>>"$log" ;;
+    host-xskdbg-double|host-xskdbg-leak)
+      "$corpus/host-xskxceiver.sh" --instrument --plant "${k##*-}" --xskdbg "$xskdbg" \
+        --out "$dir/$k" --tests "${tests[plant]}" 2>>"$log" ;;
+    6.12-xskdbg) "$corpus/run-xskxceiver.sh" --kernel debian:6.12 --instrument --xskdbg "$xskdbg" \
+           --out "$dir/$k" ${tests[6.12]:+--tests "${tests[6.12]}"} ;;
   esac
   say "$k: ran in $((SECONDS - t0)) s (exit $?)"
 done
