@@ -141,11 +141,6 @@ impl UmemInner {
         });
         count
     }
-
-    /// The frame key of table index `i`.
-    fn key_of(&self, i: usize) -> u64 {
-        i as u64 * u64::from(self.cfg.chunk_size)
-    }
 }
 
 impl Drop for UmemInner {

@@ -69,8 +69,14 @@ pub(super) struct UmemInner {
     pub(super) nframes: u32,
     /// log2 of the chunk size when it is a power of two.
     pub(super) shift: Option<u32>,
-    /// One frame word per frame (`frames`).
+    /// One frame word per frame (`frames`); unaligned: one per slot of
+    /// `keys`.
     pub(super) table: Box<[AtomicU64]>,
+    /// Unaligned mode only (empty otherwise): the buffer address each slot
+    /// of `table` stands for, plus one (0: free). A buffer may start
+    /// anywhere, and two may share a chunk (xskxceiver fills 0x0 and
+    /// 0xfe0 with 4 KiB chunks), so a chunk index would merge them.
+    pub(super) keys: Box<[AtomicU64]>,
     pub(super) pools: RwLock<Vec<Arc<PoolInner>>>,
     pub(super) socks: RwLock<Vec<Arc<SockInner>>>,
     /// Per frame: the `takes` count (high 32 bits) and the coarse clock's
@@ -105,8 +111,19 @@ impl Recorder {
                 "UMEM of {frames} frames is over the 2^32 the recorder tracks"
             )));
         }
-        let table: Box<[AtomicU64]> = (0..frames).map(|_| AtomicU64::new(0)).collect();
-        let taken_at: Box<[AtomicU64]> = (0..frames).map(|_| AtomicU64::new(0)).collect();
+        // Unaligned: an open-addressed table with room for twice as many
+        // buffer addresses as the UMEM has chunks.
+        let slots = match cfg.mode {
+            AddrMode::Aligned => frames,
+            AddrMode::Unaligned => (frames * 2).next_power_of_two().max(64),
+        };
+        let words = || (0..slots).map(|_| AtomicU64::new(0)).collect::<Box<[AtomicU64]>>();
+        let table = words();
+        let taken_at = words();
+        let keys = match cfg.mode {
+            AddrMode::Aligned => Box::default(),
+            AddrMode::Unaligned => words(),
+        };
         let id = self.inner.next_umem.fetch_add(1, Ordering::Relaxed);
         let shift = cfg
             .chunk_size
@@ -118,6 +135,7 @@ impl Recorder {
             nframes: frames as u32,
             shift,
             table,
+            keys,
             cfg,
             pools: RwLock::new(Vec::new()),
             socks: RwLock::new(Vec::new()),

@@ -48,6 +48,31 @@ fn unaligned_mode_compares_the_low_48_bits() {
     );
 }
 
+/// xskxceiver's SEND_RECEIVE_UNALIGNED fills 0x0, 0xfe0, 0x2000, 0x2fe0, ...
+/// with 4 KiB chunks: in unaligned mode a buffer starts where its address
+/// says, and two buffers of one chunk are two frames (the chunk-indexed
+/// table reported 0xfe0 as 0x0 put on FILL twice).
+#[test]
+fn unaligned_buffers_of_one_chunk_are_distinct_frames() {
+    let rig = Rig::new(true);
+    let (u, p, s) = one_sock(&rig, UmemConfig::unaligned(64, 4096));
+    p.fill(&[0x0, 0xfe0, 0x2000, 0x2fe0]);
+    assert!(rig.violations().is_empty(), "{:?}", rig.violations());
+    assert_eq!(u.frame_of(0xfe0), Some(0xfe0));
+    s.rx(&[XdpDesc::new(0x0, 60)]);
+    assert!(rig.violations().is_empty(), "{:?}", rig.violations());
+    assert_eq!(u.state(0x0), Some(State::Rx));
+    assert_eq!(u.state(0xfe0), Some(State::Fill));
+    // A buffer never used starts unknown, like every frame.
+    assert_eq!(u.state(0x3000), Some(State::Unknown));
+    // The same buffer twice is still a duplicate, under its own address.
+    p.fill(&[0x2fe0]);
+    let v = rig.violations();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].kind, ViolationKind::DuplicateInFlight);
+    assert_eq!(v[0].frame, 0x2fe0);
+}
+
 #[test]
 fn aligned_mode_needs_a_power_of_two_chunk() {
     let rig = Rig::new(true);
