@@ -152,7 +152,9 @@ fn session_freeze_holds_the_kernel_records_up_to_it() {
         netns_cookie: Some(ns_x.cookie()),
         ..Filters::default()
     };
-    o.buffer_kb = 16384;
+    // Two seconds of an unpaced sender, drained in packed entries of up to
+    // 3900 bytes: 16 MiB per CPU wrapped and lost the header.
+    o.buffer_kb = 65536;
     let done = std::sync::atomic::AtomicBool::new(false);
     let out = std::thread::scope(|s| {
         let h = s.spawn(|| {
@@ -190,7 +192,11 @@ fn session_freeze_holds_the_kernel_records_up_to_it() {
     assert_eq!(out.stop, Stop::Freeze);
     let t = std::fs::read_to_string(&o.out).unwrap();
     std::fs::remove_file(&o.out).unwrap();
-    assert!(t.contains("out=ring"), "probe header without out=ring");
+    assert!(
+        t.contains("out=ring"),
+        "probe header without out=ring: {:#?}",
+        t.lines().take(20).collect::<Vec<_>>()
+    );
     let lines: Vec<&str> = t.lines().collect();
     let at = lines
         .iter()

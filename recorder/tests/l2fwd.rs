@@ -38,12 +38,13 @@ fn static_lib() -> PathBuf {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name()
-                .and_then(|f| f.to_str())
-                .is_some_and(|f| f.starts_with("libxskdbg_recorder-") && f.ends_with(".a"))
+            p.file_name().and_then(|f| f.to_str()).is_some_and(|f| {
+                f == "libxskdbg_recorder.a"
+                    || (f.starts_with("libxskdbg_recorder-") && f.ends_with(".a"))
+            })
         })
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .unwrap_or_else(|| panic!("no libxskdbg_recorder-*.a in {}", deps.display()))
+        .unwrap_or_else(|| panic!("no libxskdbg_recorder[-*].a in {}", deps.display()))
 }
 
 /// `make` in examples/c/l2fwd, as its README says, into the test's tmp dir.

@@ -274,6 +274,9 @@ fn two_sockets_on_one_queue_share_the_completion_ring() {
     c.queues = 1;
     c.knobs.sockets_per_queue = 2;
     c.knobs.keep_trace = true;
+    // The declarations are the trace's first lines: a buffer that wraps
+    // (3 s of two senders filled 8 MiB per CPU) loses them.
+    c.buffer_kb = 65536;
     let o = run(&c).unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&o.summary).unwrap());
     assert_eq!(o.summary["violations"], 0, "{}", o.summary);
@@ -291,7 +294,16 @@ fn two_sockets_on_one_queue_share_the_completion_ring() {
         .lines()
         .filter(|l| l.contains("xskdbg:1 sock ") && l.contains("label=outer q:0"))
         .collect();
-    assert_eq!(socks.len(), 2, "{socks:?}");
+    assert_eq!(
+        socks.len(),
+        2,
+        "{socks:?} among the declarations: {:#?}",
+        trace
+            .lines()
+            .filter(|l| l.contains("xskdbg:1 sock ") || l.contains("xskdbg:1 pool "))
+            .take(12)
+            .collect::<Vec<_>>()
+    );
     let key = |l: &str| {
         l.split_whitespace()
             .find(|w| w.starts_with("sk="))

@@ -69,46 +69,54 @@ fn same_finding(a: &Value, b: &Value) {
     }
 }
 
-/// Three findings, two sockets: `inner q:0` (line 268, 147.99 s, frame
-/// 0x30000) and `outer q:0` (lines 298 and 2860, the latter at 148.36 s).
-const TWO_SOCKETS: &str = "real/guest-rx-full-double-fill-fentry.txt.gz";
+/// Three findings on three sockets (fixtures/traces/README.md): `egress
+/// q:0` (line 1207, 542812.659475, CPU 1, frame 0x45d800, application, its
+/// consequences at lines 2340 and 2353, 542812.6614), `ingress q:1` (line
+/// 2182, 542812.661126, CPU 2, application) and `ingress q:0` (line 2714,
+/// 542812.662005, CPUs 1 and 2, frame 0xb6f000, kernel).
+const THREE_SOCKETS: &str = "three-sockets.txt";
 
 #[test]
 fn unfiltered_reports_carry_no_filters_section() {
-    let (r, code) = report(TWO_SOCKETS, &[]);
+    let (r, code) = report(THREE_SOCKETS, &[]);
     assert_eq!(code, 1);
     assert!(r["summary"].get("filters").is_none());
-    assert_eq!(lines(&r), [268, 298, 2860]);
+    assert_eq!(lines(&r), [1207, 2182, 2714]);
 }
 
 #[test]
 fn socket_by_label_key_or_xs() {
-    let (all, _) = report(TWO_SOCKETS, &[]);
-    let (r, code) = report(TWO_SOCKETS, &["--socket", "inner"]);
+    let (all, _) = report(THREE_SOCKETS, &[]);
+    let (r, code) = report(THREE_SOCKETS, &["--socket", "egress"]);
     assert_eq!(code, 1);
-    assert_eq!(lines(&r), [268]);
+    assert_eq!(lines(&r), [1207]);
     same_finding(&r["findings"][0], &all["findings"][0]);
     let fs = &r["summary"]["filters"];
-    assert_eq!(fs["applied"], serde_json::json!({"socket": "inner"}));
+    assert_eq!(fs["applied"], serde_json::json!({"socket": "egress"}));
     assert_eq!(fs["findings_total"], 3);
     assert_eq!(fs["findings_reported"], 1);
-    assert_eq!(fs["verdict_reported"], "kernel");
+    assert_eq!(fs["verdict_reported"], "application");
     // The whole trace's verdict and count stay what was judged.
     assert_eq!(r["summary"]["findings"], all["summary"]["findings"]);
     assert_eq!(r["summary"]["verdict"], all["summary"]["verdict"]);
+    assert_eq!(r["summary"]["verdict"], "mixed");
 
-    // The key its `sock` line declared (12:1267:0 is `outer q:0`).
-    let (r, _) = report(TWO_SOCKETS, &["--socket", "^12:1267:0$"]);
-    assert_eq!(lines(&r), [298, 2860]);
-    // Anchored on the label: `q:0$` is both.
-    let (r, _) = report(TWO_SOCKETS, &["--socket", "q:0$"]);
-    assert_eq!(lines(&r), [268, 298, 2860]);
+    // The key its `sock` line declared (1:5:1 is `ingress q:1`).
+    let (r, _) = report(THREE_SOCKETS, &["--socket", "^1:5:1$"]);
+    assert_eq!(lines(&r), [2182]);
+    // Anchored on the label: `q:0$` is two of them.
+    let (r, _) = report(THREE_SOCKETS, &["--socket", "q:0$"]);
+    assert_eq!(lines(&r), [1207, 2714]);
+    let (r, _) = report(THREE_SOCKETS, &["--socket", "ingress"]);
+    assert_eq!(lines(&r), [2182, 2714]);
+    assert_eq!(r["summary"]["filters"]["verdict_reported"], "mixed");
     // The kernel's pointer.
-    let xs = all["findings"][0]["xs"].as_str().unwrap().to_string();
-    let (r, _) = report(TWO_SOCKETS, &["--socket", &xs]);
-    assert_eq!(lines(&r), [268]);
+    let xs = all["findings"][2]["xs"].as_str().unwrap().to_string();
+    let (r, _) = report(THREE_SOCKETS, &["--socket", &xs]);
+    assert_eq!(lines(&r), [2714]);
+    assert_eq!(r["summary"]["filters"]["verdict_reported"], "kernel");
     // Nothing matches: nothing reported, exit 0.
-    let (r, code) = report(TWO_SOCKETS, &["--socket", "egress"]);
+    let (r, code) = report(THREE_SOCKETS, &["--socket", "outer"]);
     assert_eq!(code, 0);
     assert!(lines(&r).is_empty());
     assert_eq!(r["summary"]["filters"]["verdict_reported"], "clean");
@@ -116,53 +124,60 @@ fn socket_by_label_key_or_xs() {
 
 #[test]
 fn since_and_until_are_trace_timestamps() {
-    let (r, _) = report(TWO_SOCKETS, &["--since", "147.99", "--until", "147.995"]);
-    assert_eq!(lines(&r), [268]);
-    // After the first two findings' moments, but their consequences go on
-    // past 148 s: reported for that evidence, with a note; the third has
-    // none.
-    let (r, _) = report(TWO_SOCKETS, &["--since", "148"]);
-    assert_eq!(lines(&r), [268, 298, 2860]);
+    let (r, _) = report(
+        THREE_SOCKETS,
+        &["--since", "542812.6594", "--until", "542812.6595"],
+    );
+    assert_eq!(lines(&r), [1207]);
+    // After the first two findings' moments, but the first one's
+    // consequences come later: reported for that evidence, with a note;
+    // the second has none.
+    let (r, _) = report(THREE_SOCKETS, &["--since", "542812.6613"]);
+    assert_eq!(lines(&r), [1207, 2714]);
     let notes = r["summary"]["filters"]["notes"].as_array().unwrap();
-    assert_eq!(notes.len(), 2);
-    for (n, line) in notes.iter().zip([268, 298]) {
-        assert_eq!(n["line"], line);
-        let t = n["note"].as_str().unwrap();
-        assert!(
-            t.starts_with("reported for its evidence inside the filter"),
-            "{t}"
-        );
-        assert!(
-            t.contains(&format!("its moment, line {line} (CPU 0, 147.99")),
-            "{t}"
-        );
-    }
-    let (r, _) = report(TWO_SOCKETS, &["--until", "147.5"]);
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0]["line"], 1207);
+    let t = notes[0]["note"].as_str().unwrap();
+    assert!(
+        t.starts_with("reported for its evidence inside the filter (line 2340"),
+        "{t}"
+    );
+    assert!(
+        t.contains("its moment, line 1207 (CPU 1, 542812.659475)"),
+        "{t}"
+    );
+    let (r, _) = report(THREE_SOCKETS, &["--until", "542812.6"]);
     assert!(lines(&r).is_empty());
     // Combined with --socket: all must hold.
-    let (r, _) = report(TWO_SOCKETS, &["--socket", "outer", "--until", "148"]);
-    assert_eq!(lines(&r), [298]);
+    let (r, _) = report(
+        THREE_SOCKETS,
+        &["--socket", "ingress", "--until", "542812.662"],
+    );
+    assert_eq!(lines(&r), [2182]);
 }
 
 #[test]
 fn frame_keeps_its_findings_and_shows_its_life() {
-    let (r, code) = report(TWO_SOCKETS, &["--frame", "0x30000"]);
+    let (r, code) = report(THREE_SOCKETS, &["--frame", "0xb6f000"]);
     assert_eq!(code, 1);
-    assert_eq!(lines(&r), [268]);
+    assert_eq!(lines(&r), [2714]);
     // Any address inside the chunk names the frame.
-    let (r2, _) = report(TWO_SOCKETS, &["--frame", "0x30100"]);
-    assert_eq!(lines(&r2), [268]);
+    let (r2, _) = report(THREE_SOCKETS, &["--frame", "0xb6f100"]);
+    assert_eq!(lines(&r2), [2714]);
     let h = &r["history"];
-    assert_eq!(h["frame"], "0x30000");
+    assert_eq!(h["frame"], "0xb6f000");
     assert!(!h["events"].as_array().unwrap().is_empty());
     assert_eq!(
         r["summary"]["filters"]["applied"],
-        serde_json::json!({"frame": "0x30000"})
+        serde_json::json!({"frame": "0xb6f000"})
     );
     // The frame's life inside the time filter only.
-    let (r3, _) = report(TWO_SOCKETS, &["--frame", "0x30000", "--until", "147.99"]);
+    let (r3, _) = report(
+        THREE_SOCKETS,
+        &["--frame", "0xb6f000", "--until", "542812.662"],
+    );
     for e in r3["history"]["events"].as_array().unwrap() {
-        assert!(e["ts_ns"].as_u64().unwrap() <= 147_990_000_000, "{e}");
+        assert!(e["ts_ns"].as_u64().unwrap() <= 542_812_662_000_000, "{e}");
     }
     assert!(
         r3["history"]["events"].as_array().unwrap().len() < h["events"].as_array().unwrap().len()
@@ -309,10 +324,10 @@ fn pictures_say_which_filters_applied_and_draw_only_what_is_inside() {
     let dir = tempfile::tempdir().unwrap();
     let (html, pf) = (dir.path().join("r.html"), dir.path().join("t.json"));
     let o = run(
-        TWO_SOCKETS,
+        THREE_SOCKETS,
         &[
             "--socket",
-            "inner",
+            "egress",
             "--html",
             html.to_str().unwrap(),
             "--perfetto",
@@ -322,11 +337,11 @@ fn pictures_say_which_filters_applied_and_draw_only_what_is_inside() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(
-        page.contains("<dt>filters</dt><dd>--socket inner · 1 of 3 findings shown"),
+        page.contains("<dt>filters</dt><dd>--socket egress · 1 of 3 findings shown"),
         "no filters in the HTML header"
     );
     let t: Value = serde_json::from_slice(&std::fs::read(&pf).unwrap()).unwrap();
-    assert_eq!(t["otherData"]["filters"]["applied"]["socket"], "inner");
+    assert_eq!(t["otherData"]["filters"]["applied"]["socket"], "egress");
     let evs = t["traceEvents"].as_array().unwrap();
     let socket_tracks: Vec<&str> = evs
         .iter()
@@ -335,18 +350,18 @@ fn pictures_say_which_filters_applied_and_draw_only_what_is_inside() {
         .collect();
     assert!(!socket_tracks.is_empty());
     assert!(
-        socket_tracks.iter().all(|n| n.contains("inner")),
+        socket_tracks.iter().all(|n| n.contains("egress")),
         "{socket_tracks:?}"
     );
     let findings = evs.iter().filter(|e| e["cat"] == "finding").count();
     assert_eq!(findings, 1);
-    // Every CPU slice is an entry of the inner socket.
+    // No CPU slice is an entry of an ingress socket.
     for e in evs.iter().filter(|e| e["ph"] == "X" && e["pid"] == 1) {
         let raw = e["args"]["raw"].as_str().unwrap();
-        assert!(!raw.contains("sk=12:1267:0"), "outer entry exported: {raw}");
+        assert!(!raw.contains("sk=1:5:"), "ingress entry exported: {raw}");
     }
     // Unfiltered, no filters key.
-    let o = run(TWO_SOCKETS, &["--perfetto", pf.to_str().unwrap()]);
+    let o = run(THREE_SOCKETS, &["--perfetto", pf.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let t: Value = serde_json::from_slice(&std::fs::read(&pf).unwrap()).unwrap();
     assert!(t["otherData"].get("filters").is_none());
@@ -355,10 +370,16 @@ fn pictures_say_which_filters_applied_and_draw_only_what_is_inside() {
 #[cfg(feature = "stats")]
 #[test]
 fn tables_count_only_what_is_inside() {
-    let all = run(TWO_SOCKETS, &["--stats"]);
-    let one = run(TWO_SOCKETS, &["--stats", "--cpus", "1"]);
+    let all = run(THREE_SOCKETS, &["--stats"]);
+    let one = run(THREE_SOCKETS, &["--stats", "--cpus", "0"]);
     let t = text(&one.stdout);
-    // No entry of this trace is on CPU 1: the tables are empty of events.
+    // CPU 0 holds only the declarations and a few lines: the tables of
+    // CPU 1's and 2's forwarders are not in them.
     assert_ne!(text(&all.stdout), t);
-    assert!(!t.contains("xskdbg-332"), "{t}");
+    assert!(
+        text(&all.stdout).contains("xskfwd-tugn"),
+        "{}",
+        text(&all.stdout)
+    );
+    assert!(!t.contains("xskfwd-tugn"), "{t}");
 }

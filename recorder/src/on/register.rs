@@ -117,7 +117,11 @@ impl Recorder {
             AddrMode::Aligned => frames,
             AddrMode::Unaligned => (frames * 2).next_power_of_two().max(64),
         };
-        let words = || (0..slots).map(|_| AtomicU64::new(0)).collect::<Box<[AtomicU64]>>();
+        let words = || {
+            (0..slots)
+                .map(|_| AtomicU64::new(0))
+                .collect::<Box<[AtomicU64]>>()
+        };
         let table = words();
         let taken_at = words();
         let keys = match cfg.mode {
