@@ -64,11 +64,17 @@ pub enum Scenario {
     KernelRaceStale,
     /// The kernel hands one frame to RX twice (free-list double use).
     KernelDup,
+    /// The kernel overruns a COMPLETION ring: while the application is slow
+    /// to read it, the kernel writes completions over entries the
+    /// application has not read yet. The application then reads some frames
+    /// twice (a ring lap apart) and the overwritten ones never, and puts
+    /// the frames it was handed twice back on FILL twice.
+    KernelCompOverrun,
 }
 
 impl Scenario {
     /// Every scenario, in documentation order.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Clean,
         Scenario::AppFillTx,
         Scenario::AppDoubleFill,
@@ -78,6 +84,7 @@ impl Scenario {
         Scenario::KernelRace,
         Scenario::KernelRaceStale,
         Scenario::KernelDup,
+        Scenario::KernelCompOverrun,
     ];
 
     /// The name used on the command line and in the sidecar.
@@ -92,6 +99,7 @@ impl Scenario {
             Scenario::KernelRace => "kernel-race",
             Scenario::KernelRaceStale => "kernel-race-stale",
             Scenario::KernelDup => "kernel-dup",
+            Scenario::KernelCompOverrun => "kernel-comp-overrun",
         }
     }
 
@@ -153,6 +161,9 @@ pub struct Config {
     pub clock: Clock,
     /// Override [`Scenario::wraps_by_default`].
     pub wrap: Option<bool>,
+    /// Write the probes' kernel lines (`probe`, `krx`, `ktx`, `kcomp`, ...);
+    /// without them the trace is the recorder's alone.
+    pub probes: bool,
 }
 
 impl Config {
@@ -168,6 +179,7 @@ impl Config {
             vocab: Vocab::Project,
             clock: Clock::Local,
             wrap: None,
+            probes: true,
         }
     }
 }

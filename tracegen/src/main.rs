@@ -18,7 +18,7 @@ use xskdbg_tracegen::{
 struct Args {
     /// Scenario: clean, app-fill-tx, app-double-fill, app-double-complete,
     /// app-reuse-before-complete, app-leak, kernel-race, kernel-race-stale,
-    /// kernel-dup.
+    /// kernel-dup, kernel-comp-overrun.
     #[arg(short, long, default_value = "clean")]
     scenario: String,
     /// Same seed, same bytes.
@@ -50,6 +50,10 @@ struct Args {
     /// Force a complete trace (no buffer wrapped).
     #[arg(long)]
     no_wrap: bool,
+    /// Leave out the probes' kernel lines (`probe`, `krx`, `ktx`, `kcomp`,
+    /// ...): the recorder's lines alone.
+    #[arg(long)]
+    no_probes: bool,
     /// Write the trace here (atomically; .gz/.zst compress) instead of stdout.
     #[arg(short, long)]
     out: Option<PathBuf>,
@@ -144,6 +148,7 @@ fn run(args: Args) -> Result<()> {
         } else {
             None
         },
+        probes: !args.no_probes,
     };
     let expect = match &args.out {
         Some(path) => write_file(&cfg, path, Compression::from_path(path))

@@ -4,7 +4,7 @@
 //! explains is only counted.
 
 use super::rules::Rule;
-use super::state::{ASockId, At, PoolId};
+use super::state::{ASockId, At, PoolId, RawId};
 use super::Analyzer;
 use crate::report::{Kind, Verdict};
 
@@ -85,10 +85,16 @@ impl Analyzer {
     }
 
     /// A completion: the frame should be the oldest sent on its socket.
-    pub(super) fn tx_fifo_check(&mut self, a: Option<ASockId>, f: u64, addr: u64, at: At) {
-        let Some(a) = a else {
-            return;
-        };
+    /// Out of order: when `f` was sent, the oldest and when it was sent,
+    /// and the finding.
+    pub(super) fn tx_fifo_check(
+        &mut self,
+        a: Option<ASockId>,
+        f: u64,
+        addr: u64,
+        at: At,
+    ) -> Option<(At, u64, At, Option<RawId>)> {
+        let a = a?;
         let complete_now = self.complete_now;
         let s = &mut self.asocks[a];
         // Sends from before every CPU had started may have completed unseen.
@@ -103,14 +109,14 @@ impl Analyzer {
             if let Some((_, _, seq)) = s.tx_fifo.pop_front() {
                 s.tx_consumed = s.tx_consumed.max(seq);
             }
-            return;
+            return None;
         }
-        let Some(i) = s.tx_fifo.iter().position(|e| e.0 == f) else {
-            return;
-        };
+        let i = s.tx_fifo.iter().position(|e| e.0 == f)?;
         let (head, head_at, _) = s.tx_fifo[0];
-        if let Some((_, _, seq)) = s.tx_fifo.remove(i) {
+        let mut sent = at;
+        if let Some((_, sent_at, seq)) = s.tx_fifo.remove(i) {
             s.tx_consumed = s.tx_consumed.max(seq);
+            sent = sent_at;
         }
         let expl = format!(
             "Frame {f:#x} (addr {addr:#x}) completed at {} before {head:#x}, which was put on TX earlier at {}. \
@@ -119,7 +125,7 @@ impl Analyzer {
             at.cite(),
             head_at.cite()
         );
-        self.raw(
+        let raw = self.raw(
             Kind::FifoOrder,
             Verdict::Inconclusive,
             Rule::TxCompletionOrder,
@@ -135,5 +141,6 @@ impl Analyzer {
             false,
             at.line,
         );
+        Some((sent, head, head_at, raw))
     }
 }

@@ -7,6 +7,7 @@
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::raw::{Link, Raw};
+use super::rules::Rule;
 use super::state::{At, CpuState, KSockId, RawId};
 use super::Analyzer;
 use crate::report::{Finding, Kind, OverallVerdict, Related, Report, Verdict, SCHEMA_VERSION};
@@ -324,9 +325,21 @@ fn overall(findings: &[Finding]) -> OverallVerdict {
 /// of another kind than the finding's own (the poisoned or mismatched read
 /// after hundreds of overlaps) takes the place of the latest repeat of the
 /// finding's own kind; a poisoned or mismatched read is never dropped.
+/// Under a COMPLETION ring's overrun, whose consequences are mostly
+/// completions out of TX order, the more telling ones push those out (see
+/// [`overrun_rank`]).
 fn add_consequence(f: &mut Finding, r: Related) {
     if f.consequences.len() < MAX_CONSEQUENCES {
         f.consequences.push(r);
+        return;
+    }
+    if f.rule.starts_with(Rule::CompTwice.as_str()) {
+        let rank = overrun_rank(&r);
+        if let Some(i) = f.consequences.iter().rposition(|c| overrun_rank(c) < rank) {
+            f.consequences.remove(i);
+            f.consequences.push(r);
+        }
+        f.consequences_omitted += 1;
         return;
     }
     if r.kind != f.kind {
@@ -342,6 +355,21 @@ fn add_consequence(f: &mut Finding, r: Related) {
         }
     }
     f.consequences_omitted += 1;
+}
+
+/// What a consequence of a COMPLETION ring's overrun shows: what the
+/// application did with a frame it was handed twice first, then the other
+/// frames handed twice, the lost ones, and last the completions out of TX
+/// order (hundreds of them once the ring lost an entry).
+fn overrun_rank(c: &Related) -> u8 {
+    if c.rule.starts_with(Rule::CompTwice.as_str()) {
+        return 2;
+    }
+    match (c.verdict, c.kind) {
+        (Verdict::Application | Verdict::Kernel, _) => 3,
+        (_, Kind::FifoOrder) => 0,
+        _ => 1,
+    }
 }
 
 /// How a raw reads under another finding (`also`, `consequences`).

@@ -13,12 +13,12 @@ impl Analyzer {
     /// Frames the FILL (or TX) order has long passed without them coming back.
     pub(super) fn leaks(&mut self) {
         let mut found = Vec::new();
-        for (pi, p) in self.pools.iter().enumerate() {
+        for p in self.pools.iter() {
             let gap = (2 * p.peak as u64).max(256);
             for &(f, seq, at) in &p.fifo {
                 if p.consumed_max > seq + gap {
                     let passed = p.consumed_max - seq;
-                    found.push((pi, f, at, passed, "FILL", "RX"));
+                    found.push((None, f, at, passed, "FILL", "RX"));
                 }
             }
         }
@@ -27,7 +27,8 @@ impl Analyzer {
             // Sent, never completed, while many sent after it completed.
             for &(f, at, seq) in &s.tx_fifo {
                 if s.tx_consumed > seq + gap {
-                    found.push((usize::MAX, f, at, s.tx_consumed - seq, "TX", "COMPLETION"));
+                    let root = self.overrun_root_of(s.pool, at);
+                    found.push((root, f, at, s.tx_consumed - seq, "TX", "COMPLETION"));
                 }
             }
         }
@@ -73,7 +74,7 @@ impl Analyzer {
                 at.line,
             );
         }
-        for (_, f, at, passed, ring, back) in found {
+        for (root, f, at, passed, ring, back) in found {
             let still = self
                 .frames
                 .get(f)
@@ -93,7 +94,7 @@ impl Analyzer {
                  (an application error), kept it on its free list, or lost it; the trace does not say which.",
                 at.cite()
             );
-            self.raw(
+            let id = self.raw(
                 Kind::FrameLeak,
                 Verdict::Inconclusive,
                 Rule::PassedByRing,
@@ -109,6 +110,12 @@ impl Analyzer {
                 false,
                 at.line,
             );
+            // A completion the kernel wrote over: the overrun's.
+            if let (Some(id), Some(root)) = (id, root) {
+                if let Some(r) = self.raws.get_mut(id) {
+                    r.link = super::raw::Link::Consequence(root);
+                }
+            }
         }
     }
 }

@@ -37,7 +37,8 @@
 //!   `audit` (`frame_leak/audit`, from the recorder's `audit` lines),
 //!   `fifo` (`fifo_order`), `recorder` (the recorder's own lines), `leaks`
 //!   (`frame_leak`, at the end), `instrumentation` (the recording itself
-//!   is incomplete or wrong);
+//!   is incomplete or wrong), `overrun` (a COMPLETION ring the kernel
+//!   wrote over: one root for its duplicates, losses and reorders);
 //! - `rules`: every rule's name; `raw`: a rule firing; `explain`: how
 //!   explanations are written;
 //! - `judge`: the end (cut, fold, file); `summary`: the report's summary.
@@ -63,6 +64,7 @@ mod instrumentation;
 mod judge;
 mod leaks;
 mod learn;
+mod overrun;
 mod ownership;
 mod poison;
 mod producer;
@@ -202,6 +204,8 @@ pub struct Analyzer {
     audits: FxHashMap<u64, audit::Audit>,
     /// What the instrumentation rules keep.
     instr: instrumentation::Instr,
+    /// The COMPLETION rings' order, for the overrun rule.
+    comp: overrun::CompOrder,
 }
 
 impl Analyzer {
@@ -266,6 +270,7 @@ impl Analyzer {
             inferred_untied: 0,
             audits: FxHashMap::default(),
             instr: instrumentation::Instr::default(),
+            comp: overrun::CompOrder::default(),
             opts,
         };
         if let Some(c) = a.opts.chunk_size {

@@ -433,6 +433,7 @@ impl Analyzer {
         }
         self.seen_tx = true;
         let f = self.frame_of(addr);
+        self.comp_resent(f);
         // The sender is not known for sure (see `ring_sock`): its place in
         // a socket's TX order is not either.
         let order_as = a.filter(|_| !self.order_blind);
@@ -489,6 +490,7 @@ impl Analyzer {
             fs.kcomp += 1;
             let a = fs.tx_as;
             self.tx_fifo_check(a, f, addr, at);
+            self.comp_produced(a, f, at);
             return;
         }
         fs.kcomp += 1;
@@ -551,6 +553,8 @@ impl Analyzer {
             fs.app = AppHold::Comp;
             fs.held_at = taken;
             fs.held_addr = addr;
+            let txa = fs.tx_as.or(a);
+            self.comp_taken_traced(txa, f, at);
             return;
         }
         if fs.tx > 0 {
@@ -560,16 +564,22 @@ impl Analyzer {
             fs.held_addr = addr;
             let txa = fs.tx_as.or(a);
             if !seen_kcomp {
-                self.tx_fifo_check(txa, f, addr, at);
+                if let Some((sent, head, head_at, raw)) = self.tx_fifo_check(txa, f, addr, at) {
+                    self.comp_taken_early(txa, f, sent, head, head_at, raw, at);
+                }
             }
             return;
         }
         let was = fs.place();
         let state = fs.state_name();
+        let txa = fs.tx_as.or(a);
         fs.app = AppHold::Comp;
         fs.held_at = taken;
         fs.held_addr = addr;
         if !seen_tx {
+            return;
+        }
+        if self.comp_twice(txa, f, addr, prev, at) {
             return;
         }
         let (verdict, rule, why) = if seen_kcomp {

@@ -99,6 +99,13 @@ rules! {
     TxWhileKernelOwned = "duplicate_in_flight/tx-while-kernel-owned",
     /// The kernel received a frame again while its first copy was on RX.
     RxTwice = "duplicate_in_flight/rx-twice",
+    /// The app took a frame from COMPLETION a second time since its last
+    /// send, its first completion ahead of older ones the kernel completed
+    /// and the app never got: the kernel overran the COMPLETION ring.
+    CompTwice = "duplicate_in_flight/comp-twice",
+    /// The same, kernel completions not traced: the lost ones may never
+    /// have been completed.
+    CompTwiceUntraced = "duplicate_in_flight/comp-twice-untraced",
 
     /// A frame came out of RX that was not outstanding on FILL.
     NotOutstanding = "fifo_order/not-outstanding",

@@ -5,7 +5,10 @@
 
 use std::io::Write;
 
-use super::{Sim, BATCH, CHUNK, FILL_TARGET, FRAMES_PER_LINE, FROM_RX, HEADROOM, POISON, RX_SIZE};
+use super::{
+    Sim, BATCH, CHUNK, CQ_OVERRUN, CQ_SIZE, FILL_TARGET, FRAMES_PER_LINE, FROM_RX, HEADROOM,
+    POISON, RX_SIZE,
+};
 use crate::{GenError, Scenario};
 
 impl<W: Write> Sim<'_, W> {
@@ -166,6 +169,18 @@ impl<W: Write> Sim<'_, W> {
     /// Consumes socket `s`'s pool's COMPLETION ring.
     fn app_comp(&mut self, t: usize, s: usize) -> Result<(), GenError> {
         let p = self.socks[s].pool;
+        if self.armed && self.cfg.scenario == Scenario::KernelCompOverrun {
+            if self.overrun_pool.is_none() && !self.pools[p].comp.is_empty() {
+                self.overrun_pool = Some(p);
+            }
+            if self.overrun_pool == Some(p) {
+                if self.pools[p].comp.len() < CQ_SIZE + CQ_OVERRUN {
+                    // A slow application: its COMPLETION ring fills up.
+                    return Ok(());
+                }
+                return self.comp_overrun(t, s);
+            }
+        }
         while !self.pools[p].comp.is_empty() {
             let n = self.pools[p].comp.len().min(FRAMES_PER_LINE);
             let batch: Vec<u64> = self.pools[p].comp.drain(..n).collect();
@@ -211,6 +226,58 @@ impl<W: Write> Sim<'_, W> {
                 self.free_line(t, &batch)?;
             }
         }
+        Ok(())
+    }
+
+    /// The kernel, ignoring the full COMPLETION ring of socket `s`'s pool,
+    /// has written [`CQ_OVERRUN`] completions over entries the application
+    /// had not read. The application reads the ring as the producer says:
+    /// a lap and a bit, so the overwriting entries twice and the
+    /// overwritten ones never; it trusts every entry and refills them all.
+    fn comp_overrun(&mut self, t: usize, s: usize) -> Result<(), GenError> {
+        let p = self.socks[s].pool;
+        let written: Vec<u64> = self.pools[p].comp.drain(..CQ_SIZE + CQ_OVERRUN).collect();
+        let read: Vec<u64> = (0..written.len())
+            .map(|pos| {
+                let slot = pos % CQ_SIZE;
+                if slot < CQ_OVERRUN {
+                    written[slot + CQ_SIZE]
+                } else {
+                    written[slot]
+                }
+            })
+            .collect();
+        let mut dup_line = None;
+        for (i, chunk) in read.chunks(FRAMES_PER_LINE).enumerate() {
+            let line = self.comp_line(t, s, chunk)?;
+            if i * FRAMES_PER_LINE <= CQ_SIZE && CQ_SIZE < (i + 1) * FRAMES_PER_LINE {
+                dup_line = line;
+            }
+            self.free_line(t, chunk)?;
+        }
+        // Hot frames first: the ones just completed go back on FILL now,
+        // the twice-read ones twice.
+        for &a in read.iter().rev() {
+            self.threads[t].free.push_front(a & !(CHUNK - 1));
+        }
+        self.fill_n(t, s, read.len())?;
+        let a = written[CQ_SIZE];
+        let proven = self.cfg.probes;
+        self.fire(
+            "duplicate_in_flight",
+            &[],
+            if proven { "kernel" } else { "inconclusive" },
+            a,
+            Some(a & !(CHUNK - 1)),
+            Some(s),
+            dup_line,
+            vec![self.threads[t].cpu],
+            "the kernel wrote completions over COMPLETION entries the application had not read; \
+             the application read the overwriting ones twice, the overwritten ones never, and \
+             put the frames it was handed twice on FILL twice (kernel with the kernel's \
+             completions traced, inconclusive from the recorder's lines alone)",
+        );
+        self.overrun_pool = None;
         Ok(())
     }
 

@@ -52,6 +52,11 @@ const POISON: u64 = xskdbg_format::DEFAULT_POISON;
 /// Marks a free-list entry that came from RX (not COMPLETION), for the
 /// free-form `RX -> FILL` / `COMP -> FILL` wording.
 const FROM_RX: u64 = 1 << 63;
+/// COMPLETION ring entries in the kernel-comp-overrun scenario (small, so
+/// a slow application lets the kernel lap it soon).
+const CQ_SIZE: usize = 64;
+/// Entries the kernel writes over unread ones when it overruns it.
+const CQ_OVERRUN: usize = 4;
 /// Fraction of the run after which the bug fires.
 const ARM_AT: f64 = 0.6;
 
@@ -139,6 +144,9 @@ struct Sim<'c, W: Write> {
     /// kernel-dup: the frame the kernel pushed to its free list while it
     /// was also on RX.
     dup_frame: Option<u64>,
+    /// kernel-comp-overrun: the pool whose COMPLETION ring the application
+    /// stopped reading, waiting for the kernel to lap it.
+    overrun_pool: Option<usize>,
     findings: Vec<ExpectedFinding>,
     free_list_reuses: u64,
     recycled_reorders: u64,
@@ -338,6 +346,7 @@ impl<'c, W: Write> Sim<'c, W> {
             frozen: false,
             poison,
             dup_frame: None,
+            overrun_pool: None,
             findings: Vec::new(),
             free_list_reuses: 0,
             recycled_reorders: 0,
@@ -400,6 +409,14 @@ impl<'c, W: Write> Sim<'c, W> {
         body: impl FnOnce(&mut Vec<u8>),
     ) -> Result<Option<u64>, GenError> {
         let ts = self.tick();
+        let kernel = matches!(
+            op,
+            Op::Probe | Op::Krx | Op::Krxdone | Op::Kflush | Op::Ktx | Op::Kcomp | Op::Kpoll
+        );
+        if kernel && !self.cfg.probes {
+            // A recorder-only trace: the kernel still moves the frames.
+            return Ok(None);
+        }
         let task = match task {
             TaskRef::Main => &self.main_task,
             TaskRef::Thread(t) => &self.threads[t].task,
