@@ -305,20 +305,25 @@ fn a_poisoned_read_the_app_was_entitled_to_is_the_kernels_without_probes() {
     // the recording does not hold together.
     let back = trace.replace(read, "idx=d6f n=2 d=57f100:80,deadbeefdeadbeef:46 prod=d72");
     let r = json(&run_stdin(&["--json", "-"], back.as_bytes()));
-    let rules: Vec<(&str, &str)> = r["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["rule"].as_str().unwrap(), f["verdict"].as_str().unwrap()))
-        .collect();
-    assert_eq!(
-        rules,
-        [
-            ("instrumentation/rx-index", "instrumentation"),
-            ("poisoned_descriptor/index-back", "application")
-        ],
-        "{r:#}"
+    let pairs = |v: &Value| -> Vec<(String, String)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap().to_string(),
+                    f["verdict"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let instr = ("instrumentation/rx-index".into(), "instrumentation".into());
+    let back = (
+        "poisoned_descriptor/index-back".into(),
+        "application".into(),
     );
+    assert_eq!(pairs(&r["findings"]), [instr], "{r:#}");
+    assert!(pairs(&r["findings"][0]["also"]).contains(&back), "{r:#}");
     assert_eq!(r["summary"]["verdict"], "instrumentation");
     let unsaid = trace.replace(read, "idx=d70 n=2 d=57f100:80,deadbeefdeadbeef:46");
     assert_eq!(

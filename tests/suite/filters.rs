@@ -151,7 +151,7 @@ fn since_and_until_are_trace_timestamps() {
     // Combined with --socket: all must hold.
     let (r, _) = report(
         THREE_SOCKETS,
-        &["--socket", "ingress", "--until", "542812.662"],
+        &["--socket", "ingress", "--until", "542812.6615"],
     );
     assert_eq!(lines(&r), [2182]);
 }
