@@ -12,8 +12,14 @@
 # 100M by default): xskdbg (median of 3) against `grep -c`.
 #
 # Usage: scripts/bench-analyze.sh [--size 1G] [--seed 1] [--freeform-size 100M] [--no-docs] [--stats]
+#                                 [--baseline BIN] [--filtered]
 #   --stats   also time `xskdbg analyze --stats` (needs --features stats).
 #   --freeform-size 0   skips the free-form vocabulary.
+#   --baseline BIN   also time another build's `analyze --json` (an older
+#             commit's release binary), alternating run by run with this
+#             one, and report the CPU-time ratio of the two (a change must
+#             not slow the unfiltered path).
+#   --filtered   also time `analyze --json --socket 'q:1$' --since 0`.
 # Env: XSKDBG_BENCH_DIR (trace cache, default /var/tmp/xskdbg-bench, outside
 #      the repo), CARGO_TARGET_DIR (where the release binaries are built).
 # Needs: /usr/bin/time (Debian package `time`), python3, grep.
@@ -25,6 +31,8 @@ FSIZE=100M
 SEED=1
 DOCS=1
 STATS=0
+BASELINE=""
+FILTERED=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --size) SIZE=$2; shift 2 ;;
@@ -32,7 +40,9 @@ while [ $# -gt 0 ]; do
         --freeform-size) FSIZE=$2; shift 2 ;;
         --no-docs) DOCS=0; shift ;;
         --stats) STATS=1; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --baseline) BASELINE=$2; shift 2 ;;
+        --filtered) FILTERED=1; shift ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "bench-analyze: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -43,6 +53,11 @@ for tool in /usr/bin/time python3 grep; do
         exit 2
     fi
 done
+
+if [ -n "$BASELINE" ] && [ ! -x "$BASELINE" ]; then
+    echo "bench-analyze: --baseline $BASELINE is not an executable (build the older commit's release binary first)" >&2
+    exit 2
+fi
 
 CACHE=${XSKDBG_BENCH_DIR:-/var/tmp/xskdbg-bench}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -140,11 +155,43 @@ echo "bench-analyze: timing on $TRACE ($MB MB)" >&2
 # one: on this VM single runs of one build spread by 10-30%); all five wall
 # times are listed in the report.
 runs=()
+bruns=()
+fruns_f=()
 for i in 1 2 3 4 5; do
+    if [ -n "$BASELINE" ]; then
+        read -r _ _ bwall_i _ bcpu_i < <(measure baseline "$BASELINE" analyze --json "$TRACE")
+        bruns+=("$bcpu_i $bwall_i")
+    fi
     read -r _ rc_i wall_i rss_i cpu_i < <(measure xskdbg "$XSKDBG" analyze --json "$TRACE")
     runs+=("$wall_i $rc_i $rss_i $cpu_i")
     [ "$rc_i" -gt 1 ] && break
+    if [ "$FILTERED" = 1 ]; then
+        read -r _ _ fwall_i _ fcpu_i < <(measure filtered "$XSKDBG" analyze --json --socket 'q:1$' --since 0 "$TRACE")
+        fruns_f+=("$fcpu_i $fwall_i")
+    fi
 done
+# median_cpu RUN...: the median of the first field (CPU seconds) and the
+# matching wall time.
+median_cpu() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
+vs_line=""
+if [ -n "$BASELINE" ]; then
+    read -r bcpu bwall < <(median_cpu "${bruns[@]}")
+    xcpu=$(printf '%s\n' "${runs[@]}" | awk '{print $4}' | sort -n | sed -n "$(( (${#runs[@]} + 1) / 2 ))p")
+    vs_line=$(python3 - "$bcpu" "$xcpu" "${#bruns[@]}" "$BASELINE" <<'PY'
+import sys
+b, x, n, path = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+verdict = "no slower beyond noise" if x / b < 1.05 else "SLOWER"
+print(f"- Against the baseline build `{path}` in the same run (alternating with this one, "
+      f"median CPU of {n} runs each): baseline {b:.2f} s, this build {x:.2f} s: "
+      f"**{x / b:.3f}x** ({verdict}; the bar is 1.05x).")
+PY
+)
+fi
+filt_line=""
+if [ "$FILTERED" = 1 ]; then
+    read -r fcpu fwall < <(median_cpu "${fruns_f[@]}")
+    filt_line="- \`--socket 'q:1\$' --since 0\` on the same file: median CPU ${fcpu} s (wall ${fwall} s)."
+fi
 read -r wall_x rc_x rss_x cpu_x < <(printf '%s\n' "${runs[@]}" | sort -n | sed -n "$(( (${#runs[@]} + 1) / 2 ))p")
 walls_x=$(printf '%s\n' "${runs[@]}" | cut -d' ' -f1 | paste -sd/)
 for r in "${runs[@]}"; do
@@ -243,6 +290,8 @@ when=$(date -u +%Y-%m-%dT%H:%MZ)
 rev=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 args="--size $SIZE --seed $SEED"
 [ "$STATS" = 1 ] && args="$args --stats"
+[ -n "$BASELINE" ] && args="$args --baseline BASELINE_BIN"
+[ "$FILTERED" = 1 ] && args="$args --filtered"
 section="## Analyzer
 
 \`scripts/bench-analyze.sh $args\` on $when (commit $rev; $host).
@@ -251,7 +300,9 @@ page cache warm, every contender on the same file in the same run (xskdbg: the m
 of ${#runs[@]} runs, whose wall times were $walls_x s; the others once).
 
 $report
-
+${vs_line:+$vs_line
+}${filt_line:+$filt_line
+}
 $freeform
 "
 echo "$section"

@@ -247,11 +247,12 @@ impl<W: Write> Sim<'_, W> {
                 }
             })
             .collect();
-        let mut dup_line = None;
+        let (mut dup_line, mut dup_ts) = (None, None);
         for (i, chunk) in read.chunks(FRAMES_PER_LINE).enumerate() {
             let line = self.comp_line(t, s, chunk)?;
             if i * FRAMES_PER_LINE <= CQ_SIZE && CQ_SIZE < (i + 1) * FRAMES_PER_LINE {
                 dup_line = line;
+                dup_ts = Some(self.e.last_ts_text());
             }
             self.free_line(t, chunk)?;
         }
@@ -277,6 +278,11 @@ impl<W: Write> Sim<'_, W> {
              put the frames it was handed twice on FILL twice (kernel with the kernel's \
              completions traced, inconclusive from the recorder's lines alone)",
         );
+        // The finding is the duplicate's line, not the FILL lines written
+        // since, whose stamp `fire` took.
+        if let (Some(f), Some(ts)) = (self.findings.last_mut(), dup_ts) {
+            f.ts = Some(ts);
+        }
         self.overrun_pool = None;
         Ok(())
     }
