@@ -63,7 +63,7 @@ enum xskdbg_sink {
 };
 
 enum xskdbg_policy {
-	XSKDBG_POLICY_ABORT = 0,    /* print the violation, abort() */
+	XSKDBG_POLICY_ABORT = 0,    /* print the violation, freeze at once (no window), abort() */
 	XSKDBG_POLICY_LOG = 1,      /* print the violation, continue */
 	XSKDBG_POLICY_CALLBACK = 2, /* call cfg.callback, continue */
 };
@@ -102,7 +102,8 @@ struct xskdbg_config {
 	 * 0 lines or 0 us freezes at the violation. $XSKDBG_POST_TRIGGER
 	 * ("LINES:MICROS", what `xskdbg record --post-trigger` sets) overrides
 	 * all three. The violation line says the window (window=LINES:MICROS,
-	 * hex). No effect with no_freeze. */
+	 * hex). No effect with no_freeze, nor with XSKDBG_POLICY_ABORT (the
+	 * program ends at the violation, so the buffer freezes there). */
 	int post_trigger_set;
 	uint32_t post_trigger_lines;
 	uint64_t post_trigger_us;

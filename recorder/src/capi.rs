@@ -238,7 +238,8 @@ pub unsafe extern "C" fn xskdbg_recorder_new(
         rearm: c.rearm != 0,
         ..RecorderConfig::default()
     };
-    match Recorder::new(cfg) {
+    // XSKDBG_POLICY_ABORT ends the program at the violation: no window.
+    match Recorder::open(cfg, c.policy == XSKDBG_POLICY_ABORT) {
         Ok(r) => {
             // SAFETY: `out` checked non-NULL.
             unsafe { *out = Box::into_raw(Box::new(xskdbg_recorder(r))) };

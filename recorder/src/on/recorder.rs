@@ -260,13 +260,31 @@ impl Recorder {
     /// Open the sink and set up. Fails with an error naming the tracefs path
     /// and the fix when a trace_marker sink cannot be opened.
     pub fn new(cfg: RecorderConfig) -> Result<Recorder, Error> {
+        let ends = matches!(cfg.policy, Policy::Panic);
+        Recorder::open(cfg, ends)
+    }
+
+    /// [`Recorder::new`]; `ends_process`: the policy ends the program at
+    /// the violation (a panic, C's abort), so there is no window: nothing
+    /// would be recorded in it, and a freeze left to a timer or to the last
+    /// handle's drop may never come, leaving the buffer running after the
+    /// program died.
+    pub(crate) fn open(cfg: RecorderConfig, ends_process: bool) -> Result<Recorder, Error> {
         let opened = Sink::open(&cfg.sink, cfg.rearm)?;
         let (sink, mut notes) = (opened.sink, opened.notes);
-        let window = window_from_env(
-            std::env::var_os(PostTrigger::ENV).as_deref(),
-            cfg.post_trigger,
-            &mut notes,
-        );
+        let env = std::env::var_os(PostTrigger::ENV);
+        let window = if ends_process {
+            if env.is_some() {
+                notes.push(format!(
+                    "${} ignored: the policy ends the program at the first violation, \
+                     so the buffer is frozen there (use a logging or callback policy for a window)",
+                    PostTrigger::ENV
+                ));
+            }
+            PostTrigger::NONE
+        } else {
+            window_from_env(env.as_deref(), cfg.post_trigger, &mut notes)
+        };
         for n in &notes {
             eprintln!("xskdbg-recorder: {n}");
         }
@@ -355,6 +373,12 @@ impl Recorder {
     /// Whether the buffer was frozen by a violation.
     pub fn is_frozen(&self) -> bool {
         self.inner.frozen.load(Ordering::Relaxed)
+    }
+
+    /// The post-trigger window in force: the configured one, or the one
+    /// [`PostTrigger::ENV`] put in its place.
+    pub fn post_trigger(&self) -> PostTrigger {
+        self.inner.window
     }
 
     /// The memory ring as an ftrace `trace` text (empty for other sinks).
@@ -624,6 +648,26 @@ mod window_tests {
             "{text}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_panicking_policy_freezes_at_the_violation() {
+        let rec = Recorder::new(
+            RecorderConfig::new(SinkConfig::Memory { events: 64 })
+                .policy(Policy::Panic)
+                .post_trigger(PostTrigger::DEFAULT),
+        )
+        .unwrap();
+        assert_eq!(rec.post_trigger(), PostTrigger::NONE);
+        let u = rec.umem(UmemConfig::aligned(16, 2048)).unwrap();
+        u.hold(&[0]);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| u.hold(&[0])));
+        assert!(panicked.is_err());
+        assert!(
+            rec.is_frozen(),
+            "the program may be gone before a window ends"
+        );
+        assert!(!lines(&rec).last().unwrap().contains("window="));
     }
 
     #[test]
