@@ -2,10 +2,10 @@
 //! feature `enabled` is on, unless feature `debug-only` asks for builds with
 //! debug assertions only and this build has none. Names the shared library
 //! of the C API (`SONAME`), so programs linked with `-lxskdbg_recorder` load
-//! `libxskdbg_recorder.so.0` (recorder/install.sh makes the links).
+//! `libxskdbg_recorder.so.1` (recorder/install.sh makes the links).
 
 /// The C API's shared library name; the number changes when its ABI does.
-const SONAME: &str = "libxskdbg_recorder.so.0";
+const SONAME: &str = "libxskdbg_recorder.so.1";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(xskdbg_on)");

@@ -37,7 +37,7 @@ libdir=${libdir:-$prefix/lib}
 includedir=${includedir:-$prefix/include}
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$here/../Cargo.toml" | head -1)
-soname=libxskdbg_recorder.so.0
+soname=libxskdbg_recorder.so.1
 # What the static library needs besides libc: rustc's native-static-libs for
 # this target (`rustc --print native-static-libs`).
 native_libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"

@@ -39,6 +39,9 @@ pub struct SessionOpts {
     pub stacks: bool,
     /// How the BPF backends write their events.
     pub output: Output,
+    /// More environment for the command (`XSKDBG_POST_TRIGGER` from
+    /// `record --post-trigger`), besides `XSKDBG_TRACEFS`/`XSKDBG_INSTANCE`.
+    pub env: Vec<(String, String)>,
 }
 
 /// Why recording stopped.
@@ -126,6 +129,7 @@ pub fn record(
                 .args(rest)
                 .env("XSKDBG_TRACEFS", tfs.root())
                 .env("XSKDBG_INSTANCE", &opts.instance)
+                .envs(opts.env.iter().map(|(k, v)| (k, v)))
                 .spawn()
                 .map_err(|e| ProbeError::Io {
                     op: "run the command",
@@ -295,6 +299,7 @@ mod tests {
             duration: None,
             stacks: false,
             output: Output::Ring,
+            env: Vec::new(),
         };
         let e = record(&o, &mut |_| {}, &|| true).unwrap_err().to_string();
         assert!(e.contains("xskdbg-"), "{e}");

@@ -20,6 +20,7 @@ fn opts(tag: &str, cmd: &str) -> SessionOpts {
         duration: Some(Duration::from_secs(60)),
         stacks: false,
         output: Default::default(),
+        env: Vec::new(),
     }
 }
 
@@ -73,7 +74,8 @@ fn session_stops_on_freeze_and_cleans_up() {
     std::fs::remove_file(&o.out).unwrap();
 }
 
-/// The command exits on its own: the session stops with its status.
+/// The command exits on its own: the session stops with its status. The
+/// command had the environment the session was asked to give it.
 #[test]
 fn session_stops_when_the_command_exits() {
     if !require(
@@ -83,7 +85,12 @@ fn session_stops_when_the_command_exits() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let o = opts("exit", "exit 3");
+    // The command also gets the environment asked for (record --post-trigger).
+    let mut o = opts(
+        "exit",
+        "test \"$XSKDBG_POST_TRIGGER\" = 16:5000 && exit 3; exit 4",
+    );
+    o.env = vec![("XSKDBG_POST_TRIGGER".into(), "16:5000".into())];
     let out = record(&o, &mut |_| {}, &|| false).unwrap();
     assert_eq!(out.stop, Stop::Exit);
     assert_eq!(out.command_status.and_then(|s| s.code()), Some(3));

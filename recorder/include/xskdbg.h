@@ -31,6 +31,11 @@
  * usual places and /proc/self/mounts, and mounted (as root) where
  * `ip netns exec` hid it. Both are said on stderr.
  *
+ * ABI: struct xskdbg_config only grows at its end, and a zero field always
+ * means the default; the shared library's number (libxskdbg_recorder.so.N)
+ * changes when the struct does, so a program built against an older header
+ * fails to load instead of passing a shorter struct. Rebuild it.
+ *
  * Hand-written; tests/capi.rs checks that every function declared here is
  * exported by the library (the static inline wrappers excepted), and every
  * exported one is declared here.
@@ -58,7 +63,7 @@ enum xskdbg_sink {
 };
 
 enum xskdbg_policy {
-	XSKDBG_POLICY_ABORT = 0,    /* print the violation, abort() */
+	XSKDBG_POLICY_ABORT = 0,    /* print the violation, freeze at once (no window), abort() */
 	XSKDBG_POLICY_LOG = 1,      /* print the violation, continue */
 	XSKDBG_POLICY_CALLBACK = 2, /* call cfg.callback, continue */
 };
@@ -88,7 +93,25 @@ struct xskdbg_config {
 	void *user;
 	int no_freeze; /* non-zero: keep tracing after the first violation */
 	int rearm;     /* non-zero: turn the buffer back on if an earlier run left it frozen */
+	/* The post-trigger window. After the first violation the recorder goes
+	 * on writing for post_trigger_lines more lines or post_trigger_us
+	 * microseconds, whichever ends first, then freezes: the decisive sign
+	 * often comes a batch after an ambiguous first one. Used when
+	 * post_trigger_set is non-zero; zero (a zeroed config) means the
+	 * default, XSKDBG_POST_TRIGGER_LINES lines or XSKDBG_POST_TRIGGER_US us.
+	 * 0 lines or 0 us freezes at the violation. $XSKDBG_POST_TRIGGER
+	 * ("LINES:MICROS", what `xskdbg record --post-trigger` sets) overrides
+	 * all three. The violation line says the window (window=LINES:MICROS,
+	 * hex). No effect with no_freeze, nor with XSKDBG_POLICY_ABORT (the
+	 * program ends at the violation, so the buffer freezes there). */
+	int post_trigger_set;
+	uint32_t post_trigger_lines;
+	uint64_t post_trigger_us;
 };
+
+/* The default post-trigger window (cfg.post_trigger_set == 0). */
+#define XSKDBG_POST_TRIGGER_LINES 8
+#define XSKDBG_POST_TRIGGER_US 2000
 
 /* What a socket key (`sk=`) is made of. */
 struct xskdbg_key {

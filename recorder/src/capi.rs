@@ -13,8 +13,8 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::Arc;
 
 use crate::types::{
-    AddrMode, Policy, PoolConfig, RecorderConfig, SinkConfig, SockConfig, SockKey, UmemConfig,
-    Violation, XdpDesc,
+    AddrMode, Policy, PoolConfig, PostTrigger, RecorderConfig, SinkConfig, SockConfig, SockKey,
+    UmemConfig, Violation, XdpDesc,
 };
 use crate::{Pool, Recorder, Sock, Umem};
 
@@ -77,7 +77,20 @@ pub struct xskdbg_config {
     /// Non-zero: turn the buffer back on when it is found frozen
     /// (`tracing_on` = 0, left so by an earlier run's violation).
     pub rearm: c_int,
+    /// Non-zero: `post_trigger_lines` and `post_trigger_us` are the
+    /// post-trigger window; zero: [`PostTrigger::DEFAULT`], so that a
+    /// zeroed config gets the same window as Rust's default.
+    pub post_trigger_set: c_int,
+    /// Lines written after the first violation before the freeze.
+    pub post_trigger_lines: u32,
+    /// Microseconds after the first violation before the freeze.
+    pub post_trigger_us: u64,
 }
+
+/// `XSKDBG_POST_TRIGGER_LINES`: the default window's lines.
+pub const XSKDBG_POST_TRIGGER_LINES: u32 = PostTrigger::DEFAULT.batches;
+/// `XSKDBG_POST_TRIGGER_US`: the default window's microseconds.
+pub const XSKDBG_POST_TRIGGER_US: u64 = PostTrigger::DEFAULT.micros;
 
 /// `struct xskdbg_key`: what `sk=` is made of.
 #[repr(C)]
@@ -209,15 +222,24 @@ pub unsafe extern "C" fn xskdbg_recorder_new(
         },
         other => return set_error(format!("xskdbg_recorder_new: unknown policy {other}")),
     };
+    let post_trigger = if c.post_trigger_set != 0 {
+        PostTrigger {
+            batches: c.post_trigger_lines,
+            micros: c.post_trigger_us,
+        }
+    } else {
+        PostTrigger::DEFAULT
+    };
     let cfg = RecorderConfig {
-        post_trigger: crate::types::PostTrigger::NONE,
+        post_trigger,
         sink,
         policy,
         freeze: c.no_freeze == 0,
         rearm: c.rearm != 0,
         ..RecorderConfig::default()
     };
-    match Recorder::new(cfg) {
+    // XSKDBG_POLICY_ABORT ends the program at the violation: no window.
+    match Recorder::open(cfg, c.policy == XSKDBG_POLICY_ABORT) {
         Ok(r) => {
             // SAFETY: `out` checked non-NULL.
             unsafe { *out = Box::into_raw(Box::new(xskdbg_recorder(r))) };

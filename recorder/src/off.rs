@@ -3,8 +3,8 @@
 //! calls in its code pays nothing in builds without the `enabled` feature.
 
 use crate::types::{
-    Error, PoolConfig, RecorderConfig, SockConfig, State, UmemConfig, Violation, ViolationKind,
-    XdpDesc, XdpStats,
+    Error, PoolConfig, PostTrigger, RecorderConfig, SockConfig, State, UmemConfig, Violation,
+    ViolationKind, XdpDesc, XdpStats,
 };
 
 /// The in-process checker (compiled out: holds nothing, checks nothing).
@@ -30,6 +30,12 @@ impl Recorder {
     /// Does nothing; never fails.
     #[inline(always)]
     pub fn new(_cfg: RecorderConfig) -> Result<Recorder, Error> {
+        Ok(Recorder)
+    }
+
+    /// Does nothing; never fails (the C API's constructor).
+    #[inline(always)]
+    pub(crate) fn open(_cfg: RecorderConfig, _ends_process: bool) -> Result<Recorder, Error> {
         Ok(Recorder)
     }
 
@@ -95,6 +101,12 @@ impl Recorder {
     #[inline(always)]
     pub fn is_frozen(&self) -> bool {
         false
+    }
+
+    /// Always [`PostTrigger::NONE`]: nothing is recorded, nothing frozen.
+    #[inline(always)]
+    pub fn post_trigger(&self) -> PostTrigger {
+        PostTrigger::NONE
     }
 
     /// Writes nothing; 0.

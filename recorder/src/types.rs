@@ -517,14 +517,35 @@ impl PostTrigger {
     pub fn parse(s: &str) -> Option<PostTrigger> {
         let (b, t) = s.trim().split_once(':')?;
         Some(PostTrigger {
-            batches: b.parse().ok()?,
-            micros: t.parse().ok()?,
+            batches: b.trim().parse().ok()?,
+            micros: t.trim().parse().ok()?,
+        })
+    }
+
+    /// [`PostTrigger::parse`] with an error that says what is wanted, for
+    /// `--post-trigger` and [`PostTrigger::ENV`]: the caller names the
+    /// option in front of it.
+    pub fn parse_spec(s: &str) -> Result<PostTrigger, String> {
+        PostTrigger::parse(s).ok_or_else(|| {
+            format!(
+                "{s:?} is not LINES:MICROS: give two decimal numbers, e.g. 8:2000 \
+                 (8 more lines or 2000 us after the first violation, whichever ends first; \
+                 the default), or 0:0 to freeze at the violation"
+            )
         })
     }
 
     /// Whether the freeze comes at the violation.
     pub fn is_none(&self) -> bool {
         self.batches == 0 || self.micros == 0
+    }
+}
+
+/// `BATCHES:MICROS` in decimal, the form [`PostTrigger::parse`] reads back
+/// (what `xskdbg record` puts in [`PostTrigger::ENV`]).
+impl std::fmt::Display for PostTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.batches, self.micros)
     }
 }
 
@@ -595,4 +616,47 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+#[cfg(test)]
+mod post_trigger_tests {
+    use super::PostTrigger;
+
+    #[test]
+    fn specs_parse_print_and_refuse_with_the_fix() {
+        assert_eq!(
+            PostTrigger::parse("8:2000"),
+            Some(PostTrigger::DEFAULT),
+            "the default's own spelling"
+        );
+        assert_eq!(PostTrigger::parse(" 0:0 "), Some(PostTrigger::NONE));
+        assert_eq!(PostTrigger::DEFAULT.to_string(), "8:2000");
+        let w = PostTrigger {
+            batches: u32::MAX,
+            micros: u64::MAX,
+        };
+        assert_eq!(PostTrigger::parse(&w.to_string()), Some(w));
+        for bad in [
+            "",
+            "8",
+            "8:",
+            ":2000",
+            "-1:5",
+            "8:2ms",
+            "4294967296:1",
+            "a:b",
+            "1:2:3",
+        ] {
+            let e = PostTrigger::parse_spec(bad).unwrap_err();
+            assert!(
+                e.contains("LINES:MICROS") && e.contains("0:0"),
+                "{bad}: {e}"
+            );
+        }
+        // Either bound at 0 ends the window before it starts.
+        assert!(PostTrigger::NONE.is_none());
+        assert!(PostTrigger::parse("8:0").unwrap().is_none());
+        assert!(PostTrigger::parse("0:2000").unwrap().is_none());
+        assert!(!PostTrigger::DEFAULT.is_none());
+    }
 }

@@ -93,6 +93,61 @@ fn c_program_records_libxdp_rings_and_names_its_mistakes() {
     );
 }
 
+#[test]
+fn c_config_sets_the_post_trigger_window() {
+    let out = build_c("window");
+    // The window under test is the config's, not one from the environment.
+    let run = Command::new(&out)
+        .env_remove("XSKDBG_POST_TRIGGER")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "C test failed:\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("c-window-ok"), "{stdout}");
+    // The header's struct is the library's: same size, same offsets of the
+    // fields added last.
+    use xskdbg_recorder::capi::xskdbg_config as Config;
+    let layout = format!(
+        "layout size={} set={} lines={} us={}",
+        std::mem::size_of::<Config>(),
+        std::mem::offset_of!(Config, post_trigger_set),
+        std::mem::offset_of!(Config, post_trigger_lines),
+        std::mem::offset_of!(Config, post_trigger_us),
+    );
+    assert!(stdout.contains(&layout), "C: {stdout}\nRust: {layout}");
+    // The header's default is the Rust one.
+    assert_eq!(
+        (
+            xskdbg_recorder::capi::XSKDBG_POST_TRIGGER_LINES,
+            xskdbg_recorder::capi::XSKDBG_POST_TRIGGER_US
+        ),
+        (
+            xskdbg_recorder::PostTrigger::DEFAULT.batches,
+            xskdbg_recorder::PostTrigger::DEFAULT.micros
+        )
+    );
+    let header = std::fs::read_to_string(manifest_dir().join("include/xskdbg.h")).unwrap();
+    for (name, v) in [
+        (
+            "XSKDBG_POST_TRIGGER_LINES",
+            xskdbg_recorder::PostTrigger::DEFAULT.batches.to_string(),
+        ),
+        (
+            "XSKDBG_POST_TRIGGER_US",
+            xskdbg_recorder::PostTrigger::DEFAULT.micros.to_string(),
+        ),
+    ] {
+        assert!(
+            header.contains(&format!("#define {name} {v}\n")),
+            "include/xskdbg.h: {name} is not {v}"
+        );
+    }
+}
+
 /// The shared library built with this test binary (`deps/`; a cdylib's
 /// name carries no hash).
 fn shared_lib() -> PathBuf {
@@ -137,7 +192,7 @@ fn installed_library_links_shared_and_static_through_pkg_config() {
     for f in [
         "libxskdbg_recorder.a",
         "libxskdbg_recorder.so",
-        "libxskdbg_recorder.so.0",
+        "libxskdbg_recorder.so.1",
     ] {
         assert!(lib.join(f).exists(), "{f} not installed");
     }
@@ -167,7 +222,7 @@ fn installed_library_links_shared_and_static_through_pkg_config() {
     );
     let dynamic = run_ok(Command::new("readelf").arg("-d").arg(&shared));
     assert!(
-        dynamic.contains("Shared library: [libxskdbg_recorder.so.0]"),
+        dynamic.contains("Shared library: [libxskdbg_recorder.so.1]"),
         "{dynamic}"
     );
     let out = run_ok(Command::new(&shared).env("LD_LIBRARY_PATH", &lib));

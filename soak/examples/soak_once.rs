@@ -36,6 +36,7 @@ fn main() {
         frames: 4096,
         buffer_kb: 8192,
         knobs: xskdbg_soak::Knobs::default(),
+        post_trigger: xskdbg_soak::PostTrigger::DEFAULT,
     };
     match xskdbg_soak::run(&cfg) {
         Ok(o) => {

@@ -138,6 +138,10 @@ pub struct SoakConfig {
     /// How the program under test is shaped (ring sizes, a slow consumer,
     /// the XDP mode, sockets per queue, extra kprobe events, kept traces).
     pub knobs: Knobs,
+    /// The recorder's post-trigger window: after the first violation the
+    /// forwarder goes on and the recorder writes this many more lines (or
+    /// for this long), then freezes and the run stops.
+    pub post_trigger: xskdbg_recorder::PostTrigger,
 }
 
 /// Where the redirect program of the application ends runs (`--xdp-mode`).

@@ -40,6 +40,7 @@ use forward::{Counters, Forwarder, Port};
 use topology::{app_ifname, peer_ifname, Side};
 /// The kernel probe backends `--probes` takes.
 pub use xskdbg_probes::Backend as ProbeBackend;
+pub use xskdbg_recorder::PostTrigger;
 /// CPUs this process may use (the default for `--traffic-cpus`).
 pub use xsknet::traffic::allowed_cpus;
 
@@ -122,6 +123,17 @@ pub fn traffic_gap(cpus: &[usize], queues: u32) -> Option<Duration> {
     shared.then_some(SHARED_QUEUE_GAP)
 }
 
+/// Waits until the recorder froze its buffer after a violation: the end of
+/// its post-trigger window, at most the window's time and a margin (a
+/// window that counts lines the forwarder no longer writes ends by time).
+fn wait_for_freeze(recorder: &rec::Recorder) {
+    let window = Duration::from_micros(recorder.post_trigger().micros);
+    let until = Instant::now() + window.min(Duration::from_secs(600)) + Duration::from_millis(500);
+    while !recorder.is_frozen() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Runs one soak as configured.
 pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     cfg.validate().map_err(SoakError::Usage)?;
@@ -170,16 +182,23 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
         None if cfg.sink == SinkKind::Memory => rec::SinkConfig::Memory { events: 1 << 20 },
         None => rec::SinkConfig::Null,
     };
-    let stop_cb = Arc::clone(&stop);
+    // Set by the first violation; the run stops at the recorder's freeze,
+    // after the post-trigger window, so the trace holds what followed it.
+    let violated = Arc::new(AtomicBool::new(false));
+    let violated_cb = Arc::clone(&violated);
     let first_violation: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let first_cb = Arc::clone(&first_violation);
     let policy = rec::Policy::Callback(Arc::new(move |v: &rec::Violation| {
         if let Ok(mut f) = first_cb.lock() {
             f.get_or_insert_with(|| v.line.clone());
         }
-        stop_cb.store(true, Ordering::Relaxed);
+        violated_cb.store(true, Ordering::Relaxed);
     }));
-    let recorder = rec::Recorder::new(rec::RecorderConfig::new(sink).policy(policy))?;
+    let recorder = rec::Recorder::new(
+        rec::RecorderConfig::new(sink)
+            .policy(policy)
+            .post_trigger(cfg.post_trigger),
+    )?;
     let ucfg = UmemConfig {
         frames: cfg.frames,
         rx_size: cfg.knobs.rx_size,
@@ -406,6 +425,13 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
                 && !stop.load(Ordering::Relaxed)
                 && !gh.iter().all(|h| h.is_finished())
             {
+                if violated.load(Ordering::Relaxed) {
+                    // Traffic goes on through the post-trigger window: the
+                    // decisive sign often comes a batch after the first.
+                    wait_for_freeze(&recorder);
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(10));
             }
             senders_stop.store(true, Ordering::Relaxed);
@@ -418,6 +444,10 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
             let mut last = counters.received.load(Ordering::Acquire);
             let mut quiet_since = started;
             while !stop.load(Ordering::Relaxed) {
+                if violated.load(Ordering::Relaxed) {
+                    wait_for_freeze(&recorder);
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(10));
                 let now = counters.received.load(Ordering::Acquire);
                 if now != last {
@@ -574,6 +604,9 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     });
     let summary = json!({
         "probe_output": cfg.knobs.probe_output.name(),
+        // The window in force (--post-trigger, or $XSKDBG_POST_TRIGGER in
+        // its place), LINES:MICROS.
+        "post_trigger": recorder.post_trigger().to_string(),
         "result": if violations > 0 || !findings.is_empty() || !leaked.is_empty() { "violation" } else { "clean" },
         "app_audit_leaked_frames": leaked,
         "inject": cfg.inject.map(|k| k.name()),

@@ -39,6 +39,7 @@ fn cfg(out: &std::path::Path, inject: Option<Inject>, sink: SinkKind) -> SoakCon
         frames: 4096,
         buffer_kb: 8192,
         knobs: xskdbg_soak::Knobs::default(),
+        post_trigger: xskdbg_soak::PostTrigger::DEFAULT,
     }
 }
 
@@ -318,6 +319,10 @@ fn two_sockets_on_one_queue_share_the_completion_ring() {
 fn check_caught(kind: Inject) {
     let (o, dir) = soak(Some(kind), SinkKind::Memory);
     assert_eq!(o.exit_code, 1, "{} not caught: {}", kind.name(), o.summary);
+    // The run went on through the recorder's post-trigger window.
+    if std::env::var_os("XSKDBG_POST_TRIGGER").is_none() {
+        assert_eq!(o.summary["post_trigger"], "8:2000", "{}", o.summary);
+    }
     assert!(
         o.summary["injected_addr"].is_string(),
         "{} was never injected: {}",

@@ -20,6 +20,7 @@ use xskdbg_analyzer::render::{self, Style};
 use xskdbg_analyzer::{analyze_reader, Options};
 use xskdbg_probes::session::{self, SessionOpts};
 use xskdbg_probes::{Backend, Filters};
+use xskdbg_recorder::PostTrigger;
 
 use super::probes::{filters_of, stop_requested, FilterArgs, Signals};
 
@@ -41,12 +42,35 @@ pub struct Args {
     /// Stop after this many seconds even without freeze or exit.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+    /// The recorder's post-trigger window in the command: after its first
+    /// violation it goes on recording LINES more lines or MICROS
+    /// microseconds, whichever ends first, then freezes (and recording
+    /// stops). Default 8:2000; 0:0 freezes at the violation. Given to the
+    /// command as XSKDBG_POST_TRIGGER, which overrides the window its own
+    /// recorder configuration sets.
+    #[arg(long, value_name = "LINES:MICROS", value_parser = parse_post_trigger)]
+    pub post_trigger: Option<PostTrigger>,
     /// Socket filters.
     #[command(flatten)]
     pub filters: FilterArgs,
     /// The command to run while recording (after `--`).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// `--post-trigger` of `record` and `soak`: [`PostTrigger::parse_spec`]'s
+/// message, which clap puts after the option's name (a usage error, exit 2).
+pub fn parse_post_trigger(s: &str) -> Result<PostTrigger, String> {
+    PostTrigger::parse_spec(s)
+}
+
+/// The environment `--post-trigger` gives the command: none without it, so
+/// a window the user exported (or the program's own) stays in force.
+fn command_env(post_trigger: Option<PostTrigger>) -> Vec<(String, String)> {
+    post_trigger
+        .map(|w| (PostTrigger::ENV.to_string(), w.to_string()))
+        .into_iter()
+        .collect()
 }
 
 /// The instance name with the project prefix.
@@ -93,6 +117,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         duration: args.duration.map(Duration::from_secs),
         stacks: args.filters.stacks,
         output: args.filters.probe_output,
+        env: command_env(args.post_trigger),
     };
     let signals = Signals::install()?;
     let outcome = session::record(&opts, &mut |m| eprintln!("xskdbg: {m}"), &|| {
@@ -144,5 +169,59 @@ mod tests {
         assert_eq!(instance_name(None, 42), "xskdbg-rec-42");
         assert_eq!(instance_name(Some("run1"), 42), "xskdbg-run1");
         assert_eq!(instance_name(Some("xskdbg-x"), 42), "xskdbg-x");
+    }
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        record: Args,
+    }
+
+    #[test]
+    fn post_trigger_is_an_option_with_its_help_and_a_usage_error() {
+        use clap::{CommandFactory, Parser};
+        let a = Cli::try_parse_from(["record", "--post-trigger", "16:5000", "--", "app"])
+            .unwrap()
+            .record;
+        assert_eq!(
+            a.post_trigger,
+            Some(PostTrigger {
+                batches: 16,
+                micros: 5000
+            })
+        );
+        assert_eq!(a.command, ["app"]);
+        let a = Cli::try_parse_from(["record"]).unwrap().record;
+        assert_eq!(a.post_trigger, None, "no flag: the command's own window");
+        let Err(e) = Cli::try_parse_from(["record", "--post-trigger", "16"]) else {
+            panic!("--post-trigger 16 was accepted");
+        };
+        assert_eq!(e.exit_code(), 2);
+        let e = e.to_string();
+        assert!(
+            e.contains("--post-trigger") && e.contains("LINES:MICROS"),
+            "{e}"
+        );
+        let help = Cli::command().render_long_help().to_string();
+        assert!(
+            help.contains("--post-trigger <LINES:MICROS>") && help.contains("XSKDBG_POST_TRIGGER"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn post_trigger_goes_to_the_command_as_its_variable() {
+        assert!(command_env(None).is_empty());
+        let w = parse_post_trigger("16:5000").unwrap();
+        assert_eq!(
+            command_env(Some(w)),
+            [("XSKDBG_POST_TRIGGER".to_string(), "16:5000".to_string())]
+        );
+        assert_eq!(
+            command_env(Some(parse_post_trigger("0:0").unwrap()))[0].1,
+            "0:0"
+        );
+        let e = parse_post_trigger("2ms").unwrap_err();
+        assert!(e.contains("LINES:MICROS") && e.contains("8:2000"), "{e}");
     }
 }

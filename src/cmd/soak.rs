@@ -97,6 +97,13 @@ pub struct Args {
     /// reads the shared COMPLETION ring and hands their frames back.
     #[arg(long, default_value_t = 1, value_name = "N")]
     sockets_per_queue: u32,
+    /// The recorder's post-trigger window: after the first violation the
+    /// forwarder goes on and the recorder writes LINES more lines or for
+    /// MICROS microseconds, whichever ends first, then freezes and the run
+    /// stops (0:0: at the violation). $XSKDBG_POST_TRIGGER, if set,
+    /// overrides it; summary.json says the window used.
+    #[arg(long, default_value = "8:2000", value_name = "LINES:MICROS", value_parser = super::record::parse_post_trigger)]
+    post_trigger: xskdbg_recorder::PostTrigger,
     /// Save trace.txt, report.txt and report.json even when the run is clean.
     #[arg(long)]
     keep_trace: bool,
@@ -233,6 +240,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             kprobe_events,
             probe_output: args.probe_output,
         },
+        post_trigger: args.post_trigger,
     };
     let keep_trace = cfg.knobs.keep_trace;
     let outcome = xskdbg_soak::run(&cfg)?;
@@ -342,6 +350,8 @@ fn guest_args(args: &Args, probes: Option<xskdbg_soak::ProbeBackend>) -> Vec<Str
         args.xdp_mode.name().into(),
         "--sockets-per-queue".into(),
         args.sockets_per_queue.to_string(),
+        "--post-trigger".into(),
+        args.post_trigger.to_string(),
     ];
     if args.keep_trace {
         v.push("--keep-trace".into());
@@ -612,6 +622,29 @@ mod tests {
             assert_eq!(g.matches("--probes").count(), 1, "{g}");
         }
         assert!(parse(&["--probes", "fentry,nope"]).is_err());
+    }
+
+    #[test]
+    fn the_post_trigger_window_reaches_the_soak_and_the_guest() {
+        // The default is the recorder's own.
+        let a = parse(&["--vm"]).unwrap();
+        assert_eq!(a.post_trigger, xskdbg_recorder::PostTrigger::DEFAULT);
+        let g = guest_runs(&a)[0].args.join(" ");
+        assert!(g.contains("--post-trigger 8:2000"), "{g}");
+        let a = parse(&["--vm", "--post-trigger", "0:0"]).unwrap();
+        assert_eq!(a.post_trigger, xskdbg_recorder::PostTrigger::NONE);
+        let g = guest_runs(&a)[0].args.join(" ");
+        assert!(g.contains("--post-trigger 0:0"), "{g}");
+        // A bad spec is a usage error naming the option and the fix.
+        let Err(e) = parse(&["--post-trigger", "2ms"]) else {
+            panic!("--post-trigger 2ms was accepted");
+        };
+        assert_eq!(e.exit_code(), 2);
+        let e = e.to_string();
+        assert!(
+            e.contains("--post-trigger") && e.contains("LINES:MICROS") && e.contains("0:0"),
+            "{e}"
+        );
     }
 
     #[test]

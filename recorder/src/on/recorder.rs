@@ -48,6 +48,9 @@ pub(super) struct RecInner {
     pub(super) seq: AtomicU64,
     /// The post-trigger window (`freeze` only).
     pub(super) window: PostTrigger,
+    /// The first violation opened the window (once: later ones inside it
+    /// do not lengthen it).
+    pub(super) window_started: AtomicBool,
     /// A violation started the window: the freeze is due.
     pub(super) freeze_due: AtomicBool,
     /// Lines still written before the freeze.
@@ -56,6 +59,12 @@ pub(super) struct RecInner {
 
 impl Drop for RecInner {
     fn drop(&mut self) {
+        // The app let go of its last handle inside the window: nothing
+        // would freeze the buffer any more (the timer holds no handle), and
+        // a buffer left running loses the evidence to later traffic.
+        if self.freeze_due.load(Ordering::Acquire) {
+            self.freeze_now();
+        }
         self.print_summary();
     }
 }
@@ -82,7 +91,9 @@ impl RecInner {
             }
             self.sink_error(e.to_string());
         }
-        if self.freeze_due.load(Ordering::Relaxed) {
+        // Acquire: pairs with start_window's release, so the count read
+        // below is the window's, not the 0 it held before.
+        if self.freeze_due.load(Ordering::Acquire) {
             self.window_line();
         }
     }
@@ -105,18 +116,27 @@ impl RecInner {
             self.freeze_now();
             return;
         }
-        if self.freeze_due.swap(true, Ordering::Relaxed) {
+        if self.window_started.swap(true, Ordering::Relaxed) {
             return;
         }
+        // The count before the flag: a writer on another thread that sees
+        // the flag must not find the count still at 0 and freeze on its
+        // first line.
         self.window_left
             .store(u64::from(self.window.batches), Ordering::Relaxed);
-        let rec = Arc::clone(self);
+        self.freeze_due.store(true, Ordering::Release);
+        // Weak: a sleeping timer must not keep the recorder alive, or its
+        // Drop (which freezes a pending window and prints the summary)
+        // would wait for the timer, or never run before the process exits.
+        let rec = Arc::downgrade(self);
         let us = self.window.micros;
         let spawned = std::thread::Builder::new()
             .name("xskdbg-window".into())
             .spawn(move || {
                 std::thread::sleep(std::time::Duration::from_micros(us));
-                rec.freeze_now();
+                if let Some(rec) = rec.upgrade() {
+                    rec.freeze_now();
+                }
             });
         if spawned.is_err() {
             self.freeze_now();
@@ -240,8 +260,31 @@ impl Recorder {
     /// Open the sink and set up. Fails with an error naming the tracefs path
     /// and the fix when a trace_marker sink cannot be opened.
     pub fn new(cfg: RecorderConfig) -> Result<Recorder, Error> {
+        let ends = matches!(cfg.policy, Policy::Panic);
+        Recorder::open(cfg, ends)
+    }
+
+    /// [`Recorder::new`]; `ends_process`: the policy ends the program at
+    /// the violation (a panic, C's abort), so there is no window: nothing
+    /// would be recorded in it, and a freeze left to a timer or to the last
+    /// handle's drop may never come, leaving the buffer running after the
+    /// program died.
+    pub(crate) fn open(cfg: RecorderConfig, ends_process: bool) -> Result<Recorder, Error> {
         let opened = Sink::open(&cfg.sink, cfg.rearm)?;
-        let (sink, notes) = (opened.sink, opened.notes);
+        let (sink, mut notes) = (opened.sink, opened.notes);
+        let env = std::env::var_os(PostTrigger::ENV);
+        let window = if ends_process {
+            if env.is_some() {
+                notes.push(format!(
+                    "${} ignored: the policy ends the program at the first violation, \
+                     so the buffer is frozen there (use a logging or callback policy for a window)",
+                    PostTrigger::ENV
+                ));
+            }
+            PostTrigger::NONE
+        } else {
+            window_from_env(env.as_deref(), cfg.post_trigger, &mut notes)
+        };
         for n in &notes {
             eprintln!("xskdbg-recorder: {n}");
         }
@@ -268,10 +311,8 @@ impl Recorder {
                 next_sock: AtomicU32::new(1),
                 umems: Mutex::new(Vec::new()),
                 seq: AtomicU64::new(u64::from(std::process::id() & 0xff_ffff) << 40),
-                window: std::env::var(PostTrigger::ENV)
-                    .ok()
-                    .and_then(|v| PostTrigger::parse(&v))
-                    .unwrap_or(cfg.post_trigger),
+                window,
+                window_started: AtomicBool::new(false),
                 freeze_due: AtomicBool::new(false),
                 window_left: AtomicU64::new(0),
             }),
@@ -334,9 +375,58 @@ impl Recorder {
         self.inner.frozen.load(Ordering::Relaxed)
     }
 
+    /// The post-trigger window in force: the configured one, or the one
+    /// [`PostTrigger::ENV`] put in its place.
+    pub fn post_trigger(&self) -> PostTrigger {
+        self.inner.window
+    }
+
     /// The memory ring as an ftrace `trace` text (empty for other sinks).
     pub fn dump(&self) -> Vec<u8> {
         self.inner.sink.dump()
+    }
+}
+
+/// The window [`PostTrigger::ENV`] asks for, else the configured one. Said
+/// in the notes either way when the variable is set: a value from the
+/// environment is easy to forget, and a bad one must not pass in silence.
+fn window_from_env(
+    env: Option<&std::ffi::OsStr>,
+    configured: PostTrigger,
+    notes: &mut Vec<String>,
+) -> PostTrigger {
+    let Some(v) = env else {
+        return configured;
+    };
+    let v = v.to_string_lossy();
+    match PostTrigger::parse_spec(&v) {
+        Ok(w) => {
+            notes.push(format!(
+                "post-trigger window {w} from ${}: {}",
+                PostTrigger::ENV,
+                describe_window(w)
+            ));
+            w
+        }
+        Err(e) => {
+            notes.push(format!(
+                "${}: {e}; using the configured window {configured} ({})",
+                PostTrigger::ENV,
+                describe_window(configured)
+            ));
+            configured
+        }
+    }
+}
+
+fn describe_window(w: PostTrigger) -> String {
+    if w.is_none() {
+        "freeze at the first violation".into()
+    } else {
+        format!(
+            "freeze {} lines or {} us after the first violation, whichever comes first",
+            w.batches, w.micros
+        )
     }
 }
 
@@ -385,5 +475,219 @@ mod seq_tests {
         );
         let mut buf = [0u8; 200];
         assert_eq!(super::with_seq(b"other", 1, &mut buf), b"other");
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use std::sync::Arc;
+
+    use super::window_from_env;
+    use crate::types::{DumpTarget, Policy, PostTrigger, RecorderConfig, SinkConfig, UmemConfig};
+    use crate::Recorder;
+
+    fn recorder(window: PostTrigger, dump: DumpTarget) -> Recorder {
+        Recorder::new(RecorderConfig {
+            sink: SinkConfig::Memory { events: 256 },
+            policy: Policy::Callback(Arc::new(|_| {})),
+            dump,
+            post_trigger: window,
+            ..RecorderConfig::default()
+        })
+        .unwrap()
+    }
+
+    /// The project lines in the memory ring, ftrace prefix and `seq=` off.
+    fn lines(rec: &Recorder) -> Vec<String> {
+        String::from_utf8_lossy(&rec.dump())
+            .lines()
+            .filter_map(|l| l.split_once("tracing_mark_write: "))
+            .map(|(_, b)| {
+                b.split(' ')
+                    .filter(|w| !w.starts_with("seq="))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
+    /// A frame held twice: the second hold is a violation.
+    fn violate(u: &crate::Umem) {
+        u.hold(&[0]);
+        u.hold(&[0]);
+    }
+
+    #[test]
+    fn the_window_counts_lines_after_the_violation_then_freezes() {
+        // 3 lines; the timer alone would take a minute.
+        let w = PostTrigger {
+            batches: 3,
+            micros: 60_000_000,
+        };
+        let rec = recorder(w, DumpTarget::None);
+        let u = rec.umem(UmemConfig::aligned(16, 2048)).unwrap();
+        violate(&u);
+        assert_eq!(rec.violations(), 1);
+        assert!(
+            !rec.is_frozen(),
+            "froze at the violation despite the window"
+        );
+        let before = lines(&rec);
+        let v = before.last().unwrap();
+        assert!(
+            v.starts_with("xskdbg:1 violation kind=duplicate_in_flight window=3:3938700 "),
+            "{v}"
+        );
+        u.hold(&[0x800]);
+        u.hold(&[0x1000]);
+        assert!(!rec.is_frozen(), "froze before the window's last line");
+        u.hold(&[0x1800]);
+        assert!(rec.is_frozen(), "the window's last line did not freeze");
+        // After the freeze nothing more is written.
+        u.hold(&[0x2000]);
+        let after = lines(&rec);
+        assert_eq!(
+            &after[before.len()..],
+            [
+                "xskdbg:1 hold n=1 a=800",
+                "xskdbg:1 hold n=1 a=1000",
+                "xskdbg:1 hold n=1 a=1800"
+            ],
+            "{after:#?}"
+        );
+    }
+
+    #[test]
+    fn a_second_violation_inside_the_window_is_one_of_its_lines() {
+        let w = PostTrigger {
+            batches: 3,
+            micros: 60_000_000,
+        };
+        let rec = recorder(w, DumpTarget::None);
+        let u = rec.umem(UmemConfig::aligned(16, 2048)).unwrap();
+        violate(&u);
+        // The decisive second sign: two lines of the window (the hold, its
+        // violation), then one more.
+        u.hold(&[0]);
+        assert_eq!(rec.violations(), 2);
+        assert!(!rec.is_frozen(), "froze before the window's last line");
+        u.hold(&[0x800]);
+        assert!(rec.is_frozen(), "a second violation lengthened the window");
+        let l = lines(&rec);
+        let firsts: Vec<_> = l.iter().filter(|l| l.contains(" window=3:")).collect();
+        assert_eq!(
+            firsts.len(),
+            2,
+            "both violation lines say the window: {l:#?}"
+        );
+        assert_eq!(l.last().unwrap(), "xskdbg:1 hold n=1 a=800");
+    }
+
+    #[test]
+    fn a_zero_window_freezes_at_the_violation_and_says_no_window() {
+        for w in [
+            PostTrigger::NONE,
+            PostTrigger {
+                batches: 8,
+                micros: 0,
+            },
+            PostTrigger {
+                batches: 0,
+                micros: 2000,
+            },
+        ] {
+            let rec = recorder(w, DumpTarget::None);
+            let u = rec.umem(UmemConfig::aligned(16, 2048)).unwrap();
+            violate(&u);
+            assert!(rec.is_frozen(), "{w}: not frozen at the violation");
+            let l = lines(&rec);
+            assert!(
+                l.last().unwrap().starts_with("xskdbg:1 violation ")
+                    && !l.last().unwrap().contains("window="),
+                "{w}: {l:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_timer_freezes_a_window_no_line_ends() {
+        let w = PostTrigger {
+            batches: 1000,
+            micros: 20_000,
+        };
+        let rec = recorder(w, DumpTarget::None);
+        let u = rec.umem(UmemConfig::aligned(16, 2048)).unwrap();
+        violate(&u);
+        assert!(!rec.is_frozen());
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !rec.is_frozen() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(rec.is_frozen(), "the timer never froze the buffer");
+    }
+
+    #[test]
+    fn dropping_the_recorder_inside_the_window_freezes_it() {
+        let dir = std::env::temp_dir().join(format!("xskdbg-window-drop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ring.txt");
+        let w = PostTrigger {
+            batches: 1000,
+            micros: 60_000_000,
+        };
+        {
+            let rec = recorder(w, DumpTarget::File(path.clone()));
+            let u = rec.umem(UmemConfig::aligned(16, 2048)).unwrap();
+            violate(&u);
+            assert!(!path.exists(), "dumped before the freeze");
+        }
+        // The freeze dumps the memory ring: the drop froze it.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(" kind=duplicate_in_flight window=3e8:3938700 "),
+            "{text}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_panicking_policy_freezes_at_the_violation() {
+        let rec = Recorder::new(
+            RecorderConfig::new(SinkConfig::Memory { events: 64 })
+                .policy(Policy::Panic)
+                .post_trigger(PostTrigger::DEFAULT),
+        )
+        .unwrap();
+        assert_eq!(rec.post_trigger(), PostTrigger::NONE);
+        let u = rec.umem(UmemConfig::aligned(16, 2048)).unwrap();
+        u.hold(&[0]);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| u.hold(&[0])));
+        assert!(panicked.is_err());
+        assert!(
+            rec.is_frozen(),
+            "the program may be gone before a window ends"
+        );
+        assert!(!lines(&rec).last().unwrap().contains("window="));
+    }
+
+    #[test]
+    fn the_environment_overrides_and_a_bad_value_is_said() {
+        let mut notes = Vec::new();
+        let cfg = PostTrigger::DEFAULT;
+        assert_eq!(window_from_env(None, cfg, &mut notes), cfg);
+        assert!(notes.is_empty());
+        let got = window_from_env(Some("0:0".as_ref()), cfg, &mut notes);
+        assert_eq!(got, PostTrigger::NONE);
+        assert!(
+            notes[0].contains("$XSKDBG_POST_TRIGGER") && notes[0].contains("at the first"),
+            "{notes:?}"
+        );
+        let got = window_from_env(Some("8ms".as_ref()), cfg, &mut notes);
+        assert_eq!(got, cfg);
+        assert!(
+            notes[1].starts_with("$XSKDBG_POST_TRIGGER: \"8ms\" is not LINES:MICROS")
+                && notes[1].contains("using the configured window 8:2000"),
+            "{notes:?}"
+        );
     }
 }

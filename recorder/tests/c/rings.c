@@ -93,6 +93,9 @@ static void rig_new(struct rig *g)
 		.memory_events = 512,
 		.policy = XSKDBG_POLICY_CALLBACK,
 		.callback = on_violation,
+		/* No post-trigger window: each mistake below checks the state
+		 * right after its violation, the freeze included. */
+		.post_trigger_set = 1,
 	};
 	memset(g, 0, sizeof(*g));
 	reported = 0;
@@ -180,13 +183,12 @@ static void app_forward(struct rig *g)
 	}
 }
 
-/* Every recorder line carries its sequence number right after the op word
- * (`xskdbg:1 fill seq=4d950000000004 pool=1 ...`, docs/TRACE-FORMAT.md);
- * the checks below compare the rest, so drop ` seq=<hex>` in place. */
-static void strip_seq(char *s)
+/* Drop every " seq=HEX" from a dump in place: the sequence number carries
+ * the pid, so the lines checked below are matched without it. */
+static void strip_seq(char *d)
 {
-	char *w = s;
-	for (char *r = s; *r;) {
+	char *w = d;
+	for (char *r = d; *r;) {
 		if (strncmp(r, " seq=", 5) == 0) {
 			r += 5;
 			while ((*r >= '0' && *r <= '9') || (*r >= 'a' && *r <= 'f'))
