@@ -6,11 +6,17 @@
 # each and its ratio to the uninstrumented median.
 #
 #   scripts/bench-soak.sh [--rounds N] [--duration S] [--probes BACKEND] [--printk] [--bin PATH]
+#                         [--vm [--kernel K]]
 #
 # --printk adds a fourth mode, the probes with --probe-output printk (one
 # bpf_trace_printk line per event: the capture before ring buffers), to
 # measure before and after in the same run. Needs root (namespaces, XDP,
 # tracefs). Prints one line per run, then the table docs/PERF.md quotes.
+#
+# --vm runs every soak in a qemu guest (`soak --vm`, Debian's 6.1 kernel or
+# --kernel K; one boot per run): under TCG absolute rates mean little, only
+# the ratios within one run of this script count (e.g. --probes fentry,
+# which the host refuses).
 set -euo pipefail
 
 rounds=3
@@ -18,6 +24,8 @@ duration=10
 backend=tracepoint
 printk=0
 bin=""
+vm_on=0
+kernel=debian
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --rounds) rounds="$2"; shift 2 ;;
@@ -25,7 +33,9 @@ while [[ $# -gt 0 ]]; do
         --probes) backend="$2"; shift 2 ;;
         --printk) printk=1; shift ;;
         --bin) bin="$2"; shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --vm) vm_on=1; shift ;;
+        --kernel) kernel="$2"; shift 2 ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench-soak: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -39,6 +49,8 @@ if [[ -z "$bin" ]]; then
     bin="${CARGO_TARGET_DIR:-target}/release/xskdbg"
 fi
 
+vm=()
+[[ $vm_on -eq 1 ]] && vm=(--vm --kernel "$kernel")
 modes=("off" "marker" "probes")
 [[ $printk -eq 1 ]] && modes+=("printk")
 args_of() {
@@ -53,12 +65,14 @@ args_of() {
 work=$(mktemp -d /tmp/xskdbg-bench-soak.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 declare -A results
-echo "bench-soak: $rounds rounds x ${#modes[@]} modes, ${duration} s each, probes $backend; $(nproc) CPUs, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+where="kernel $(uname -r)"
+[[ ${#vm[@]} -gt 0 ]] && where="in a qemu guest (${vm[*]}), host kernel $(uname -r)"
+echo "bench-soak: $rounds rounds x ${#modes[@]} modes, ${duration} s each, probes $backend; $(nproc) CPUs, $where, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$rounds"); do
     for m in "${modes[@]}"; do
         out="$work/$m-$r"
         # shellcheck disable=SC2046
-        if ! "$bin" soak --duration "$duration" $(args_of "$m") --out "$out" >"$out.log" 2>&1; then
+        if ! "$bin" soak "${vm[@]}" --duration "$duration" $(args_of "$m") --out "$out" >"$out.log" 2>&1; then
             echo "bench-soak: round $r, $m: soak failed or found something (exit $?):" >&2
             tail -5 "$out.log" >&2
             exit 1
