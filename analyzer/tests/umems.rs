@@ -115,3 +115,71 @@ fn the_selftest_trace_with_two_umems_is_clean() {
     let r = analyze_reader(&text[..], &Options::default()).unwrap();
     assert_eq!(summary(&r), [], "{:#?}", r.findings);
 }
+
+/// Well-formed lines of three UMEMs in any order: never a panic, and never
+/// a UMEM's ordinal in a printed frame.
+mod shuffled {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const VOCABULARY: &[&str] = &[
+        "umem umem=2 size=400000 chunk=1000 mode=aligned headroom=0",
+        "umem umem=3 size=400000 chunk=1000 mode=aligned headroom=0",
+        "umem umem=4 size=400000 chunk=1000 mode=aligned headroom=0",
+        "pool pool=1 umem=2 sk=1:2:0",
+        "pool pool=2 umem=3 sk=1:3:0",
+        "sock sk=1:2:0 pool=1 umem=2 fd=3 label=rxer",
+        "sock sk=1:3:0 pool=2 umem=3 fd=4 label=txer",
+        "sock sk=1:4:0 pool=3 umem=4 fd=5",
+        "fill pool=1 n=2 a=0,1000",
+        "fill pool=3 n=1 a=0",
+        "fill pool=9 n=1 a=1000",
+        "tx sk=1:3:0 idx=0 n=1 d=0:40",
+        "tx sk=1:2:0 idx=0 n=1 d=1000:40",
+        "tx sk=1:9:0 idx=0 n=1 d=0:40",
+        "comp pool=2 n=1 a=0",
+        "comp pool=1 n=1 a=1000",
+        "rx sk=1:2:0 pool=1 idx=0 n=1 d=0:40",
+        "rx sk=1:4:0 idx=0 n=1 d=100:40",
+        "free umem=3 n=1 a=0",
+        "free n=1 a=1000",
+        "hold umem=2 n=1 a=0",
+        "hold umem=77 n=1 a=0",
+        "audit umem=3 held=1 taken=1 hold_max=0 freelist=1 n=1 a=0 since=0 age_ms=5",
+        "violation kind=duplicate_in_flight sk=1:3:0 pool=2 a=0 frame=0 from=tx to=tx",
+        "k:krx xs=ff11 sk=1:2:0 a=0 len=40 slot=0 kpool=ff01 prod=0 fcons=1 mode=drv",
+        "k:krx xs=ff13 a=0 len=40 slot=0",
+        "k:kflush xs=ff11 sk=1:2:0 prod=1",
+        "k:ktx kpool=ff02 a=0 len=40 at=peek",
+        "k:kcomp xs=ff12 sk=1:3:0 kpool=ff02 n=1 a=0",
+        "k:kcomp kpool=ff02 n=1 a=0",
+        "k:kcomp kpool=ff77 n=1 a=1000",
+    ];
+
+    /// A hex number of 13 digits or more: a frame key with its ordinal
+    /// (every address here is far below 2^48).
+    fn has_ordinal(text: &str) -> bool {
+        text.split("0x")
+            .skip(1)
+            .any(|t| t.chars().take_while(char::is_ascii_hexdigit).count() >= 13)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_order_is_judged_without_panic_or_ordinals(
+            picks in prop::collection::vec(0..VOCABULARY.len(), 0..40)
+        ) {
+            let lines: Vec<&str> = picks.iter().map(|&i| VOCABULARY[i]).collect();
+            // A trace of no entry at all is an input error, not a report.
+            let Ok(r) = analyze_reader(&trace(&lines)[..], &Options::default()) else {
+                prop_assert!(lines.is_empty());
+                return Ok(());
+            };
+            let json = serde_json::to_string(&r).unwrap();
+            prop_assert!(!has_ordinal(&json), "{}", json);
+        }
+    }
+}

@@ -29,6 +29,10 @@ pub(crate) use crate::chunk::shown;
 const ORD_SHIFT: u32 = 48;
 /// Ordinals past this share the last one (65536 UMEMs in one trace).
 const ORD_MAX: u16 = u16::MAX;
+/// A guess looks at this many UMEMs at most: it runs per address, and a
+/// trace that names thousands of UMEMs must not make each address cost
+/// thousands of lookups.
+const GUESS_MAX: usize = 64;
 
 /// Where an event with no UMEM of its own takes a frame from: the UMEM in
 /// which the frame is there is the event's.
@@ -208,7 +212,7 @@ impl Analyzer {
     /// the one where it is known at all, else the first.
     #[cold]
     pub(super) fn guess_frame(&self, base: u64, want: Want) -> u64 {
-        let n = self.umems.len().min(usize::from(ORD_MAX) + 1) as u64;
+        let n = self.umems.len().min(GUESS_MAX) as u64;
         let key = |o: u64| base | (o << ORD_SHIFT);
         let known = |o: &u64| self.frames.get(key(*o));
         (0..n)
