@@ -33,6 +33,14 @@ impl Mapping {
     }
 }
 
+/// A frame key as the frame base it stands for, without the UMEM ordinal
+/// the analyzer keeps above it when a trace has several UMEMs: what
+/// reports print and what compares with an address's frame.
+#[inline]
+pub(crate) fn shown(f: u64) -> u64 {
+    f & LOW48
+}
+
 /// Infer a mapping from distinct sample addresses (poison excluded).
 /// Returns the mapping, whether it was inferred (vs defaulted) and a note.
 pub(crate) fn infer(samples: &[u64]) -> (Mapping, bool, String) {

@@ -130,7 +130,10 @@ impl Entry {
             event: text(&self.raw, self.name),
             body: text(&self.raw, self.body),
             raw: String::from_utf8_lossy(&self.raw).into_owned(),
-            frame: self.frames().first().map(|f| format!("{f:#x}")),
+            frame: self
+                .frames()
+                .first()
+                .map(|&f| format!("{:#x}", crate::chunk::shown(f))),
             highlighted,
         }
     }

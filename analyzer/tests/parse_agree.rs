@@ -29,8 +29,8 @@ fn lists<'a>(line: &Line<'a>) -> Vec<AddrList<'a>> {
         Op::App(
             AppOp::Fill { addrs, .. }
             | AppOp::Comp { addrs, .. }
-            | AppOp::Hold { addrs }
-            | AppOp::Free { addrs },
+            | AppOp::Hold { addrs, .. }
+            | AppOp::Free { addrs, .. },
         ) => vec![*addrs],
         Op::App(AppOp::Rx { descs, .. } | AppOp::Tx { descs, .. }) => vec![*descs],
         Op::App(AppOp::Violation { remaining, .. }) => vec![*remaining],
@@ -237,7 +237,7 @@ fn any_width() -> impl Strategy<Value = u64> {
 fn canonical_body() -> impl Strategy<Value = String> {
     let sk = (0u64..4, 0u64..0x100, 0u64..0x40).prop_map(|(a, b, c)| format!("{a:x}:{b:x}:{c:x}"));
     (
-        0usize..25,
+        0usize..27,
         any_width(),
         sk,
         any_width(),
@@ -281,6 +281,8 @@ fn canonical_body() -> impl Strategy<Value = String> {
                 14 => format!("xskdbg:1 comp pool={len} sk={sk} n=2 a={list}"),
                 15 => format!("xskdbg:1 free n={len} a={list}"),
                 16 => format!("xskdbg:1 hold n={len} a={list}"),
+                25 => format!("xskdbg:1 free umem={len} n=2 a={list}"),
+                26 => format!("xskdbg:1 hold umem={slot} n=2 a={list} umem=1"),
                 17 => format!("xskdbg:1 kpoll napi={xs} dev=veth-in work={len} budget=40"),
                 18 => format!(
                     "xskdbg:1 stats sk={sk} rx_dropped={a} rx_invalid=0 tx_invalid=0 rx_full={len} fill_empty=0 tx_empty=0"

@@ -24,8 +24,8 @@ impl<'a> Op<'a> {
             Op::App(
                 AppOp::Fill { addrs, .. }
                 | AppOp::Comp { addrs, .. }
-                | AppOp::Hold { addrs }
-                | AppOp::Free { addrs },
+                | AppOp::Hold { addrs, .. }
+                | AppOp::Free { addrs, .. },
             ) => Some(*addrs),
             Op::App(AppOp::Rx { descs, .. } | AppOp::Tx { descs, .. }) => Some(*descs),
             Op::Kernel(KernelOp::Comp { addrs, .. }) => Some(*addrs),
@@ -123,11 +123,16 @@ pub enum AppOp<'a> {
     },
     /// `hold`: frames taken from the app's free list.
     Hold {
+        /// The UMEM whose free list it is (absent before the recorder
+        /// wrote it: then the only UMEM declared, if only one is).
+        umem: Option<u64>,
         /// Addresses.
         addrs: AddrList<'a>,
     },
     /// `free`: frames returned to the app's free list.
     Free {
+        /// The UMEM whose free list it is, as for `hold`.
+        umem: Option<u64>,
         /// Addresses.
         addrs: AddrList<'a>,
     },

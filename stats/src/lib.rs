@@ -354,7 +354,7 @@ impl Collector {
                     }
                 }
             }
-            AppOp::Hold { addrs } => {
+            AppOp::Hold { addrs, .. } => {
                 let mut n = 0;
                 for d in addrs.iter() {
                     n += 1;
@@ -362,7 +362,7 @@ impl Collector {
                 }
                 self.kind("hold", n);
             }
-            AppOp::Free { addrs } => {
+            AppOp::Free { addrs, .. } => {
                 let mut n = 0;
                 for d in addrs.iter() {
                     n += 1;

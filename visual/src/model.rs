@@ -235,12 +235,12 @@ pub fn classify(op: &Op<'_>, name: &[u8]) -> Class {
                         Some(RingState::Comp),
                     )
                 }
-                AppOp::Hold { addrs } => (
+                AppOp::Hold { addrs, .. } => (
                     "hold",
                     Some(addrs.iter().map(|d| d.addr).collect()),
                     Some(RingState::Held),
                 ),
-                AppOp::Free { addrs } => (
+                AppOp::Free { addrs, .. } => (
                     "free",
                     Some(addrs.iter().map(|d| d.addr).collect()),
                     Some(RingState::Free),

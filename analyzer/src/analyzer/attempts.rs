@@ -27,6 +27,7 @@
 //! the report's note counts them, never a finding.
 
 use super::state::{ASockId, At, Attempt, KSockId};
+use super::umems::shown;
 use super::Analyzer;
 
 /// Unconfirmed attempts kept per socket; the oldest then counts as
@@ -262,8 +263,7 @@ impl Analyzer {
                  episode(s) (longest {longest}; first at line {}, frame {frame:#x}; last at line {}), {how}: the RX \
                  ring was full, each failed frame went back to the pool's free list and the next packet took it \
                  again; not receives, not findings{stats}",
-                k.xs, full.attempts, first.line, full.last.line,
-            ));
+                k.xs, full.attempts, first.line, full.last.line, frame = shown(frame)));
         }
     }
 }

@@ -11,6 +11,7 @@
 
 use super::rules::Rule;
 use super::state::{AppHold, At};
+use super::umems::shown;
 use super::Analyzer;
 use crate::parse::AddrList;
 use crate::report::{Kind, Verdict};
@@ -111,8 +112,7 @@ impl Analyzer {
                      leaked in the application. The audit is the recorder's own account, so it holds even when the \
                      trace lost the frame's history.",
                     a.at.cite(),
-                    a.hold_max,
-                );
+                    a.hold_max, f = shown(f));
                 self.raw(
                     Kind::FrameLeak,
                     Verdict::Application,

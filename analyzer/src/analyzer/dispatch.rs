@@ -3,6 +3,7 @@
 //! its operation.
 
 use super::state::{ASockId, AppHold, At, KSockId, RingId};
+use super::umems::{shown, UmemOf};
 use super::{published_before_redirect, Analyzer};
 use crate::chunk::{self, Mapping};
 use crate::parse::{AddrList, AppOp, Desc, Event, KernelOp, Op, RingState, RxMode, SeedOp};
@@ -18,6 +19,13 @@ impl Analyzer {
     /// descriptor list, when the parsing thread decoded it.
     pub(super) fn process(&mut self, ev: &Event<'_>, at: At, pre: Option<&[Desc]>) {
         let (ks, a) = self.route(&ev.op, ev.pid);
+        self.learn_umems(&ev.op, a);
+        // One UMEM (or none named): every frame key is the bare base.
+        self.umem_of = if self.umems.len() > 1 {
+            self.resolve_umem(&ev.op, ks, a)
+        } else {
+            UmemOf::default()
+        };
         // A list is decoded once (on the parsing thread, or here into the
         // reused buffer, which moves out only then); the timeline and the
         // checkers read the decoded copy.
@@ -33,14 +41,11 @@ impl Analyzer {
             }
             (None, _) => &[],
         };
-        let m = self.mapping.unwrap_or(Mapping::Aligned {
-            chunk: chunk::MIN_CHUNK,
-        });
         // A list's frame entries are loaded together, their cache misses
         // overlapping, before the checkers walk it.
         if descs.len() > 1 {
             for d in descs {
-                self.frames.touch(m.frame(d.addr));
+                self.frames.touch(self.frame_of(d.addr));
             }
         }
         let mut fr = [0u64; 4];
@@ -49,7 +54,7 @@ impl Analyzer {
             let poison = self.poison;
             let mut add = |addr: u64| {
                 if n < 4 && addr != poison {
-                    fr[n] = m.frame(addr);
+                    fr[n] = self.frame_of(addr);
                     n += 1;
                 }
             };
@@ -79,7 +84,8 @@ impl Analyzer {
                     chunk: chunk::MIN_CHUNK,
                 })
                 .frame(*h);
-            let touches = frames.contains(&hf) || {
+            // The address's frame in any UMEM: `--history` takes an address.
+            let touches = frames.iter().any(|&f| shown(f) == hf) || {
                 let mut hit = false;
                 let m = self.mapping.unwrap_or(Mapping::Aligned {
                     chunk: chunk::MIN_CHUNK,
@@ -126,6 +132,7 @@ impl Analyzer {
         if scratch.capacity() > 0 {
             self.descs = scratch;
         }
+        self.umem_of = UmemOf::default();
         // After the op: a seed socket may just have been joined to its xs.
         if !self.tails.is_empty() {
             let frames = &fr[..n];
@@ -377,8 +384,8 @@ pub fn for_each_addr(op: &Op<'_>, mut f: impl FnMut(u64)) {
         Op::App(a) => match a {
             AppOp::Fill { addrs, .. }
             | AppOp::Comp { addrs, .. }
-            | AppOp::Hold { addrs }
-            | AppOp::Free { addrs } => list(addrs),
+            | AppOp::Hold { addrs, .. }
+            | AppOp::Free { addrs, .. } => list(addrs),
             AppOp::Rx { descs, .. } | AppOp::Tx { descs, .. } => list(descs),
             AppOp::Violation { addr, .. } => f(*addr),
             _ => {}

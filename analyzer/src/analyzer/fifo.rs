@@ -5,6 +5,7 @@
 
 use super::rules::Rule;
 use super::state::{ASockId, At, PoolId, RawId};
+use super::umems::shown;
 use super::Analyzer;
 use crate::report::{Kind, Verdict};
 
@@ -123,8 +124,7 @@ impl Analyzer {
              Completions usually come back in TX order (copy mode and the common zero-copy drivers); a driver that \
              completes out of order would explain it, so this alone is inconclusive.",
             at.cite(),
-            head_at.cite()
-        );
+            head_at.cite(), f = shown(f), head = shown(head));
         let raw = self.raw(
             Kind::FifoOrder,
             Verdict::Inconclusive,

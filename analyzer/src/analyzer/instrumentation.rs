@@ -37,6 +37,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::raw::Link;
 use super::rules::Rule;
 use super::state::{ASockId, At, KSockId, RawId};
+use super::umems::shown;
 use super::Analyzer;
 use crate::parse::{AppOp, Desc, Event, KernelOp, Op, SeedOp};
 use crate::report::{Kind, Verdict};
@@ -240,8 +241,7 @@ impl Analyzer {
              there without recording it. The recording is incomplete, not the kernel wrong. Fix: record every \
              FILL batch, the initial FILL included, before submitting it (xskdbg_fill_ring / Pool::fill), then \
              record again.",
-            reg.cite()
-        );
+            reg.cite(), f = shown(f));
         let id = self.raw(
             Kind::Instrumentation,
             Verdict::Instrumentation,

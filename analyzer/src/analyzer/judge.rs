@@ -9,6 +9,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::raw::{Link, Raw};
 use super::rules::Rule;
 use super::state::{At, CpuState, KSockId, RawId};
+use super::umems::shown;
 use super::Analyzer;
 use crate::report::{Finding, Kind, OverallVerdict, Related, Report, Verdict, SCHEMA_VERSION};
 use crate::timeline::Snap;
@@ -228,7 +229,7 @@ impl Analyzer {
             verdict: primary.verdict,
             rule: primary.rule.as_str().to_string(),
             addr: primary.addr.map(|a| format!("{a:#x}")),
-            frame: primary.frame.map(|f| format!("{f:#x}")),
+            frame: primary.frame.map(|f| format!("{:#x}", shown(f))),
             ts: primary.at.ts_text(),
             ts_ns: primary.at.ns(),
             cpus: primary.cpus,
@@ -379,7 +380,7 @@ fn related(r: &Raw) -> Related {
         rule: r.rule.as_str().to_string(),
         verdict: r.verdict,
         addr: r.addr.map(|a| format!("{a:#x}")),
-        frame: r.frame.map(|f| format!("{f:#x}")),
+        frame: r.frame.map(|f| format!("{:#x}", shown(f))),
         ts: r.at.ts_text(),
         ts_ns: r.at.ns(),
         line: r.at.line,

@@ -3,6 +3,7 @@
 
 use super::rules::Rule;
 use super::state::{AppHold, At};
+use super::umems::shown;
 use super::Analyzer;
 use crate::report::{Kind, Verdict};
 
@@ -54,8 +55,7 @@ impl Analyzer {
             let expl = format!(
                 "The application took frame {f:#x} at {} and never put it back on FILL or TX nor freed it, while \
                  it took {passed} other descriptors from RX/COMPLETION since: the frame leaked in the application.",
-                at.cite()
-            );
+                at.cite(), f = shown(f));
             let addr = if addr != 0 { addr } else { f };
             self.raw(
                 Kind::FrameLeak,
@@ -92,8 +92,7 @@ impl Analyzer {
                 "Frame {f:#x} left the application on {ring} at {} and never came back on {back}, while {passed} \
                  frames queued after it did.{drops} The kernel may have dropped it as an invalid descriptor \
                  (an application error), kept it on its free list, or lost it; the trace does not say which.",
-                at.cite()
-            );
+                at.cite(), f = shown(f));
             let id = self.raw(
                 Kind::FrameLeak,
                 Verdict::Inconclusive,

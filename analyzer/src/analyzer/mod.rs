@@ -28,6 +28,7 @@
 //! - `skb`: generic mode, where the kernel's receive line comes after the
 //!   application's read: the receive is placed before the read;
 //! - `sockets`: the sockets and pools a line names;
+//! - `umems`: the UMEM a line's frames are in, when a trace has several;
 //! - `state`: the state kept (frames, sockets, pools, CPUs), typed ids;
 //! - the checkers, one per family of rules: `ownership`
 //!   (`invalid_transition`, `duplicate_in_flight`), `producer`
@@ -76,12 +77,14 @@ mod skb;
 mod sockets;
 mod state;
 mod summary;
+mod umems;
 
 pub use dispatch::for_each_addr;
 use learn::Buffered;
 pub use producer::published_before_redirect;
 use raw::{Raw, Tail};
 use state::{ASock, ASockId, At, CpuState, Frame, IdVec, KSock, KSockId, Pool, PoolId, RawId};
+use umems::UmemOf;
 
 pub use crate::parse::DEFAULT_POISON;
 
@@ -206,6 +209,12 @@ pub struct Analyzer {
     instr: instrumentation::Instr,
     /// The COMPLETION rings' order, for the overrun rule.
     comp: overrun::CompOrder,
+    /// Every UMEM id named, with its ordinal (see `umems`).
+    umems: FxHashMap<u64, u16>,
+    /// The UMEM ordinal of each kernel pool pointer seen next to a socket.
+    kpools: FxHashMap<u64, u16>,
+    /// The UMEM of the event being processed.
+    umem_of: UmemOf,
 }
 
 impl Analyzer {
@@ -271,6 +280,9 @@ impl Analyzer {
             audits: FxHashMap::default(),
             instr: instrumentation::Instr::default(),
             comp: overrun::CompOrder::default(),
+            umems: FxHashMap::default(),
+            kpools: FxHashMap::default(),
+            umem_of: UmemOf::default(),
             opts,
         };
         if let Some(c) = a.opts.chunk_size {
@@ -483,14 +495,20 @@ impl Analyzer {
         }
     }
 
-    /// The frame (chunk base) an address is in.
+    /// The frame an address is in: its chunk base, in the current
+    /// event's UMEM (see `umems`).
     #[inline]
     fn frame_of(&self, addr: u64) -> u64 {
-        self.mapping
+        let base = self
+            .mapping
             .unwrap_or(Mapping::Aligned {
                 chunk: chunk::MIN_CHUNK,
             })
-            .frame(addr)
+            .frame(addr);
+        match self.umem_of {
+            UmemOf::Tag(t) => base | t,
+            UmemOf::Guess(w) => self.guess_frame(base, w),
+        }
     }
 }
 

@@ -28,6 +28,7 @@ use rustc_hash::FxHashMap;
 use super::raw::Link;
 use super::rules::Rule;
 use super::state::{ASockId, At, PoolId, RawId};
+use super::umems::shown;
 use super::Analyzer;
 use crate::report::{Kind, Verdict};
 
@@ -259,9 +260,13 @@ impl Analyzer {
             .take(NAMED)
             .map(|(g, gat)| {
                 if traced {
-                    format!("{g:#x} (completed by the kernel at {})", gat.cite())
+                    format!(
+                        "{g:#x} (completed by the kernel at {})",
+                        gat.cite(),
+                        g = shown(*g)
+                    )
                 } else {
-                    format!("{g:#x} (sent at {})", gat.cite())
+                    format!("{g:#x} (sent at {})", gat.cite(), g = shown(*g))
                 }
             })
             .collect();
@@ -291,8 +296,7 @@ impl Analyzer {
                 "Frame {f:#x} (addr {addr:#x}) came out of COMPLETION a second time at {}, after its early \
                  completion at {} and no send since: another entry of the same overrun.{wrote}",
                 at.cite(),
-                e.read.cite()
-            )
+                e.read.cite(), f = shown(f))
         } else {
             let why = if traced {
                 "The kernel wrote completions over entries the application had not read (it overran the \
@@ -315,8 +319,7 @@ impl Analyzer {
                  TX order and what the application did with the frames it was handed twice are this fault's \
                  consequences.",
                 at.cite(),
-                e.read.cite()
-            )
+                e.read.cite(), f = shown(f))
         };
         let mut frames = vec![f];
         if root.is_none() {

@@ -8,6 +8,7 @@
 use super::explain::Expl;
 use super::rules::Rule;
 use super::state::{ASockId, AppHold, At, Frame, KSockId, Place, PoolId};
+use super::umems::shown;
 use super::Analyzer;
 use crate::parse::RingState;
 use crate::report::{Kind, Verdict};
@@ -78,8 +79,7 @@ impl Analyzer {
                  so the same frame is now in two places.",
                 at.cpu,
                 at.ts_text(),
-                prev.cite(),
-            )
+                prev.cite(), f = shown(f))
         }));
         self.raw(
             kind,
@@ -98,7 +98,10 @@ impl Analyzer {
             at.line,
         );
         let expl = Expl::Later(Box::new(move || {
-            format!("frame {f:#x} came out of RX but was not outstanding on FILL ({state} -> RX)")
+            format!(
+                "frame {f:#x} came out of RX but was not outstanding on FILL ({state} -> RX)",
+                f = shown(f)
+            )
         }));
         self.raw(
             Kind::FifoOrder,
@@ -199,8 +202,7 @@ impl Analyzer {
              the trace shows it {was} since {}. The same frame is now in two kernel-owned places, which corrupts \
              packets (the AF_XDP FAQ case); the application made this move.",
             at.cite(),
-            prev.cite()
-        );
+            prev.cite(), f = shown(f));
         let cpus = vec![at.cpu, prev.cpu];
         if state == ring {
             // The same ring twice: a duplicate, not a forbidden move.
@@ -245,7 +247,7 @@ impl Analyzer {
             false,
             at.line,
         );
-        let short = format!("frame {f:#x} is now both {was} and on {ring}");
+        let short = format!("frame {f:#x} is now both {was} and on {ring}", f = shown(f));
         let rule = if ring == "FILL" {
             Rule::FillWhileKernelOwned
         } else {
@@ -291,8 +293,7 @@ impl Analyzer {
              {was} since {}. The app's own bookkeeping disagrees with its ring operations; no kernel event is \
              involved, so the trace cannot say which side is wrong.",
             at.cite(),
-            prev.cite()
-        );
+            prev.cite(), f = shown(f));
         self.raw(
             Kind::InvalidTransition,
             Verdict::Inconclusive,
@@ -376,8 +377,7 @@ impl Analyzer {
                          {was} since {} and never put on FILL again ({state} -> RX). Only the kernel produces RX, \
                          so the kernel handed out a frame it did not own.",
                         at.cite(),
-                        prev.cite()
-                    );
+                        prev.cite(), f = shown(f));
                     self.raw(
                         Kind::InvalidTransition,
                         Verdict::Kernel,
@@ -394,7 +394,7 @@ impl Analyzer {
                         false,
                         at.line,
                     );
-                    let expl = format!("frame {f:#x} came out of RX but was not outstanding on FILL ({state} -> RX)");
+                    let expl = format!("frame {f:#x} came out of RX but was not outstanding on FILL ({state} -> RX)", f = shown(f));
                     self.raw(
                         Kind::FifoOrder,
                         Verdict::Kernel,
@@ -503,8 +503,7 @@ impl Analyzer {
             "The kernel completed frame {f:#x} (addr {addr:#x}) at {}, but the trace shows it {was} since {}, \
              not on TX ({state} -> COMP): the kernel returned a frame it was not sending.",
             at.cite(),
-            prev.cite()
-        );
+            prev.cite(), f = shown(f));
         self.raw(
             Kind::InvalidTransition,
             Verdict::Kernel,
@@ -601,8 +600,7 @@ impl Analyzer {
             "The application took frame {f:#x} (addr {addr:#x}) from COMPLETION at {}, but the trace shows it \
              {was} since {}, not on TX ({state} -> COMP). {why}",
             at.cite(),
-            prev.cite()
-        );
+            prev.cite(), f = shown(f));
         self.raw(
             Kind::InvalidTransition,
             verdict,
@@ -649,8 +647,7 @@ impl Analyzer {
                  ({state} -> {}): the app is about to reuse a frame the kernel still owns.",
                 at.cite(),
                 prev.cite(),
-                if hold == AppHold::Free { "FREE" } else { "HELD" }
-            );
+                if hold == AppHold::Free { "FREE" } else { "HELD" }, f = shown(f));
             self.raw(
                 Kind::InvalidTransition,
                 Verdict::Application,

@@ -9,7 +9,7 @@ use super::raw::Link;
 use super::rules::Rule;
 use super::state::{ASockId, At};
 use super::Analyzer;
-use crate::chunk::{self, Mapping};
+
 use crate::parse::{AddrList, RingState};
 use crate::report::{Kind, Verdict};
 
@@ -125,10 +125,7 @@ impl Analyzer {
         remaining: AddrList<'_>,
         at: At,
     ) {
-        let m = self.mapping.unwrap_or(Mapping::Aligned {
-            chunk: chunk::MIN_CHUNK,
-        });
-        let listed = remaining.iter().any(|d| m.frame(d.addr) == f);
+        let listed = remaining.iter().any(|d| self.frame_of(d.addr) == f);
         let truncated = remaining.truncated();
         let (verdict, rule, why) = if listed {
             (Verdict::Inconclusive, Rule::RecorderOutOfOrder, "it is still listed as outstanding on FILL, so it arrived out of FILL order; free-list recycling alone could explain that")

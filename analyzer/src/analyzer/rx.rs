@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use super::raw::Link;
 use super::rules::Rule;
 use super::state::{ASockId, At, KRx, KSock, KSockId};
+use super::umems::shown;
 use super::Analyzer;
 use crate::parse::{AddrList, RingState};
 use crate::report::{Kind, Verdict};
@@ -425,7 +426,7 @@ impl Analyzer {
         let expl = format!(
             "The kernel wrote frame {:#x} (addr {:#x}) into RX of this socket on CPU {} at {}, but at that \
              position the application read {addr:#x} at {}. Verdict: {why}.",
-            e.frame,
+            shown(e.frame),
             e.addr,
             e.at.cpu,
             e.at.cite(),

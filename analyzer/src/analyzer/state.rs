@@ -358,6 +358,8 @@ pub(super) struct ASock {
     pub(super) rx_next: Option<u64>,
     /// The PID of the thread of its last `tx` / `rx`.
     pub(super) last_pid: Option<u32>,
+    /// The ordinal of the UMEM its `sock` line names.
+    pub(super) umem: Option<u16>,
 }
 
 impl ASock {
@@ -382,6 +384,7 @@ impl ASock {
             tx_next: None,
             rx_next: None,
             last_pid: None,
+            umem: None,
         }
     }
 }
@@ -527,6 +530,8 @@ pub(super) struct Pool {
     pub(super) seq: u64,
     pub(super) consumed_max: u64,
     pub(super) peak: usize,
+    /// The ordinal of the UMEM its `pool` line names.
+    pub(super) umem: Option<u16>,
 }
 
 /// One CPU's buffer: its first and last events, its recent events, and

@@ -3,6 +3,7 @@
 
 use super::raw::MAX_RAW;
 use super::state::At;
+use super::umems::shown;
 use super::Analyzer;
 use crate::chunk::Mapping;
 use crate::parse::FlushMode;
@@ -162,7 +163,7 @@ impl Analyzer {
     pub(super) fn history_report(&mut self) -> Option<History> {
         self.history.take().map(|(h, events, omitted)| History {
             addr: format!("{h:#x}"),
-            frame: format!("{:#x}", self.frame_of(h)),
+            frame: format!("{:#x}", shown(self.frame_of(h))),
             events,
             omitted,
         })

@@ -18,6 +18,14 @@ fn field_sock(l: &mut LineBuf, s: &SockInner) {
     }
 }
 
+/// Whose frames an address line moves: a pool's rings (`pool=`) or the
+/// UMEM's own free list (`umem=`).
+#[derive(Clone, Copy)]
+pub(super) enum Owner {
+    Pool(u32),
+    Umem,
+}
+
 impl UmemInner {
     pub(super) fn declare_umem(&self) {
         if !self.rec.writing() {
@@ -98,13 +106,7 @@ impl UmemInner {
 
     /// `fill`, `comp`, `hold`, `free` lines, split so each stays within [`LINE_MAX`].
     #[inline]
-    pub(super) fn write_addrs(
-        &self,
-        op: &[u8],
-        pool: Option<u32>,
-        sk: Option<&SockKey>,
-        addrs: &[u64],
-    ) {
+    pub(super) fn write_addrs(&self, op: &[u8], owner: Owner, sk: Option<&SockKey>, addrs: &[u64]) {
         if addrs.is_empty() || !self.rec.writing() {
             return;
         }
@@ -114,7 +116,12 @@ impl UmemInner {
                 let (chunk, tail) = rest.split_at(fitting(rest, addr_width));
                 rest = tail;
                 l.start(op);
-                if let Some(p) = pool {
+                // A free list's frames are the UMEM's: with several UMEMs
+                // one address names a frame in each, so the line says whose.
+                if let Owner::Umem = owner {
+                    l.field_hex(b"umem", u64::from(self.id));
+                }
+                if let Owner::Pool(p) = owner {
                     l.field_hex(b"pool", u64::from(p));
                 }
                 if let Some(sk) = sk {

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 
 use super::frames::w_owner;
+use super::lines::Owner;
 use super::lock;
 use super::order::IndexFault;
 use super::order::SockTx;
@@ -88,7 +89,7 @@ impl Umem {
                 u.force(idx, to, 0, tid);
             }
         }
-        u.write_addrs(op, None, None, addrs);
+        u.write_addrs(op, Owner::Umem, None, addrs);
         if !pending.is_empty() {
             u.report(pending);
         }
@@ -171,7 +172,7 @@ impl Pool {
                 let _ = pf.fill.push_back(key);
             }
         }
-        u.write_addrs(b"fill", Some(p.id), None, addrs);
+        u.write_addrs(b"fill", Owner::Pool(p.id), None, addrs);
         if !pending.is_empty() {
             u.report(pending);
         }
@@ -246,7 +247,7 @@ impl Pool {
                 }
             }
         }
-        u.write_addrs(b"comp", Some(p.id), None, addrs);
+        u.write_addrs(b"comp", Owner::Pool(p.id), None, addrs);
         if !pending.is_empty() {
             u.report(pending);
         }

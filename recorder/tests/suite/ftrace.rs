@@ -157,10 +157,10 @@ fn real_instance_records_the_post_trigger_window_then_freezes() {
     assert_eq!(
         &lines[first + 1..],
         [
-            "xskdbg:1 hold n=1 a=0",
+            "xskdbg:1 hold umem=1 n=1 a=0",
             "xskdbg:1 violation kind=duplicate_in_flight window=4:3938700 a=0 frame=0 from=held to=held",
-            "xskdbg:1 hold n=1 a=800",
-            "xskdbg:1 hold n=1 a=1000",
+            "xskdbg:1 hold umem=1 n=1 a=800",
+            "xskdbg:1 hold umem=1 n=1 a=1000",
         ],
         "the window's lines, and nothing after them"
     );
@@ -237,7 +237,7 @@ fn real_instance_freezes_when_the_window_time_is_up() {
     u.hold(&[0x1000]);
     let lines = marker_lines(&inst);
     assert!(
-        lines.iter().any(|l| l == "xskdbg:1 hold n=1 a=800"),
+        lines.iter().any(|l| l == "xskdbg:1 hold umem=1 n=1 a=800"),
         "a line inside the window is missing:\n{lines:#?}"
     );
     assert!(

@@ -200,7 +200,7 @@ fn memory_ring_dump_goes_to_a_file_on_violation() {
         body.last().unwrap(),
         "xskdbg:1 violation kind=duplicate_in_flight a=0 frame=0 from=held to=held"
     );
-    assert!(body.iter().any(|l| l == "xskdbg:1 hold n=1 a=31800"));
+    assert!(body.iter().any(|l| l == "xskdbg:1 hold umem=1 n=1 a=31800"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -248,14 +248,18 @@ pub(super) fn batch_op<'a>(op: &[u8], f: &'a [u8]) -> Option<Op<'a>> {
             }
         }
         op::FREE | op::HOLD => {
+            let umem = opt_field(&mut c, field::UMEM)?;
             c.lit(field::N)?;
             c.skip();
             c.lit(field::A)?;
             let addrs = list(&mut c)?;
+            if umem.is_none() {
+                rest_lacks(&c, &[key::UMEM])?;
+            }
             if op == op::FREE {
-                Op::App(AppOp::Free { addrs })
+                Op::App(AppOp::Free { umem, addrs })
             } else {
-                Op::App(AppOp::Hold { addrs })
+                Op::App(AppOp::Hold { umem, addrs })
             }
         }
         op::KCOMP => {

@@ -285,14 +285,16 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
             })
         }
         op::HOLD => {
-            take_fields!(f, a = key::A);
+            take_fields!(f, umem = key::UMEM, a = key::A);
             Op::App(AppOp::Hold {
+                umem: opt_hex(umem)?,
                 addrs: req_list(a)?,
             })
         }
         op::FREE => {
-            take_fields!(f, a = key::A);
+            take_fields!(f, umem = key::UMEM, a = key::A);
             Op::App(AppOp::Free {
+                umem: opt_hex(umem)?,
                 addrs: req_list(a)?,
             })
         }
