@@ -549,9 +549,9 @@ mod window_tests {
         assert_eq!(
             &after[before.len()..],
             [
-                "xskdbg:1 hold n=1 a=800",
-                "xskdbg:1 hold n=1 a=1000",
-                "xskdbg:1 hold n=1 a=1800"
+                "xskdbg:1 hold umem=1 n=1 a=800",
+                "xskdbg:1 hold umem=1 n=1 a=1000",
+                "xskdbg:1 hold umem=1 n=1 a=1800"
             ],
             "{after:#?}"
         );
@@ -580,7 +580,7 @@ mod window_tests {
             2,
             "both violation lines say the window: {l:#?}"
         );
-        assert_eq!(l.last().unwrap(), "xskdbg:1 hold n=1 a=800");
+        assert_eq!(l.last().unwrap(), "xskdbg:1 hold umem=1 n=1 a=800");
     }
 
     #[test]
