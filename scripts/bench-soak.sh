@@ -73,7 +73,10 @@ for r in $(seq 1 "$rounds"); do
         out="$work/$m-$r"
         # shellcheck disable=SC2046
         if ! "$bin" soak "${vm[@]}" --duration "$duration" $(args_of "$m") --out "$out" >"$out.log" 2>&1; then
-            echo "bench-soak: round $r, $m: soak failed or found something (exit $?):" >&2
+            rc=$?
+            keep=/var/tmp/bench-soak-$m-$r-$(date +%s)
+            cp -r "$out" "$keep" 2>/dev/null; cp "$out.log" "$keep/" 2>/dev/null
+            echo "bench-soak: round $r, $m: soak failed or found something (exit $rc); kept in $keep:" >&2
             tail -5 "$out.log" >&2
             exit 1
         fi
