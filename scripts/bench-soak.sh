@@ -72,8 +72,9 @@ for r in $(seq 1 "$rounds"); do
     for m in "${modes[@]}"; do
         out="$work/$m-$r"
         # shellcheck disable=SC2046
-        if ! "$bin" soak "${vm[@]}" --duration "$duration" $(args_of "$m") --out "$out" >"$out.log" 2>&1; then
-            rc=$?
+        rc=0
+        "$bin" soak "${vm[@]}" --duration "$duration" $(args_of "$m") --out "$out" >"$out.log" 2>&1 || rc=$?
+        if [[ $rc -ne 0 ]]; then
             keep=/var/tmp/bench-soak-$m-$r-$(date +%s)
             cp -r "$out" "$keep" 2>/dev/null; cp "$out.log" "$keep/" 2>/dev/null
             echo "bench-soak: round $r, $m: soak failed or found something (exit $rc); kept in $keep:" >&2
