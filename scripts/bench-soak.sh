@@ -71,8 +71,8 @@ echo "bench-soak: $rounds rounds x ${#modes[@]} modes, ${duration} s each, probe
 for r in $(seq 1 "$rounds"); do
     for m in "${modes[@]}"; do
         out="$work/$m-$r"
-        # shellcheck disable=SC2046
         rc=0
+        # shellcheck disable=SC2046
         "$bin" soak "${vm[@]}" --duration "$duration" $(args_of "$m") --out "$out" >"$out.log" 2>&1 || rc=$?
         if [[ $rc -ne 0 ]]; then
             keep=/var/tmp/bench-soak-$m-$r-$(date +%s)
