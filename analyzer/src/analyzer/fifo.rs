@@ -43,8 +43,12 @@ impl Analyzer {
     #[inline]
     pub(super) fn fifo_forget(&mut self, p: PoolId, f: u64) {
         let pool = &mut self.pools[p];
-        // Stale entries sit near the front (they are old): a short scan.
-        if let Some(i) = pool.fifo.iter().take(512).position(|e| e.0 == f) {
+        // Old entries sit near the front, but not always within a few
+        // hundred: a pool's FILL ring holds thousands, and an entry left
+        // behind here is later reported as a frame the ring passed by (a
+        // clean soak whose CPU buffer started late gave `passed-by-ring`).
+        // This path is rare: a receive the trace lost.
+        if let Some(i) = pool.fifo.iter().position(|e| e.0 == f) {
             if let Some((_, seq, _)) = pool.fifo.remove(i) {
                 pool.consumed_max = pool.consumed_max.max(seq);
             }

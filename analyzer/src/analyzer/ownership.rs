@@ -359,7 +359,8 @@ impl Analyzer {
                     fs.app = AppHold::Rx;
                     fs.held_at = taken;
                     fs.held_addr = addr;
-                    if let Some(pool) = pool {
+                    // The FILL order the frame is in: its own pool's.
+                    if let Some(pool) = fs.fill_pool.or(pool) {
                         if tracing_kernel {
                             self.fifo_forget(pool, f);
                         } else {
