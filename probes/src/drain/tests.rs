@@ -1,0 +1,315 @@
+use super::*;
+
+fn line(r: &Rec) -> String {
+    let mut v = Vec::new();
+    assert!(render(&mut v, r));
+    String::from_utf8(v).unwrap()
+}
+
+#[test]
+fn stamps_read_like_the_trace_clock() {
+    let mut v = Vec::new();
+    stamp(&mut v, 14_705_034_123);
+    assert_eq!(v, b"14.705034123");
+    v.clear();
+    stamp(&mut v, 7);
+    assert_eq!(v, b"0.000000007");
+    let mut b = [0u8; 64];
+    let mut w = W { b: &mut b, n: 0 };
+    hex(&mut w, 0);
+    hex(&mut w, 0x1f);
+    hex(&mut w, u64::MAX);
+    let n = w.n;
+    assert_eq!(&b[..n], b"01fffffffffffffffff");
+}
+
+#[test]
+fn records_round_trip_through_bytes() {
+    let r = Rec {
+        ts: 1,
+        xs: 2,
+        cookie: 3,
+        pool: 4,
+        addr: 5,
+        ifindex: 6,
+        queue: 7,
+        len: 8,
+        opt: 9,
+        slot: 10,
+        prod: 11,
+        cprod: 12,
+        fcons: 13,
+        n: 14,
+        aux: 15,
+        cpu: 16,
+        has: 0x7ff,
+        op: 1,
+        kind: 3,
+    };
+    assert_eq!(Rec::decode(&r.encode()), Some(r));
+    assert_eq!(Rec::decode(&[0; 87]), None);
+}
+
+#[test]
+fn every_kind_renders_the_printk_fields_after_its_own_cpu_and_stamp() {
+    let sk = has::XS | has::SK;
+    let base = Rec {
+        ts: 13_352_313_000,
+        xs: 0xff1afedac138f800,
+        cookie: 0x1001,
+        ifindex: 0x1267,
+        queue: 0,
+        cpu: 1,
+        ..Rec::default()
+    };
+    let krx = Rec {
+        op: 1,
+        kind: 1,
+        addr: 0xf6100,
+        len: 0x80,
+        slot: 0xec,
+        pool: 0xff1afedac23c5300,
+        prod: 0xed,
+        fcons: 0xed,
+        has: sk | has::A | has::LEN | has::SLOT | has::POOL | has::PROD | has::FCONS,
+        ..base
+    };
+    assert_eq!(
+        line(&krx),
+        "xskdbg:1 krx cpu=1 t=13.352313000 xs=ff1afedac138f800 sk=1001:1267:0 a=f6100 len=80 slot=ec kpool=ff1afedac23c5300 prod=ed fcons=ed mode=drv"
+    );
+    let fentry_rx = Rec {
+        kind: 0,
+        opt: 0x1,
+        has: krx.has | has::OPT,
+        ..krx
+    };
+    assert!(
+        line(&fentry_rx).ends_with("len=80 opt=1 slot=ec kpool=ff1afedac23c5300 prod=ed fcons=ed")
+    );
+    let flush = Rec {
+        op: 3,
+        kind: 2,
+        prod: 5,
+        cprod: 6,
+        has: sk | has::PROD | has::CPROD,
+        ..base
+    };
+    assert_eq!(
+        line(&flush),
+        "xskdbg:1 kflush cpu=1 t=13.352313000 xs=ff1afedac138f800 sk=1001:1267:0 prod=5 cprod=6 at=poll"
+    );
+    let poll = Rec {
+        op: 4,
+        xs: 0xabc,
+        ifindex: 3,
+        n: 1,
+        aux: 0x40,
+        ..base
+    };
+    assert_eq!(
+        line(&poll),
+        "xskdbg:1 kpoll cpu=1 t=13.352313000 napi=abc dev=3 work=1 budget=40"
+    );
+    let done = Rec {
+        op: 2,
+        slot: 4,
+        has: has::XS | has::SLOT,
+        ..base
+    };
+    assert!(line(&done).ends_with("krxdone cpu=1 t=13.352313000 xs=ff1afedac138f800 slot=4"));
+    let redirect = Rec {
+        op: 5,
+        kind: 1,
+        n: 0x1c,
+        pool: 9,
+        cprod: 1,
+        prod: 2,
+        fcons: 3,
+        has: sk | has::ERRNO | has::POOL | has::CPROD | has::PROD | has::FCONS,
+        ..base
+    };
+    assert!(line(&redirect).ends_with(
+        "kxdperr cpu=1 t=13.352313000 why=redirect xs=ff1afedac138f800 sk=1001:1267:0 errno=1c kpool=9 cprod=1 prod=2 fcons=3"
+    ));
+    let exc = Rec {
+        op: 5,
+        kind: 2,
+        aux: 1,
+        ..base
+    };
+    assert!(line(&exc).ends_with("why=exception dev=1001:1267 act=1"));
+    let rcv = Rec {
+        op: 5,
+        kind: 3,
+        slot: 7,
+        n: 0x69,
+        has: has::XS | has::SLOT | has::ERRNO,
+        ..base
+    };
+    assert!(line(&rcv).ends_with("why=rcv xs=ff1afedac138f800 slot=7 errno=69"));
+    let tx = Rec {
+        op: 6,
+        kind: 2,
+        pool: 9,
+        addr: 0x800,
+        len: 0x40,
+        has: has::POOL | has::A | has::LEN,
+        ..base
+    };
+    assert!(line(&tx).ends_with("ktx cpu=1 t=13.352313000 kpool=9 a=800 len=40 at=peek"));
+    let comp = Rec {
+        op: 7,
+        pool: 9,
+        n: 1,
+        addr: 0x800,
+        has: sk | has::POOL | has::A,
+        ..base
+    };
+    assert!(line(&comp).ends_with(
+        "kcomp cpu=1 t=13.352313000 xs=ff1afedac138f800 sk=1001:1267:0 kpool=9 n=1 a=800"
+    ));
+    let stack = Rec {
+        op: 8,
+        kind: 1,
+        n: 0x2a,
+        has: has::XS,
+        ..base
+    };
+    assert!(line(&stack).ends_with("kstack cpu=1 t=13.352313000 at=krx xs=ff1afedac138f800 id=2a"));
+    let mut v = Vec::new();
+    assert!(!render(&mut v, &Rec { op: 99, ..base }));
+    assert!(v.is_empty());
+}
+
+/// Every kind with every field at its widest fits the room a line is
+/// rendered in (a wider one would panic).
+#[test]
+fn every_kind_fits_its_room() {
+    for op in 1..=8u8 {
+        for kind in 0..=3u8 {
+            let r = Rec {
+                ts: u64::MAX,
+                xs: u64::MAX,
+                cookie: u64::MAX,
+                pool: u64::MAX,
+                addr: u64::MAX,
+                ifindex: u32::MAX,
+                queue: u32::MAX,
+                len: u32::MAX,
+                opt: u32::MAX,
+                slot: u32::MAX,
+                prod: u32::MAX,
+                cprod: u32::MAX,
+                fcons: u32::MAX,
+                n: u32::MAX,
+                aux: u32::MAX,
+                cpu: u32::MAX,
+                has: u16::MAX,
+                op,
+                kind,
+            };
+            let mut v = vec![b'x'];
+            assert!(render(&mut v, &r));
+            assert!(
+                v.len() - 1 <= 256,
+                "op {op} kind {kind}: {} bytes",
+                v.len() - 1
+            );
+        }
+    }
+    let mut v = Vec::new();
+    drain_line(
+        &mut v,
+        u32::MAX,
+        u64::MAX,
+        u64::MAX,
+        u64::MAX,
+        u32::MAX,
+        true,
+    );
+    assert!(v.len() <= ROOM);
+}
+
+#[test]
+fn drained_lines_parse_with_their_fields() {
+    let mut v = Vec::new();
+    drain_line(&mut v, 3, 1_500_000_000, 12, 0, 2, true);
+    assert_eq!(
+        String::from_utf8(v).unwrap(),
+        "xskdbg:1 kdrain cpu=3 t=1.500000000 n=c lost=0 of=2 final=1"
+    );
+}
+
+#[test]
+fn lines_are_dropped_by_count() {
+    let mut p = Pending::default();
+    for l in ["a", "bb", "ccc"] {
+        p.bytes.extend_from_slice(l.as_bytes());
+        p.end_line();
+    }
+    drop_lines(&mut p, 2);
+    assert_eq!(p.bytes, b"ccc\n");
+    assert_eq!(p.ends, [4]);
+    drop_lines(&mut p, 5);
+    assert!(p.ends.is_empty() && p.bytes.is_empty());
+}
+
+#[test]
+fn entries_carry_whole_lines_up_to_the_limit() {
+    let mut p = Pending::default();
+    for l in ["aaaa", "bbbb", "cc", "dddddddddddd", "e"] {
+        p.bytes.extend_from_slice(l.as_bytes());
+        p.end_line();
+    }
+    // Lines of 5, 5, 3, 13 and 2 bytes with their newlines.
+    assert_eq!(entry_end(&p, 0, 10), 2);
+    assert_eq!(entry_end(&p, 0, 13), 3);
+    // A line longer than the limit is an entry of its own.
+    assert_eq!(entry_end(&p, 3, 10), 4);
+    assert_eq!(entry_end(&p, 4, 10), 5);
+    assert_eq!(entry_end(&p, 0, 1000), 5);
+    assert_eq!(entry_bytes("6.1.0-27-cloud-amd64"), ENTRY_BYTES_OLD);
+    assert_eq!(entry_bytes("6.18.44-fc"), ENTRY_BYTES_NEW);
+    assert_eq!(entry_bytes("6.10.0"), ENTRY_BYTES_NEW);
+    assert_eq!(entry_bytes("unknown"), ENTRY_BYTES_OLD);
+}
+
+/// Packed entries read back as every line, each whole, in order, the
+/// lines after an entry's first without an ftrace header.
+#[test]
+fn packed_entries_read_back_line_for_line() {
+    use std::io::Read;
+    let mut p = Pending::default();
+    let mut want = Vec::new();
+    for i in 0..40u64 {
+        let r = Rec {
+            ts: 1_000_000_000 + i,
+            cpu: 1,
+            op: Op::Poll as u8,
+            xs: i,
+            ..Rec::default()
+        };
+        render(&mut p.bytes, &r);
+        want.push(
+            String::from_utf8(p.bytes[p.ends.last().copied().unwrap_or(0)..].to_vec()).unwrap(),
+        );
+        p.end_line();
+    }
+    let path = std::env::temp_dir().join(format!("xskdbg-drain-{}", std::process::id()));
+    let f = File::create(&path).unwrap();
+    let (done, err) = write_lines(&f, &p, 200);
+    assert_eq!(done, 40);
+    assert!(err.is_none());
+    let mut got = String::new();
+    File::open(&path).unwrap().read_to_string(&mut got).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(got.lines().collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn cpu_lists() {
+    assert_eq!(parse_cpu_list("0-3,6"), [0, 1, 2, 3, 6]);
+    assert_eq!(parse_cpu_list("0"), [0]);
+    assert_eq!(parse_cpu_list(""), Vec::<u32>::new());
+}
