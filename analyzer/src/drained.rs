@@ -277,7 +277,17 @@ impl<H: Holds> Stage<H> {
             let key = match l {
                 Line::Event(ev) => match own_stamp(ev) {
                     Some((cpu, t, _)) => {
-                        if let Start::At(s) = *self.start_of(ev.cpu) {
+                        // The buffer starts at its first entry's ftrace
+                        // stamp, whatever it carries: a drainer's entry
+                        // (its first line has the header; the packed ones
+                        // after it have none) is written after the records
+                        // in it, and the application's lines of their time
+                        // on this CPU went with the overwritten part.
+                        let start = self.start_of(ev.cpu);
+                        if *start == Start::Pending && !ev.task.is_empty() {
+                            *start = Start::At(ev.ts.order);
+                        }
+                        if let Start::At(s) = *start {
                             if t < s {
                                 self.counts.before_start += 1;
                                 continue;

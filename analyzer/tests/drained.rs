@@ -302,3 +302,40 @@ fn a_record_behind_its_watermark_is_counted() {
         r.summary.notes
     );
 }
+
+/// A wrapped CPU buffer whose first kept entry is a drainer's packed entry:
+/// the buffer starts at that entry's ftrace stamp, not at the oldest record
+/// in it. The application's `tx` and `comp` of 0x6000 on CPU 0 went with
+/// the overwritten part; its kernel records (stamped before the entry)
+/// survived in the drain. Taken as judged, they made the application's
+/// next FILL of the frame `COMP -> FILL`, application (seen on a clean
+/// guest soak with fentry probes).
+#[test]
+fn a_buffer_that_starts_with_a_drain_starts_at_the_drains_stamp() {
+    let t = "\
+# entries-in-buffer/entries-written: 20/40   #P:2
+app-1 [001] ..... 1.000000: tracing_mark_write: xskdbg:1 umem umem=1 size=100000 chunk=800 mode=aligned headroom=0
+app-1 [001] ..... 1.000001: tracing_mark_write: xskdbg:1 pool pool=1 umem=1 sk=1:2:0
+app-1 [001] ..... 1.000002: tracing_mark_write: xskdbg:1 sock sk=1:2:0 pool=1 umem=1 fd=3 label=q0
+xskdbg-drain1-9 [001] ..... 1.000010: tracing_mark_write: xskdbg:1 kdrain cpu=1 t=1.000009000 n=0 lost=0 of=2
+##### CPU 0 buffer started ####
+xskdbg-drain0-8 [000] ..... 1.005000: tracing_mark_write: xskdbg:1 ktx cpu=0 t=1.001000000 kpool=ff01 a=6000 at=raw
+xskdbg:1 kcomp cpu=0 t=1.001001000 xs=ff00 sk=1:2:0 kpool=ff01 n=1 a=6000
+xskdbg:1 kdrain cpu=0 t=1.000500000 n=2 lost=0 of=2
+xskdbg-drain1-9 [001] ..... 1.005010: tracing_mark_write: xskdbg:1 kdrain cpu=1 t=1.005009000 n=0 lost=0 of=2
+app-1 [000] ..... 1.006000: tracing_mark_write: xskdbg:1 fill pool=1 n=1 a=6000
+xskdbg-drain0-8 [000] ..... 1.010000: tracing_mark_write: xskdbg:1 kdrain cpu=0 t=1.009000000 n=0 lost=0 of=2
+xskdbg-drain1-9 [001] ..... 1.010010: tracing_mark_write: xskdbg:1 kdrain cpu=1 t=1.010009000 n=0 lost=0 of=2
+";
+    let r = analyze(t.as_bytes());
+    let rules: Vec<&str> = r.findings.iter().map(|f| f.rule.as_str()).collect();
+    assert!(rules.is_empty(), "{rules:?}");
+    assert!(
+        r.summary
+            .notes
+            .iter()
+            .any(|n| n.contains("drained kernel records were dropped")),
+        "{:?}",
+        r.summary.notes
+    );
+}
