@@ -79,13 +79,17 @@ pub fn try_load(backend: Backend) -> Result<Loadable> {
         None
     };
     let loaded = with_libbpf_log(|| load_bpf(backend, &caps, false, true, &mut notes));
+    let progs: Result<usize> = loaded.map(|l| {
+        l.iter()
+            .map(|l| l.object().progs().filter(|p| p.autoload()).count())
+            .sum()
+    });
+    // Put the switch back once the objects are closed too: a CI run once
+    // found it on after this function (set again after the first restore).
     if was_on == Some(false) {
         top.write_file(printk, b"0")?;
     }
-    let progs: usize = loaded?
-        .iter()
-        .map(|l| l.object().progs().filter(|p| p.autoload()).count())
-        .sum();
+    let progs = progs?;
     Ok(Loadable {
         what: format!("{progs} BPF programs loaded (not attached)"),
         notes,

@@ -20,6 +20,16 @@ fn the_tracepoint_backend_loads_and_leaves_nothing_behind() {
         return;
     }
     let before = std::fs::read_to_string(TOP_PRINTK).unwrap_or_default();
+    // Whatever happens below, the switch is left as it was found.
+    struct Restore(String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if !self.0.is_empty() {
+                let _ = std::fs::write(TOP_PRINTK, self.0.trim());
+            }
+        }
+    }
+    let _restore = Restore(before.clone());
     let l = try_load(Backend::Tracepoint).unwrap();
     assert!(
         l.what.ends_with("BPF programs loaded (not attached)"),
