@@ -106,6 +106,9 @@ fn run(bin: &PathBuf, mode: &str, bug: Option<&str>, secs: u32) -> Run {
     let fs = TraceFs::find().unwrap();
     let inst_name = format!("xskdbg-l2fwd-{tag}");
     let inst = fs.create_instance(&inst_name).unwrap();
+    // Room for the whole run: the declarations (`rxpoison` among them)
+    // are its first lines, and a wrapped buffer loses them.
+    inst.buffer().set_buffer_size_kb(16384).unwrap();
 
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns_x.name()]).arg(bin).args([
