@@ -485,6 +485,7 @@ fn attach_one(
         a.refresh_pid_filter()?;
         if let Some(r) = top_restore.take() {
             if String::from_utf8_lossy(&r.old).trim() == "0" {
+                await_printk_switch(&top, printk_rel);
                 top.write_file(printk_rel, b"0")?;
             }
             a.restores.push(r);
@@ -515,6 +516,23 @@ fn attach_one(
 /// The clock the trace must use for drained records: `bpf_ktime_get_ns()`
 /// reads `CLOCK_MONOTONIC`, which is ftrace's `mono`.
 pub const TRACE_CLOCK: &str = "mono";
+
+/// Waits (at most half a second) until the kernel has turned the top-level
+/// `bpf_trace_printk` event on after a program that calls the helper was
+/// loaded: current kernels only schedule that switch from the verifier
+/// (`bpf_get_trace_printk_proto()` -> `schedule_work(&set_printk_work)`),
+/// so a restore written right after the load can come before it and be
+/// undone (seen in CI: the switch on after `try_load`).
+pub(crate) fn await_printk_switch(top: &Buffer, rel: &str) {
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    while std::time::Instant::now() < until {
+        match top.read_file(rel) {
+            Ok(v) if String::from_utf8_lossy(&v).trim() != "0" => return,
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            Err(_) => return,
+        }
+    }
+}
 
 /// The clock `trace_clock` selects (`[local] global mono ...` → `local`).
 pub fn selected_clock(trace_clock: &str) -> Option<&str> {

@@ -84,9 +84,12 @@ pub fn try_load(backend: Backend) -> Result<Loadable> {
             .map(|l| l.object().progs().filter(|p| p.autoload()).count())
             .sum()
     });
-    // Put the switch back once the objects are closed too: a CI run once
-    // found it on after this function (set again after the first restore).
+    // The kernel turns the switch on from a work item it only schedules at
+    // load time: wait for it, then put the switch back.
     if was_on == Some(false) {
+        if progs.is_ok() {
+            crate::attach::await_printk_switch(&top, printk);
+        }
         top.write_file(printk, b"0")?;
     }
     let progs = progs?;
