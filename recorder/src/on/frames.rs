@@ -69,7 +69,7 @@ impl UmemInner {
     /// The slot of buffer address `base` in the open-addressed unaligned
     /// table: linear probing from its hash, a free slot claimed by
     /// compare-exchange (slots are never given back, so a found key stays).
-    #[cold]
+    /// Every descriptor of an unaligned UMEM comes here: not cold.
     fn unaligned_slot(&self, base: u64, claim: bool) -> Option<usize> {
         let n = self.keys.len();
         if n == 0 {

@@ -15,6 +15,7 @@
 
 #include <xdp/xsk.h>
 #include "xskdbg.h"
+#include "seq.h"
 
 #define RING 8
 #define POISON 0xdeadbeefdeadbeefull
@@ -181,23 +182,6 @@ static void app_forward(struct rig *g)
 		xsk_ring_prod__submit(&g->fq, n);
 		xsk_ring_cons__release(&g->cq, n);
 	}
-}
-
-/* Drop every " seq=HEX" from a dump in place: the sequence number carries
- * the pid, so the lines checked below are matched without it. */
-static void strip_seq(char *d)
-{
-	char *w = d;
-	for (char *r = d; *r;) {
-		if (strncmp(r, " seq=", 5) == 0) {
-			r += 5;
-			while ((*r >= '0' && *r <= '9') || (*r >= 'a' && *r <= 'f'))
-				r++;
-			continue;
-		}
-		*w++ = *r++;
-	}
-	*w = '\0';
 }
 
 static int dump_has(struct rig *g, const char *needle)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "xskdbg.h"
+#include "seq.h"
 
 static int seen;
 static char kind[64], from[16], to[16], line[4096];
@@ -19,23 +20,6 @@ static void on_violation(const struct xskdbg_violation *v, void *user)
 	snprintf(from, sizeof(from), "%s", v->from);
 	snprintf(to, sizeof(to), "%s", v->to);
 	snprintf(line, sizeof(line), "%s", v->line);
-}
-
-/* Drop every " seq=HEX" from a dump in place: the sequence number carries
- * the pid, so the lines checked below are matched without it. */
-static void strip_seq(char *d)
-{
-	char *w = d;
-	for (char *r = d; *r;) {
-		if (strncmp(r, " seq=", 5) == 0) {
-			r += 5;
-			while ((*r >= '0' && *r <= '9') || (*r >= 'a' && *r <= 'f'))
-				r++;
-			continue;
-		}
-		*w++ = *r++;
-	}
-	*w = '\0';
 }
 
 #define CHECK(c)                                                                   \
