@@ -103,7 +103,7 @@ if [[ -n $instrument ]]; then
   variant=-xskdbg${plant:+-$plant}
 fi
 key=$( (echo "$pkgver"; cat "$0" ${patches[@]+"${patches[@]}"}
-        [[ -n $instrument ]] && cat "$reclib" "$recinc/xskdbg.h") | sha256sum | cut -c1-12)
+        if [[ -n $instrument ]]; then cat "$reclib" "$recinc/xskdbg.h"; fi) | sha256sum | cut -c1-12)
 out=$cache/xskxceiver-$ver$variant-$pkgver-$key
 if [[ -x $out ]]; then
   echo "$out"
