@@ -15,10 +15,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A host file copied into the guest.
-pub use xskdbg_vmtest::FileMapping;
 /// Where the guest kernel comes from (`debian`, `debian:NN`, a bzImage).
 pub use xskdbg_vmtest::KernelSource;
+/// A host file copied into the guest.
+pub use xskdbg_vmtest::{Binary, FileMapping};
 use xskdbg_vmtest::{VmError, VmOutcome, VmSpec};
 
 /// The guest's `$XSKDBG_OUT`.
@@ -45,8 +45,15 @@ pub struct VmSoak {
     /// The soaks, run one after the other (a failing one does not stop the
     /// next).
     pub runs: Vec<GuestRun>,
-    /// Host files the soaks read (e.g. `--kprobe-events`), copied in.
+    /// Host files the soaks (or the `also` commands) read (e.g.
+    /// `--kprobe-events`), copied in.
     pub files: Vec<FileMapping>,
+    /// Other programs for the `also` commands, put on the guest's `PATH`.
+    pub binaries: Vec<Binary>,
+    /// Shell commands run after the soaks in the same boot (a TCG boot costs
+    /// minutes: a nightly job or a test shares it). Command N (from 1) gets
+    /// `$XSKDBG_OUT` = a directory that comes back as `--out/also/N/`.
+    pub also: Vec<String>,
     /// The kernel to boot.
     pub kernel: KernelSource,
     /// Virtual CPUs.
@@ -74,6 +81,23 @@ pub struct RunOutcome {
     pub stderr: String,
 }
 
+/// How one `also` command ended. Its exit status is its own: it does not
+/// change the soaks' verdict.
+#[derive(Debug, Clone)]
+pub struct AlsoOutcome {
+    /// Its number, from 1 (`--out/also/N/`).
+    pub number: usize,
+    /// Its exit status (`128 + N` for a signal); `None` if it never ended
+    /// (the guest stopped, or it never started).
+    pub exit_code: Option<i32>,
+    /// Killed by the VM's time limit.
+    pub timed_out: bool,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
 /// What the guest soaks brought back.
 #[derive(Debug, Clone)]
 pub struct VmSoakOutcome {
@@ -81,6 +105,8 @@ pub struct VmSoakOutcome {
     pub exit_code: u8,
     /// Every run, in order.
     pub runs: Vec<RunOutcome>,
+    /// Every `also` command, in order.
+    pub also: Vec<AlsoOutcome>,
     /// Files copied into the host's `--out`.
     pub copied: Vec<PathBuf>,
     /// `uname -r` in the guest.
@@ -150,6 +176,15 @@ pub fn guest_command_line(program_name: &str, run: &GuestRun) -> String {
     };
     line.push_str(&format!(" --out \"$XSKDBG_OUT/{GUEST_SUBDIR}\"{sub}"));
     line
+}
+
+/// The shell line of `also` command `number`: its own `$XSKDBG_OUT` under
+/// the soak's, so that it comes back with the soak's files as `also/N/`.
+pub fn also_command_line(number: usize, command: &str) -> String {
+    format!(
+        "XSKDBG_OUT=\"$XSKDBG_OUT/{GUEST_SUBDIR}/also/{number}\"; export XSKDBG_OUT; \
+         mkdir -p \"$XSKDBG_OUT\" && cd \"$XSKDBG_OUT\" && {{\n{command}\n}}"
+    )
 }
 
 /// Maps the guest command's end to the soak's exit status: 0, 1 and 2 are
@@ -231,6 +266,33 @@ fn bring_back(vm: &VmOutcome, out: &Path, copied: &mut Vec<PathBuf>) -> Result<(
     Ok(())
 }
 
+/// Writes `also/N.stdout`, `.stderr` and `.rc` (the exit status, or
+/// `timed-out` / `none`) beside the command's directory.
+fn save_also(out: &Path, o: &AlsoOutcome, copied: &mut Vec<PathBuf>) -> Result<(), VmSoakError> {
+    let dir = out.join("also");
+    std::fs::create_dir_all(&dir).map_err(|source| VmSoakError::Copy {
+        path: dir.clone(),
+        source,
+    })?;
+    let rc = match (o.exit_code, o.timed_out) {
+        (_, true) => "timed-out".to_string(),
+        (Some(c), false) => c.to_string(),
+        (None, false) => "none".to_string(),
+    };
+    for (ext, text) in [("stdout", &o.stdout), ("stderr", &o.stderr), ("rc", &rc)] {
+        let dst = dir.join(format!("{}.{ext}", o.number));
+        let tmp = dir.join(format!(".{}.{ext}.tmp", o.number));
+        std::fs::write(&tmp, text.as_bytes())
+            .and_then(|()| std::fs::rename(&tmp, &dst))
+            .map_err(|source| VmSoakError::Copy {
+                path: dst.clone(),
+                source,
+            })?;
+        copied.push(dst);
+    }
+    Ok(())
+}
+
 /// Boots the guest, runs the soak in it and copies its results into
 /// `--out`. A VM failure still copies whatever the guest had saved.
 pub fn run_in_vm(v: &VmSoak) -> Result<VmSoakOutcome, VmSoakError> {
@@ -264,12 +326,16 @@ pub fn run_in_vm(v: &VmSoak) -> Result<VmSoakOutcome, VmSoakError> {
     spec.append = v.append.clone();
     spec.timeout = v.timeout;
     spec.binaries.push(v.program.clone().into());
+    spec.binaries.extend(v.binaries.iter().cloned());
     spec.files.extend(v.files.iter().cloned());
     if v.runs.is_empty() {
         return Err(VmSoakError::Vm(VmError::Spec("no soak to run".into())));
     }
     for r in &v.runs {
         spec.commands.push(guest_command_line(&name, r).into());
+    }
+    for (i, c) in v.also.iter().enumerate() {
+        spec.commands.push(also_command_line(i + 1, c).into());
     }
     let mut copied = Vec::new();
     let vm = match xskdbg_vmtest::run(&spec) {
@@ -314,9 +380,23 @@ pub fn run_in_vm(v: &VmSoak) -> Result<VmSoakOutcome, VmSoakError> {
             stderr,
         });
     }
+    let mut also = Vec::new();
+    for (i, _) in v.also.iter().enumerate() {
+        let cmd = vm.commands.get(v.runs.len() + i);
+        let o = AlsoOutcome {
+            number: i + 1,
+            exit_code: cmd.and_then(|c| c.exit_code),
+            timed_out: cmd.is_some_and(|c| c.timed_out),
+            stdout: cmd.map(|c| c.stdout_str()).unwrap_or_default(),
+            stderr: cmd.map(|c| c.stderr_str()).unwrap_or_default(),
+        };
+        save_also(&v.out, &o, &mut copied)?;
+        also.push(o);
+    }
     Ok(VmSoakOutcome {
         exit_code: worst_exit(runs.iter().map(|r| r.exit_code)),
         runs,
+        also,
         copied,
         kernel_release: vm.kernel_release.clone(),
         kernel: vm.kernel.clone(),
@@ -355,6 +435,18 @@ mod tests {
         // Several soaks in one boot: one directory each.
         run.name = "tracefs".into();
         assert!(guest_command_line("xskdbg", &run).ends_with(" --out \"$XSKDBG_OUT/soak\"/tracefs"));
+    }
+
+    #[test]
+    fn an_also_command_writes_into_its_own_directory_under_the_soaks() {
+        let line = also_command_line(2, "echo hi > x");
+        assert!(
+            line.starts_with("XSKDBG_OUT=\"$XSKDBG_OUT/soak/also/2\"; export XSKDBG_OUT;"),
+            "{line}"
+        );
+        // Grouped, so that a command of several lines or with `;` is one
+        // unit after the setup.
+        assert!(line.ends_with("{\necho hi > x\n}"), "{line}");
     }
 
     #[test]

@@ -154,6 +154,22 @@ pub struct Args {
     /// --duration plus 300 s for boot, setup and analysis under emulation).
     #[arg(long, value_name = "S", requires = "vm")]
     timeout: Option<f64>,
+    /// With --vm: a shell command the guest runs after the soaks, in the same
+    /// boot (repeatable; a boot under TCG costs minutes). Command N gets its
+    /// own $XSKDBG_OUT (and working directory), which comes back as
+    /// --out/also/N/, its output and exit status beside it
+    /// (also/N.stdout, .stderr, .rc). Its exit status does not change the
+    /// soak's: the caller judges it.
+    #[arg(long = "vm-cmd", value_name = "SHELL", requires = "vm")]
+    vm_cmd: Vec<String>,
+    /// With --vm: a program for --vm-cmd, copied onto the guest's PATH
+    /// (with its shared libraries), as its own name or NAME.
+    #[arg(long = "vm-bin", value_name = "PATH[:NAME]", requires = "vm")]
+    vm_bin: Vec<String>,
+    /// With --vm: a host file or directory for --vm-cmd, copied to GUEST
+    /// (an absolute guest path).
+    #[arg(long = "vm-file", value_name = "HOST:GUEST", requires = "vm")]
+    vm_file: Vec<String>,
 }
 
 const AFTER_HELP: &str = "Fault kinds for --inject:
@@ -172,6 +188,10 @@ With --vm the same soak runs in a qemu guest (Debian's 6.1 kernel or
 --kernel PATH) and its results come back into --out; a VM failure exits 2.
 `--vm --probes fentry,kprobe,tracefs,tracepoint` runs one soak per backend
 in one boot (results in --out/BACKEND/, exit status the worst of them).
+--vm-cmd runs more in that boot after the soaks (with --vm-bin and
+--vm-file for what it needs), e.g. one test of the kernel's xskxceiver:
+  --vm-bin xskxceiver --vm-file scripts/corpus/guest-xsk.sh:/opt/g.sh
+  --vm-cmd 'sh /opt/g.sh netns skb 0 RUN_TO_COMPLETION fentry'
 
 Recording the real traces of fixtures/traces/real/ (README.md there):
   --rx-size 32 --consumer-sleep-us 2000   a slow consumer: RX runs full
@@ -422,20 +442,45 @@ fn run_vm(args: &Args) -> anyhow::Result<ExitCode> {
     let timeout = match args.timeout {
         Some(t) if t.is_finite() && t >= 1.0 => t,
         Some(t) => anyhow::bail!("--timeout {t}: give at least 1 second"),
-        None => 150.0 + runs.len() as f64 * (2.0 * args.duration + 150.0),
+        None => {
+            150.0
+                + runs.len() as f64 * (2.0 * args.duration + 150.0)
+                + 300.0 * args.vm_cmd.len() as f64
+        }
     };
     let program = std::env::current_exe().context("finding this program to copy into the guest")?;
-    let files = match &args.kprobe_events {
+    let mut files = match &args.kprobe_events {
         Some(p) => vec![xskdbg_soak::vm::FileMapping {
             host: p.clone(),
             guest: GUEST_KPROBE_EVENTS.into(),
         }],
         None => Vec::new(),
     };
+    for f in &args.vm_file {
+        if !f.contains(':') {
+            anyhow::bail!("--vm-file {f}: give HOST:GUEST (GUEST an absolute path in the guest)");
+        }
+        let m = xskdbg_soak::vm::FileMapping::parse(f)
+            .map_err(|e| anyhow::anyhow!("--vm-file {f}: {e}"))?;
+        if !m.host.exists() {
+            anyhow::bail!("--vm-file {f}: {} does not exist", m.host.display());
+        }
+        files.push(m);
+    }
+    let mut binaries = Vec::new();
+    for b in &args.vm_bin {
+        let b = xskdbg_soak::vm::Binary::parse(b);
+        if !b.host.is_file() {
+            anyhow::bail!("--vm-bin: {} is not a file", b.host.display());
+        }
+        binaries.push(b);
+    }
     let spec = xskdbg_soak::vm::VmSoak {
         program,
         runs,
         files,
+        binaries,
+        also: args.vm_cmd.clone(),
         kernel,
         vcpus: args.vcpus,
         memory_mb: args.memory,
@@ -476,6 +521,18 @@ fn run_vm(args: &Args) -> anyhow::Result<ExitCode> {
         if r.exit_code == 2 {
             msg += &format!("guest soak error:\n{}", r.stderr);
         }
+    }
+    for a in &o.also {
+        let how = match (a.exit_code, a.timed_out) {
+            (_, true) => "timed out".to_string(),
+            (Some(c), false) => format!("exit {c}"),
+            (None, false) => "never ended".to_string(),
+        };
+        msg += &format!(
+            "== also {} ({how}): its files in {}\n",
+            a.number,
+            args.out.join("also").join(a.number.to_string()).display()
+        );
     }
     msg += &format!(
         "results (and the guest's console.log) in {}\n",
@@ -532,6 +589,10 @@ mod tests {
             "3",
             "--append",
             "veth.race_window_us=50",
+            "--vm-cmd",
+            "echo also",
+            "--vm-bin",
+            "/bin/true",
             "--queues",
             "1",
             "--traffic-cpus",
@@ -570,6 +631,8 @@ mod tests {
             "--timeout",
             "--out",
             "--memory",
+            "echo also",
+            "/bin/true",
         ] {
             assert!(!g.contains(vm_only), "{vm_only} leaked into {g}");
         }
