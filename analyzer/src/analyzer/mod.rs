@@ -179,6 +179,12 @@ pub struct Analyzer {
     app_taken: u64,
     /// Longest hold (in app takes) of a frame the app did return.
     max_return_hold: u64,
+    /// Per UMEM (by ordinal): `app_taken` when the app last gave one of its
+    /// frames back (FILL, TX or its free list). A frame held while others
+    /// of its UMEM kept coming back is leaked; a UMEM whose frames the app
+    /// never gives back (a test that stops refilling FILL on purpose) leaks
+    /// nothing frame by frame.
+    last_return: Vec<u64>,
     /// The app logs its own free list (`free`/`hold` lines).
     app_free_traced: bool,
     /// The latest poisoned read (app socket, raw finding): the recorder's
@@ -215,6 +221,13 @@ pub struct Analyzer {
     kpools: FxHashMap<u64, u16>,
     /// The UMEM of the event being processed.
     umem_of: UmemOf,
+    /// Each UMEM's own address → frame mapping, by ordinal, from its `umem`
+    /// line (a program may give its UMEMs different chunk sizes: 6.12's
+    /// xskxceiver opens one of 4 KiB chunks before a test's two of 2 KiB).
+    umem_maps: Vec<Option<Mapping>>,
+    /// Some UMEM's mapping differs from `mapping`: `frame_of` looks the
+    /// event's UMEM up (else one mapping serves all, as it always did).
+    mixed_maps: bool,
 }
 
 impl Analyzer {
@@ -267,6 +280,7 @@ impl Analyzer {
             first_max: 0,
             markers_seen: false,
             max_return_hold: 0,
+            last_return: Vec::new(),
             app_free_traced: false,
             last_poison: None,
             batch_pos: None,
@@ -283,6 +297,8 @@ impl Analyzer {
             umems: FxHashMap::default(),
             kpools: FxHashMap::default(),
             umem_of: UmemOf::default(),
+            umem_maps: Vec::new(),
+            mixed_maps: false,
             opts,
         };
         if let Some(c) = a.opts.chunk_size {
@@ -499,6 +515,9 @@ impl Analyzer {
     /// event's UMEM (see `umems`).
     #[inline]
     fn frame_of(&self, addr: u64) -> u64 {
+        if self.mixed_maps {
+            return self.frame_of_mixed(addr);
+        }
         let base = self
             .mapping
             .unwrap_or(Mapping::Aligned {
@@ -507,7 +526,7 @@ impl Analyzer {
             .frame(addr);
         match self.umem_of {
             UmemOf::Tag(t) => base | t,
-            UmemOf::Guess(w) => self.guess_frame(base, w),
+            UmemOf::Guess(w) => self.guess_frame(|_| base, w),
         }
     }
 }

@@ -18,6 +18,7 @@
 
 use super::state::{ASockId, AppHold, Frame, KSockId};
 use super::Analyzer;
+use crate::chunk::Mapping;
 use crate::parse::{AppOp, KernelOp, Op};
 
 pub(crate) use crate::chunk::shown;
@@ -27,6 +28,12 @@ pub(crate) use crate::chunk::shown;
 ///
 /// [`Mapping::frame`]: crate::chunk::Mapping::frame
 const ORD_SHIFT: u32 = 48;
+/// The UMEM ordinal of a frame key, as an index.
+#[inline]
+pub(super) fn umem_index(f: u64) -> usize {
+    (f >> ORD_SHIFT) as usize
+}
+
 /// Ordinals past this share the last one (65536 UMEMs in one trace).
 const ORD_MAX: u16 = u16::MAX;
 /// A guess looks at this many UMEMs at most: it runs per address, and a
@@ -90,8 +97,14 @@ impl Analyzer {
     pub(super) fn learn_umems(&mut self, op: &Op<'_>, a: Option<ASockId>) {
         let Op::App(app) = op else { return };
         match app {
-            AppOp::Umem { umem, .. } => {
-                self.umem_ord(*umem);
+            AppOp::Umem {
+                umem,
+                chunk,
+                unaligned,
+                ..
+            } => {
+                let o = self.umem_ord(*umem);
+                self.learn_umem_map(o, *chunk, *unaligned);
             }
             AppOp::Pool {
                 pool,
@@ -211,14 +224,67 @@ impl Analyzer {
     /// the UMEM where the frame is where the event takes it from, else
     /// the one where it is known at all, else the first.
     #[cold]
-    pub(super) fn guess_frame(&self, base: u64, want: Want) -> u64 {
+    pub(super) fn guess_frame(&self, base: impl Fn(u64) -> u64, want: Want) -> u64 {
         let n = self.umems.len().min(GUESS_MAX) as u64;
-        let key = |o: u64| base | (o << ORD_SHIFT);
+        let key = |o: u64| base(o) | (o << ORD_SHIFT);
         let known = |o: &u64| self.frames.get(key(*o));
         (0..n)
             .find(|o| known(o).is_some_and(|fs| want.fits(fs)))
             .or_else(|| (0..n).find(|o| known(o).is_some()))
-            .map_or(base, key)
+            .map_or_else(|| base(0), key)
+    }
+
+    /// UMEM `ord`'s mapping: its own `umem` line's, else the trace's.
+    fn map_of(&self, ord: u64) -> Mapping {
+        self.umem_maps
+            .get(ord as usize)
+            .copied()
+            .flatten()
+            .or(self.mapping)
+            .unwrap_or(Mapping::Aligned {
+                chunk: crate::chunk::MIN_CHUNK,
+            })
+    }
+
+    /// [`Analyzer::frame_of`] when the UMEMs' chunk sizes differ: the
+    /// address's frame under the mapping of the UMEM it is taken to be in.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn frame_of_mixed(&self, addr: u64) -> u64 {
+        match self.umem_of {
+            UmemOf::Tag(t) => self.map_of(t >> ORD_SHIFT).frame(addr) | t,
+            UmemOf::Guess(w) => self.guess_frame(|o| self.map_of(o).frame(addr), w),
+        }
+    }
+
+    /// A `umem` line's chunk size or mode, for its UMEM (ordinal `ord`).
+    /// `--chunk-size`/`--unaligned` given by the user hold for every UMEM.
+    fn learn_umem_map(&mut self, ord: u16, chunk: Option<u64>, unaligned: bool) {
+        if self.chunk_source == "option" {
+            return;
+        }
+        let m = if unaligned {
+            Mapping::Unaligned
+        } else if let Some(c) = chunk {
+            Mapping::Aligned {
+                chunk: c
+                    .clamp(crate::chunk::MIN_CHUNK, 1 << 32)
+                    .next_power_of_two(),
+            }
+        } else {
+            return;
+        };
+        let o = ord as usize;
+        if self.umem_maps.len() <= o {
+            self.umem_maps.resize(o + 1, None);
+        }
+        self.umem_maps[o] = Some(m);
+        if self.mapping.is_some_and(|g| g != m) && !self.mixed_maps {
+            self.mixed_maps = true;
+            self.chunk_note.push_str(
+                "; the UMEMs' chunk sizes differ: each UMEM's frames follow its own umem line",
+            );
+        }
     }
 }
 
