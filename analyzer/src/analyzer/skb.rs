@@ -37,6 +37,12 @@ impl Analyzer {
         if k.skb_seen.is_empty() || k.skb_seen.contains(&pos) {
             return;
         }
+        // Received long ago (more receives since than `skb_seen` keeps): a
+        // read of 64 slots behind a kernel 600 receives ahead is not ahead
+        // of its receives (6.12's xskxceiver in skb mode on the host).
+        if k.skb_max.is_some_and(|m| reached(m, pos)) {
+            return;
+        }
         if k.skb_ahead.iter().any(|e| e.slot == pos) {
             return;
         }
@@ -57,6 +63,9 @@ impl Analyzer {
     pub(super) fn skb_received(&mut self, ks: KSockId, f: u64, slot: Option<u64>, at: At) -> bool {
         let Some(slot) = slot else { return false };
         let k = &mut self.ksocks[ks];
+        if !k.skb_max.is_some_and(|m| reached(m, slot)) {
+            k.skb_max = Some(slot as u32);
+        }
         k.skb_seen.push_back(slot);
         if k.skb_seen.len() > SEEN_CAP {
             k.skb_seen.pop_front();
@@ -82,5 +91,24 @@ impl Analyzer {
         }) {
             ahead.pop_front();
         }
+    }
+}
+
+/// Ring position `pos` is at or before `max` (32-bit counters that wrap).
+fn reached(max: u32, pos: u64) -> bool {
+    max.wrapping_sub(pos as u32) < 1 << 31
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reached;
+
+    #[test]
+    fn a_position_is_reached_across_the_wrap() {
+        assert!(reached(0x4e0, 0xe0));
+        assert!(reached(0x4e0, 0x4e0));
+        assert!(!reached(0x4e0, 0x4e1));
+        assert!(reached(5, 0xffff_fff0));
+        assert!(!reached(0xffff_fff0, 5));
     }
 }

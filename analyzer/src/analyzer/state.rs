@@ -455,6 +455,9 @@ pub(super) struct KSock {
     /// because their line had not come yet (see `skb`).
     pub(super) skb_seen: VecDeque<u64>,
     pub(super) skb_ahead: VecDeque<SkbAhead>,
+    /// The furthest RX position a `krx mode=skb` wrote (a 32-bit ring
+    /// counter): a read of a position at or before it has had its receive.
+    pub(super) skb_max: Option<u32>,
     /// The application's RX batches on the joined socket so far.
     pub(super) rx_batches: u64,
 }
@@ -516,6 +519,7 @@ impl KSock {
             attempts: Vec::new(),
             full: RxFull::default(),
             skb_seen: VecDeque::new(),
+            skb_max: None,
             skb_ahead: VecDeque::new(),
             rx_batches: 0,
         }
