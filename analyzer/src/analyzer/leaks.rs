@@ -3,7 +3,7 @@
 
 use super::rules::Rule;
 use super::state::{AppHold, At};
-use super::umems::shown;
+use super::umems::{shown, umem_index};
 use super::Analyzer;
 use crate::report::{Kind, Verdict};
 
@@ -11,6 +11,23 @@ use crate::report::{Kind, Verdict};
 const APP_LEAK_GAP: u64 = 256;
 
 impl Analyzer {
+    /// An app return of frame `f` (its UMEM's) at consumption count `taken`.
+    pub(super) fn note_return(last: &mut Vec<u64>, f: u64, taken: u64) {
+        let u = umem_index(f);
+        if last.len() <= u {
+            last.resize(u + 1, 0);
+        }
+        last[u] = taken;
+    }
+
+    /// How far past `held_at` (a consumption count) the app last gave back
+    /// a frame of `f`'s UMEM: 0 when it gave none back since.
+    fn returned_since(&self, f: u64, held_at: u64) -> u64 {
+        self.last_return
+            .get(umem_index(f))
+            .map_or(0, |&t| t.saturating_sub(held_at))
+    }
+
     /// Frames the FILL (or TX) order has long passed without them coming back.
     pub(super) fn leaks(&mut self) {
         let mut found = Vec::new();
@@ -43,10 +60,11 @@ impl Analyzer {
             .frames
             .iter()
             .filter(|_| app_free_traced)
-            .filter(|(_, fs)| {
+            .filter(|(f, fs)| {
                 matches!(fs.app, AppHold::Rx | AppHold::Comp | AppHold::Held)
                     && fs.kernel_copies() == 0
                     && self.app_taken.saturating_sub(fs.held_at) > gap
+                    && self.returned_since(*f, fs.held_at) > gap
             })
             .map(|(f, fs)| (f, fs.last, self.app_taken - fs.held_at, fs.held_addr))
             .collect();

@@ -168,6 +168,7 @@ impl Analyzer {
             self.max_return_hold = self
                 .max_return_hold
                 .max(self.app_taken.saturating_sub(fs.held_at));
+            Self::note_return(&mut self.last_return, f, self.app_taken);
         }
         let mismatch = !dup && Self::claimed_mismatch(fs, from);
         fs.fill += 1;
@@ -459,6 +460,7 @@ impl Analyzer {
             self.max_return_hold = self
                 .max_return_hold
                 .max(self.app_taken.saturating_sub(fs.held_at));
+            Self::note_return(&mut self.last_return, f, self.app_taken);
         }
         let mismatch = !dup && Self::claimed_mismatch(fs, from);
         fs.tx += 1;
@@ -635,6 +637,9 @@ impl Analyzer {
         let was = fs.place();
         let state = fs.state_name();
         let bad = fs.kernel_copies() > 0;
+        if hold == AppHold::Free && matches!(fs.app, AppHold::Rx | AppHold::Comp | AppHold::Held) {
+            Self::note_return(&mut self.last_return, f, self.app_taken);
+        }
         fs.app = hold;
         fs.last = at;
         if bad {
