@@ -46,7 +46,9 @@ impl UmemInner {
     fn refresh_budget(&self, p: &PoolInner, pf: &mut PoolFifo) {
         let socks = p.socks.read().unwrap_or_else(|e| e.into_inner());
         for s in socks.iter() {
-            let Some(src) = &s.stats else { continue };
+            let Some(src) = lock(&s.stats).clone() else {
+                continue;
+            };
             let Ok(now) = src.read() else { continue };
             let mut last = lock(&s.last_stats);
             if let Some(prev) = *last {
@@ -97,6 +99,24 @@ impl UmemInner {
             // pool check has more to say); FIFO order is still broken.
             return Some(self.fifo_violation(pf, s, addr, key, expected));
         };
+        // Sockets sharing this pool's FILL ring (several sockets of one
+        // device queue and UMEM: XDP_SHARED_UMEM; sockets of other queues
+        // on the pool have FILL rings of their own) split its order:
+        // one socket's RX skips the frames the kernel gave the others, and
+        // those come back on their RX later (6.12's xskxceiver,
+        // XDP_SHARED_UMEM). Only the state machine judges them.
+        let sharing = p
+            .socks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|o| o.key == s.key && !o.closed.load(Ordering::Acquire))
+            .count();
+        if sharing > 1 {
+            self.skip_to_kfree(p, s, pf, k, false);
+            pf.fill.pop_front();
+            return None;
+        }
         if pf.budget < k as u64 {
             self.refresh_budget(p, pf);
         }

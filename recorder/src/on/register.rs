@@ -3,7 +3,7 @@
 //! deques and statistics baseline allocated here, off the hot path, and its
 //! declaration written to the trace.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::order::{PoolFifo, RingIdx, SockTx};
@@ -42,7 +42,16 @@ pub(super) struct SockInner {
     pub(super) sid: Option<u64>,
     pub(super) label: Option<String>,
     pub(super) pool: Arc<PoolInner>,
-    pub(super) stats: Option<Arc<dyn StatsSource>>,
+    /// Where `XDP_STATISTICS` come from; dropped (with the duplicate fd it
+    /// may hold) when the app lets go of its last handle, so that the
+    /// recorder never keeps a closed socket alive: a socket kept open keeps
+    /// its queue bound, and the app's next bind there fails with EBUSY
+    /// (6.12's xskxceiver TEARDOWN binds ten sockets in a row).
+    pub(super) stats: Mutex<Option<Arc<dyn StatsSource>>>,
+    /// Live `Sock` handles; at 0 the socket is closed (`closed`).
+    pub(super) handles: AtomicUsize,
+    /// The app dropped its last handle: the socket is gone.
+    pub(super) closed: AtomicBool,
     pub(super) last_stats: Mutex<Option<XdpStats>>,
     pub(super) max_frags: u32,
     pub(super) tx: Mutex<SockTx>,
@@ -219,7 +228,9 @@ impl Pool {
                 .or_else(|| cfg.fd.and_then(|fd| sys::socket_cookie(fd).ok())),
             label: cfg.label.clone(),
             pool: self.p.clone(),
-            stats,
+            stats: Mutex::new(stats),
+            handles: AtomicUsize::new(1),
+            closed: AtomicBool::new(false),
             last_stats: Mutex::new(baseline),
             max_frags: cfg.max_frags.max(1),
             tx: Mutex::new(SockTx {

@@ -29,11 +29,32 @@ pub struct Pool {
     pub(super) p: Arc<PoolInner>,
 }
 
-/// A registered socket (RX + TX rings).
-#[derive(Clone)]
+/// A registered socket (RX + TX rings). Dropping the last handle closes it
+/// in the recorder: its statistics source (a duplicate of the socket's fd)
+/// is let go, and it no longer shares its pool's FILL order.
 pub struct Sock {
     pub(super) u: Arc<UmemInner>,
     pub(super) s: Arc<SockInner>,
+}
+
+impl Clone for Sock {
+    fn clone(&self) -> Self {
+        self.s.handles.fetch_add(1, Ordering::Relaxed);
+        Sock {
+            u: self.u.clone(),
+            s: self.s.clone(),
+        }
+    }
+}
+
+impl Drop for Sock {
+    fn drop(&mut self) {
+        if self.s.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.s.closed.store(true, Ordering::Release);
+            let stats = lock(&self.s.stats).take();
+            drop(stats);
+        }
+    }
 }
 
 impl std::fmt::Debug for Umem {
@@ -523,7 +544,8 @@ impl Sock {
 
     /// Read `XDP_STATISTICS` now and write a `stats` line.
     pub fn stats_snapshot(&self) -> Option<XdpStats> {
-        let now = self.s.stats.as_ref()?.read().ok()?;
+        let src = lock(&self.s.stats).clone()?;
+        let now = src.read().ok()?;
         self.u.write_stats(&self.s, &now);
         Some(now)
     }

@@ -180,3 +180,78 @@ fn remaining_list_is_bounded_and_counts_the_rest() {
     assert_eq!(shown + more, 2999, "{line}");
     assert!(shown > 100);
 }
+
+/// Two sockets of one queue sharing the pool's FILL ring (XDP_SHARED_UMEM,
+/// as 6.12's xskxceiver tests it): the kernel hands FILL's frames out in
+/// order, alternating between the sockets, and the app drains one socket's
+/// RX, then the other's. Each socket's reads skip the other's frames.
+#[test]
+fn sockets_sharing_a_fill_ring_split_its_order_without_a_violation() {
+    let rig = Rig::new(true);
+    let u = rig.rec.umem(seed_umem()).unwrap();
+    let p = u.pool(PoolConfig::new(SK)).unwrap();
+    let a = p.socket(SockConfig::new(SK).label("even")).unwrap();
+    let b = p.socket(SockConfig::new(SK).label("odd")).unwrap();
+    p.fill(&F);
+    a.rx(&[rxd(F[0]), rxd(F[2]), rxd(F[4])]);
+    b.rx(&[rxd(F[1]), rxd(F[3]), rxd(F[5])]);
+    assert!(rig.violations().is_empty(), "{:?}", rig.violations());
+    for f in F {
+        assert_eq!(u.state(f), Some(State::Rx));
+    }
+    // The split does not excuse a frame read twice.
+    p.fill(&[F[0]]);
+    a.rx(&[rxd(F[0])]);
+    b.rx(&[rxd(F[0])]);
+    assert!(
+        rig.violations()
+            .iter()
+            .any(|v| v.kind != ViolationKind::FifoOrder && v.frame == F[0]),
+        "{:?}",
+        rig.violations()
+    );
+}
+
+/// Dropping a socket's last handle lets go of its fd: the recorder's
+/// duplicate (for `XDP_STATISTICS`) must not keep a socket the app closed
+/// alive, or its queue stays bound and the app's next bind there fails
+/// with EBUSY (6.12's xskxceiver TEARDOWN did, recorded). A closed socket
+/// no longer shares its pool's FILL order either.
+#[test]
+fn the_last_handle_of_a_socket_releases_its_fd_and_its_share_of_fill() {
+    let rig = Rig::new(true);
+    let u = rig.rec.umem(seed_umem()).unwrap();
+    let p = u.pool(PoolConfig::new(SK)).unwrap();
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two fds pipe writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let a = p.socket(SockConfig::new(SK).fd(fds[0])).unwrap();
+    // SAFETY: closing the read end this test opened; the recorder holds a
+    // duplicate of it.
+    unsafe { libc::close(fds[0]) };
+    let write = || {
+        // SAFETY: one byte from a live buffer to the write end.
+        unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) }
+    };
+    let a2 = a.clone();
+    drop(a);
+    assert_eq!(write(), 1, "a handle is left: the duplicate still reads");
+    drop(a2);
+    // No reader left: EPIPE (the test binary ignores SIGPIPE, as Rust's do).
+    assert_eq!(write(), -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EPIPE)
+    );
+    // SAFETY: closing the write end this test opened.
+    unsafe { libc::close(fds[1]) };
+    // A new socket on the queue is its only reader now: FIFO order holds.
+    let b = p.socket(SockConfig::new(SK)).unwrap();
+    p.fill(&F[..2]);
+    b.rx(&[rxd(F[1])]);
+    let v = rig.violations();
+    assert!(
+        v.iter().any(|v| v.kind == ViolationKind::FifoOrder),
+        "{v:?}"
+    );
+}
