@@ -7,6 +7,7 @@
 #       [--tests 'skb:0 drv:16 skb-busy:3 ...'] [--backends 'fentry kprobe tracefs tracepoint']
 #       [--xskdbg PATH] [--vcpus N] [--timeout S] [--test-timeout S]
 #       [--instrument [--plant double|leak]]    (6.12: build-xskxceiver.sh's variants)
+#       [--one-backend-if-failing]              (guest-xsk.sh's XSK_ONE_IF_FAILING)
 #
 # --tests: MODE[-busy]:N entries (default: every test of the kernel's list in skb and
 # drv mode, see list_tests). DIR gets console.log, guest/ (the runner's files) and
@@ -24,6 +25,7 @@ vcpus=1
 timeout=
 test_timeout=120
 build=()
+one_if_failing=
 while (($#)); do
   case $1 in
     --kernel) kernel=$2; shift 2 ;;
@@ -36,7 +38,8 @@ while (($#)); do
     --test-timeout) test_timeout=$2; shift 2 ;;
     --instrument) build+=(--instrument); shift ;;
     --plant) build+=(--plant "$2"); shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --one-backend-if-failing) one_if_failing="XSK_ONE_IF_FAILING=1 "; shift ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run-xskxceiver: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -63,7 +66,7 @@ for t in $tests; do
   [[ $mode == *-busy ]] && { busy=busy; mode=${mode%-busy}; }
   name=$(test_name "$series" "$num") || { echo "run-xskxceiver: no test $num on $series" >&2; exit 2; }
   nb=$(wc -w <<<"$backends")
-  cmds+=(--cmd "XSK_TIMEOUT=$test_timeout sh /opt/xskdbg/guest-xsk.sh $layout $mode $num $name '$backends' $busy")
+  cmds+=(--cmd "${one_if_failing}XSK_TIMEOUT=$test_timeout sh /opt/xskdbg/guest-xsk.sh $layout $mode $num $name '$backends' $busy")
   n=$((n + 1 + nb))
 done
 # Every run is bounded by guest-xsk.sh; the whole boot by the sum plus boot time.
