@@ -234,6 +234,9 @@ names! {
         /// A socket's identity (its `SO_COOKIE`): tells apart sockets that
         /// share one `sk` (`XDP_SHARED_UMEM` on one device queue).
         SID = "sid",
+        /// `sock ... gone=1`: the application let go of the socket; its key
+        /// (and its kernel socket's `xs`) may name a new socket after it.
+        GONE = "gone",
         /// The recorder's sequence number: one counter per recorder.
         SEQ = "seq",
         /// The trace clock the session chose (`probe` line).

@@ -32,6 +32,15 @@ impl<'a> Op<'a> {
             _ => None,
         }
     }
+
+    /// An application operation on one of the four rings (FILL, RX, TX,
+    /// COMPLETION).
+    pub fn is_app_ring(&self) -> bool {
+        matches!(
+            self,
+            Op::App(AppOp::Fill { .. } | AppOp::Rx { .. } | AppOp::Tx { .. } | AppOp::Comp { .. })
+        )
+    }
 }
 
 /// Application operations of the project format (`docs/TRACE-FORMAT.md`).
@@ -73,6 +82,8 @@ pub enum AppOp<'a> {
         pool: Option<u64>,
         /// UMEM id.
         umem: Option<u64>,
+        /// `gone=1`: the socket's end (the application dropped it).
+        gone: bool,
         /// Optional user label (rest of line).
         label: Option<&'a [u8]>,
     },

@@ -168,6 +168,76 @@ impl Analyzer {
         a
     }
 
+    /// A socket declared on a key whose sockets have another UMEM (or none
+    /// known): those are gone, even without their `gone=1` (a recording
+    /// from before it, or one that lost it). A device queue binds one UMEM
+    /// at a time; sockets sharing a queue share its UMEM and are declared
+    /// with it.
+    fn gone_by_umem(&mut self, sk: SockKey, sid: Option<u64>, umem: Option<u64>) {
+        let Some(u) = umem else { return };
+        if sid.is_some_and(|id| self.by_sid.contains_key(&id)) {
+            return; // a declaration repeated (before a violation)
+        }
+        let new = self.umems.get(&u).copied();
+        let stale: Vec<(ASockId, Option<u64>)> = self
+            .sk_groups
+            .get(&sk)
+            .into_iter()
+            .flatten()
+            .copied()
+            // Unknown: a socket whose own declaration was overwritten (a
+            // wrapped buffer), known only from its ring lines.
+            .filter(|&g| self.asock_umem(g).is_none_or(|o| Some(o) != new))
+            .map(|g| (g, self.asocks[g].sid))
+            .collect();
+        for (_, old_sid) in stale {
+            self.sock_gone(sk, old_sid);
+        }
+    }
+
+    /// `sock ... gone=1`: the socket's end. Its key, and its kernel
+    /// socket's `xs`, are free for the next socket: a program that closes
+    /// and opens sockets on one queue (xskxceiver's TEARDOWN binds ten in a
+    /// row, each with a UMEM of its own, and the kernel may reuse the `xs`)
+    /// must not have the next socket's receives joined to the old one, or
+    /// to its UMEM. Its state stays for the report.
+    fn sock_gone(&mut self, sk: SockKey, sid: Option<u64>) -> Option<ASockId> {
+        let a = match sid.and_then(|id| self.by_sid.get(&id).copied()) {
+            Some(a) => a,
+            None => *self.by_sk.get(&sk)?,
+        };
+        if let Some(k) = self.asocks[a].ks.take() {
+            self.ksocks[k].asock = None;
+            let xs = self.ksocks[k].xs;
+            if self.by_xs.get(&xs) == Some(&k) {
+                self.by_xs.remove(&xs);
+            }
+            self.last_xs = None;
+        }
+        if self.by_sk.get(&sk) == Some(&a) {
+            self.by_sk.remove(&sk);
+        }
+        self.last_sk = None;
+        if let Some(id) = sid {
+            self.by_sid.remove(&id);
+        }
+        if let Some(g) = self.sk_groups.get_mut(&sk) {
+            g.retain(|&x| x != a);
+            match g.as_slice() {
+                [] => {
+                    self.sk_groups.remove(&sk);
+                }
+                // The one left has the key to itself again.
+                &[only] => {
+                    self.asocks[only].shared = false;
+                    self.by_sk.insert(sk, only);
+                }
+                _ => {}
+            }
+        }
+        Some(a)
+    }
+
     /// The socket of an `rx`/`tx` line: its `sid=`'s, else the key's; of
     /// several sockets declared on the key, the one whose ring index the
     /// line continues (each socket counts its own RX consumer and TX
@@ -283,8 +353,22 @@ impl Analyzer {
             Op::App(app) => {
                 let a = match app {
                     AppOp::Sock {
-                        sk, sid, fd, label, ..
-                    } => Some(self.declare_sock(*sk, *sid, *fd, *label)),
+                        sk,
+                        sid,
+                        gone: true,
+                        ..
+                    } => self.sock_gone(*sk, *sid),
+                    AppOp::Sock {
+                        sk,
+                        sid,
+                        fd,
+                        umem,
+                        label,
+                        ..
+                    } => {
+                        self.gone_by_umem(*sk, *sid, *umem);
+                        Some(self.declare_sock(*sk, *sid, *fd, *label))
+                    }
                     AppOp::Rx {
                         sk,
                         sid,

@@ -86,6 +86,23 @@ impl UmemInner {
         });
     }
 
+    /// `sock ... gone=1`: the application let go of the socket (its last
+    /// handle), so its key may name a new socket from here on.
+    pub(super) fn sock_gone(&self, s: &SockInner) {
+        if !self.rec.writing() {
+            return;
+        }
+        with_line(|l| {
+            l.start(b"sock");
+            field_sock(l, s);
+            l.field_hex(b"pool", u64::from(s.pool.id));
+            l.field_hex(b"umem", u64::from(self.id));
+            l.field(b"gone", b"1");
+            l.finish();
+            self.rec.write(l.as_bytes());
+        });
+    }
+
     pub(super) fn write_stats(&self, s: &SockInner, st: &XdpStats) {
         if !self.rec.writing() {
             return;

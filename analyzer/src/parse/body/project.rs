@@ -229,6 +229,7 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
                 fd = key::FD,
                 pool = key::POOL,
                 umem = key::UMEM,
+                gone = key::GONE,
                 label = key::LABEL
             );
             Op::App(AppOp::Sock {
@@ -237,6 +238,7 @@ pub(super) fn line<const FAST: bool>(rest: &[u8]) -> Result<Op<'_>, BadReason> {
                 fd: opt_hex(fd)?,
                 pool: opt_hex(pool)?,
                 umem: opt_hex(umem)?,
+                gone: gone == Some(b"1"),
                 label: label.filter(|l| !l.is_empty()),
             })
         }
