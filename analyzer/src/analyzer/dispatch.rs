@@ -20,6 +20,9 @@ impl Analyzer {
     pub(super) fn process(&mut self, ev: &Event<'_>, at: At, pre: Option<&[Desc]>) {
         let (ks, a) = self.route(&ev.op, ev.pid);
         self.learn_umems(&ev.op, a);
+        if ev.op.is_app_ring() && !self.ring_umem_known(&ev.op, a) {
+            self.undeclared_to = Some(at);
+        }
         // One UMEM (or none named): every frame key is the bare base.
         self.umem_of = if self.umems.len() > 1 {
             self.resolve_umem(&ev.op, ks, a)

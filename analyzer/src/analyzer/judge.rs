@@ -50,7 +50,11 @@ impl Analyzer {
         self.audit_leaks();
         self.settle_overlaps();
         let complete = self.complete_from();
-        let (kept, linked, unjudged) = self.judgeable(complete.map(|c| c.order));
+        let judged_from = match (complete.map(|c| c.order), self.undeclared_cut()) {
+            (Some(c), Some(u)) => Some(c.max(u)),
+            (c, u) => c.or(u),
+        };
+        let (kept, linked, unjudged) = self.judgeable(judged_from);
         let (groups, consequence_links) = group(kept, linked);
         let findings = self.file(groups, consequence_links);
         let verdict = overall(&findings);
@@ -62,6 +66,17 @@ impl Analyzer {
             summary,
             history,
         }
+    }
+
+    /// In a trace of several UMEMs whose first ring lines came before any
+    /// UMEM was named (the recorder declares them once, at the start, and
+    /// the start was overwritten), the frames of those lines were keyed as
+    /// if of one UMEM: evidence before the last of them is not judged.
+    fn undeclared_cut(&self) -> Option<u64> {
+        if self.umems.len() < 2 {
+            return None;
+        }
+        self.undeclared_to.map(|a| a.order + 1)
     }
 
     /// When every CPU's buffer had started: the first event of the CPU

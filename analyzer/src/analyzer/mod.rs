@@ -228,6 +228,11 @@ pub struct Analyzer {
     /// Some UMEM's mapping differs from `mapping`: `frame_of` looks the
     /// event's UMEM up (else one mapping serves all, as it always did).
     mixed_maps: bool,
+    /// The last application ring operation seen before any line named a
+    /// UMEM: a trace whose start (with the recorder's declarations) was
+    /// overwritten. If it names several UMEMs in the end, frames before
+    /// this point cannot be told apart by UMEM (see `judge`).
+    undeclared_to: Option<At>,
 }
 
 impl Analyzer {
@@ -299,6 +304,7 @@ impl Analyzer {
             umem_of: UmemOf::default(),
             umem_maps: Vec::new(),
             mixed_maps: false,
+            undeclared_to: None,
             opts,
         };
         if let Some(c) = a.opts.chunk_size {

@@ -150,6 +150,15 @@ impl Analyzer {
             }
         }
         self.rx_full_notes(&mut notes);
+        if let (true, Some(u)) = (self.umems.len() > 1, self.undeclared_to) {
+            notes.push(format!(
+                "the trace names {} UMEMs, but its ring lines up to {} came before any line naming one (the \
+                 recorder's declarations at its start were overwritten): frames of different UMEMs cannot be told \
+                 apart there, so evidence up to that point is not judged (record with a larger --buffer-kb)",
+                self.umems.len(),
+                u.cite()
+            ));
+        }
         if unjudged > 0 {
             notes.push(format!(
                 "{unjudged} anomalies reach back before every CPU's buffer had started (unknown past) and were not judged"

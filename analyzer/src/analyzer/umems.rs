@@ -138,9 +138,24 @@ impl Analyzer {
         }
     }
 
+    /// Whether an application ring operation's UMEM is declared: its
+    /// pool's (FILL, COMPLETION) or its socket's (RX, TX).
+    pub(super) fn ring_umem_known(&self, op: &Op<'_>, a: Option<ASockId>) -> bool {
+        let pool = match op {
+            Op::App(AppOp::Fill { pool, .. } | AppOp::Comp { pool, .. }) => *pool,
+            _ => None,
+        };
+        if let Some(p) = pool.and_then(|p| self.by_pool.get(&p)) {
+            if self.pools[*p].umem.is_some() {
+                return true;
+            }
+        }
+        a.is_some_and(|x| self.asock_umem(x).is_some())
+    }
+
     /// The UMEM ordinal of an app socket: its own declaration's, else its
     /// pool's.
-    fn asock_umem(&self, a: ASockId) -> Option<u16> {
+    pub(super) fn asock_umem(&self, a: ASockId) -> Option<u16> {
         let s = &self.asocks[a];
         s.umem
             .or_else(|| s.pool.and_then(|p| self.pools.get(p)?.umem))
@@ -202,7 +217,9 @@ impl Analyzer {
                 if let (Some(o), Some(kp)) = (known, kpool) {
                     // A pool pointer seen with its socket: lines that name
                     // only the pool (a completion) find their UMEM by it.
-                    self.kpools.entry(kp).or_insert(o);
+                    // The latest wins: the kernel reuses a freed pool's
+                    // memory for the next socket's.
+                    self.kpools.insert(kp, o);
                 }
                 let known = known.or_else(|| kpool.and_then(|kp| self.kpools.get(&kp).copied()));
                 let want = match k {
