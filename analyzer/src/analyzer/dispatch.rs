@@ -325,6 +325,9 @@ impl Analyzer {
                 if *mode == Some(RxMode::Skb) && self.skb_received(ks, f, *slot, at) {
                     return;
                 }
+                if self.read_before_its_receive(ks, f, *addr, *slot, at) {
+                    return;
+                }
                 self.attempt_supersedes(ks, f, *slot);
                 let early = published_before_redirect(op);
                 self.kernel_rx(ks, *addr, *slot, at);

@@ -196,6 +196,9 @@ impl Analyzer {
         let f = self.frame_of(addr);
         if let Some(a) = a {
             self.asocks[a].rx += 1;
+            if let Some(p) = pos {
+                self.asocks[a].rx_read = Some(p.wrapping_add(1));
+            }
             // Seed traces name sockets by label only: join the label to the
             // kernel socket that just received this frame.
             if self.asocks[a].ks.is_none() && !poisoned {

@@ -17,13 +17,17 @@
 //! section: its CPU is not known before its line. Native mode prints `krx`
 //! before the flush and is left as it is.
 
-use super::state::{At, KSockId, SkbAhead};
+use super::state::{AppHold, At, KSockId, SkbAhead};
 use super::Analyzer;
 
 /// A late `krx mode=skb` must come within this many lines of the read...
 pub(super) const AHEAD_LINES: u64 = 4096;
 /// ...and this many nanoseconds (time clocks).
 pub(super) const AHEAD_NS: u64 = 10_000_000;
+
+/// A receive and the read of its slot this close are a tie: the
+/// application's stamps are microseconds.
+const TIE_NS: u64 = 2_000;
 
 /// Recent `krx mode=skb` slots kept per socket.
 const SEEN_CAP: usize = 256;
@@ -80,6 +84,40 @@ impl Analyzer {
             }
             None => false,
         }
+    }
+
+    /// A `krx` of a slot the application has read already, of the frame it
+    /// read there, within [`TIE_NS`]: the receive came first, its line sorts
+    /// after the read because the application's line carries a microsecond
+    /// stamp and the drained record a nanosecond one (a new socket's first
+    /// packet in SKB mode, before any `krx` showed the mode and the
+    /// read-ahead could place it). The line is then context only; judged
+    /// as it stands, it put the frame on RX a second time and made the
+    /// app's refill an `application` finding (xskxceiver's TEARDOWN).
+    pub(super) fn read_before_its_receive(
+        &self,
+        ks: KSockId,
+        f: u64,
+        addr: u64,
+        slot: Option<u64>,
+        at: At,
+    ) -> bool {
+        let (Some(slot), Some(a)) = (slot, self.ksocks[ks].asock) else {
+            return false;
+        };
+        let Some(next) = self.asocks[a].rx_read else {
+            return false;
+        };
+        // Read already: the app's RX consumer is past the slot.
+        if next as u32 == slot as u32 || !reached(next as u32, slot) {
+            return false;
+        }
+        self.frames.get(f).is_some_and(|fs| {
+            fs.app == AppHold::Rx
+                && fs.kernel_copies() == 0
+                && fs.held_addr == addr
+                && at.order.abs_diff(fs.last.order) <= TIE_NS
+        })
     }
 
     /// Placed receives whose line did not come within the bound: judged

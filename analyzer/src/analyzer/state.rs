@@ -356,6 +356,9 @@ pub(super) struct ASock {
     /// The TX producer / RX consumer index after its last `tx` / `rx`.
     pub(super) tx_next: Option<u64>,
     pub(super) rx_next: Option<u64>,
+    /// The RX position after the last descriptor the app read (any
+    /// socket, shared or not).
+    pub(super) rx_read: Option<u64>,
     /// The PID of the thread of its last `tx` / `rx`.
     pub(super) last_pid: Option<u32>,
     /// The ordinal of the UMEM its `sock` line names.
@@ -383,6 +386,7 @@ impl ASock {
             alias: None,
             tx_next: None,
             rx_next: None,
+            rx_read: None,
             last_pid: None,
             umem: None,
         }
