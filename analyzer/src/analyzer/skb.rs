@@ -102,15 +102,17 @@ impl Analyzer {
         slot: Option<u64>,
         at: At,
     ) -> bool {
-        let (Some(slot), Some(a)) = (slot, self.ksocks[ks].asock) else {
-            return false;
-        };
-        let Some(next) = self.asocks[a].rx_read else {
-            return false;
-        };
-        // Read already: the app's RX consumer is past the slot.
-        if next as u32 == slot as u32 || !reached(next as u32, slot) {
-            return false;
+        let Some(slot) = slot else { return false };
+        // Read already: the app's RX consumer is past the slot. (A socket
+        // that shares its key, XDP_SHARED_UMEM, is not joined to its
+        // kernel socket: the frame and the tie decide alone.)
+        if let Some(a) = self.ksocks[ks].asock {
+            let Some(next) = self.asocks[a].rx_read else {
+                return false;
+            };
+            if next as u32 == slot as u32 || !reached(next as u32, slot) {
+                return false;
+            }
         }
         self.frames.get(f).is_some_and(|fs| {
             fs.app == AppHold::Rx
