@@ -71,6 +71,10 @@ pub(super) struct Instr {
     first: FxHashMap<(&'static str, Option<ASockId>), RawId>,
     /// The line of the last outside-ring finding (one per line).
     outside_line: u64,
+    /// The recorder's last line, and whether it reported a violation
+    /// (after which it freezes: see `first_seen_in_rx`).
+    last_app: Option<At>,
+    violation: bool,
 }
 
 /// The rule of a recorder `violation kind=` that reports an
@@ -116,6 +120,15 @@ impl Analyzer {
         ks: Option<KSockId>,
         a: Option<ASockId>,
     ) {
+        // The recorder's own lines (the drainers' `kdrain` are not).
+        if let Op::App(op) = &ev.op {
+            if !matches!(op, AppOp::Other { .. }) {
+                self.instr.last_app = Some(at);
+            }
+            if matches!(op, AppOp::Violation { .. }) {
+                self.instr.violation = true;
+            }
+        }
         if moves_frames(&ev.op) {
             // A ring counter that does not start at 0 shows that the
             // socket's first batches are not in the trace (an excerpt, a
@@ -174,6 +187,23 @@ impl Analyzer {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Drop the `first-seen-in-rx` findings of kernel receives after the
+    /// recorder's last line once it reported a violation: it stops writing
+    /// when it freezes, and the kernel's lines go on until the freeze
+    /// takes effect (writing `tracing_on` takes a while under emulation),
+    /// so the fills of those frames were never going to be in the trace.
+    /// Seen in a 6.12 guest soak whose injected fault was caught.
+    pub(super) fn drop_after_freeze(&mut self) {
+        let (true, Some(last)) = (self.instr.violation, self.instr.last_app) else {
+            return;
+        };
+        for r in &self.raws {
+            if r.rule == Rule::FirstSeenInRx && r.at.order > last.order {
+                self.dropped.insert(r.id);
+            }
         }
     }
 

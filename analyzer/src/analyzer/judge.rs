@@ -49,6 +49,7 @@ impl Analyzer {
         self.leaks();
         self.audit_leaks();
         self.settle_overlaps();
+        self.drop_after_freeze();
         let complete = self.complete_from();
         let judged_from = match (complete.map(|c| c.order), self.undeclared_cut()) {
             (Some(c), Some(u)) => Some(c.max(u)),
