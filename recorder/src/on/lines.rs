@@ -66,7 +66,10 @@ impl UmemInner {
         });
     }
 
-    pub(super) fn declare_sock(&self, s: &SockInner, fd: Option<i32>) {
+    /// A `sock` line: the socket's declaration, or with `gone` its end
+    /// (the application let go of its last handle, so its key may name a
+    /// new socket from here on).
+    pub(super) fn sock_line(&self, s: &SockInner, fd: Option<i32>, gone: bool) {
         if !self.rec.writing() {
             return;
         }
@@ -78,26 +81,11 @@ impl UmemInner {
             if let Some(fd) = fd {
                 l.field_hex(b"fd", fd as u64);
             }
-            if let Some(lb) = &s.label {
+            if gone {
+                l.field(b"gone", b"1");
+            } else if let Some(lb) = &s.label {
                 l.label(lb);
             }
-            l.finish();
-            self.rec.write(l.as_bytes());
-        });
-    }
-
-    /// `sock ... gone=1`: the application let go of the socket (its last
-    /// handle), so its key may name a new socket from here on.
-    pub(super) fn sock_gone(&self, s: &SockInner) {
-        if !self.rec.writing() {
-            return;
-        }
-        with_line(|l| {
-            l.start(b"sock");
-            field_sock(l, s);
-            l.field_hex(b"pool", u64::from(s.pool.id));
-            l.field_hex(b"umem", u64::from(self.id));
-            l.field(b"gone", b"1");
             l.finish();
             self.rec.write(l.as_bytes());
         });

@@ -250,7 +250,7 @@ impl Pool {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(s.clone());
-        self.u.declare_sock(&s, cfg.fd);
+        self.u.sock_line(&s, cfg.fd, false);
         if let Some(b) = baseline {
             self.u.write_stats(&s, &b);
         }

@@ -125,7 +125,7 @@ impl UmemInner {
             self.declare_pool(p);
         }
         for s in self.socks.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            self.declare_sock(s, None);
+            self.sock_line(s, None, false);
             if let (true, Some(poison)) = (s.prepoisoned.load(Ordering::Relaxed), self.cfg.poison) {
                 self.write_rx_poisoned(s, poison);
             }

@@ -51,7 +51,7 @@ impl Drop for Sock {
     fn drop(&mut self) {
         if self.s.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.s.closed.store(true, Ordering::Release);
-            self.u.sock_gone(&self.s);
+            self.u.sock_line(&self.s, None, true);
             let stats = lock(&self.s.stats).take();
             drop(stats);
         }

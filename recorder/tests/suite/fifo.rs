@@ -236,7 +236,19 @@ fn the_last_handle_of_a_socket_releases_its_fd_and_its_share_of_fill() {
     let a2 = a.clone();
     drop(a);
     assert_eq!(write(), 1, "a handle is left: the duplicate still reads");
+    assert!(
+        !rig.lines().iter().any(|l| l.contains(" gone=1")),
+        "a handle is left: the socket is not gone"
+    );
     drop(a2);
+    // The analyzer learns the socket's end: its key may name a new one.
+    let lines = rig.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("xskdbg:1 sock sk=1:5:1 ") && l.ends_with(" gone=1")),
+        "{lines:#?}"
+    );
     // No reader left: EPIPE (the test binary ignores SIGPIPE, as Rust's do).
     assert_eq!(write(), -1);
     assert_eq!(
