@@ -1,6 +1,7 @@
 //! Cost per probed event of a backend (root; run with
 //! `cargo run --release -p xskdbg-probes --example probe_cost [BACKEND] [FRAMES]
-//! [ROUNDS] [MODES]`, default `tracepoint 20000 5 unprobed,printk,ring`; the
+//! [ROUNDS] [MODES]`, default `tracepoint 20000 5 unprobed,printk,ring`, `idle`
+//! on request (attached, every event filtered out); the
 //! unprobed rounds always run, they are the baseline).
 //!
 //! A veth pair in two fresh namespaces, native XDP redirecting into one
@@ -276,7 +277,13 @@ fn main() {
             attach(&Request {
                 backend,
                 filters: Filters {
-                    netns_cookie: Some(ns_x.cookie()),
+                    // `idle`: a namespace no socket is in, so every
+                    // program runs and returns at its filter.
+                    netns_cookie: Some(if name == "idle" {
+                        ns_x.cookie() ^ 0x5a5a
+                    } else {
+                        ns_x.cookie()
+                    }),
                     ..Filters::default()
                 },
                 buffer: buf.clone(),
@@ -341,7 +348,7 @@ fn main() {
             cycles: per(&c.cycles, y0),
         };
         drop(probes);
-        if mode.is_some() {
+        if mode.is_some() && name != "idle" {
             let t = buf.read_trace().unwrap_or_default();
             // bpf_trace_printk lines of other sessions land here too: count
             // this namespace's receives only.
@@ -378,10 +385,13 @@ fn main() {
         assert_eq!(recv, frames, "every frame received");
         cost
     };
-    let all: [(&str, Option<Output>); 3] = [
+    let all: [(&str, Option<Output>); 4] = [
         ("unprobed", None),
         ("printk", Some(Output::Printk)),
         ("ring", Some(Output::Ring)),
+        // Attached, but the filter turns every event away: what being
+        // attached costs before any record is made (not run by default).
+        ("idle", Some(Output::Ring)),
     ];
     // A fourth argument picks modes (`unprobed,ring`: to profile one).
     let modes: Vec<(&str, Option<Output>)> = match &pick {
@@ -390,7 +400,7 @@ fn main() {
             .filter(|(n, _)| *n == "unprobed" || p.split(',').any(|x| x == *n))
             .copied()
             .collect(),
-        None => all.to_vec(),
+        None => all[..3].to_vec(),
     };
     let mut costs: Vec<Vec<Cost>> = vec![Vec::new(); modes.len()];
     one_round("warm-up", None);

@@ -762,6 +762,10 @@ fn load_tp(
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.want_stacks = stacks;
             ro.out_ring = ring;
+            // Plain loads instead of a helper call per field (xskdbg.h
+            // KREAD): where tp_btf takes the `void *` argument, the kernel
+            // also has bpf_rdonly_cast (6.2, before tp_btf did, ~6.3).
+            ro.direct_reads = !raw;
         }
         size_stacks(open.open_object_mut(), stacks)?;
         size_rings(open.open_object_mut(), ring)?;
