@@ -494,11 +494,13 @@ fn drain_cpu(
     let count = std::cell::Cell::new(0u64);
     let mut builder = libbpf_rs::RingBufferBuilder::new();
     let added = builder.add(ring, |data: &[u8]| {
-        if let Some(r) = Rec::decode(data) {
+        if let Some(rec) = Rec::decode(data) {
             let mut p = pending.borrow_mut();
-            if render(&mut p.bytes, &r) {
-                p.end_line();
-                count.set(count.get() + 1);
+            for r in rec.lines().iter().flatten() {
+                if render(&mut p.bytes, r) {
+                    p.end_line();
+                    count.set(count.get() + 1);
+                }
             }
         }
         0

@@ -192,20 +192,6 @@ int BPF_PROG(tp_napi_poll, struct napi_struct *napi, int work, int budget)
 	dev = napi->dev;
 	if (dev)
 		ifindex = dev->ifindex;
-	if (out_ring) {
-		struct xskdbg_rec *r = rec_new(R_KPOLL, 0);
-
-		if (r) {
-			r->xs = (__u64)napi;
-			r->ifindex = ifindex;
-			r->n = work;
-			r->aux = budget;
-			rec_send(r);
-		}
-	} else {
-		bpf_printk("xskdbg:1 kpoll napi=%llx dev=%x work=%x budget=%x", (__u64)napi,
-			   ifindex, work, budget);
-	}
-	touched_flush(ctx, "poll");
+	poll_end(ctx, t, (__u64)napi, ifindex, work, budget);
 	return 0;
 }

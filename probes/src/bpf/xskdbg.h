@@ -62,6 +62,12 @@ const volatile bool out_ring = false;
 #define R_KTX 6
 #define R_KCOMP 7
 #define R_KSTACK 8
+/* A `kpoll` and the `kflush at=poll` of the first socket the poll touched,
+ * in one record (one stamp): most polls touch one socket, and a record
+ * costs a reservation, a clock read and a commit. Fields: addr = napi,
+ * len = the device's ifindex, n = work, aux = budget; the socket's as in
+ * a kflush. */
+#define R_KPOLLFLUSH 9
 
 /* `kind` of a record: krx mode, kflush/ktx/kstack at, kxdperr why. */
 #define K_DRV 1
@@ -449,20 +455,22 @@ static __always_inline void touched_add(const struct xsk_id *id, const struct rx
 	}
 }
 
-/* Prints `kflush` for every touched socket (producer as published now) and
- * empties the set. `at` tells where the line was produced. */
-static __always_inline void touched_flush(void *ctx, const char *at)
+/* The end of a NAPI poll (`kpoll`) that touched sockets `t`: a `kflush
+ * at=poll` for every touched socket (producer as published now), then the
+ * set is emptied. With ring output the kpoll and the first kflush share one
+ * record (R_KPOLLFLUSH). */
+static __always_inline void poll_end(void *ctx, struct touched *t, __u64 napi, __u32 ifindex,
+				     int work, int budget)
 {
-	__u32 zero = 0;
-	struct touched *t = bpf_map_lookup_elem(&touched, &zero);
 	struct touched_sock *e;
 	struct xsk_queue *rx;
 	struct xdp_ring *ring;
 	struct rx_state st;
 	__u32 i;
 
-	if (!t)
-		return;
+	if (!out_ring)
+		bpf_printk("xskdbg:1 kpoll napi=%llx dev=%x work=%x budget=%x", napi, ifindex, work,
+			   budget);
 	for (i = 0; i < TOUCHED_MAX; i++) {
 		if (i >= t->n)
 			break;
@@ -471,7 +479,23 @@ static __always_inline void touched_flush(void *ctx, const char *at)
 		ring = KCAST(e->ring, struct xdp_ring);
 		st.cached_prod = KREAD(rx, cached_prod);
 		st.prod = KREAD(ring, producer);
-		emit_kflush(&e->id, &st, at[0] == 'p' ? K_AT_POLL : K_AT_FLUSH, at);
+		if (out_ring && i == 0) {
+			struct xskdbg_rec *r = rec_new(R_KPOLLFLUSH, K_AT_POLL);
+
+			if (r) {
+				rec_sock(r, &e->id);
+				r->prod = st.prod;
+				r->cprod = st.cached_prod;
+				r->has |= H_PROD | H_CPROD;
+				r->addr = napi;
+				r->len = ifindex;
+				r->n = work;
+				r->aux = budget;
+				rec_send(r);
+			}
+		} else {
+			emit_kflush(&e->id, &st, K_AT_POLL, "poll");
+		}
 		emit_stack(ctx, "kflush", e->id.xs);
 	}
 	t->n = 0;

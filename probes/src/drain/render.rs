@@ -23,6 +23,9 @@ pub enum Op {
     Comp = 7,
     /// `kstack`.
     Stack = 8,
+    /// A `kpoll` and the `kflush at=poll` of the poll's first socket, one
+    /// stamp: two lines ([`Rec::lines`]).
+    PollFlush = 9,
 }
 
 impl Op {
@@ -36,6 +39,7 @@ impl Op {
             6 => Op::Tx,
             7 => Op::Comp,
             8 => Op::Stack,
+            9 => Op::PollFlush,
             _ => return None,
         })
     }
@@ -142,6 +146,47 @@ impl Rec {
             op: b[86],
             kind: b[87],
         })
+    }
+
+    /// The records of the lines `self` stands for: itself, or for a
+    /// [`Op::PollFlush`] its `kpoll` and its `kflush` (in that order, as
+    /// the probe made them before the two shared a record).
+    pub fn lines(&self) -> [Option<Rec>; 2] {
+        if self.op != Op::PollFlush as u8 {
+            return [Some(*self), None];
+        }
+        let poll = Rec {
+            xs: self.addr,
+            ifindex: self.len,
+            n: self.n,
+            aux: self.aux,
+            op: Op::Poll as u8,
+            kind: 0,
+            has: 0,
+            ..Rec::at(self)
+        };
+        let flush = Rec {
+            xs: self.xs,
+            cookie: self.cookie,
+            ifindex: self.ifindex,
+            queue: self.queue,
+            prod: self.prod,
+            cprod: self.cprod,
+            has: self.has,
+            op: Op::Flush as u8,
+            kind: self.kind,
+            ..Rec::at(self)
+        };
+        [Some(poll), Some(flush)]
+    }
+
+    /// An empty record with `r`'s stamp and CPU.
+    fn at(r: &Rec) -> Rec {
+        Rec {
+            ts: r.ts,
+            cpu: r.cpu,
+            ..Rec::default()
+        }
     }
 
     /// The bytes [`Rec::decode`] reads (tests, benchmarks).
@@ -404,6 +449,8 @@ fn render_w(out: &mut W<'_>, r: &Rec) -> bool {
             field(out, b"n", r.n.into());
             opt(out, r, has::A, b"a", r.addr);
         }
+        // Split by `Rec::lines` before rendering.
+        Op::PollFlush => return false,
         Op::Stack => {
             head(out, b"kstack", r.cpu, r.ts);
             out.extend_from_slice(if r.kind == 2 {

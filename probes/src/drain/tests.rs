@@ -182,13 +182,49 @@ fn every_kind_renders_the_printk_fields_after_its_own_cpu_and_stamp() {
     assert!(v.is_empty());
 }
 
+/// A kpoll and its poll's first kflush share a record in the ring and come
+/// out as the two lines the probe used to make, with the record's stamp.
+#[test]
+fn a_poll_record_is_its_kpoll_and_its_kflush() {
+    let r = Rec {
+        ts: 13_352_313_000,
+        cpu: 1,
+        op: Op::PollFlush as u8,
+        kind: 2,
+        xs: 0xff1afedac138f800,
+        cookie: 0x1001,
+        ifindex: 0x1267,
+        queue: 0,
+        prod: 5,
+        cprod: 6,
+        has: has::XS | has::SK | has::PROD | has::CPROD,
+        addr: 0xabc,
+        len: 3,
+        n: 1,
+        aux: 0x40,
+        ..Rec::default()
+    };
+    let lines: Vec<String> = r.lines().iter().flatten().map(line).collect();
+    assert_eq!(
+        lines,
+        [
+            "xskdbg:1 kpoll cpu=1 t=13.352313000 napi=abc dev=3 work=1 budget=40",
+            "xskdbg:1 kflush cpu=1 t=13.352313000 xs=ff1afedac138f800 sk=1001:1267:0 prod=5 cprod=6 at=poll",
+        ]
+    );
+    // Not split, it renders nothing.
+    assert!(!render(&mut Vec::new(), &r));
+    let one = Rec { op: 1, ..r };
+    assert_eq!(one.lines(), [Some(one), None]);
+}
+
 /// Every kind with every field at its widest fits the room a line is
 /// rendered in (a wider one would panic).
 #[test]
 fn every_kind_fits_its_room() {
-    for op in 1..=8u8 {
+    for op in 1..=9u8 {
         for kind in 0..=3u8 {
-            let r = Rec {
+            let wide = Rec {
                 ts: u64::MAX,
                 xs: u64::MAX,
                 cookie: u64::MAX,
@@ -209,13 +245,15 @@ fn every_kind_fits_its_room() {
                 op,
                 kind,
             };
-            let mut v = vec![b'x'];
-            assert!(render(&mut v, &r));
-            assert!(
-                v.len() - 1 <= 256,
-                "op {op} kind {kind}: {} bytes",
-                v.len() - 1
-            );
+            for r in wide.lines().iter().flatten() {
+                let mut v = vec![b'x'];
+                assert!(render(&mut v, r));
+                assert!(
+                    v.len() - 1 <= 256,
+                    "op {op} kind {kind}: {} bytes",
+                    v.len() - 1
+                );
+            }
         }
     }
     let mut v = Vec::new();
