@@ -55,7 +55,7 @@ pub const SLACK_NS: u64 = 2_000_000;
 mod render;
 pub use render::*;
 #[cfg(test)]
-use render::{hex, ROOM, W};
+use render::{ROOM, W};
 
 /// `CLOCK_MONOTONIC` now, the clock of `bpf_ktime_get_ns()` and of the
 /// `mono` trace clock.

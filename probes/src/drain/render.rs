@@ -1,7 +1,10 @@
 //! The drained records and their one spelling as trace lines: [`Rec`], the
 //! binary record a probe fills (`struct xskdbg_rec` in `src/bpf/xskdbg.h`),
 //! and [`render`], which writes it as a project line with its own `cpu=`
-//! and `t=` (docs/TRACE-FORMAT.md "Drained kernel records").
+//! and `t=` (docs/TRACE-FORMAT.md "Drained kernel records"), spelled by
+//! the format crate's [`LineWriter`] with its names.
+
+use xskdbg_format::{hex_digits, key, op, LineWriter, RxMode, SockKey};
 
 /// Record kinds (`R_*` in `src/bpf/xskdbg.h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,115 +227,83 @@ impl Rec {
 }
 
 /// Room for one rendered line: the longest (a `krx` with every field at
-/// its widest) is 256 bytes; `every_kind_fits_its_room` holds them to it.
+/// its widest) is 256 bytes, and a number is written as sixteen bytes
+/// before the line moves on past its digits; `every_kind_fits_its_room`
+/// holds them to it.
 pub(super) const ROOM: usize = 320;
 
 /// A line being rendered into room reserved at the end of the pending
-/// bytes, its length in a local: everything here inlines into `render`
-/// (pushing byte by byte into the `Vec` cost about 200 ns a line, as much
-/// as writing it).
+/// bytes, its length in a local: a [`LineWriter`] destination whose every
+/// method inlines into `render` (pushing byte by byte into the `Vec` cost
+/// about 200 ns a line, as much as writing it).
 pub(super) struct W<'a> {
     pub(super) b: &'a mut [u8],
     pub(super) n: usize,
 }
 
-impl W<'_> {
+impl LineWriter for W<'_> {
     #[inline(always)]
-    fn push(&mut self, c: u8) {
+    fn put(&mut self, s: &[u8]) {
+        self.b[self.n..self.n + s.len()].copy_from_slice(s);
+        self.n += s.len();
+    }
+
+    #[inline(always)]
+    fn byte(&mut self, c: u8) {
         self.b[self.n] = c;
         self.n += 1;
     }
+
     #[inline(always)]
-    fn extend_from_slice(&mut self, v: &[u8]) {
-        self.b[self.n..self.n + v.len()].copy_from_slice(v);
-        self.n += v.len();
+    fn grow(&mut self, k: usize) -> Option<&mut [u8]> {
+        let out = &mut self.b[self.n..self.n + k];
+        self.n += k;
+        Some(out)
+    }
+
+    /// All sixteen bytes of [`hex_digits`], kept as far as its digits go:
+    /// a fixed-size copy instead of a loop over the digits (the room has
+    /// the sixteen bytes to spare).
+    #[inline(always)]
+    fn hex(&mut self, v: u64) {
+        let (d, k) = hex_digits(v);
+        self.b[self.n..self.n + 16].copy_from_slice(&d);
+        self.n += k;
     }
 }
 
 /// Appends a `bpf_ktime_get_ns()` value as the `mono` trace clock writes a
 /// time, with all nine digits: `secs.nnnnnnnnn`.
 pub fn stamp(out: &mut Vec<u8>, ns: u64) {
-    let start = out.len();
-    out.resize(start + 32, 0);
-    let mut w = W {
-        b: &mut out[start..],
-        n: 0,
-    };
-    stamp_w(&mut w, ns);
-    let n = w.n;
-    out.truncate(start + n);
+    out.stamp(ns);
 }
 
-/// Appends `v` in lower-case hex without `0x`.
-#[inline(always)]
-pub(super) fn hex(out: &mut W<'_>, v: u64) {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    let digits = (64 - (v | 1).leading_zeros()).div_ceil(4) as usize;
-    let d = &mut out.b[out.n..out.n + digits];
-    for (i, slot) in d.iter_mut().rev().enumerate() {
-        *slot = D[((v >> (4 * i)) & 0xf) as usize];
-    }
-    out.n += digits;
-}
-
+/// ` key=<hex>`, `key` spelled with its separators (`key::field`).
 #[inline(always)]
 fn field(out: &mut W<'_>, key: &[u8], v: u64) {
-    out.push(b' ');
-    out.extend_from_slice(key);
-    out.push(b'=');
-    hex(out, v);
-}
-
-/// [`stamp`] into a line.
-#[inline(always)]
-fn stamp_w(out: &mut W<'_>, ns: u64) {
-    let mut secs = [0u8; 20];
-    let mut i = secs.len();
-    let mut s = ns / 1_000_000_000;
-    loop {
-        i -= 1;
-        secs[i] = b'0' + (s % 10) as u8;
-        s /= 10;
-        if s == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&secs[i..]);
-    out.push(b'.');
-    let mut frac = ns % 1_000_000_000;
-    let d = &mut out.b[out.n..out.n + 9];
-    for slot in d.iter_mut().rev() {
-        *slot = b'0' + (frac % 10) as u8;
-        frac /= 10;
-    }
-    out.n += 9;
+    out.put(key);
+    out.hex(v);
 }
 
 /// `xskdbg:1 <op> cpu=<hex> t=<secs.nanos>`: the head every drained line
 /// starts with, so a reader finds the record's own CPU and stamp at a fixed
 /// place.
 #[inline(always)]
-fn head(out: &mut W<'_>, op: &[u8], cpu: u32, ts: u64) {
-    out.extend_from_slice(b"xskdbg:1 ");
-    out.extend_from_slice(op);
-    out.extend_from_slice(b" cpu=");
-    hex(out, u64::from(cpu));
-    out.extend_from_slice(b" t=");
-    stamp_w(out, ts);
+fn head(out: &mut W<'_>, op: &str, cpu: u32, ts: u64) {
+    out.start(op);
+    field(out, key::field::CPU, u64::from(cpu));
+    out.put(key::field::T);
+    out.stamp(ts);
 }
 
 #[inline(always)]
 fn sock(out: &mut W<'_>, r: &Rec) {
     if r.has & has::XS != 0 {
-        field(out, b"xs", r.xs);
+        field(out, key::field::XS, r.xs);
     }
     if r.has & has::SK != 0 {
-        out.extend_from_slice(b" sk=");
-        hex(out, r.cookie);
-        out.push(b':');
-        hex(out, u64::from(r.ifindex));
-        out.push(b':');
-        hex(out, u64::from(r.queue));
+        out.put(key::field::SK);
+        out.sk(&SockKey::new(r.cookie, r.ifindex, r.queue));
     }
 }
 
@@ -343,13 +314,18 @@ fn opt(out: &mut W<'_>, r: &Rec, bit: u16, key: &[u8], v: u64) {
     }
 }
 
+/// ` key=word`.
+#[inline(always)]
+fn word(out: &mut W<'_>, key: &[u8], w: &str) {
+    out.put(key);
+    out.put(w.as_bytes());
+}
+
 /// Appends record `r` as one project line (no newline), the fields in the
 /// order the `bpf_trace_printk` lines print them (docs/TRACE-FORMAT.md)
-/// after the drained head. Returns false (and appends nothing) for a kind
-/// it does not know.
-///
-/// The one function that spells drained records: when the format crate's
-/// line writer lands, this is what moves onto it.
+/// after the drained head, spelled by the format crate's [`LineWriter`].
+/// Returns false (and appends nothing) for a kind it does not know, and
+/// for an [`Op::PollFlush`], which is two lines ([`Rec::lines`]).
 pub fn render(out: &mut Vec<u8>, r: &Rec) -> bool {
     let start = out.len();
     out.resize(start + ROOM, 0);
@@ -364,102 +340,95 @@ pub fn render(out: &mut Vec<u8>, r: &Rec) -> bool {
 }
 
 fn render_w(out: &mut W<'_>, r: &Rec) -> bool {
-    let Some(op) = Op::from_u8(r.op) else {
+    use key::field as f;
+    let Some(o) = Op::from_u8(r.op) else {
         return false;
     };
-    match op {
+    match o {
         Op::Rx => {
-            head(out, b"krx", r.cpu, r.ts);
+            head(out, op::KRX, r.cpu, r.ts);
             sock(out, r);
-            opt(out, r, has::A, b"a", r.addr);
-            opt(out, r, has::LEN, b"len", r.len.into());
-            opt(out, r, has::OPT, b"opt", r.opt.into());
-            opt(out, r, has::SLOT, b"slot", r.slot.into());
-            opt(out, r, has::POOL, b"kpool", r.pool);
-            opt(out, r, has::PROD, b"prod", r.prod.into());
-            opt(out, r, has::FCONS, b"fcons", r.fcons.into());
+            opt(out, r, has::A, f::A, r.addr);
+            opt(out, r, has::LEN, f::LEN, r.len.into());
+            opt(out, r, has::OPT, f::OPT, r.opt.into());
+            opt(out, r, has::SLOT, f::SLOT, r.slot.into());
+            opt(out, r, has::POOL, f::KPOOL, r.pool);
+            opt(out, r, has::PROD, f::PROD, r.prod.into());
+            opt(out, r, has::FCONS, f::FCONS, r.fcons.into());
             match r.kind {
-                1 => out.extend_from_slice(b" mode=drv"),
-                2 => out.extend_from_slice(b" mode=skb"),
-                3 => out.extend_from_slice(b" mode=zc"),
+                1 => word(out, f::MODE, RxMode::Drv.name()),
+                2 => word(out, f::MODE, RxMode::Skb.name()),
+                3 => word(out, f::MODE, RxMode::Zc.name()),
                 _ => {}
             }
         }
         Op::RxDone => {
-            head(out, b"krxdone", r.cpu, r.ts);
+            head(out, op::KRXDONE, r.cpu, r.ts);
             sock(out, r);
-            opt(out, r, has::SLOT, b"slot", r.slot.into());
+            opt(out, r, has::SLOT, f::SLOT, r.slot.into());
         }
         Op::Flush => {
-            head(out, b"kflush", r.cpu, r.ts);
+            head(out, op::KFLUSH, r.cpu, r.ts);
             sock(out, r);
-            opt(out, r, has::PROD, b"prod", r.prod.into());
-            opt(out, r, has::CPROD, b"cprod", r.cprod.into());
-            out.extend_from_slice(if r.kind == 2 {
-                b" at=poll"
-            } else {
-                b" at=flush"
-            });
+            opt(out, r, has::PROD, f::PROD, r.prod.into());
+            opt(out, r, has::CPROD, f::CPROD, r.cprod.into());
+            word(out, f::AT, if r.kind == 2 { "poll" } else { "flush" });
         }
         Op::Poll => {
-            head(out, b"kpoll", r.cpu, r.ts);
-            field(out, b"napi", r.xs);
-            field(out, b"dev", r.ifindex.into());
-            field(out, b"work", r.n.into());
-            field(out, b"budget", r.aux.into());
+            head(out, op::KPOLL, r.cpu, r.ts);
+            field(out, f::NAPI, r.xs);
+            field(out, f::DEV, r.ifindex.into());
+            field(out, f::WORK, r.n.into());
+            field(out, f::BUDGET, r.aux.into());
         }
         Op::XdpErr => {
-            head(out, b"kxdperr", r.cpu, r.ts);
+            head(out, op::KXDPERR, r.cpu, r.ts);
             match r.kind {
                 2 => {
-                    out.extend_from_slice(b" why=exception dev=");
-                    hex(out, r.cookie);
-                    out.push(b':');
-                    hex(out, r.ifindex.into());
-                    field(out, b"act", r.aux.into());
+                    word(out, f::WHY, "exception");
+                    field(out, f::DEV, r.cookie);
+                    out.byte(b':');
+                    out.hex(r.ifindex.into());
+                    field(out, f::ACT, r.aux.into());
                 }
                 3 => {
-                    out.extend_from_slice(b" why=rcv");
+                    word(out, f::WHY, "rcv");
                     sock(out, r);
-                    opt(out, r, has::SLOT, b"slot", r.slot.into());
-                    opt(out, r, has::ERRNO, b"errno", r.n.into());
+                    opt(out, r, has::SLOT, f::SLOT, r.slot.into());
+                    opt(out, r, has::ERRNO, f::ERRNO, r.n.into());
                 }
                 _ => {
-                    out.extend_from_slice(b" why=redirect");
+                    word(out, f::WHY, "redirect");
                     sock(out, r);
-                    opt(out, r, has::ERRNO, b"errno", r.n.into());
-                    opt(out, r, has::POOL, b"kpool", r.pool);
-                    opt(out, r, has::CPROD, b"cprod", r.cprod.into());
-                    opt(out, r, has::PROD, b"prod", r.prod.into());
-                    opt(out, r, has::FCONS, b"fcons", r.fcons.into());
+                    opt(out, r, has::ERRNO, f::ERRNO, r.n.into());
+                    opt(out, r, has::POOL, f::KPOOL, r.pool);
+                    opt(out, r, has::CPROD, f::CPROD, r.cprod.into());
+                    opt(out, r, has::PROD, f::PROD, r.prod.into());
+                    opt(out, r, has::FCONS, f::FCONS, r.fcons.into());
                 }
             }
         }
         Op::Tx => {
-            head(out, b"ktx", r.cpu, r.ts);
-            opt(out, r, has::POOL, b"kpool", r.pool);
-            opt(out, r, has::A, b"a", r.addr);
-            opt(out, r, has::LEN, b"len", r.len.into());
-            out.extend_from_slice(if r.kind == 2 { b" at=peek" } else { b" at=raw" });
+            head(out, op::KTX, r.cpu, r.ts);
+            opt(out, r, has::POOL, f::KPOOL, r.pool);
+            opt(out, r, has::A, f::A, r.addr);
+            opt(out, r, has::LEN, f::LEN, r.len.into());
+            word(out, f::AT, if r.kind == 2 { "peek" } else { "raw" });
         }
         Op::Comp => {
-            head(out, b"kcomp", r.cpu, r.ts);
+            head(out, op::KCOMP, r.cpu, r.ts);
             sock(out, r);
-            opt(out, r, has::POOL, b"kpool", r.pool);
-            field(out, b"n", r.n.into());
-            opt(out, r, has::A, b"a", r.addr);
+            opt(out, r, has::POOL, f::KPOOL, r.pool);
+            field(out, f::N, r.n.into());
+            opt(out, r, has::A, f::A, r.addr);
         }
         // Split by `Rec::lines` before rendering.
         Op::PollFlush => return false,
         Op::Stack => {
-            head(out, b"kstack", r.cpu, r.ts);
-            out.extend_from_slice(if r.kind == 2 {
-                b" at=kflush"
-            } else {
-                b" at=krx"
-            });
-            opt(out, r, has::XS, b"xs", r.xs);
-            field(out, b"id", r.n.into());
+            head(out, op::KSTACK, r.cpu, r.ts);
+            word(out, f::AT, if r.kind == 2 { "kflush" } else { "krx" });
+            opt(out, r, has::XS, f::XS, r.xs);
+            field(out, f::ID, r.n.into());
         }
     }
     true
@@ -470,6 +439,7 @@ fn render_w(out: &mut W<'_>, r: &Rec) -> bool {
 /// drain, `lost` records its ring refused so far (full), `of` drainers in
 /// the session.
 pub fn drain_line(v: &mut Vec<u8>, cpu: u32, upto: u64, n: u64, lost: u64, of: u32, fin: bool) {
+    use key::field as f;
     let start = v.len();
     v.resize(start + ROOM, 0);
     let mut w = W {
@@ -477,12 +447,12 @@ pub fn drain_line(v: &mut Vec<u8>, cpu: u32, upto: u64, n: u64, lost: u64, of: u
         n: 0,
     };
     let out = &mut w;
-    head(out, b"kdrain", cpu, upto);
-    field(out, b"n", n);
-    field(out, b"lost", lost);
-    field(out, b"of", of.into());
+    head(out, op::KDRAIN, cpu, upto);
+    field(out, f::N, n);
+    field(out, f::LOST, lost);
+    field(out, f::OF, of.into());
     if fin {
-        out.extend_from_slice(b" final=1");
+        field(out, f::FINAL, 1);
     }
     let len = w.n;
     v.truncate(start + len);

@@ -1,4 +1,5 @@
 use super::*;
+use xskdbg_format::LineWriter;
 
 fn line(r: &Rec) -> String {
     let mut v = Vec::new();
@@ -16,9 +17,9 @@ fn stamps_read_like_the_trace_clock() {
     assert_eq!(v, b"0.000000007");
     let mut b = [0u8; 64];
     let mut w = W { b: &mut b, n: 0 };
-    hex(&mut w, 0);
-    hex(&mut w, 0x1f);
-    hex(&mut w, u64::MAX);
+    w.hex(0);
+    w.hex(0x1f);
+    w.hex(u64::MAX);
     let n = w.n;
     assert_eq!(&b[..n], b"01fffffffffffffffff");
 }
