@@ -352,3 +352,64 @@ fn cpu_lists() {
     assert_eq!(parse_cpu_list("0"), [0]);
     assert_eq!(parse_cpu_list(""), Vec::<u32>::new());
 }
+
+/// The rings hand the probes' records to the drainer in the order they
+/// were committed, across the end of the array, once each, and say how
+/// many the probes could not write (root: it creates the maps; the probes'
+/// side is played through the map syscalls).
+#[test]
+fn rings_hand_records_over_in_order_across_the_end() {
+    use libbpf_rs::{MapCore, MapFlags};
+    use xskdbg_testenv::{require, Cap};
+    if !require(
+        "rings_hand_records_over_in_order_across_the_end",
+        &[Cap::Root, Cap::Bpf],
+    ) {
+        return;
+    }
+    let rings = Rings::create().unwrap();
+    let cpu = rings.len() - 1;
+    let put = |seq: u64, ts: u64| {
+        let idx = (cpu as u64 * SLOTS + seq % SLOTS) as u32;
+        let r = Rec {
+            ts,
+            cpu: cpu as u32,
+            op: Op::Poll as u8,
+            ..Rec::default()
+        };
+        rings
+            .recs
+            .update(&idx.to_ne_bytes(), &r.encode(), MapFlags::ANY)
+            .unwrap();
+    };
+    let pos = |head: u64, lost: u64, tail: u64| {
+        let mut v = [0u8; POS_BYTES];
+        v[HEAD_AT..HEAD_AT + 8].copy_from_slice(&head.to_ne_bytes());
+        v[LOST_AT..LOST_AT + 8].copy_from_slice(&lost.to_ne_bytes());
+        v[TAIL_AT..TAIL_AT + 8].copy_from_slice(&tail.to_ne_bytes());
+        rings
+            .pos
+            .update(&(cpu as u32).to_ne_bytes(), &v, MapFlags::ANY)
+            .unwrap();
+    };
+    let stamps = || {
+        let mut v = Vec::new();
+        let n = rings.consume(cpu, |b| v.push(Rec::decode(b).unwrap().ts));
+        assert_eq!(n as usize, v.len());
+        v
+    };
+    for s in 0..3 {
+        put(s, 100 + s);
+    }
+    pos(3, 5, 0);
+    assert_eq!(stamps(), [100, 101, 102]);
+    assert_eq!(rings.lost(cpu), 5);
+    assert!(stamps().is_empty(), "each record once");
+    // Four records around the end of the array.
+    for s in SLOTS - 2..SLOTS + 2 {
+        put(s, s);
+    }
+    pos(SLOTS + 2, 5, SLOTS - 2);
+    assert_eq!(stamps(), [SLOTS - 2, SLOTS - 1, SLOTS, SLOTS + 1]);
+    assert_eq!(rings.word(cpu, TAIL_AT).load(Ordering::Relaxed), SLOTS + 2);
+}
