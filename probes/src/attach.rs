@@ -53,8 +53,8 @@ pub struct Request {
 /// How the BPF backends' events reach the trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Output {
-    /// Binary records in per-CPU BPF ring buffers, formatted by the drainer
-    /// threads ([`crate::drain`]): the cheap default.
+    /// Binary records in per-CPU rings (memory-mapped arrays), formatted by
+    /// the drainer threads ([`crate::drain`]): the cheap default.
     #[default]
     Ring,
     /// One `bpf_trace_printk` line per event, formatted at event time (the

@@ -11,7 +11,7 @@
  *   napi:napi_poll        a NAPI poll returned: the driver's xdp_do_flush()
  *                         (xsk_flush of every socket this CPU touched) ran
  *                         before it.
- * Output: xskdbg.h (records in per-CPU ring buffers, or bpf_trace_printk).
+ * Output: xskdbg.h (records in per-CPU rings, or bpf_trace_printk).
  * GPL because bpf_trace_printk/vprintk are GPL-only helpers.
  */
 #include "xskdbg.h"

@@ -45,7 +45,7 @@ const volatile bool want_stacks = false;
 
 /*
  * Output. With `out_ring` (set by user space before load) every event is a
- * binary record in its CPU's BPF ring buffer, stamped with
+ * binary record in its CPU's ring (below), stamped with
  * bpf_ktime_get_ns(), and a drainer thread pinned to that CPU formats it
  * into the instance's trace_marker (probes/src/drain.rs): no formatting and
  * no ftrace write at event time. Without it, bpf_trace_printk lines as

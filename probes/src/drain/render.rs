@@ -121,7 +121,7 @@ impl Rec {
     /// Size of the C struct.
     pub const SIZE: usize = 88;
 
-    /// Decodes a record as the ring buffer hands it out (native endian).
+    /// Decodes a record as the ring holds it (native endian).
     pub fn decode(b: &[u8]) -> Option<Rec> {
         if b.len() < Self::SIZE {
             return None;
