@@ -111,32 +111,49 @@ pub trait LineWriter {
 
     /// A time of the `mono` trace clock as ftrace prints one, to the
     /// nanosecond: `secs.nnnnnnnnn`, nine digits after the point (the
-    /// drained records' `t=`: the one value that is not hex).
+    /// drained records' `t=`: the one value that is not hex). Its two parts
+    /// are [`LineWriter::stamp_secs`] and [`LineWriter::stamp_nanos`], for a
+    /// writer that keeps the seconds it wrote last.
     #[inline]
     fn stamp(&mut self, ns: u64) {
-        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-            2021222324252627282930313233343536373839\
-            4041424344454647484950515253545556575859\
-            6061626364656667686970717273747576777879\
-            8081828384858687888990919293949596979899";
-        let mut secs = ns / 1_000_000_000;
-        let mut frac = (ns % 1_000_000_000) as u32;
+        self.stamp_secs(ns / 1_000_000_000);
+        self.stamp_nanos((ns % 1_000_000_000) as u32);
+    }
+
+    /// The seconds of a [`LineWriter::stamp`] and its point: `secs.`.
+    #[inline]
+    fn stamp_secs(&mut self, secs: u64) {
         let mut digits = 1;
         let mut t = secs;
         while t >= 10 {
             t /= 10;
             digits += 1;
         }
-        let Some(out) = self.grow(digits + 10) else {
+        let Some(out) = self.grow(digits + 1) else {
             return;
         };
+        let mut s = secs;
         for d in out[..digits].iter_mut().rev() {
-            *d = b'0' + (secs % 10) as u8;
-            secs /= 10;
+            *d = b'0' + (s % 10) as u8;
+            s /= 10;
         }
         out[digits] = b'.';
-        // Nine digits: four pairs from the right, then the first one.
-        let f = &mut out[digits + 1..];
+    }
+
+    /// The nine digits after the point of a [`LineWriter::stamp`]
+    /// (`nanos` below 10^9).
+    #[inline]
+    fn stamp_nanos(&mut self, nanos: u32) {
+        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+            2021222324252627282930313233343536373839\
+            4041424344454647484950515253545556575859\
+            6061626364656667686970717273747576777879\
+            8081828384858687888990919293949596979899";
+        let Some(f) = self.grow(9) else {
+            return;
+        };
+        let mut frac = nanos % 1_000_000_000;
+        // Four pairs from the right, then the first digit.
         for i in (0..4).rev() {
             let p = (frac % 100) as usize * 2;
             frac /= 100;

@@ -587,13 +587,14 @@ fn drain_cpu(
     };
     let ring = cpu as usize;
     let mut p = Pending::default();
+    let mut memo = Memo::default();
     // The lines of the records in the ring; how many.
-    let consume = |p: &mut Pending| {
+    let mut consume = |p: &mut Pending| {
         let mut n = 0;
         rings.consume(ring, |data| {
             if let Some(rec) = Rec::decode(data) {
                 for r in rec.lines().iter().flatten() {
-                    if render(&mut p.bytes, r) {
+                    if render_with(&mut p.bytes, &mut memo, r) {
                         p.end_line();
                         n += 1;
                     }
