@@ -204,9 +204,15 @@ lost:
 	return NULL;
 }
 
+/* Kernels since 5.12 take the fetch form of the atomic add (set by user
+ * space; before, the verifier refuses it, even unused). */
+const volatile bool atomic_fetch = true;
+
 /* Commits a record of rec_new. The drainer polls: no wakeup. The add is a
  * full barrier (fetch form: lock xadd on x86, ldaddal on arm64), so the
- * record's stores are visible before the head that covers it. */
+ * record's stores are visible before the head that covers it. Before 5.12
+ * the plain add: `lock add` on x86, a barrier too; on arm64 it orders
+ * nothing, and a drainer there may read a record before its last stores. */
 static __always_inline void rec_send(struct xskdbg_rec *r)
 {
 	__u32 cpu = r->cpu;
@@ -215,10 +221,14 @@ static __always_inline void rec_send(struct xskdbg_rec *r)
 
 	if (!p)
 		return;
-	old = __sync_fetch_and_add(&p->head, 1);
-	/* A used result keeps the fetch form (without it clang emits the
-	 * plain add, unordered on arm64). */
-	asm volatile("" : : "r"(old));
+	if (atomic_fetch) {
+		old = __sync_fetch_and_add(&p->head, 1);
+		/* A used result keeps the fetch form (without it clang emits
+		 * the plain add). */
+		asm volatile("" : : "r"(old));
+	} else {
+		__sync_fetch_and_add(&p->head, 1);
+	}
 	p->busy = 0;
 }
 
