@@ -39,9 +39,6 @@ fn main() {
             "src/bpf",
             define.as_str(),
             "-O2",
-            // v3: the fetch form of atomic add (xskdbg.h rec_send), kernels
-            // 5.12 and later.
-            "-mcpu=v3",
             "-g",
             "-Wall",
         ]);

@@ -608,8 +608,6 @@ pub(crate) fn load_bpf(
     notes: &mut Vec<String>,
 ) -> Result<Vec<Loaded>> {
     let ring = rings.is_some();
-    // The fetch form of atomic add (xskdbg.h rec_send) came with 5.12.
-    let fetch = sys::version_of(&caps.release).is_none_or(|v| v >= (5, 12));
     let offers = caps.summary();
     let missing_opt: Vec<&str> = OPTIONAL_FUNCS
         .iter()
@@ -624,7 +622,7 @@ pub(crate) fn load_bpf(
             )))
         }
         Backend::Tracepoint => {
-            let (s, note) = load_tp(false, stacks, rings, fetch, &offers)?;
+            let (s, note) = load_tp(false, stacks, rings, &offers)?;
             notes.extend(note);
             loaded.push(Loaded::Tp(s));
         }
@@ -648,7 +646,6 @@ pub(crate) fn load_bpf(
                     ro.destructor_arg_is_addr = !new_tx;
                     ro.want_stacks = stacks;
                     ro.out_ring = ring;
-                    ro.atomic_fetch = fetch;
                 }
                 size_stacks(open.open_object_mut(), stacks)?;
                 give_rings(open.open_object_mut(), rings)?;
@@ -666,7 +663,6 @@ pub(crate) fn load_bpf(
                     ro.destructor_arg_is_addr = !new_tx;
                     ro.want_stacks = stacks;
                     ro.out_ring = ring;
-                    ro.atomic_fetch = fetch;
                 }
                 size_stacks(open.open_object_mut(), stacks)?;
                 give_rings(open.open_object_mut(), rings)?;
@@ -677,7 +673,7 @@ pub(crate) fn load_bpf(
                 loaded.push(Loaded::Kp(s));
             }
             // The XDP error tracepoints go with every backend.
-            let (tp, note) = load_tp(true, false, rings, fetch, &offers)?;
+            let (tp, note) = load_tp(true, false, rings, &offers)?;
             notes.extend(note);
             loaded.push(Loaded::Tp(tp));
         }
@@ -735,7 +731,6 @@ fn load_tp(
     errors_only: bool,
     stacks: bool,
     rings: Option<&Rings>,
-    fetch: bool,
     offers: &str,
 ) -> Result<(skel_tp::TracepointSkel<'static>, Option<String>)> {
     let try_load = |raw: bool| -> Result<skel_tp::TracepointSkel<'static>> {
@@ -760,7 +755,6 @@ fn load_tp(
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.want_stacks = stacks;
             ro.out_ring = rings.is_some();
-            ro.atomic_fetch = fetch;
             // Plain loads instead of a helper call per field (xskdbg.h
             // KREAD): where tp_btf takes the `void *` argument, the kernel
             // also has bpf_rdonly_cast (6.2, before tp_btf did, ~6.3).

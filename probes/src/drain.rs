@@ -204,9 +204,9 @@ const TAIL_AT: usize = 64;
 /// `ring_recs`, [`SLOTS`] records per possible CPU, and `ring_pos`, each
 /// CPU's head (records its probes committed), tail (records its drainer
 /// read) and lost count. Plain arrays mapped into this process, not BPF
-/// ring buffers: the probes fill a slot and advance the head with one
-/// atomic add, where a ring buffer costs two helper calls and a spinlock
-/// per record (src/bpf/xskdbg.h).
+/// ring buffers: the probes fill a slot and move the head past it, where a
+/// ring buffer costs two helper calls and a spinlock per record
+/// (src/bpf/xskdbg.h).
 pub struct Rings {
     pos: MapHandle,
     recs: MapHandle,

@@ -124,8 +124,7 @@ struct xskdbg_rec {
  * programs fill in order and its drainer reads in order (probes/src/drain.rs
  * maps both arrays). Not BPF ring buffers: a record there costs a helper
  * call to reserve (a spinlock with interrupts off) and one to commit, about
- * 45 ns a record on the host, where this costs a few loads and stores and
- * one atomic add. One writer per CPU at a time: the programs run with
+ * 45 ns a record on the host, where this costs a few loads and stores. One writer per CPU at a time: the programs run with
  * migration off and do not nest on our probe points (softirq or task
  * context, never hard interrupts); should one still interrupt another
  * between the two calls, it finds `busy` set and its record is counted
@@ -204,31 +203,23 @@ lost:
 	return NULL;
 }
 
-/* Kernels since 5.12 take the fetch form of the atomic add (set by user
- * space; before, the verifier refuses it, even unused). */
-const volatile bool atomic_fetch = true;
-
-/* Commits a record of rec_new. The drainer polls: no wakeup. The add is a
- * full barrier (fetch form: lock xadd on x86, ldaddal on arm64), so the
- * record's stores are visible before the head that covers it. Before 5.12
- * the plain add: `lock add` on x86, a barrier too; on arm64 it orders
- * nothing, and a drainer there may read a record before its last stores. */
+/* Commits a record of rec_new: the head moves past it (only this CPU's
+ * programs write it, one at a time). The drainer polls: no wakeup. Its
+ * drainer reads the ring from this CPU (pinned), which sees this CPU's
+ * stores in program order on any architecture; from another CPU (a drainer
+ * that could not be pinned) the order holds on x86 (TSO), not on arm64.
+ * A plain store, not an atomic: kernels before 5.12 refuse the fetch form
+ * anywhere in a program, and a locked add buys nothing on x86. */
 static __always_inline void rec_send(struct xskdbg_rec *r)
 {
 	__u32 cpu = r->cpu;
 	struct xskdbg_pos *p = bpf_map_lookup_elem(&ring_pos, &cpu);
-	__u64 old;
 
 	if (!p)
 		return;
-	if (atomic_fetch) {
-		old = __sync_fetch_and_add(&p->head, 1);
-		/* A used result keeps the fetch form (without it clang emits
-		 * the plain add). */
-		asm volatile("" : : "r"(old));
-	} else {
-		__sync_fetch_and_add(&p->head, 1);
-	}
+	/* The record's stores before the head's, in the program as written. */
+	asm volatile("" ::: "memory");
+	*(volatile __u64 *)&p->head = p->head + 1;
 	p->busy = 0;
 }
 
