@@ -124,16 +124,18 @@ struct xskdbg_rec {
  * programs fill in order and its drainer reads in order (probes/src/drain.rs
  * maps both arrays). Not BPF ring buffers: a record there costs a helper
  * call to reserve (a spinlock with interrupts off) and one to commit, about
- * 45 ns a record on the host, where this costs a few loads and stores. One writer per CPU at a time: the programs run with
- * migration off and do not nest on our probe points (softirq or task
- * context, never hard interrupts); should one still interrupt another
- * between the two calls, it finds `busy` set and its record is counted
- * lost instead of corrupting one.
+ * 45 ns a record on the host, where this costs a few loads and stores.
+ * One writer per CPU at a time: the programs run with migration off and do
+ * not nest on our probe points (softirq or task context, never hard
+ * interrupts); should one still interrupt another between rec_new and
+ * rec_send, it finds `busy` set and its record is counted lost instead of
+ * corrupting one.
  */
 #define XSKDBG_SLOTS (1u << 15) /* must equal SLOTS in probes/src/drain.rs */
 
-/* One CPU's positions (`ring_pos[cpu]`, 128 bytes, mirrored by `Pos` in
- * probes/src/drain.rs): the producer's line, then the consumer's. */
+/* One CPU's positions (`ring_pos[cpu]`, 128 bytes; POS_BYTES, HEAD_AT,
+ * LOST_AT and TAIL_AT in probes/src/drain.rs): the producer's cache line,
+ * then the consumer's. */
 struct xskdbg_pos {
 	__u64 head; /* records committed (this CPU's programs) */
 	__u64 lost; /* records refused: the ring was full, or in use */
