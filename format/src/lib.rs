@@ -35,7 +35,7 @@ pub use names::{key, op, word};
 pub use ops::{AppOp, FlushMode, KernelOp, Op, RxMode, SeedOp};
 pub use sock::{BadSockKey, SockKey};
 pub use state::State;
-pub use write::LineWriter;
+pub use write::{hex_digits, LineWriter};
 
 /// The version of `docs/TRACE-FORMAT.md` this crate reads and writes.
 pub const FORMAT_VERSION: u32 = 1;

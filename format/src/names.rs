@@ -107,6 +107,8 @@ names! {
         KSTACKDEF = "kstackdef",
         /// An XDP redirect into a socket, an XDP program or a receive failed.
         KXDPERR = "kxdperr",
+        /// A drainer wrote every record of its CPU stamped before `t=`.
+        KDRAIN = "kdrain",
     }
 }
 
@@ -243,6 +245,16 @@ names! {
         CLOCK = "clock",
         /// A violation's post-trigger window.
         WINDOW = "window",
+        /// A drained record's own CPU (hex).
+        CPU = "cpu",
+        /// A drained record's own stamp, `secs.nnnnnnnnn`.
+        T = "t",
+        /// Records a probe ring refused so far (`kdrain`).
+        LOST = "lost",
+        /// Drainers in the session (`kdrain`).
+        OF = "of",
+        /// A drainer's last drain (`kdrain final=1`).
+        FINAL = "final",
     }
 }
 
@@ -262,7 +274,7 @@ mod tests {
     fn the_three_spellings_agree() {
         assert_eq!(op::bytes::KRX, op::KRX.as_bytes());
         assert_eq!(key::field::RX_DROPPED, b" rx_dropped=");
-        assert_eq!(op::ALL.len(), 24);
+        assert_eq!(op::ALL.len(), 25);
         assert!(op::ALL.contains(&"kstackdef"));
         for k in key::ALL {
             assert!(

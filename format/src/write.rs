@@ -27,6 +27,44 @@
 
 use crate::{key, SockKey, PREFIX};
 
+/// The digits of `v` in lower-case hex without `0x` or leading zeros (at
+/// least one), left-aligned in sixteen bytes, and how many there are: a
+/// destination with sixteen bytes to spare copies all of them and keeps
+/// the count (a fixed-size copy, no loop over the digits), see
+/// [`LineWriter::hex`].
+#[inline]
+pub fn hex_digits(v: u64) -> ([u8; 16], usize) {
+    /// Nibble `i` of `x` into byte `i` (little-endian) of the result.
+    #[inline(always)]
+    fn spread(x: u32) -> u64 {
+        let mut v = u64::from(x);
+        v = (v | (v << 16)) & 0x0000_ffff_0000_ffff;
+        v = (v | (v << 8)) & 0x00ff_00ff_00ff_00ff;
+        (v | (v << 4)) & 0x0f0f_0f0f_0f0f_0f0f
+    }
+    /// Each byte (a nibble) as its digit: `0`-`9` are 0x30 up, `a`-`f`
+    /// 0x61 up (0x27 more than 0x3a).
+    #[inline(always)]
+    fn ascii(v: u64) -> u64 {
+        let letters = ((v + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+        v + 0x3030_3030_3030_3030 + letters * 0x27
+    }
+    let n = ((67 - (v | 1).leading_zeros()) / 4) as usize;
+    let mut b = [0u8; 16];
+    if n <= 8 {
+        // Most values (lengths, slots, counters): one half.
+        let w = u64::from_le_bytes(ascii(spread(v as u32)).to_be_bytes()) >> (8 * (8 - n));
+        b[..8].copy_from_slice(&w.to_le_bytes());
+        return (b, n);
+    }
+    // Most significant digit first: each half's word big-endian (its
+    // nibble 7 first), the high half first.
+    b[..8].copy_from_slice(&ascii(spread((v >> 32) as u32)).to_be_bytes());
+    b[8..].copy_from_slice(&ascii(spread(v as u32)).to_be_bytes());
+    // Drop the leading zeros: the first 16 - n bytes.
+    ((u128::from_le_bytes(b) >> (8 * (16 - n))).to_le_bytes(), n)
+}
+
 /// Appends the parts of a line to a destination. Implement [`put`],
 /// [`byte`] and [`grow`]; every other method is the format's rule and is
 /// provided.
@@ -69,6 +107,60 @@ pub trait LineWriter {
             *b = DIGITS[(v & 0xf) as usize];
             v >>= 4;
         }
+    }
+
+    /// A time of the `mono` trace clock as ftrace prints one, to the
+    /// nanosecond: `secs.nnnnnnnnn`, nine digits after the point (the
+    /// drained records' `t=`: the one value that is not hex). Its two parts
+    /// are [`LineWriter::stamp_secs`] and [`LineWriter::stamp_nanos`], for a
+    /// writer that keeps the seconds it wrote last.
+    #[inline]
+    fn stamp(&mut self, ns: u64) {
+        self.stamp_secs(ns / 1_000_000_000);
+        self.stamp_nanos((ns % 1_000_000_000) as u32);
+    }
+
+    /// The seconds of a [`LineWriter::stamp`] and its point: `secs.`.
+    #[inline]
+    fn stamp_secs(&mut self, secs: u64) {
+        let mut digits = 1;
+        let mut t = secs;
+        while t >= 10 {
+            t /= 10;
+            digits += 1;
+        }
+        let Some(out) = self.grow(digits + 1) else {
+            return;
+        };
+        let mut s = secs;
+        for d in out[..digits].iter_mut().rev() {
+            *d = b'0' + (s % 10) as u8;
+            s /= 10;
+        }
+        out[digits] = b'.';
+    }
+
+    /// The nine digits after the point of a [`LineWriter::stamp`]
+    /// (`nanos` below 10^9).
+    #[inline]
+    fn stamp_nanos(&mut self, nanos: u32) {
+        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+            2021222324252627282930313233343536373839\
+            4041424344454647484950515253545556575859\
+            6061626364656667686970717273747576777879\
+            8081828384858687888990919293949596979899";
+        let Some(f) = self.grow(9) else {
+            return;
+        };
+        let mut frac = nanos % 1_000_000_000;
+        // Four pairs from the right, then the first digit.
+        for i in (0..4).rev() {
+            let p = (frac % 100) as usize * 2;
+            frac /= 100;
+            f[1 + 2 * i] = PAIRS[p];
+            f[2 + 2 * i] = PAIRS[p + 1];
+        }
+        f[0] = b'0' + frac as u8;
     }
 
     /// A field's key with its separators: ` key=`. The value follows.
@@ -235,6 +327,40 @@ mod tests {
             let mut b = Vec::new();
             b.hex(v);
             assert_eq!(b, want.as_bytes());
+        }
+    }
+
+    #[test]
+    fn hex_digits_agree_with_hex() {
+        let mut vals = vec![0u64, 1, 9, 0xa, 0xf, 0x10, 0x9f, 0xa0, u64::MAX, 1 << 63];
+        for shift in 0..64 {
+            vals.push(1 << shift);
+            vals.push((1 << shift) - 1);
+            vals.push(0x0123_4567_89ab_cdef_u64.rotate_left(shift));
+        }
+        for v in vals {
+            let mut b = Vec::new();
+            b.hex(v);
+            let (d, n) = hex_digits(v);
+            assert_eq!(&d[..n], &b[..], "{v:#x}");
+            assert!(d[n..].iter().all(|&c| c == 0), "{v:#x}");
+        }
+    }
+
+    #[test]
+    fn stamps_read_like_the_trace_clock() {
+        for (ns, want) in [
+            (0u64, "0.000000000"),
+            (7, "0.000000007"),
+            (14_705_034_123, "14.705034123"),
+            (1_000_000_000, "1.000000000"),
+            (999_999_999, "0.999999999"),
+            (123_456_789_012_345_678, "123456789.012345678"),
+            (u64::MAX, "18446744073.709551615"),
+        ] {
+            let mut b = Vec::new();
+            b.stamp(ns);
+            assert_eq!(String::from_utf8(b).unwrap(), want);
         }
     }
 

@@ -1,6 +1,7 @@
 //! Cost per probed event of a backend (root; run with
 //! `cargo run --release -p xskdbg-probes --example probe_cost [BACKEND] [FRAMES]
-//! [ROUNDS] [MODES]`, default `tracepoint 20000 5 unprobed,printk,ring`; the
+//! [ROUNDS] [MODES]`, default `tracepoint 20000 5 unprobed,printk,ring`, `idle`
+//! on request (attached, every event filtered out); the
 //! unprobed rounds always run, they are the baseline).
 //!
 //! A veth pair in two fresh namespaces, native XDP redirecting into one
@@ -14,6 +15,13 @@
 //! and the probes), and the same counter inherited by the drainer threads
 //! (their formatting and `trace_marker` writes). Instructions and cycles are
 //! counted too where the machine exposes a PMU (it says when it does not).
+//!
+//! With `PROBE_COST_BPF_STATS=1` the kernel also counts each BPF program's
+//! runs and run time (`BPF_ENABLE_STATS`, on only while this runs): the
+//! kernel side's cost per program, straight from the kernel, printed per
+//! received frame next to the lines of each kind the trace got per frame.
+//! The counting itself costs two clock reads per program run, so the
+//! task-clock figures of such a run are not the ones to quote.
 
 use std::net::Ipv4Addr;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -114,6 +122,70 @@ struct Cost {
 
 const ROUNDS: usize = 5;
 
+/// Runs and run time of every loaded BPF program, by id (name, runs, ns).
+fn bpf_stats() -> std::collections::HashMap<u32, (String, u64, u64)> {
+    libbpf_rs::query::ProgInfoIter::default()
+        .map(|p| {
+            (
+                p.id,
+                (
+                    p.name.to_string_lossy().into_owned(),
+                    p.run_cnt,
+                    p.run_time_ns,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// What each BPF program cost during a round, per received frame:
+/// (name, runs per frame, ns per run, ns per frame).
+type ProgCost = Vec<(String, f64, f64, f64)>;
+
+/// The id of a loaded program.
+fn prog_id(fd: std::os::fd::BorrowedFd<'_>) -> u32 {
+    let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: info is a valid out-buffer of `len` bytes.
+    let rc = unsafe {
+        libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &mut info,
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "BPF_OBJ_GET_INFO_BY_FD");
+    info.id
+}
+
+/// The programs not in `known` and program `xdp` (other sessions' programs
+/// on this machine are left out), counted since `before`.
+fn prog_cost(
+    known: &std::collections::HashMap<u32, (String, u64, u64)>,
+    before: &std::collections::HashMap<u32, (String, u64, u64)>,
+    xdp: u32,
+    frames: u64,
+) -> ProgCost {
+    let mut v: ProgCost = bpf_stats()
+        .into_iter()
+        .filter(|(id, _)| *id == xdp || !known.contains_key(id))
+        .filter_map(|(id, (name, cnt, ns))| {
+            let (c0, n0) = before.get(&id).map_or((0, 0), |b| (b.1, b.2));
+            let (cnt, ns) = (cnt - c0, ns - n0);
+            (cnt > 0).then(|| {
+                (
+                    name,
+                    cnt as f64 / frames as f64,
+                    ns as f64 / cnt as f64,
+                    ns as f64 / frames as f64,
+                )
+            })
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
 fn main() {
     // probe_cost [BACKEND] [FRAMES]
     let mut argv = std::env::args().skip(1);
@@ -133,6 +205,23 @@ fn main() {
         eprintln!("probe_cost: needs root (netns, veth, XDP, BPF)");
         std::process::exit(2);
     }
+    let want_stats = std::env::var_os("PROBE_COST_BPF_STATS").is_some_and(|v| v == "1");
+    // The kernel counts while this fd is open and stops when it closes.
+    let _stats_on = want_stats.then(|| {
+        // SAFETY: a plain syscall wrapper; it returns an fd we own or -1.
+        let fd = unsafe {
+            libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
+        };
+        assert!(
+            fd >= 0,
+            "BPF_ENABLE_STATS: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: a new fd we own.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    });
+    let mut prog_costs: Vec<(&str, ProgCost)> = Vec::new();
+    let mut line_counts: Vec<(&str, Vec<(String, f64)>)> = Vec::new();
     let tfs = TraceFs::find().expect("tracefs");
     let inst = tfs
         .create_instance(&format!("xskdbg-bench-{}", std::process::id()))
@@ -175,13 +264,26 @@ fn main() {
     };
     // The receive path runs in softirq on this thread (the AF_PACKET send
     // wakes veth's NAPI locally): its task-clock holds the kernel path.
-    let mut one_round = |mode: Option<Output>| -> Cost {
+    let xdp_id = prog_id(xdp.prog_fd());
+    let mut one_round = |name: &'static str, mode: Option<Output>| -> Cost {
         let c = Counters::open();
+        // Programs loaded before this round's are not the probes'.
+        let known = if want_stats {
+            bpf_stats()
+        } else {
+            Default::default()
+        };
         let probes = mode.map(|output| {
             attach(&Request {
                 backend,
                 filters: Filters {
-                    netns_cookie: Some(ns_x.cookie()),
+                    // `idle`: a namespace no socket is in, so every
+                    // program runs and returns at its filter.
+                    netns_cookie: Some(if name == "idle" {
+                        ns_x.cookie() ^ 0x5a5a
+                    } else {
+                        ns_x.cookie()
+                    }),
                     ..Filters::default()
                 },
                 buffer: buf.clone(),
@@ -191,6 +293,11 @@ fn main() {
             })
             .expect("attach")
         });
+        let stats0 = if want_stats {
+            bpf_stats()
+        } else {
+            Default::default()
+        };
         let mut frame = Vec::new();
         let mut got: Vec<XdpDesc> = Vec::new();
         let (mut sent, mut recv) = (0u64, 0u64);
@@ -219,6 +326,9 @@ fn main() {
         }
         let wall = start.elapsed().as_nanos() as f64 / frames as f64;
         let thread = (c.thread.read() - t0) as f64 / frames as f64;
+        if want_stats {
+            prog_costs.push((name, prog_cost(&known, &stats0, xdp_id, frames)));
+        }
         // The drainers' last drain is part of the cost; unloading the
         // programs afterwards is not.
         let mut probes = probes;
@@ -238,7 +348,7 @@ fn main() {
             cycles: per(&c.cycles, y0),
         };
         drop(probes);
-        if mode.is_some() {
+        if mode.is_some() && name != "idle" {
             let t = buf.read_trace().unwrap_or_default();
             // bpf_trace_printk lines of other sessions land here too: count
             // this namespace's receives only.
@@ -251,15 +361,37 @@ fn main() {
                 })
                 .count() as u64;
             assert_eq!(krx, frames, "one krx line per frame");
+            if want_stats {
+                // Lines of each kernel kind per frame (any sk: kpoll has none).
+                let mut n: std::collections::BTreeMap<String, u64> = Default::default();
+                for l in t.split(|&b| b == b'\n') {
+                    let Some(at) = l.windows(10).position(|w| w == b"xskdbg:1 k") else {
+                        continue;
+                    };
+                    let op = &l[at + 9..];
+                    let end = op.iter().position(|&b| b == b' ').unwrap_or(op.len());
+                    *n.entry(String::from_utf8_lossy(&op[..end]).into_owned())
+                        .or_default() += 1;
+                }
+                line_counts.push((
+                    name,
+                    n.into_iter()
+                        .map(|(k, v)| (k, v as f64 / frames as f64))
+                        .collect(),
+                ));
+            }
         }
         buf.clear().unwrap();
         assert_eq!(recv, frames, "every frame received");
         cost
     };
-    let all: [(&str, Option<Output>); 3] = [
+    let all: [(&str, Option<Output>); 4] = [
         ("unprobed", None),
         ("printk", Some(Output::Printk)),
         ("ring", Some(Output::Ring)),
+        // Attached, but the filter turns every event away: what being
+        // attached costs before any record is made (not run by default).
+        ("idle", Some(Output::Ring)),
     ];
     // A fourth argument picks modes (`unprobed,ring`: to profile one).
     let modes: Vec<(&str, Option<Output>)> = match &pick {
@@ -268,13 +400,13 @@ fn main() {
             .filter(|(n, _)| *n == "unprobed" || p.split(',').any(|x| x == *n))
             .copied()
             .collect(),
-        None => all.to_vec(),
+        None => all[..3].to_vec(),
     };
     let mut costs: Vec<Vec<Cost>> = vec![Vec::new(); modes.len()];
-    one_round(None); // warm-up
+    one_round("warm-up", None);
     for _ in 0..rounds {
-        for (i, (_, m)) in modes.iter().enumerate() {
-            costs[i].push(one_round(*m));
+        for (i, (name, m)) in modes.iter().enumerate() {
+            costs[i].push(one_round(name, *m));
         }
     }
     let med = |v: &[Cost], f: fn(&Cost) -> f64| {
@@ -303,4 +435,36 @@ fn main() {
         );
     }
     println!("  (capture cost = median task-clock of the receiving thread and the drainers, minus unprobed; unprobed thread median {base:.0} ns)");
+    if want_stats {
+        println!("BPF programs (BPF_ENABLE_STATS; medians over the rounds of a mode):");
+        println!("  mode      program          runs/frame  ns/run  ns/frame");
+        for (name, _) in modes.iter().skip(1) {
+            let rows: Vec<&ProgCost> = prog_costs
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, c)| c)
+                .collect();
+            let Some(first) = rows.first() else { continue };
+            for (prog, ..) in first.iter() {
+                let col = |f: fn(&(String, f64, f64, f64)) -> f64| {
+                    let mut x: Vec<f64> = rows
+                        .iter()
+                        .filter_map(|r| r.iter().find(|p| &p.0 == prog).map(f))
+                        .collect();
+                    x.sort_by(|a, b| a.total_cmp(b));
+                    x[x.len() / 2]
+                };
+                println!(
+                    "  {name:<9} {prog:<16} {:>10.2}  {:>6.0}  {:>8.0}",
+                    col(|p| p.1),
+                    col(|p| p.2),
+                    col(|p| p.3)
+                );
+            }
+            if let Some((_, lines)) = line_counts.iter().find(|(n, _)| n == name) {
+                let l: Vec<String> = lines.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+                println!("  {name:<9} kernel lines per frame: {}", l.join(", "));
+            }
+        }
+    }
 }

@@ -6,9 +6,10 @@
 
 use std::mem::MaybeUninit;
 use std::path::Path;
+use std::sync::Arc;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, OpenObject};
+use libbpf_rs::{Link, MapCore, MapFlags, Object, OpenObject};
 use xskdbg_tracefs::{Buffer, TraceFs};
 
 use crate::backend::{Backend, Caps, OPTIONAL_FUNCS};
@@ -52,8 +53,8 @@ pub struct Request {
 /// How the BPF backends' events reach the trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Output {
-    /// Binary records in per-CPU BPF ring buffers, formatted by the drainer
-    /// threads ([`crate::drain`]): the cheap default.
+    /// Binary records in per-CPU rings (memory-mapped arrays), formatted by
+    /// the drainer threads ([`crate::drain`]): the cheap default.
     #[default]
     Ring,
     /// One `bpf_trace_printk` line per event, formatted at event time (the
@@ -452,6 +453,14 @@ fn attach_one(
         drainer: None,
     };
     let ring = req.output == Output::Ring && backend != Backend::Tracefs;
+    // Created before the objects load: each takes them as its ring maps.
+    let rings = if ring {
+        Some(Arc::new(Rings::create().map_err(|e| {
+            refused(backend, "create the rings", e, &offers)
+        })?))
+    } else {
+        None
+    };
     // Loading a program that calls bpf_trace_printk makes the kernel enable
     // the event in the top-level buffer; remember the old value to put it
     // back (and keep our lines out of the top-level buffer meanwhile).
@@ -469,7 +478,7 @@ fn attach_one(
     match backend {
         Backend::Auto => return Err(ProbeError::Usage("auto is not a backend".into())),
         Backend::Tracefs => attach_tracefs(&mut a, req, tfs, caps, btf)?,
-        _ => a.loaded = load_bpf(backend, caps, req.stacks, ring, &mut a.notes)?,
+        _ => a.loaded = load_bpf(backend, caps, req.stacks, rings.as_deref(), &mut a.notes)?,
     }
     if !a.loaded.is_empty() {
         // Filters first, so nothing unfiltered is ever printed.
@@ -494,8 +503,8 @@ fn attach_one(
         // enables the bpf_trace_printk event.
         a.restores
             .push(set_restoring(&req.buffer, printk_rel, b"1")?);
-        if ring {
-            start_drainer(&mut a, req, top_is_target, &offers)?;
+        if let Some(rings) = &rings {
+            start_drainer(&mut a, req, rings, top_is_target, &offers)?;
         }
         for l in &a.loaded {
             for p in l.object().progs_mut() {
@@ -557,7 +566,13 @@ pub fn use_mono_clock(buffer: &Buffer) -> Result<Option<String>> {
 /// Creates the per-CPU rings, hands them to the loaded objects and starts
 /// the drainers (before any program is attached: each drainer's first
 /// watermark precedes every record). The buffer's clock becomes `mono`.
-fn start_drainer(a: &mut Attached, req: &Request, top: bool, offers: &str) -> Result<()> {
+fn start_drainer(
+    a: &mut Attached,
+    req: &Request,
+    rings: &Arc<Rings>,
+    top: bool,
+    offers: &str,
+) -> Result<()> {
     let backend = a.backend;
     if let Some(old) = use_mono_clock(&req.buffer)? {
         a.notes.push(format!(
@@ -572,24 +587,8 @@ fn start_drainer(a: &mut Attached, req: &Request, top: bool, offers: &str) -> Re
             });
         }
     }
-    let rings = Rings::create().map_err(|e| refused(backend, "create ring buffers", e, offers))?;
-    let mut lost = Vec::new();
-    for l in &a.loaded {
-        for m in l.object().maps() {
-            if m.name() == "rings" {
-                rings
-                    .install(&m)
-                    .map_err(|e| refused(backend, "install ring buffers", e, offers))?;
-            } else if m.name() == "ring_lost" {
-                lost.push(
-                    MapHandle::try_from(&m)
-                        .map_err(|e| refused(backend, "open map ring_lost", e, offers))?,
-                );
-            }
-        }
-    }
     a.drainer = Some(
-        Drainer::start(&rings, lost, req.buffer.clone())
+        Drainer::start(rings, req.buffer.clone())
             .map_err(|e| refused(backend, "start the drainers", e, offers))?,
     );
     a.header.push_str(" out=");
@@ -605,9 +604,10 @@ pub(crate) fn load_bpf(
     backend: Backend,
     caps: &Caps,
     stacks: bool,
-    ring: bool,
+    rings: Option<&Rings>,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Loaded>> {
+    let ring = rings.is_some();
     let offers = caps.summary();
     let missing_opt: Vec<&str> = OPTIONAL_FUNCS
         .iter()
@@ -622,7 +622,7 @@ pub(crate) fn load_bpf(
             )))
         }
         Backend::Tracepoint => {
-            let (s, note) = load_tp(false, stacks, ring, &offers)?;
+            let (s, note) = load_tp(false, stacks, rings, &offers)?;
             notes.extend(note);
             loaded.push(Loaded::Tp(s));
         }
@@ -648,7 +648,7 @@ pub(crate) fn load_bpf(
                     ro.out_ring = ring;
                 }
                 size_stacks(open.open_object_mut(), stacks)?;
-                size_rings(open.open_object_mut(), ring)?;
+                give_rings(open.open_object_mut(), rings)?;
                 set_autoload(open.open_object_mut(), &skip);
                 let s = open
                     .load()
@@ -665,7 +665,7 @@ pub(crate) fn load_bpf(
                     ro.out_ring = ring;
                 }
                 size_stacks(open.open_object_mut(), stacks)?;
-                size_rings(open.open_object_mut(), ring)?;
+                give_rings(open.open_object_mut(), rings)?;
                 set_autoload(open.open_object_mut(), &skip);
                 let s = open
                     .load()
@@ -673,7 +673,7 @@ pub(crate) fn load_bpf(
                 loaded.push(Loaded::Kp(s));
             }
             // The XDP error tracepoints go with every backend.
-            let (tp, note) = load_tp(true, false, ring, &offers)?;
+            let (tp, note) = load_tp(true, false, rings, &offers)?;
             notes.extend(note);
             loaded.push(Loaded::Tp(tp));
         }
@@ -705,18 +705,11 @@ fn size_stacks(obj: &mut OpenObject, stacks: bool) -> Result<()> {
     Ok(())
 }
 
-/// The outer map of the rings has one slot per possible CPU.
-fn size_rings(obj: &mut OpenObject, ring: bool) -> Result<()> {
-    if !ring {
-        return Ok(());
-    }
-    let n = libbpf_rs::num_possible_cpus()
-        .map_err(|e| refused(Backend::Tracepoint, "count possible CPUs", e, ""))?;
-    for mut m in obj.maps_mut() {
-        if m.name() == "rings" {
-            m.set_max_entries(n as u32)
-                .map_err(|e| refused(Backend::Tracepoint, "size map rings", e, ""))?;
-        }
+/// The session's rings become the object's ring maps.
+fn give_rings(obj: &mut OpenObject, rings: Option<&Rings>) -> Result<()> {
+    if let Some(r) = rings {
+        r.give(obj)
+            .map_err(|e| refused(Backend::Tracepoint, "give the rings to the object", e, ""))?;
     }
     Ok(())
 }
@@ -737,7 +730,7 @@ fn set_autoload(obj: &mut OpenObject, skip: &[String]) {
 fn load_tp(
     errors_only: bool,
     stacks: bool,
-    ring: bool,
+    rings: Option<&Rings>,
     offers: &str,
 ) -> Result<(skel_tp::TracepointSkel<'static>, Option<String>)> {
     let try_load = |raw: bool| -> Result<skel_tp::TracepointSkel<'static>> {
@@ -761,10 +754,14 @@ fn load_tp(
         set_autoload(open.open_object_mut(), &skip);
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.want_stacks = stacks;
-            ro.out_ring = ring;
+            ro.out_ring = rings.is_some();
+            // Plain loads instead of a helper call per field (xskdbg.h
+            // KREAD): where tp_btf takes the `void *` argument, the kernel
+            // also has bpf_rdonly_cast (6.2, before tp_btf did, ~6.3).
+            ro.direct_reads = !raw;
         }
         size_stacks(open.open_object_mut(), stacks)?;
-        size_rings(open.open_object_mut(), ring)?;
+        give_rings(open.open_object_mut(), rings)?;
         open.load().map_err(|e| {
             refused(
                 backend,

@@ -1,9 +1,10 @@
-//! The drainer: kernel records from the BPF ring buffers into the trace.
+//! The drainer: kernel records from the probes' rings into the trace.
 //!
 //! With ring output (the default for the BPF backends) a probe formats
 //! nothing at event time: it fills a binary [`Rec`] (stamped with
-//! `bpf_ktime_get_ns()`, the instance's `mono` trace clock) in its CPU's ring
-//! buffer and returns. One drainer thread per online CPU, pinned to it, wakes
+//! `bpf_ktime_get_ns()`, the instance's `mono` trace clock) in its CPU's
+//! ring ([`Rings`]: per CPU, an array of records and a head the probes
+//! advance, both memory-mapped here) and returns. One drainer thread per online CPU, pinned to it, wakes
 //! every [`PERIOD`], renders that CPU's records as project lines (each with
 //! its own `cpu=` and `t=`, read at event time, right after the op word) and
 //! writes them with one `writev` into the instance's `trace_marker`, so
@@ -33,12 +34,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use libbpf_rs::libbpf_sys;
-use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
+use libbpf_rs::{MapHandle, MapType, OpenObject};
 use xskdbg_tracefs::Buffer;
 
-/// Bytes of each CPU's ring buffer; must equal `XSKDBG_RING_BYTES` in
+/// Records in each CPU's ring; must equal `XSKDBG_SLOTS` in
 /// `src/bpf/xskdbg.h`.
-pub const RING_BYTES: u32 = 4 << 20;
+pub const SLOTS: u64 = 1 << 15;
 
 /// How often a drainer empties its ring.
 pub const PERIOD: Duration = Duration::from_millis(5);
@@ -55,7 +56,7 @@ pub const SLACK_NS: u64 = 2_000_000;
 mod render;
 pub use render::*;
 #[cfg(test)]
-use render::{hex, ROOM, W};
+use render::{ROOM, W};
 
 /// `CLOCK_MONOTONIC` now, the clock of `bpf_ktime_get_ns()` and of the
 /// `mono` trace clock.
@@ -116,8 +117,6 @@ impl Shared {
 pub struct Drainer {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
-    // The rings stay alive as long as the threads read them.
-    _rings: Vec<Arc<MapHandle>>,
 }
 
 impl std::fmt::Debug for Drainer {
@@ -150,67 +149,182 @@ pub fn parse_cpu_list(s: &str) -> Vec<u32> {
     v
 }
 
-/// The per-CPU rings of one session: created once, put into the `rings`
-/// map of every loaded object (the function backends load two objects that
-/// share them).
+/// A shared mapping of a `BPF_F_MMAPABLE` array map, unmapped on drop.
+struct Mapping {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; every access goes through
+// atomics (positions) or reads of records the producer no longer writes.
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    fn new(map: &MapHandle, len: usize, write: bool) -> io::Result<Mapping> {
+        let prot = libc::PROT_READ | if write { libc::PROT_WRITE } else { 0 };
+        // SAFETY: a fresh shared mapping of the map's fd; the kernel checks
+        // the length against the map.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_SHARED,
+                map.as_fd().as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        std::ptr::NonNull::new(ptr.cast())
+            .map(|ptr| Mapping { ptr, len })
+            .ok_or_else(|| io::Error::other("mmap returned NULL"))
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what `new` mapped, once.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Bytes of a CPU's positions (`struct xskdbg_pos`): the producer's cache
+/// line (head, lost, busy), then the consumer's (tail).
+const POS_BYTES: usize = 128;
+const HEAD_AT: usize = 0;
+const LOST_AT: usize = 8;
+const TAIL_AT: usize = 64;
+
+/// The per-CPU rings of one session, created once and given to every
+/// object loaded (the function backends load two objects that share them):
+/// `ring_recs`, [`SLOTS`] records per possible CPU, and `ring_pos`, each
+/// CPU's head (records its probes committed), tail (records its drainer
+/// read) and lost count. Plain arrays mapped into this process, not BPF
+/// ring buffers: the probes fill a slot and move the head past it, where a
+/// ring buffer costs two helper calls and a spinlock per record
+/// (src/bpf/xskdbg.h).
 pub struct Rings {
-    rings: Vec<Arc<MapHandle>>,
+    pos: MapHandle,
+    recs: MapHandle,
+    pos_map: Mapping,
+    recs_map: Mapping,
+    cpus: usize,
+}
+
+/// Page-rounded length of `n` bytes.
+fn pages(n: usize) -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    n.div_ceil(page) * page
 }
 
 impl Rings {
-    /// One ring buffer per possible CPU.
+    /// One ring per possible CPU, mapped.
     pub fn create() -> io::Result<Rings> {
-        let n = libbpf_rs::num_possible_cpus().map_err(io::Error::other)?;
+        let cpus = libbpf_rs::num_possible_cpus().map_err(io::Error::other)?;
         let opts = libbpf_sys::bpf_map_create_opts {
             sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _,
+            map_flags: libbpf_sys::BPF_F_MMAPABLE,
             ..Default::default()
         };
-        let mut rings = Vec::with_capacity(n);
-        for cpu in 0..n {
-            let m = MapHandle::create(
-                MapType::RingBuf,
-                Some(format!("xskdbg_rb{cpu}")),
-                0,
-                0,
-                RING_BYTES,
-                &opts,
-            )
-            .map_err(|e| io::Error::other(format!("create the ring buffer of CPU {cpu}: {e}")))?;
-            rings.push(Arc::new(m));
-        }
-        Ok(Rings { rings })
+        let array = |name: &str, value: usize, n: usize| {
+            MapHandle::create(MapType::Array, Some(name), 4, value as u32, n as u32, &opts)
+                .map_err(|e| io::Error::other(format!("create map {name}: {e}")))
+        };
+        let pos = array("ring_pos", POS_BYTES, cpus)?;
+        let recs = array("ring_recs", Rec::SIZE, cpus * SLOTS as usize)?;
+        let pos_map = Mapping::new(&pos, pages(cpus * POS_BYTES), true)
+            .map_err(|e| io::Error::other(format!("map ring_pos: {e}")))?;
+        let recs_map = Mapping::new(&recs, pages(cpus * SLOTS as usize * Rec::SIZE), false)
+            .map_err(|e| io::Error::other(format!("map ring_recs: {e}")))?;
+        Ok(Rings {
+            pos,
+            recs,
+            pos_map,
+            recs_map,
+            cpus,
+        })
     }
 
     /// Number of rings (possible CPUs).
     pub fn len(&self) -> usize {
-        self.rings.len()
+        self.cpus
     }
 
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
-        self.rings.is_empty()
+        self.cpus == 0
     }
 
-    /// Puts every ring into `outer` (an `ARRAY_OF_MAPS` keyed by CPU).
-    pub fn install(&self, outer: &dyn MapCore) -> libbpf_rs::Result<()> {
-        for (cpu, r) in self.rings.iter().enumerate() {
-            let fd = r.as_fd().as_raw_fd();
-            outer.update(
-                &(cpu as u32).to_ne_bytes(),
-                &fd.to_ne_bytes(),
-                MapFlags::ANY,
-            )?;
+    /// Makes `obj` (opened, not loaded) use these rings for its `ring_pos`
+    /// and `ring_recs` maps.
+    pub fn give(&self, obj: &mut OpenObject) -> libbpf_rs::Result<()> {
+        for mut m in obj.maps_mut() {
+            let name = m.name().to_string_lossy().into_owned();
+            match name.as_str() {
+                "ring_pos" => m.reuse_fd(self.pos.as_fd())?,
+                "ring_recs" => m.reuse_fd(self.recs.as_fd())?,
+                _ => {}
+            }
         }
         Ok(())
+    }
+
+    /// A 64-bit field of CPU `cpu`'s positions.
+    fn word(&self, cpu: usize, at: usize) -> &std::sync::atomic::AtomicU64 {
+        assert!(cpu < self.cpus);
+        // SAFETY: inside the mapping (cpu < cpus), 8-aligned (the mapping
+        // is page-aligned, POS_BYTES and `at` multiples of 8), and only
+        // ever accessed atomically here.
+        unsafe {
+            &*self
+                .pos_map
+                .ptr
+                .as_ptr()
+                .add(cpu * POS_BYTES + at)
+                .cast::<std::sync::atomic::AtomicU64>()
+        }
+    }
+
+    /// Records CPU `cpu`'s ring refused so far.
+    pub fn lost(&self, cpu: usize) -> u64 {
+        self.word(cpu, LOST_AT).load(Ordering::Relaxed)
+    }
+
+    /// Calls `f` with every record CPU `cpu`'s probes committed since the
+    /// last call, in order, then hands their slots back to the probes.
+    /// Returns how many there were. One consumer per CPU.
+    pub fn consume(&self, cpu: usize, mut f: impl FnMut(&[u8])) -> u64 {
+        let head = self.word(cpu, HEAD_AT).load(Ordering::Acquire);
+        let tail_w = self.word(cpu, TAIL_AT);
+        let mut tail = tail_w.load(Ordering::Relaxed);
+        let n = head.wrapping_sub(tail);
+        let base = cpu * SLOTS as usize;
+        while tail != head {
+            let i = base + (tail % SLOTS) as usize;
+            // SAFETY: inside the mapping (i < cpus * SLOTS); the probes do
+            // not write this slot again before the tail passes it, which
+            // the store below does only after `f` is done with it.
+            let rec = unsafe {
+                std::slice::from_raw_parts(self.recs_map.ptr.as_ptr().add(i * Rec::SIZE), Rec::SIZE)
+            };
+            f(rec);
+            tail = tail.wrapping_add(1);
+        }
+        tail_w.store(tail, Ordering::Release);
+        n
     }
 }
 
 impl Drainer {
-    /// Starts one drainer per online CPU writing into `buffer`'s
-    /// trace_marker; `lost` are the `ring_lost` maps of the loaded objects.
-    /// Each writes its first `kdrain` line before this returns, so every
-    /// record the probes make later comes after one.
-    pub fn start(rings: &Rings, lost: Vec<MapHandle>, buffer: Buffer) -> io::Result<Drainer> {
+    /// Starts one drainer per online CPU writing `rings` into `buffer`'s
+    /// trace_marker. Each writes its first `kdrain` line before this
+    /// returns, so every record the probes make later comes after one.
+    pub fn start(rings: &Arc<Rings>, buffer: Buffer) -> io::Result<Drainer> {
         let shared = Arc::new(Shared {
             buffer,
             toggle: Mutex::new(()),
@@ -224,17 +338,15 @@ impl Drainer {
             cpus = (0..rings.len() as u32).collect();
         }
         let of = cpus.len() as u32;
-        let lost = Arc::new(lost);
         let mut threads = Vec::new();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
         for &cpu in &cpus {
-            let ring = Arc::clone(&rings.rings[cpu as usize]);
+            let rings_t = Arc::clone(rings);
             let shared_t = Arc::clone(&shared);
-            let lost_t = Arc::clone(&lost);
             let ready = ready_tx.clone();
             let h = std::thread::Builder::new()
                 .name(format!("xskdbg-drain{cpu}"))
-                .spawn(move || drain_cpu(cpu, of, &ring, &lost_t, &shared_t, ready))?;
+                .spawn(move || drain_cpu(cpu, of, &rings_t, &shared_t, ready))?;
             threads.push(h);
         }
         drop(ready_tx);
@@ -244,11 +356,7 @@ impl Drainer {
                 first_err.get_or_insert(e);
             }
         }
-        let d = Drainer {
-            shared,
-            threads,
-            _rings: rings.rings.clone(),
-        };
+        let d = Drainer { shared, threads };
         if let Some(e) = first_err {
             drop(d);
             return Err(e);
@@ -434,24 +542,11 @@ fn drop_lines(p: &mut Pending, n: usize) {
     }
 }
 
-fn lost_of(lost: &[MapHandle], cpu: u32) -> u64 {
-    let mut total = 0;
-    for m in lost {
-        if let Ok(Some(v)) = m.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
-            if let Some(b) = v.get(cpu as usize).and_then(|b| b.get(..8)) {
-                total += u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
-            }
-        }
-    }
-    total
-}
-
 /// One CPU's drainer.
 fn drain_cpu(
     cpu: u32,
     of: u32,
-    ring: &MapHandle,
-    lost: &[MapHandle],
+    rings: &Rings,
     shared: &Shared,
     ready: std::sync::mpsc::Sender<io::Result<()>>,
 ) {
@@ -490,35 +585,26 @@ fn drain_cpu(
         }
         None => shared.buffer.tracing_on().unwrap_or(true),
     };
-    let pending = std::cell::RefCell::new(Pending::default());
-    let count = std::cell::Cell::new(0u64);
-    let mut builder = libbpf_rs::RingBufferBuilder::new();
-    let added = builder.add(ring, |data: &[u8]| {
-        if let Some(r) = Rec::decode(data) {
-            let mut p = pending.borrow_mut();
-            if render(&mut p.bytes, &r) {
-                p.end_line();
-                count.set(count.get() + 1);
+    let ring = cpu as usize;
+    let mut p = Pending::default();
+    let mut memo = Memo::default();
+    // The lines of the records in the ring; how many.
+    let mut consume = |p: &mut Pending| {
+        let mut n = 0;
+        rings.consume(ring, |data| {
+            if let Some(rec) = Rec::decode(data) {
+                for r in rec.lines().iter().flatten() {
+                    if render_with(&mut p.bytes, &mut memo, r) {
+                        p.end_line();
+                        n += 1;
+                    }
+                }
             }
-        }
-        0
-    });
-    let built = match added {
-        Ok(_) => builder.build(),
-        Err(e) => Err(e),
-    };
-    let rb = match built {
-        Ok(rb) => rb,
-        Err(e) => {
-            let _ = ready.send(Err(io::Error::other(format!(
-                "read the ring buffer of CPU {cpu}: {e}"
-            ))));
-            return;
-        }
+        });
+        n
     };
     // The first watermark, before any record can exist.
     {
-        let mut p = pending.borrow_mut();
         drain_line(&mut p.bytes, cpu, mono_now(), 0, 0, of, false);
         p.end_line();
         let (_, err) = write_lines(&marker, &p, shared.entry());
@@ -546,8 +632,7 @@ fn drain_cpu(
         let stopping = stopping || shared.stop.load(Ordering::Relaxed);
         // Every record stamped before `upto` was committed before this drain.
         let start = mono_now();
-        let _ = rb.consume();
-        let n = count.replace(0);
+        let n = consume(&mut p);
         records += n;
         let frozen = !tracing_on();
         let fin = stopping || frozen;
@@ -561,8 +646,7 @@ fn drain_cpu(
         } else {
             start.saturating_sub(SLACK_NS)
         };
-        let mut p = pending.borrow_mut();
-        drain_line(&mut p.bytes, cpu, upto, n, lost_of(lost, cpu), of, fin);
+        drain_line(&mut p.bytes, cpu, upto, n, rings.lost(ring), of, fin);
         p.end_line();
         if frozen {
             complete_freeze(&marker, &mut p, shared, cpu);
@@ -582,7 +666,7 @@ fn drain_cpu(
     }
     if let Ok(mut r) = shared.report.lock() {
         r.records += records;
-        r.lost += lost_of(lost, cpu);
+        r.lost += rings.lost(ring);
     }
 }
 

@@ -78,7 +78,14 @@ pub fn try_load(backend: Backend) -> Result<Loadable> {
     } else {
         None
     };
-    let loaded = with_libbpf_log(|| load_bpf(backend, &caps, false, true, &mut notes));
+    // Ring output, the default: the objects as an attachment loads them.
+    let rings = crate::drain::Rings::create().map_err(|e| ProbeError::Refused {
+        backend,
+        what: "create the rings".into(),
+        cause: e.to_string(),
+        offers: caps.summary(),
+    })?;
+    let loaded = with_libbpf_log(|| load_bpf(backend, &caps, false, Some(&rings), &mut notes));
     let progs: Result<usize> = loaded.map(|l| {
         l.iter()
             .map(|l| l.object().progs().filter(|p| p.autoload()).count())

@@ -11,7 +11,7 @@
  *   napi:napi_poll        a NAPI poll returned: the driver's xdp_do_flush()
  *                         (xsk_flush of every socket this CPU touched) ran
  *                         before it.
- * Output: xskdbg.h (records in per-CPU ring buffers, or bpf_trace_printk).
+ * Output: xskdbg.h (records in per-CPU rings, or bpf_trace_printk).
  * GPL because bpf_trace_printk/vprintk are GPL-only helpers.
  */
 #include "xskdbg.h"
@@ -25,7 +25,7 @@ static __always_inline int on_redirect(void *ctx, const struct net_device *dev,
 				       const struct bpf_prog *xdp, const void *tgt,
 				       enum bpf_map_type map_type)
 {
-	struct xdp_sock *xs = (struct xdp_sock *)tgt;
+	struct xdp_sock *xs = KCAST(tgt, struct xdp_sock);
 	struct rx_state st;
 	struct xdp_desc d;
 	struct xsk_id id;
@@ -46,10 +46,10 @@ static __always_inline int on_redirect(void *ctx, const struct net_device *dev,
 	rx_desc_read(&st, slot, &d);
 	/* Generic XDP keeps its program in dev->xdp_prog; drivers keep theirs
 	 * privately. Zero-copy sockets are always driver mode. */
-	if (BPF_CORE_READ(xs, zc)) {
+	if (KREAD(xs, zc)) {
 		mode = "zc";
 		kind = K_ZC;
-	} else if ((__u64)BPF_CORE_READ(dev, xdp_prog) == (__u64)xdp) {
+	} else if ((__u64)KREAD(dev, xdp_prog) == (__u64)xdp) {
 		mode = "skb";
 		kind = K_SKB;
 	} else {
@@ -88,7 +88,7 @@ static __always_inline int on_redirect(void *ctx, const struct net_device *dev,
 
 static __always_inline int on_redirect_err(const void *tgt, int err, enum bpf_map_type map_type)
 {
-	struct xdp_sock *xs = (struct xdp_sock *)tgt;
+	struct xdp_sock *xs = KCAST(tgt, struct xdp_sock);
 	struct rx_state st;
 	struct xsk_id id;
 
@@ -156,8 +156,9 @@ int BPF_PROG(rtp_xdp_redirect_err, const struct net_device *dev, const struct bp
 SEC("tp_btf/xdp_exception")
 int BPF_PROG(tp_xdp_exception, const struct net_device *dev, const struct bpf_prog *xdp, __u32 act)
 {
-	__u32 ifindex = BPF_CORE_READ(dev, ifindex);
-	__u64 cookie = BPF_CORE_READ(dev, nd_net.net, net_cookie);
+	struct net *net = KREAD(dev, nd_net.net);
+	__u32 ifindex = KREAD(dev, ifindex);
+	__u64 cookie = KREAD(net, net_cookie);
 
 	if (!dev_pass(cookie, ifindex))
 		return 0;
@@ -191,20 +192,6 @@ int BPF_PROG(tp_napi_poll, struct napi_struct *napi, int work, int budget)
 	dev = napi->dev;
 	if (dev)
 		ifindex = dev->ifindex;
-	if (out_ring) {
-		struct xskdbg_rec *r = rec_new(R_KPOLL, 0);
-
-		if (r) {
-			r->xs = (__u64)napi;
-			r->ifindex = ifindex;
-			r->n = work;
-			r->aux = budget;
-			rec_send(r);
-		}
-	} else {
-		bpf_printk("xskdbg:1 kpoll napi=%llx dev=%x work=%x budget=%x", (__u64)napi,
-			   ifindex, work, budget);
-	}
-	touched_flush(ctx, "poll");
+	poll_end(ctx, t, (__u64)napi, ifindex, work, budget);
 	return 0;
 }

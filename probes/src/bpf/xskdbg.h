@@ -45,7 +45,7 @@ const volatile bool want_stacks = false;
 
 /*
  * Output. With `out_ring` (set by user space before load) every event is a
- * binary record in its CPU's BPF ring buffer, stamped with
+ * binary record in its CPU's ring (below), stamped with
  * bpf_ktime_get_ns(), and a drainer thread pinned to that CPU formats it
  * into the instance's trace_marker (probes/src/drain.rs): no formatting and
  * no ftrace write at event time. Without it, bpf_trace_printk lines as
@@ -62,6 +62,12 @@ const volatile bool out_ring = false;
 #define R_KTX 6
 #define R_KCOMP 7
 #define R_KSTACK 8
+/* A `kpoll` and the `kflush at=poll` of the first socket the poll touched,
+ * in one record (one stamp): most polls touch one socket, and a record
+ * costs a reservation, a clock read and a commit. Fields: addr = napi,
+ * len = the device's ifindex, n = work, aux = budget; the socket's as in
+ * a kflush. */
+#define R_KPOLLFLUSH 9
 
 /* `kind` of a record: krx mode, kflush/ktx/kstack at, kxdperr why. */
 #define K_DRV 1
@@ -113,71 +119,110 @@ struct xskdbg_rec {
 	__u8 kind;
 };
 
-/* Must equal RING_BYTES in probes/src/drain.rs (inner maps of one outer
- * map share the definition). */
-#define XSKDBG_RING_BYTES (4u << 20)
+/*
+ * The rings: per CPU, an array of XSKDBG_SLOTS records that this CPU's
+ * programs fill in order and its drainer reads in order (probes/src/drain.rs
+ * maps both arrays). Not BPF ring buffers: a record there costs a helper
+ * call to reserve (a spinlock with interrupts off) and one to commit, about
+ * 45 ns a record on the host, where this costs a few loads and stores.
+ * One writer per CPU at a time: the programs run with migration off and do
+ * not nest on our probe points (softirq or task context, never hard
+ * interrupts); should one still interrupt another between rec_new and
+ * rec_send, it finds `busy` set and its record is counted lost instead of
+ * corrupting one.
+ */
+#define XSKDBG_SLOTS (1u << 15) /* must equal SLOTS in probes/src/drain.rs */
 
-struct ringbuf_map {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, XSKDBG_RING_BYTES);
+/* One CPU's positions (`ring_pos[cpu]`, 128 bytes; POS_BYTES, HEAD_AT,
+ * LOST_AT and TAIL_AT in probes/src/drain.rs): the producer's cache line,
+ * then the consumer's. */
+struct xskdbg_pos {
+	__u64 head; /* records committed (this CPU's programs) */
+	__u64 lost; /* records refused: the ring was full, or in use */
+	__u32 busy; /* a program of this CPU is filling a record */
+	__u32 pad0;
+	__u64 pad1[5];
+	__u64 tail; /* records read (this CPU's drainer) */
+	__u64 pad2[7];
 };
 
-/* rings[cpu]: that CPU's ring buffer (set by user space; max_entries is
- * the number of possible CPUs). */
+/* max_entries: possible CPUs (ring_pos) and possible CPUs * XSKDBG_SLOTS
+ * (ring_recs), set by user space, which creates both once and gives them to
+ * every object it loads. */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__array(values, struct ringbuf_map);
-} rings SEC(".maps");
+	__type(value, struct xskdbg_pos);
+} ring_pos SEC(".maps");
 
-/* Records a full ring refused, per CPU (the drainer reports them as lost). */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
-} ring_lost SEC(".maps");
-
-static __always_inline void rec_lost(void)
-{
-	__u32 zero = 0;
-	__u64 *l = bpf_map_lookup_elem(&ring_lost, &zero);
-
-	if (l)
-		*l += 1;
-}
+	__type(value, struct xskdbg_rec);
+} ring_recs SEC(".maps");
 
 /* A zeroed record of kind `op` in this CPU's ring, stamped now; NULL (and
- * counted lost) when the ring is full or missing. */
+ * counted lost) when the ring is full or in use. Every record it returns
+ * goes to rec_send. */
 static __always_inline struct xskdbg_rec *rec_new(__u8 op, __u8 kind)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
+	struct xskdbg_pos *p = bpf_map_lookup_elem(&ring_pos, &cpu);
 	struct xskdbg_rec *r;
-	void *rb;
+	__u64 head;
+	__u32 idx;
 
-	rb = bpf_map_lookup_elem(&rings, &cpu);
-	if (!rb) {
-		rec_lost();
+	if (!p)
+		return NULL;
+	if (p->busy) {
+		p->lost += 1;
 		return NULL;
 	}
-	r = bpf_ringbuf_reserve(rb, sizeof(*r), 0);
-	if (!r) {
-		rec_lost();
-		return NULL;
-	}
+	p->busy = 1;
+	/* Set before the head is read: a program interrupting us from here on
+	 * drops its record; one that ran before is committed already. */
+	asm volatile("" ::: "memory");
+	head = p->head;
+	if (head - *(volatile __u64 *)&p->tail >= XSKDBG_SLOTS)
+		goto lost;
+	idx = cpu * XSKDBG_SLOTS + (__u32)(head & (XSKDBG_SLOTS - 1));
+	r = bpf_map_lookup_elem(&ring_recs, &idx);
+	if (!r)
+		goto lost;
 	__builtin_memset(r, 0, sizeof(*r));
 	r->ts = bpf_ktime_get_ns();
 	r->cpu = cpu;
 	r->op = op;
 	r->kind = kind;
 	return r;
+lost:
+	p->lost += 1;
+	p->busy = 0;
+	return NULL;
 }
 
-/* The drainer polls: no wakeup per record. */
+/* Commits a record of rec_new: the head moves past it (only this CPU's
+ * programs write it, one at a time). The drainer polls: no wakeup. Its
+ * drainer reads the ring from this CPU (pinned), which sees this CPU's
+ * stores in program order on any architecture; from another CPU (a drainer
+ * that could not be pinned) the order holds on x86 (TSO), not on arm64.
+ * A plain store, not an atomic: kernels before 5.12 refuse the fetch form
+ * anywhere in a program, and a locked add buys nothing on x86. */
 static __always_inline void rec_send(struct xskdbg_rec *r)
 {
-	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	__u32 cpu = r->cpu;
+	struct xskdbg_pos *p = bpf_map_lookup_elem(&ring_pos, &cpu);
+
+	if (!p)
+		return;
+	/* The record's stores before the head's, in the program as written. */
+	asm volatile("" ::: "memory");
+	*(volatile __u64 *)&p->head = p->head + 1;
+	p->busy = 0;
 }
 
 struct {
@@ -212,6 +257,30 @@ static __always_inline void emit_stack(void *ctx, const char *at, __u64 xs)
 	bpf_printk("xskdbg:1 kstack at=%s xs=%llx id=%x", at, xs, (__u32)id);
 }
 
+/*
+ * Reading kernel memory. With `direct_reads` (set by user space before load
+ * where bpf_rdonly_cast exists and the programs see typed pointers: the
+ * tracepoint object loaded as tp_btf) a field is a plain load, which the
+ * verifier turns into one PROBE_MEM instruction (a fault reads 0);
+ * otherwise bpf_probe_read_kernel(), a helper call per field (kprobes,
+ * raw_tp on kernels before 6.2). A helper call costs about 30 ns on the
+ * 6.18 host (its return goes through the SRSO "safe RET" thunk), a load
+ * about 1 ns, and a krx read 16 fields (docs/PERF.md). The flag is
+ * read-only data, so the verifier drops the branch not taken: the raw side
+ * never sees a plain load, the direct side never calls the helper, and a
+ * kernel without the kfunc never meets the (poisoned) call.
+ *
+ * KCAST gives a pointer that arrived as a number (a `void *` tracepoint
+ * argument, a pointer kept in a map) its kernel type; KREAD reads one
+ * field (or a path of embedded members, `nd_net.net`) of a pointer that
+ * came from KCAST, from a typed program argument or from another KREAD
+ * (kept in a variable: BPF_CORE_READ does not nest).
+ */
+const volatile bool direct_reads = false;
+
+#define KCAST(p, type) (direct_reads ? bpf_core_cast((void *)(p), type) : (type *)(p))
+#define KREAD(p, field) (direct_reads ? (p)->field : BPF_CORE_READ((p), field))
+
 /* Identity of one AF_XDP socket: the `sk=` key of TRACE-FORMAT.md. */
 struct xsk_id {
 	__u64 xs;
@@ -223,23 +292,25 @@ struct xsk_id {
 
 static __always_inline void xsk_id_read(struct xdp_sock *xs, struct xsk_id *id)
 {
-	struct net_device *dev = BPF_CORE_READ(xs, dev);
+	struct net_device *dev = KREAD(xs, dev);
+	struct net *net = KREAD(dev, nd_net.net);
 
 	id->xs = (__u64)xs;
-	id->ifindex = BPF_CORE_READ(dev, ifindex);
-	id->cookie = BPF_CORE_READ(dev, nd_net.net, net_cookie);
-	id->queue = BPF_CORE_READ(xs, queue_id);
-	id->pool = (__u64)BPF_CORE_READ(xs, pool);
+	id->ifindex = KREAD(dev, ifindex);
+	id->cookie = KREAD(net, net_cookie);
+	id->queue = KREAD(xs, queue_id);
+	id->pool = (__u64)KREAD(xs, pool);
 }
 
 static __always_inline __u64 sock_inode(struct xdp_sock *xs)
 {
-	struct socket *sock = BPF_CORE_READ(xs, sk.sk_socket);
-	struct socket_alloc *sa = container_of(sock, struct socket_alloc, socket);
+	struct socket *sock = KREAD(xs, sk.sk_socket);
+	struct socket_alloc *sa;
 
 	if (!sock)
 		return 0;
-	return BPF_CORE_READ(sa, vfs_inode.i_ino);
+	sa = KCAST(container_of(sock, struct socket_alloc, socket), struct socket_alloc);
+	return KREAD(sa, vfs_inode.i_ino);
 }
 
 static __always_inline struct xskdbg_filter *filter_get(void)
@@ -296,17 +367,17 @@ struct rx_state {
 
 static __always_inline int rx_state_read(struct xdp_sock *xs, struct rx_state *st)
 {
-	struct xsk_queue *rx = BPF_CORE_READ(xs, rx);
+	struct xsk_queue *rx = KREAD(xs, rx);
 	struct xdp_ring *ring;
 
 	if (!rx)
 		return -1;
-	ring = BPF_CORE_READ(rx, ring);
+	ring = KREAD(rx, ring);
 	st->rx = rx;
-	st->cached_prod = BPF_CORE_READ(rx, cached_prod);
-	st->mask = BPF_CORE_READ(rx, ring_mask);
+	st->cached_prod = KREAD(rx, cached_prod);
+	st->mask = KREAD(rx, ring_mask);
 	st->ring = ring;
-	st->prod = BPF_CORE_READ(ring, producer);
+	st->prod = KREAD(ring, producer);
 	return 0;
 }
 
@@ -317,6 +388,17 @@ static __always_inline void rx_desc_read(const struct rx_state *st, __u32 slot,
 	struct xdp_rxtx_ring *rr = (struct xdp_rxtx_ring *)st->ring;
 	__u32 idx = slot & st->mask;
 
+	/* A typed pointer may move by a variable amount only within 2^29
+	 * bytes: rings of up to 2^24 descriptors (256 MiB) are read
+	 * directly, larger ones through the helper. */
+	if (direct_reads && idx < (1u << 24)) {
+		struct xdp_desc *p = bpf_core_cast(&rr->desc[idx], struct xdp_desc);
+
+		d->addr = p->addr;
+		d->len = p->len;
+		d->options = p->options;
+		return;
+	}
 	__builtin_memset(d, 0, sizeof(*d));
 	bpf_core_read(d, sizeof(*d), &rr->desc[idx]);
 }
@@ -325,9 +407,10 @@ static __always_inline void rx_desc_read(const struct rx_state *st, __u32 slot,
  * kernel takes from FILL (frames reused from the pool's free list do not). */
 static __always_inline __u32 fill_cons(__u64 pool)
 {
-	struct xsk_buff_pool *p = (struct xsk_buff_pool *)pool;
+	struct xsk_buff_pool *p = KCAST(pool, struct xsk_buff_pool);
+	struct xsk_queue *fq = KREAD(p, fq);
 
-	return BPF_CORE_READ(p, fq, cached_cons);
+	return KREAD(fq, cached_cons);
 }
 
 /* Fills a record's socket identity (`xs=` and `sk=`). */
@@ -411,29 +494,47 @@ static __always_inline void touched_add(const struct xsk_id *id, const struct rx
 	}
 }
 
-/* Prints `kflush` for every touched socket (producer as published now) and
- * empties the set. `at` tells where the line was produced. */
-static __always_inline void touched_flush(void *ctx, const char *at)
+/* The end of a NAPI poll (`kpoll`) that touched sockets `t`: a `kflush
+ * at=poll` for every touched socket (producer as published now), then the
+ * set is emptied. With ring output the kpoll and the first kflush share one
+ * record (R_KPOLLFLUSH). */
+static __always_inline void poll_end(void *ctx, struct touched *t, __u64 napi, __u32 ifindex,
+				     int work, int budget)
 {
-	__u32 zero = 0;
-	struct touched *t = bpf_map_lookup_elem(&touched, &zero);
 	struct touched_sock *e;
 	struct xsk_queue *rx;
 	struct xdp_ring *ring;
 	struct rx_state st;
 	__u32 i;
 
-	if (!t)
-		return;
+	if (!out_ring)
+		bpf_printk("xskdbg:1 kpoll napi=%llx dev=%x work=%x budget=%x", napi, ifindex, work,
+			   budget);
 	for (i = 0; i < TOUCHED_MAX; i++) {
 		if (i >= t->n)
 			break;
 		e = &t->s[i];
-		rx = (struct xsk_queue *)e->rx;
-		ring = (struct xdp_ring *)e->ring;
-		st.cached_prod = BPF_CORE_READ(rx, cached_prod);
-		st.prod = BPF_CORE_READ(ring, producer);
-		emit_kflush(&e->id, &st, at[0] == 'p' ? K_AT_POLL : K_AT_FLUSH, at);
+		rx = KCAST(e->rx, struct xsk_queue);
+		ring = KCAST(e->ring, struct xdp_ring);
+		st.cached_prod = KREAD(rx, cached_prod);
+		st.prod = KREAD(ring, producer);
+		if (out_ring && i == 0) {
+			struct xskdbg_rec *r = rec_new(R_KPOLLFLUSH, K_AT_POLL);
+
+			if (r) {
+				rec_sock(r, &e->id);
+				r->prod = st.prod;
+				r->cprod = st.cached_prod;
+				r->has |= H_PROD | H_CPROD;
+				r->addr = napi;
+				r->len = ifindex;
+				r->n = work;
+				r->aux = budget;
+				rec_send(r);
+			}
+		} else {
+			emit_kflush(&e->id, &st, K_AT_POLL, "poll");
+		}
 		emit_stack(ctx, "kflush", e->id.xs);
 	}
 	t->n = 0;

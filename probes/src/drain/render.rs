@@ -1,7 +1,10 @@
 //! The drained records and their one spelling as trace lines: [`Rec`], the
 //! binary record a probe fills (`struct xskdbg_rec` in `src/bpf/xskdbg.h`),
 //! and [`render`], which writes it as a project line with its own `cpu=`
-//! and `t=` (docs/TRACE-FORMAT.md "Drained kernel records").
+//! and `t=` (docs/TRACE-FORMAT.md "Drained kernel records"), spelled by
+//! the format crate's [`LineWriter`] with its names.
+
+use xskdbg_format::{hex_digits, key, op, LineWriter, RxMode, SockKey};
 
 /// Record kinds (`R_*` in `src/bpf/xskdbg.h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +26,9 @@ pub enum Op {
     Comp = 7,
     /// `kstack`.
     Stack = 8,
+    /// A `kpoll` and the `kflush at=poll` of the poll's first socket, one
+    /// stamp: two lines ([`Rec::lines`]).
+    PollFlush = 9,
 }
 
 impl Op {
@@ -36,6 +42,7 @@ impl Op {
             6 => Op::Tx,
             7 => Op::Comp,
             8 => Op::Stack,
+            9 => Op::PollFlush,
             _ => return None,
         })
     }
@@ -114,7 +121,7 @@ impl Rec {
     /// Size of the C struct.
     pub const SIZE: usize = 88;
 
-    /// Decodes a record as the ring buffer hands it out (native endian).
+    /// Decodes a record as the ring holds it (native endian).
     pub fn decode(b: &[u8]) -> Option<Rec> {
         if b.len() < Self::SIZE {
             return None;
@@ -142,6 +149,47 @@ impl Rec {
             op: b[86],
             kind: b[87],
         })
+    }
+
+    /// The records of the lines `self` stands for: itself, or for a
+    /// [`Op::PollFlush`] its `kpoll` and its `kflush` (in that order, as
+    /// the probe made them before the two shared a record).
+    pub fn lines(&self) -> [Option<Rec>; 2] {
+        if self.op != Op::PollFlush as u8 {
+            return [Some(*self), None];
+        }
+        let poll = Rec {
+            xs: self.addr,
+            ifindex: self.len,
+            n: self.n,
+            aux: self.aux,
+            op: Op::Poll as u8,
+            kind: 0,
+            has: 0,
+            ..Rec::at(self)
+        };
+        let flush = Rec {
+            xs: self.xs,
+            cookie: self.cookie,
+            ifindex: self.ifindex,
+            queue: self.queue,
+            prod: self.prod,
+            cprod: self.cprod,
+            has: self.has,
+            op: Op::Flush as u8,
+            kind: self.kind,
+            ..Rec::at(self)
+        };
+        [Some(poll), Some(flush)]
+    }
+
+    /// An empty record with `r`'s stamp and CPU.
+    fn at(r: &Rec) -> Rec {
+        Rec {
+            ts: r.ts,
+            cpu: r.cpu,
+            ..Rec::default()
+        }
     }
 
     /// The bytes [`Rec::decode`] reads (tests, benchmarks).
@@ -179,115 +227,155 @@ impl Rec {
 }
 
 /// Room for one rendered line: the longest (a `krx` with every field at
-/// its widest) is 256 bytes; `every_kind_fits_its_room` holds them to it.
+/// its widest) is 256 bytes, and a number is written as sixteen bytes
+/// before the line moves on past its digits; `every_kind_fits_its_room`
+/// holds them to it.
 pub(super) const ROOM: usize = 320;
 
 /// A line being rendered into room reserved at the end of the pending
-/// bytes, its length in a local: everything here inlines into `render`
-/// (pushing byte by byte into the `Vec` cost about 200 ns a line, as much
-/// as writing it).
+/// bytes, its length in a local: a [`LineWriter`] destination whose every
+/// method inlines into `render` (pushing byte by byte into the `Vec` cost
+/// about 200 ns a line, as much as writing it).
 pub(super) struct W<'a> {
     pub(super) b: &'a mut [u8],
     pub(super) n: usize,
 }
 
-impl W<'_> {
+impl LineWriter for W<'_> {
     #[inline(always)]
-    fn push(&mut self, c: u8) {
+    fn put(&mut self, s: &[u8]) {
+        self.b[self.n..self.n + s.len()].copy_from_slice(s);
+        self.n += s.len();
+    }
+
+    #[inline(always)]
+    fn byte(&mut self, c: u8) {
         self.b[self.n] = c;
         self.n += 1;
     }
+
     #[inline(always)]
-    fn extend_from_slice(&mut self, v: &[u8]) {
-        self.b[self.n..self.n + v.len()].copy_from_slice(v);
-        self.n += v.len();
+    fn grow(&mut self, k: usize) -> Option<&mut [u8]> {
+        let out = &mut self.b[self.n..self.n + k];
+        self.n += k;
+        Some(out)
+    }
+
+    /// All sixteen bytes of [`hex_digits`], kept as far as its digits go:
+    /// a fixed-size copy instead of a loop over the digits (the room has
+    /// the sixteen bytes to spare).
+    #[inline(always)]
+    fn hex(&mut self, v: u64) {
+        let (d, k) = hex_digits(v);
+        self.b[self.n..self.n + 16].copy_from_slice(&d);
+        self.n += k;
     }
 }
 
 /// Appends a `bpf_ktime_get_ns()` value as the `mono` trace clock writes a
 /// time, with all nine digits: `secs.nnnnnnnnn`.
 pub fn stamp(out: &mut Vec<u8>, ns: u64) {
-    let start = out.len();
-    out.resize(start + 32, 0);
-    let mut w = W {
-        b: &mut out[start..],
-        n: 0,
-    };
-    stamp_w(&mut w, ns);
-    let n = w.n;
-    out.truncate(start + n);
+    out.stamp(ns);
 }
 
-/// Appends `v` in lower-case hex without `0x`.
-#[inline(always)]
-pub(super) fn hex(out: &mut W<'_>, v: u64) {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    let digits = (64 - (v | 1).leading_zeros()).div_ceil(4) as usize;
-    let d = &mut out.b[out.n..out.n + digits];
-    for (i, slot) in d.iter_mut().rev().enumerate() {
-        *slot = D[((v >> (4 * i)) & 0xf) as usize];
-    }
-    out.n += digits;
-}
-
+/// ` key=<hex>`, `key` spelled with its separators (`key::field`).
 #[inline(always)]
 fn field(out: &mut W<'_>, key: &[u8], v: u64) {
-    out.push(b' ');
-    out.extend_from_slice(key);
-    out.push(b'=');
-    hex(out, v);
+    out.put(key);
+    out.hex(v);
 }
 
-/// [`stamp`] into a line.
-#[inline(always)]
-fn stamp_w(out: &mut W<'_>, ns: u64) {
-    let mut secs = [0u8; 20];
-    let mut i = secs.len();
-    let mut s = ns / 1_000_000_000;
-    loop {
-        i -= 1;
-        secs[i] = b'0' + (s % 10) as u8;
-        s /= 10;
-        if s == 0 {
-            break;
+/// The bytes a drainer rendered last for one key, written again as they
+/// are while the key stays the same.
+struct Seg<K> {
+    key: Option<K>,
+    /// Room for [`SEG`] bytes and the sixteen a number is written as.
+    b: [u8; SEG + 16],
+    n: usize,
+}
+
+/// The longest memorised part: ` xs=<16> sk=<16>:<8>:<8>`, 58 bytes.
+const SEG: usize = 64;
+
+impl<K> Default for Seg<K> {
+    fn default() -> Self {
+        Seg {
+            key: None,
+            b: [0; SEG + 16],
+            n: 0,
         }
     }
-    out.extend_from_slice(&secs[i..]);
-    out.push(b'.');
-    let mut frac = ns % 1_000_000_000;
-    let d = &mut out.b[out.n..out.n + 9];
-    for slot in d.iter_mut().rev() {
-        *slot = b'0' + (frac % 10) as u8;
-        frac /= 10;
+}
+
+impl<K: PartialEq + Copy> Seg<K> {
+    /// Writes the part for `key`, rendered by `make` when the key changed;
+    /// a fixed-size copy (the room has the bytes to spare).
+    #[inline(always)]
+    fn put(&mut self, out: &mut W<'_>, key: K, make: impl FnOnce(&mut W<'_>)) {
+        if self.key != Some(key) {
+            let mut w = W {
+                b: &mut self.b,
+                n: 0,
+            };
+            make(&mut w);
+            self.n = w.n.min(SEG);
+            self.key = Some(key);
+        }
+        out.b[out.n..out.n + SEG].copy_from_slice(&self.b[..SEG]);
+        out.n += self.n;
     }
-    out.n += 9;
+}
+
+/// What a drainer writes again and again, kept as rendered: a record's
+/// `cpu= t=<seconds>.`, a socket's ` xs= sk=`, a pool's ` kpool=`, a NAPI's
+/// ` napi= dev=`. One CPU's records come from few sockets and one second
+/// lasts a million of them: rendering these parts once instead of per line
+/// takes a third off a line's cost. Same bytes either way
+/// (`memorised_parts_read_as_rendered`).
+#[derive(Default)]
+pub struct Memo {
+    clock: Seg<(u32, u64)>,
+    sock: Seg<(u64, u64, u32, u32, u16)>,
+    pool: Seg<u64>,
+    napi: Seg<(u64, u32)>,
 }
 
 /// `xskdbg:1 <op> cpu=<hex> t=<secs.nanos>`: the head every drained line
 /// starts with, so a reader finds the record's own CPU and stamp at a fixed
 /// place.
 #[inline(always)]
-fn head(out: &mut W<'_>, op: &[u8], cpu: u32, ts: u64) {
-    out.extend_from_slice(b"xskdbg:1 ");
-    out.extend_from_slice(op);
-    out.extend_from_slice(b" cpu=");
-    hex(out, u64::from(cpu));
-    out.extend_from_slice(b" t=");
-    stamp_w(out, ts);
+fn head(out: &mut W<'_>, m: &mut Memo, op: &str, cpu: u32, ts: u64) {
+    out.start(op);
+    let secs = ts / 1_000_000_000;
+    m.clock.put(out, (cpu, secs), |w| {
+        field(w, key::field::CPU, u64::from(cpu));
+        w.put(key::field::T);
+        w.stamp_secs(secs);
+    });
+    out.stamp_nanos((ts % 1_000_000_000) as u32);
 }
 
 #[inline(always)]
-fn sock(out: &mut W<'_>, r: &Rec) {
-    if r.has & has::XS != 0 {
-        field(out, b"xs", r.xs);
-    }
-    if r.has & has::SK != 0 {
-        out.extend_from_slice(b" sk=");
-        hex(out, r.cookie);
-        out.push(b':');
-        hex(out, u64::from(r.ifindex));
-        out.push(b':');
-        hex(out, u64::from(r.queue));
+fn sock(out: &mut W<'_>, m: &mut Memo, r: &Rec) {
+    let bits = r.has & (has::XS | has::SK);
+    m.sock
+        .put(out, (r.xs, r.cookie, r.ifindex, r.queue, bits), |w| {
+            if bits & has::XS != 0 {
+                field(w, key::field::XS, r.xs);
+            }
+            if bits & has::SK != 0 {
+                w.put(key::field::SK);
+                w.sk(&SockKey::new(r.cookie, r.ifindex, r.queue));
+            }
+        });
+}
+
+/// ` kpool=` when the record has one.
+#[inline(always)]
+fn pool(out: &mut W<'_>, m: &mut Memo, r: &Rec) {
+    if r.has & has::POOL != 0 {
+        m.pool
+            .put(out, r.pool, |w| field(w, key::field::KPOOL, r.pool));
     }
 }
 
@@ -298,121 +386,131 @@ fn opt(out: &mut W<'_>, r: &Rec, bit: u16, key: &[u8], v: u64) {
     }
 }
 
+/// ` key=word`.
+#[inline(always)]
+fn word(out: &mut W<'_>, key: &[u8], w: &str) {
+    out.put(key);
+    out.put(w.as_bytes());
+}
+
 /// Appends record `r` as one project line (no newline), the fields in the
 /// order the `bpf_trace_printk` lines print them (docs/TRACE-FORMAT.md)
-/// after the drained head. Returns false (and appends nothing) for a kind
-/// it does not know.
+/// after the drained head, spelled by the format crate's [`LineWriter`].
+/// Returns false (and appends nothing) for a kind it does not know, and
+/// for an [`Op::PollFlush`], which is two lines ([`Rec::lines`]).
 ///
-/// The one function that spells drained records: when the format crate's
-/// line writer lands, this is what moves onto it.
-pub fn render(out: &mut Vec<u8>, r: &Rec) -> bool {
+/// A drainer keeps one [`Memo`] for all its lines; [`render`] is the same
+/// with a fresh one.
+pub fn render_with(out: &mut Vec<u8>, m: &mut Memo, r: &Rec) -> bool {
     let start = out.len();
     out.resize(start + ROOM, 0);
     let mut w = W {
         b: &mut out[start..],
         n: 0,
     };
-    let known = render_w(&mut w, r);
+    let known = render_w(&mut w, m, r);
     let n = if known { w.n } else { 0 };
     out.truncate(start + n);
     known
 }
 
-fn render_w(out: &mut W<'_>, r: &Rec) -> bool {
-    let Some(op) = Op::from_u8(r.op) else {
+/// [`render_with`] without a memo to keep (tests, one-off lines).
+pub fn render(out: &mut Vec<u8>, r: &Rec) -> bool {
+    render_with(out, &mut Memo::default(), r)
+}
+
+fn render_w(out: &mut W<'_>, m: &mut Memo, r: &Rec) -> bool {
+    use key::field as f;
+    let Some(o) = Op::from_u8(r.op) else {
         return false;
     };
-    match op {
+    match o {
         Op::Rx => {
-            head(out, b"krx", r.cpu, r.ts);
-            sock(out, r);
-            opt(out, r, has::A, b"a", r.addr);
-            opt(out, r, has::LEN, b"len", r.len.into());
-            opt(out, r, has::OPT, b"opt", r.opt.into());
-            opt(out, r, has::SLOT, b"slot", r.slot.into());
-            opt(out, r, has::POOL, b"kpool", r.pool);
-            opt(out, r, has::PROD, b"prod", r.prod.into());
-            opt(out, r, has::FCONS, b"fcons", r.fcons.into());
+            head(out, m, op::KRX, r.cpu, r.ts);
+            sock(out, m, r);
+            opt(out, r, has::A, f::A, r.addr);
+            opt(out, r, has::LEN, f::LEN, r.len.into());
+            opt(out, r, has::OPT, f::OPT, r.opt.into());
+            opt(out, r, has::SLOT, f::SLOT, r.slot.into());
+            pool(out, m, r);
+            opt(out, r, has::PROD, f::PROD, r.prod.into());
+            opt(out, r, has::FCONS, f::FCONS, r.fcons.into());
             match r.kind {
-                1 => out.extend_from_slice(b" mode=drv"),
-                2 => out.extend_from_slice(b" mode=skb"),
-                3 => out.extend_from_slice(b" mode=zc"),
+                1 => word(out, f::MODE, RxMode::Drv.name()),
+                2 => word(out, f::MODE, RxMode::Skb.name()),
+                3 => word(out, f::MODE, RxMode::Zc.name()),
                 _ => {}
             }
         }
         Op::RxDone => {
-            head(out, b"krxdone", r.cpu, r.ts);
-            sock(out, r);
-            opt(out, r, has::SLOT, b"slot", r.slot.into());
+            head(out, m, op::KRXDONE, r.cpu, r.ts);
+            sock(out, m, r);
+            opt(out, r, has::SLOT, f::SLOT, r.slot.into());
         }
         Op::Flush => {
-            head(out, b"kflush", r.cpu, r.ts);
-            sock(out, r);
-            opt(out, r, has::PROD, b"prod", r.prod.into());
-            opt(out, r, has::CPROD, b"cprod", r.cprod.into());
-            out.extend_from_slice(if r.kind == 2 {
-                b" at=poll"
-            } else {
-                b" at=flush"
-            });
+            head(out, m, op::KFLUSH, r.cpu, r.ts);
+            sock(out, m, r);
+            opt(out, r, has::PROD, f::PROD, r.prod.into());
+            opt(out, r, has::CPROD, f::CPROD, r.cprod.into());
+            word(out, f::AT, if r.kind == 2 { "poll" } else { "flush" });
         }
         Op::Poll => {
-            head(out, b"kpoll", r.cpu, r.ts);
-            field(out, b"napi", r.xs);
-            field(out, b"dev", r.ifindex.into());
-            field(out, b"work", r.n.into());
-            field(out, b"budget", r.aux.into());
+            head(out, m, op::KPOLL, r.cpu, r.ts);
+            m.napi.put(out, (r.xs, r.ifindex), |w| {
+                field(w, f::NAPI, r.xs);
+                field(w, f::DEV, r.ifindex.into());
+            });
+            field(out, f::WORK, r.n.into());
+            field(out, f::BUDGET, r.aux.into());
         }
         Op::XdpErr => {
-            head(out, b"kxdperr", r.cpu, r.ts);
+            head(out, m, op::KXDPERR, r.cpu, r.ts);
             match r.kind {
                 2 => {
-                    out.extend_from_slice(b" why=exception dev=");
-                    hex(out, r.cookie);
-                    out.push(b':');
-                    hex(out, r.ifindex.into());
-                    field(out, b"act", r.aux.into());
+                    word(out, f::WHY, "exception");
+                    field(out, f::DEV, r.cookie);
+                    out.byte(b':');
+                    out.hex(r.ifindex.into());
+                    field(out, f::ACT, r.aux.into());
                 }
                 3 => {
-                    out.extend_from_slice(b" why=rcv");
-                    sock(out, r);
-                    opt(out, r, has::SLOT, b"slot", r.slot.into());
-                    opt(out, r, has::ERRNO, b"errno", r.n.into());
+                    word(out, f::WHY, "rcv");
+                    sock(out, m, r);
+                    opt(out, r, has::SLOT, f::SLOT, r.slot.into());
+                    opt(out, r, has::ERRNO, f::ERRNO, r.n.into());
                 }
                 _ => {
-                    out.extend_from_slice(b" why=redirect");
-                    sock(out, r);
-                    opt(out, r, has::ERRNO, b"errno", r.n.into());
-                    opt(out, r, has::POOL, b"kpool", r.pool);
-                    opt(out, r, has::CPROD, b"cprod", r.cprod.into());
-                    opt(out, r, has::PROD, b"prod", r.prod.into());
-                    opt(out, r, has::FCONS, b"fcons", r.fcons.into());
+                    word(out, f::WHY, "redirect");
+                    sock(out, m, r);
+                    opt(out, r, has::ERRNO, f::ERRNO, r.n.into());
+                    pool(out, m, r);
+                    opt(out, r, has::CPROD, f::CPROD, r.cprod.into());
+                    opt(out, r, has::PROD, f::PROD, r.prod.into());
+                    opt(out, r, has::FCONS, f::FCONS, r.fcons.into());
                 }
             }
         }
         Op::Tx => {
-            head(out, b"ktx", r.cpu, r.ts);
-            opt(out, r, has::POOL, b"kpool", r.pool);
-            opt(out, r, has::A, b"a", r.addr);
-            opt(out, r, has::LEN, b"len", r.len.into());
-            out.extend_from_slice(if r.kind == 2 { b" at=peek" } else { b" at=raw" });
+            head(out, m, op::KTX, r.cpu, r.ts);
+            pool(out, m, r);
+            opt(out, r, has::A, f::A, r.addr);
+            opt(out, r, has::LEN, f::LEN, r.len.into());
+            word(out, f::AT, if r.kind == 2 { "peek" } else { "raw" });
         }
         Op::Comp => {
-            head(out, b"kcomp", r.cpu, r.ts);
-            sock(out, r);
-            opt(out, r, has::POOL, b"kpool", r.pool);
-            field(out, b"n", r.n.into());
-            opt(out, r, has::A, b"a", r.addr);
+            head(out, m, op::KCOMP, r.cpu, r.ts);
+            sock(out, m, r);
+            pool(out, m, r);
+            field(out, f::N, r.n.into());
+            opt(out, r, has::A, f::A, r.addr);
         }
+        // Split by `Rec::lines` before rendering.
+        Op::PollFlush => return false,
         Op::Stack => {
-            head(out, b"kstack", r.cpu, r.ts);
-            out.extend_from_slice(if r.kind == 2 {
-                b" at=kflush"
-            } else {
-                b" at=krx"
-            });
-            opt(out, r, has::XS, b"xs", r.xs);
-            field(out, b"id", r.n.into());
+            head(out, m, op::KSTACK, r.cpu, r.ts);
+            word(out, f::AT, if r.kind == 2 { "kflush" } else { "krx" });
+            opt(out, r, has::XS, f::XS, r.xs);
+            field(out, f::ID, r.n.into());
         }
     }
     true
@@ -423,6 +521,7 @@ fn render_w(out: &mut W<'_>, r: &Rec) -> bool {
 /// drain, `lost` records its ring refused so far (full), `of` drainers in
 /// the session.
 pub fn drain_line(v: &mut Vec<u8>, cpu: u32, upto: u64, n: u64, lost: u64, of: u32, fin: bool) {
+    use key::field as f;
     let start = v.len();
     v.resize(start + ROOM, 0);
     let mut w = W {
@@ -430,12 +529,12 @@ pub fn drain_line(v: &mut Vec<u8>, cpu: u32, upto: u64, n: u64, lost: u64, of: u
         n: 0,
     };
     let out = &mut w;
-    head(out, b"kdrain", cpu, upto);
-    field(out, b"n", n);
-    field(out, b"lost", lost);
-    field(out, b"of", of.into());
+    head(out, &mut Memo::default(), op::KDRAIN, cpu, upto);
+    field(out, f::N, n);
+    field(out, f::LOST, lost);
+    field(out, f::OF, of.into());
     if fin {
-        out.extend_from_slice(b" final=1");
+        field(out, f::FINAL, 1);
     }
     let len = w.n;
     v.truncate(start + len);

@@ -1,4 +1,5 @@
 use super::*;
+use xskdbg_format::LineWriter;
 
 fn line(r: &Rec) -> String {
     let mut v = Vec::new();
@@ -16,9 +17,9 @@ fn stamps_read_like_the_trace_clock() {
     assert_eq!(v, b"0.000000007");
     let mut b = [0u8; 64];
     let mut w = W { b: &mut b, n: 0 };
-    hex(&mut w, 0);
-    hex(&mut w, 0x1f);
-    hex(&mut w, u64::MAX);
+    w.hex(0);
+    w.hex(0x1f);
+    w.hex(u64::MAX);
     let n = w.n;
     assert_eq!(&b[..n], b"01fffffffffffffffff");
 }
@@ -182,13 +183,49 @@ fn every_kind_renders_the_printk_fields_after_its_own_cpu_and_stamp() {
     assert!(v.is_empty());
 }
 
+/// A kpoll and its poll's first kflush share a record in the ring and come
+/// out as the two lines the probe used to make, with the record's stamp.
+#[test]
+fn a_poll_record_is_its_kpoll_and_its_kflush() {
+    let r = Rec {
+        ts: 13_352_313_000,
+        cpu: 1,
+        op: Op::PollFlush as u8,
+        kind: 2,
+        xs: 0xff1afedac138f800,
+        cookie: 0x1001,
+        ifindex: 0x1267,
+        queue: 0,
+        prod: 5,
+        cprod: 6,
+        has: has::XS | has::SK | has::PROD | has::CPROD,
+        addr: 0xabc,
+        len: 3,
+        n: 1,
+        aux: 0x40,
+        ..Rec::default()
+    };
+    let lines: Vec<String> = r.lines().iter().flatten().map(line).collect();
+    assert_eq!(
+        lines,
+        [
+            "xskdbg:1 kpoll cpu=1 t=13.352313000 napi=abc dev=3 work=1 budget=40",
+            "xskdbg:1 kflush cpu=1 t=13.352313000 xs=ff1afedac138f800 sk=1001:1267:0 prod=5 cprod=6 at=poll",
+        ]
+    );
+    // Not split, it renders nothing.
+    assert!(!render(&mut Vec::new(), &r));
+    let one = Rec { op: 1, ..r };
+    assert_eq!(one.lines(), [Some(one), None]);
+}
+
 /// Every kind with every field at its widest fits the room a line is
 /// rendered in (a wider one would panic).
 #[test]
 fn every_kind_fits_its_room() {
-    for op in 1..=8u8 {
+    for op in 1..=9u8 {
         for kind in 0..=3u8 {
-            let r = Rec {
+            let wide = Rec {
                 ts: u64::MAX,
                 xs: u64::MAX,
                 cookie: u64::MAX,
@@ -209,13 +246,15 @@ fn every_kind_fits_its_room() {
                 op,
                 kind,
             };
-            let mut v = vec![b'x'];
-            assert!(render(&mut v, &r));
-            assert!(
-                v.len() - 1 <= 256,
-                "op {op} kind {kind}: {} bytes",
-                v.len() - 1
-            );
+            for r in wide.lines().iter().flatten() {
+                let mut v = vec![b'x'];
+                assert!(render(&mut v, r));
+                assert!(
+                    v.len() - 1 <= 256,
+                    "op {op} kind {kind}: {} bytes",
+                    v.len() - 1
+                );
+            }
         }
     }
     let mut v = Vec::new();
@@ -312,4 +351,112 @@ fn cpu_lists() {
     assert_eq!(parse_cpu_list("0-3,6"), [0, 1, 2, 3, 6]);
     assert_eq!(parse_cpu_list("0"), [0]);
     assert_eq!(parse_cpu_list(""), Vec::<u32>::new());
+}
+
+/// The rings hand the probes' records to the drainer in the order they
+/// were committed, across the end of the array, once each, and say how
+/// many the probes could not write (root: it creates the maps; the probes'
+/// side is played through the map syscalls).
+#[test]
+fn rings_hand_records_over_in_order_across_the_end() {
+    use libbpf_rs::{MapCore, MapFlags};
+    use xskdbg_testenv::{require, Cap};
+    if !require(
+        "rings_hand_records_over_in_order_across_the_end",
+        &[Cap::Root, Cap::Bpf],
+    ) {
+        return;
+    }
+    let rings = Rings::create().unwrap();
+    let cpu = rings.len() - 1;
+    let put = |seq: u64, ts: u64| {
+        let idx = (cpu as u64 * SLOTS + seq % SLOTS) as u32;
+        let r = Rec {
+            ts,
+            cpu: cpu as u32,
+            op: Op::Poll as u8,
+            ..Rec::default()
+        };
+        rings
+            .recs
+            .update(&idx.to_ne_bytes(), &r.encode(), MapFlags::ANY)
+            .unwrap();
+    };
+    let pos = |head: u64, lost: u64, tail: u64| {
+        let mut v = [0u8; POS_BYTES];
+        v[HEAD_AT..HEAD_AT + 8].copy_from_slice(&head.to_ne_bytes());
+        v[LOST_AT..LOST_AT + 8].copy_from_slice(&lost.to_ne_bytes());
+        v[TAIL_AT..TAIL_AT + 8].copy_from_slice(&tail.to_ne_bytes());
+        rings
+            .pos
+            .update(&(cpu as u32).to_ne_bytes(), &v, MapFlags::ANY)
+            .unwrap();
+    };
+    let stamps = || {
+        let mut v = Vec::new();
+        let n = rings.consume(cpu, |b| v.push(Rec::decode(b).unwrap().ts));
+        assert_eq!(n as usize, v.len());
+        v
+    };
+    for s in 0..3 {
+        put(s, 100 + s);
+    }
+    pos(3, 5, 0);
+    assert_eq!(stamps(), [100, 101, 102]);
+    assert_eq!(rings.lost(cpu), 5);
+    assert!(stamps().is_empty(), "each record once");
+    // Four records around the end of the array.
+    for s in SLOTS - 2..SLOTS + 2 {
+        put(s, s);
+    }
+    pos(SLOTS + 2, 5, SLOTS - 2);
+    assert_eq!(stamps(), [SLOTS - 2, SLOTS - 1, SLOTS, SLOTS + 1]);
+    assert_eq!(rings.word(cpu, TAIL_AT).load(Ordering::Relaxed), SLOTS + 2);
+}
+
+/// A drainer's memorised parts (clock seconds, socket, pool, NAPI) give the
+/// bytes a fresh rendering gives, whatever changes from one record to the
+/// next.
+#[test]
+fn memorised_parts_read_as_rendered() {
+    let mut m = Memo::default();
+    let mut n = 0;
+    for i in 0..400u64 {
+        let r = Rec {
+            ts: 999_999_000 + i * 7_000_000,
+            cpu: (i / 150) as u32,
+            xs: 0xff1a_0000 + (i % 3),
+            cookie: 0x1001 + (i / 50) % 2,
+            ifindex: 0x1267,
+            queue: (i % 5 == 0) as u32,
+            pool: 0xff1b_0000 + (i % 4),
+            addr: i * 0x800,
+            len: 0x40,
+            slot: i as u32,
+            prod: i as u32,
+            fcons: i as u32,
+            n: 1,
+            aux: 0x40,
+            op: [1, 9, 3, 4, 5, 7][(i % 6) as usize],
+            kind: (i % 4) as u8,
+            has: if i % 7 == 0 {
+                has::XS
+            } else {
+                has::XS | has::SK | has::A | has::LEN | has::SLOT | has::POOL | has::PROD
+            },
+            ..Rec::default()
+        };
+        for l in r.lines().iter().flatten() {
+            let mut kept = Vec::new();
+            let mut fresh = Vec::new();
+            assert_eq!(render_with(&mut kept, &mut m, l), render(&mut fresh, l));
+            assert_eq!(
+                String::from_utf8(kept).unwrap(),
+                String::from_utf8(fresh).unwrap(),
+                "record {i}"
+            );
+            n += 1;
+        }
+    }
+    assert!(n > 400);
 }
