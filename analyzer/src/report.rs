@@ -36,6 +36,14 @@ impl Report {
         // Serializing these plain structs cannot fail (no maps with non-string keys).
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+
+    /// [`Report::to_json`]'s bytes written to `out` as they are made: a
+    /// report with thousands of findings is tens of megabytes, which the
+    /// string grew to (copying it each time it doubled) before any of it
+    /// was written. Fails only when `out` does.
+    pub fn write_json(&self, out: impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(out, self).map_err(std::io::Error::from)
+    }
 }
 
 /// The kinds of anomaly the analyzer reports.

@@ -85,7 +85,16 @@ fn batches_of_any_size_report_like_single_lines() {
     for path in fixtures() {
         let text = std::fs::read(&path).unwrap();
         for opts in option_sets(&text) {
-            let want = one_by_one(&text, &opts).to_json();
+            let report = one_by_one(&text, &opts);
+            let want = report.to_json();
+            let mut streamed = Vec::new();
+            report.write_json(&mut streamed).unwrap();
+            assert_eq!(
+                String::from_utf8(streamed).unwrap(),
+                want,
+                "{} written as it is made",
+                path.display()
+            );
             for chunk in [1, 2, 7, 64, 100_000] {
                 let got = in_batches(&text, &opts, chunk).to_json();
                 assert_eq!(got, want, "{} in batches of {chunk}", path.display());

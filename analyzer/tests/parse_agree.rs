@@ -5,7 +5,8 @@
 //! list (the one-pass item decoder against [`list_item`], the general rule),
 //! same timestamps. The fast paths (the entry's columns, the timestamp, the
 //! operation word, the probes' per-packet lines and the recorder's batch
-//! lines, plain list items) answer only when a line is in their exact shape
+//! lines, plain list items, perf-probe events' fields, the seed story's
+//! transitions) answer only when a line is in their exact shape
 //! and fall back to the general code otherwise; these tests make sure they
 //! cannot silently disagree with it. Inputs: canonical lines of every kind
 //! and random mutations of them (field order, extra blanks, tabs, no-break
@@ -449,7 +450,188 @@ fn name() -> impl Strategy<Value = &'static str> {
 /// A whole entry line, before mutation: most of them in the exact layouts
 /// the fast paths take, the others with any mix of columns.
 fn entry() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![canonical_entry(), ftrace_entry(), any_entry()]
+    // Boxed: unboxed, the five alternatives' value trees overflowed a test
+    // thread's stack in a debug build.
+    prop_oneof![
+        canonical_entry().boxed(),
+        ftrace_entry().boxed(),
+        any_entry().boxed(),
+        kprobe_entry().boxed(),
+        seed_entry().boxed()
+    ]
+}
+
+/// A value of a perf-probe field: mostly as `:x64` prints it, sometimes not.
+fn kprobe_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => any_width().prop_map(|v| format!("0x{v:x}")),
+        1 => any_width().prop_map(hex),
+        1 => any::<u64>().prop_map(|v| format!("0X{v:X}")),
+        1 => (0u32..200).prop_map(|v| format!("-{v}")),
+        1 => (0u32..200).prop_map(|v| v.to_string()),
+        1 => Just("0x".to_string()),
+        1 => Just(String::new()),
+        1 => Just("0x1ffffffffffffffff".to_string()),
+        1 => Just("0x12g".to_string()),
+        1 => Just("0x0x12".to_string()),
+        1 => Just("=1".to_string()),
+    ]
+}
+
+/// A perf-probe event's body: what the seed's `perf probe` and the `tracefs`
+/// backend print (`(func+off/size) key=0x.. ...`), and the same fields in
+/// any order, duplicated, with other keys, blanks and values.
+fn kprobe_body() -> impl Strategy<Value = String> {
+    let x = || any_width().prop_map(|v| format!("0x{v:x}"));
+    let printed = (0usize..8, x(), x(), x(), x(), x(), x()).prop_map(|(which, a, l, xs, fq, s, p)| {
+        match which {
+            0 => format!("(__xsk_rcv_zc+0x9b/0x250) addr={a} len={l} xs={xs} fq={fq}"),
+            1 => format!("(__xsk_rcv_zc+0x9b/0x250) addr={a} len={l} xs={xs} fq={fq} slot={s}"),
+            2 => format!(
+                "(__xsk_rcv_zc+0x0/0x250) data={a} hard={l} umem={p} hr={s} unal=0x1 len={l} xs={xs} fq={fq} slot={s}"
+            ),
+            3 => format!("(__xsk_rcv_zc+0x0/0x250) data={a} hard={l} umem={p} hr=0x100 unal=0x0 len={l} xs={xs} fq={fq}"),
+            4 => format!("(xp_raw_get_data+0x0/0x60) addr={a}"),
+            5 => format!("(xp_raw_get_data+0x0/0x60) addr={a} pool={p}"),
+            6 => format!("(__xsk_map_flush+0x4e/0x180) xs={xs}"),
+            _ => format!("(sock_def_readable+0x0/0x100) xs={xs} prod={s} family=44"),
+        }
+    });
+    let key = prop::sample::select(
+        &[
+            "addr", "len", "xs", "fq", "slot", "pool", "data", "hard", "umem", "hr", "unal", "ret",
+            "arg1", "prod", "family", "addrx", "x", "ADDR",
+        ][..],
+    );
+    let field = prop_oneof![
+        10 => (key, kprobe_value()).prop_map(|(k, v)| format!("{k}={v}")),
+        1 => Just("(x addr=0x5)".to_string()),
+        1 => Just("noequals".to_string()),
+        1 => Just("=0x1".to_string()),
+    ];
+    let head = prop_oneof![
+        6 => Just("(__xsk_rcv_zc+0x9b/0x250)"),
+        1 => Just("(__xsk_rcv+0x9c/0x110 <- __xsk_rcv_zc)"),
+        1 => Just("(a\taddr=0x7)"),
+        1 => Just("xs=0x9"),
+        1 => Just(""),
+    ];
+    let any = (head, prop::collection::vec((sep(), field), 0..10)).prop_map(|(h, fields)| {
+        let mut b = h.to_string();
+        for (s, f) in fields {
+            b.push_str(s);
+            b.push_str(&f);
+        }
+        b
+    });
+    prop_oneof![printed, any]
+}
+
+/// An entry of a perf-probe event.
+fn kprobe_entry() -> impl Strategy<Value = Vec<u8>> {
+    let name = prop::sample::select(
+        &[
+            "__xsk_rcv_zc_L7",
+            "__xsk_rcv_zc",
+            "__xsk_rcv_zc_ret",
+            "__xsk_rcv_zc__return",
+            "xp_raw_get_data",
+            "xsk_flush",
+            "__xsk_map_flush",
+        ][..],
+    );
+    (
+        prop::sample::select(&["iperf3-1217", "<idle>-0", "ksoftirqd/1-23"][..]),
+        0u32..4,
+        (0u64..10_000_000, 0u64..1_000_000),
+        name,
+        kprobe_body(),
+    )
+        .prop_map(|(task, cpu, (s, us), name, body)| {
+            format!("{task:>16}  [{cpu:03}] ..s2. {s}.{us:06}: {name}: {body}").into_bytes()
+        })
+}
+
+/// A marker line of the seed story: transitions (`LABEL 0xADDR FROM -> TO`,
+/// with the FIFO a panic printed), notes, the panic text, and lines that
+/// only look like them.
+fn seed_body() -> impl Strategy<Value = String> {
+    let label = prop::sample::select(
+        &[
+            "ingress q:1",
+            "egress q:0",
+            "",
+            "a  b",
+            "x\ty",
+            "\u{a0}lbl",
+            "q:1 0x5",
+            "lbl ->",
+            "\r",
+        ][..],
+    );
+    let addr = prop_oneof![
+        8 => any_width().prop_map(|v| format!("0x{v:x}")),
+        1 => any_width().prop_map(|v| format!("0X{v:X}")),
+        1 => any_width().prop_map(hex),
+        1 => Just("0x".to_string()),
+        1 => Just("0x1ffffffffffffffff".to_string()),
+        1 => Just("10x5".to_string()),
+        1 => Just("0xfg".to_string()),
+    ];
+    let state = || {
+        prop::sample::select(
+            &[
+                "FILL",
+                "RX",
+                "TX",
+                "COMP",
+                "Fill",
+                "rx",
+                "completion",
+                "cq",
+                "hold",
+                "FREE",
+                "bogus",
+                "RX2",
+                "",
+                "F\u{e9}",
+            ][..],
+        )
+    };
+    let gap = || prop_oneof![8 => Just(" "), 1 => Just("  "), 1 => Just("\t"), 1 => Just("\u{a0}")];
+    let arrow = prop_oneof![8 => Just(" -> "), 1 => Just(" ->  "), 1 => Just("  -> "), 1 => Just("->"), 1 => Just(" -> -> ")];
+    let tail = prop_oneof![
+        8 => Just(String::new()),
+        1 => Just(": expected 0x1000900 remaining: [fe4100, f9c100]".to_string()),
+        1 => Just(": expected 0x1000900remaining: [fe4100, \u{2026},]".to_string()),
+        1 => Just(" ".to_string()),
+        1 => Just("\r".to_string()),
+        1 => Just(":".to_string()),
+        1 => Just("x".to_string()),
+        1 => Just("\u{a0}".to_string()),
+    ];
+    let transition = (label, gap(), addr, gap(), state(), arrow, state(), tail).prop_map(
+        |(l, g1, a, g2, from, arrow, to, tail)| format!("{l}{g1}{a}{g2}{from}{arrow}{to}{tail}"),
+    );
+    prop_oneof![
+        8 => transition,
+        1 => any_width().prop_map(|v| format!("0x{v:x} egress_tx_queue forward")),
+        1 => Just("descriptor 26476800 transitioned from Fill to Tx".to_string()),
+    ]
+}
+
+/// A `tracing_mark_write` entry with a seed story's marker body.
+fn seed_entry() -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop::sample::select(&["xskfwd-tugn-209120", "flowtrackd-9chS-142014"][..]),
+        0u32..4,
+        (0u64..10_000_000, 0u64..1_000_000),
+        seed_body(),
+    )
+        .prop_map(|(task, cpu, (s, us), body)| {
+            format!("{task:>16}  [{cpu:03}] ..... {s}.{us:06}: tracing_mark_write: {body}")
+                .into_bytes()
+        })
 }
 
 /// An entry in ftrace's own column layout (`%16s-%-7d [%03d] `, what
@@ -565,7 +747,16 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
 /// A canonical entry with one value grown or spoiled: the edges of the fast
 /// paths.
 fn value_mutated() -> impl Strategy<Value = Vec<u8>> {
-    mutate(prop_oneof![canonical_entry(), ftrace_entry()], 3u8..5, 1..2)
+    mutate(
+        prop_oneof![
+            canonical_entry(),
+            ftrace_entry(),
+            kprobe_entry(),
+            seed_entry()
+        ],
+        3u8..5,
+        1..2,
+    )
 }
 
 /// `lines` with `count` mutations of the kinds in `kinds` (see [`mutated`]).
@@ -637,6 +828,20 @@ proptest! {
 
     #[test]
     fn canonical_entries_with_a_spoiled_value_decode_like_the_general_path(line in value_mutated()) {
+        agree(&line);
+    }
+
+    #[test]
+    fn kprobe_and_seed_entries_decode_like_the_general_path(
+        line in prop_oneof![kprobe_entry(), seed_entry()]
+    ) {
+        agree(&line);
+    }
+
+    #[test]
+    fn mutated_kprobe_and_seed_entries_decode_like_the_general_path(
+        line in mutate(prop_oneof![kprobe_entry(), seed_entry()], 0u8..5, 1..4)
+    ) {
         agree(&line);
     }
 

@@ -260,7 +260,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let written = if args.json {
-        writeln!(out, "{}", report.to_json())
+        report.write_json(&mut out).and_then(|()| writeln!(out))
     } else {
         let color = match args.color {
             ColorChoice::Always => true,

@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use super::explain::Expl;
 use super::raw::Link;
 use super::rules::Rule;
 use super::state::{ASockId, At, KRx, KSock, KSockId};
@@ -403,38 +404,41 @@ impl Analyzer {
             past_producer,
             ..
         } = *r;
-        let (verdict, rule, why) = if e.early {
-            (
-                Verdict::Kernel,
-                Rule::RxMismatchPublishedBeforeRedirect,
-                "the slot was published before the kernel wrote it: the receive into it found it already \
-                 published by another CPU's flush"
-                    .to_string(),
-            )
+        let (verdict, rule) = if e.early {
+            (Verdict::Kernel, Rule::RxMismatchPublishedBeforeRedirect)
         } else if e.published_unwritten {
-            (
-                Verdict::Kernel,
-                Rule::RxMismatchPublishedBeforeWrite,
-                published_before_write(&e),
-            )
+            (Verdict::Kernel, Rule::RxMismatchPublishedBeforeWrite)
         } else if past_producer {
-            (
-                Verdict::Application,
-                Rule::RxMismatchReadPastProducer,
-                "the application read a position the kernel had not published yet".to_string(),
-            )
+            (Verdict::Application, Rule::RxMismatchReadPastProducer)
         } else {
-            (Verdict::Kernel, Rule::RxMismatchPosition, "the RX ring is written only by the kernel, and what the application found there is not what the kernel wrote (an application reading past the producer index would also show this; no flush/slot event here says it did)".to_string())
+            (Verdict::Kernel, Rule::RxMismatchPosition)
         };
-        let expl = format!(
-            "The kernel wrote frame {:#x} (addr {:#x}) into RX of this socket on CPU {} at {}, but at that \
-             position the application read {addr:#x} at {}. Verdict: {why}.",
-            shown(e.frame),
-            e.addr,
-            e.at.cpu,
-            e.at.cite(),
-            at.cite(),
-        );
+        // Written only if reported: a wrapped trace without slots can make
+        // tens of thousands of these before the reads and the receives line
+        // up again, and most are never reported.
+        let expl = Expl::Later(Box::new(move || {
+            let why = match rule {
+                Rule::RxMismatchPublishedBeforeRedirect => {
+                    "the slot was published before the kernel wrote it: the receive into it found it already \
+                     published by another CPU's flush"
+                        .to_string()
+                }
+                Rule::RxMismatchPublishedBeforeWrite => published_before_write(&e),
+                Rule::RxMismatchReadPastProducer => {
+                    "the application read a position the kernel had not published yet".to_string()
+                }
+                _ => "the RX ring is written only by the kernel, and what the application found there is not what the kernel wrote (an application reading past the producer index would also show this; no flush/slot event here says it did)".to_string(),
+            };
+            format!(
+                "The kernel wrote frame {:#x} (addr {:#x}) into RX of this socket on CPU {} at {}, but at that \
+                 position the application read {addr:#x} at {}. Verdict: {why}.",
+                shown(e.frame),
+                e.addr,
+                e.at.cpu,
+                e.at.cite(),
+                at.cite(),
+            )
+        }));
         let read = self.raw(
             Kind::RxMismatch,
             verdict,

@@ -434,6 +434,8 @@ pub(super) struct KSock {
     /// Order of the last kernel entry a read matched.
     pub(super) anchor: Option<u64>,
     pub(super) sections: Vec<Section>,
+    /// Closed sections, emptied, for the next ones to reuse.
+    pub(super) spare_sections: Vec<Section>,
     pub(super) racy: Vec<u64>,
     pub(super) flush_seen: bool,
     pub(super) rxdone_seen: bool,
@@ -511,6 +513,7 @@ impl KSock {
             aligned: false,
             anchor: None,
             sections: Vec::new(),
+            spare_sections: Vec::new(),
             racy: Vec::new(),
             flush_seen: false,
             rxdone_seen: false,

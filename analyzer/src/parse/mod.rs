@@ -26,7 +26,9 @@
 //! columns (`entry::fixed`, `entry::fast`), the timestamp
 //! (`lex::timestamp_fast`), the operation word, the per-packet kernel lines
 //! and the batch lines (`body::canonical`), plain list items (inside
-//! [`AddrList::iter`]) — and scan eight bytes at a time (SWAR, safe code).
+//! [`AddrList::iter`]), perf-probe events' fields (`body::kprobe`), the
+//! seed story's transitions (`body::seed`) — and scan eight bytes at a
+//! time (SWAR, safe code).
 //! A fast path answers only when sure and otherwise hands the line to the
 //! general code beside it, which defines the semantics. The general path
 //! alone is [`parse_line_general`]; `tests/parse_agree.rs` checks that

@@ -25,16 +25,16 @@ pub(super) fn decode<'a, const FAST: bool>(
     body: &'a [u8],
 ) -> Result<Op<'a>, BadReason> {
     if name == b"__xsk_rcv_zc_ret" || name == b"__xsk_rcv_zc__return" {
-        return Ok(kprobe::rx_return(body));
+        return Ok(kprobe::rx_return::<FAST>(body));
     }
     if name.starts_with(b"__xsk_rcv_zc") {
-        return Ok(kprobe::rx(body));
+        return Ok(kprobe::rx::<FAST>(body));
     }
     if name.starts_with(b"xp_raw_get_data") {
-        return Ok(kprobe::tx(body));
+        return Ok(kprobe::tx::<FAST>(body));
     }
     if name.starts_with(b"xsk_flush") || name.starts_with(b"__xsk_map_flush") {
-        return Ok(kprobe::flush(body));
+        return Ok(kprobe::flush::<FAST>(body));
     }
     if name == b"napi_poll" {
         return Ok(tracepoint::napi_poll(body));
@@ -58,7 +58,7 @@ pub(super) fn decode<'a, const FAST: bool>(
         b"tracing_mark_write" | b"print" | b"bpf_trace_printk" | b"bputs" | b"bprint"
     );
     if marker {
-        if let Some(op) = seed::line(msg) {
+        if let Some(op) = seed::line::<FAST>(msg) {
             return Ok(Op::Seed(op));
         }
     }
