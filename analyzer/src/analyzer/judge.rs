@@ -73,7 +73,7 @@ impl Analyzer {
     /// UMEM was named (the recorder declares them once, at the start, and
     /// the start was overwritten), the frames of those lines were keyed as
     /// if of one UMEM: evidence before the last of them is not judged.
-    fn undeclared_cut(&self) -> Option<u64> {
+    pub(super) fn undeclared_cut(&self) -> Option<u64> {
         if self.umems.len() < 2 {
             return None;
         }

@@ -179,7 +179,7 @@ impl Analyzer {
             return; // a declaration repeated (before a violation)
         }
         let new = self.umems.get(&u).copied();
-        let stale: Vec<(ASockId, Option<u64>)> = self
+        let stale: Vec<ASockId> = self
             .sk_groups
             .get(&sk)
             .into_iter()
@@ -188,10 +188,9 @@ impl Analyzer {
             // Unknown: a socket whose own declaration was overwritten (a
             // wrapped buffer), known only from its ring lines.
             .filter(|&g| self.asock_umem(g).is_none_or(|o| Some(o) != new))
-            .map(|g| (g, self.asocks[g].sid))
             .collect();
-        for (_, old_sid) in stale {
-            self.sock_gone(sk, old_sid);
+        for a in stale {
+            self.end_sock(sk, a);
         }
     }
 
@@ -206,6 +205,12 @@ impl Analyzer {
             Some(a) => a,
             None => *self.by_sk.get(&sk)?,
         };
+        self.end_sock(sk, a);
+        Some(a)
+    }
+
+    /// Socket `a` of key `sk` is gone (see [`Analyzer::sock_gone`]).
+    fn end_sock(&mut self, sk: SockKey, a: ASockId) {
         if let Some(k) = self.asocks[a].ks.take() {
             self.ksocks[k].asock = None;
             let xs = self.ksocks[k].xs;
@@ -218,7 +223,7 @@ impl Analyzer {
             self.by_sk.remove(&sk);
         }
         self.last_sk = None;
-        if let Some(id) = sid {
+        if let Some(id) = self.asocks[a].sid {
             self.by_sid.remove(&id);
         }
         if let Some(g) = self.sk_groups.get_mut(&sk) {
@@ -235,7 +240,6 @@ impl Analyzer {
                 _ => {}
             }
         }
-        Some(a)
     }
 
     /// The socket of an `rx`/`tx` line: its `sid=`'s, else the key's; of

@@ -150,7 +150,10 @@ impl Analyzer {
             }
         }
         self.rx_full_notes(&mut notes);
-        if let (true, Some(u)) = (self.umems.len() > 1, self.undeclared_to) {
+        if let Some(u) = self
+            .undeclared_to
+            .filter(|_| self.undeclared_cut().is_some())
+        {
             notes.push(format!(
                 "the trace names {} UMEMs, but its ring lines up to {} came before any line naming one (the \
                  recorder's declarations at its start were overwritten): frames of different UMEMs cannot be told \

@@ -141,16 +141,17 @@ impl Analyzer {
     /// Whether an application ring operation's UMEM is declared: its
     /// pool's (FILL, COMPLETION) or its socket's (RX, TX).
     pub(super) fn ring_umem_known(&self, op: &Op<'_>, a: Option<ASockId>) -> bool {
+        // The socket first: loads only, and `route` found it for most
+        // FILL and COMPLETION lines too; the pool's id costs a hash lookup.
+        if a.is_some_and(|x| self.asock_umem(x).is_some()) {
+            return true;
+        }
         let pool = match op {
             Op::App(AppOp::Fill { pool, .. } | AppOp::Comp { pool, .. }) => *pool,
             _ => None,
         };
-        if let Some(p) = pool.and_then(|p| self.by_pool.get(&p)) {
-            if self.pools[*p].umem.is_some() {
-                return true;
-            }
-        }
-        a.is_some_and(|x| self.asock_umem(x).is_some())
+        pool.and_then(|p| self.by_pool.get(&p))
+            .is_some_and(|&p| self.pools[p].umem.is_some())
     }
 
     /// The UMEM ordinal of an app socket: its own declaration's, else its
