@@ -47,6 +47,7 @@ impl Analyzer {
         slot: Option<u64>,
         at: At,
     ) {
+        let taken = self.app_taken;
         let k = &mut self.ksocks[ks];
         k.krx += 1;
         k.q.push_back(KRx {
@@ -60,6 +61,7 @@ impl Analyzer {
             early_raw: None,
             pub_by: At::default(),
             done: At::default(),
+            taken,
         });
         if k.q.len() > KQ_CAP {
             k.q.pop_front();
@@ -129,7 +131,8 @@ impl Analyzer {
     /// Then a read that matches nothing is not evidence: the entry stays.
     fn kq_take(&mut self, ks: KSockId, f: u64, pos: Option<u64>) -> Option<(KRx, u64)> {
         let complete_now = self.complete_now;
-        let k = &mut self.ksocks[ks];
+        let Analyzer { ksocks, frames, .. } = self;
+        let k = &mut ksocks[ks];
         if let Some(pos) = pos {
             if k.q.front().is_some_and(|e| e.slot.is_some()) {
                 while k.q.front().is_some_and(|e| e.slot.is_some_and(|s| s < pos)) {
@@ -142,6 +145,16 @@ impl Analyzer {
                 }
                 return None;
             }
+        }
+        // Receives whose frame the application has taken since were read
+        // by a take this queue did not line up with (its receive lost, or
+        // read before the app's buffer started): they are not what this
+        // read found, and left in place they would keep every later read
+        // behind by one.
+        while k.q.front().is_some_and(|e| {
+            e.frame != f && frames.get(e.frame).is_some_and(|fs| fs.held_at > e.taken)
+        }) {
+            k.q.pop_front();
         }
         let find = |k: &KSock| k.q.iter().take(256).position(|e| e.frame == f);
         if !k.aligned {

@@ -410,6 +410,9 @@ pub(super) struct KRx {
     pub(super) pub_by: At,
     /// Its `krxdone` (line 0: not seen).
     pub(super) done: At,
+    /// The application's take count when it was received: a take of its
+    /// frame counted past this one took this copy out of RX.
+    pub(super) taken: u64,
 }
 
 /// One CPU's producer section on one RX ring: from its first receive to
