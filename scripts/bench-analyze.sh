@@ -4,12 +4,14 @@
 #   1. xskdbg analyze (release build): throughput and peak RSS;
 #   2. a plain line-by-line Python `re` script, what a user writes by hand;
 #   3. `grep -c`, the floor (reading the file and matching a fixed string).
+# xskdbg and grep alternate, five runs each, and the ratios are of their
+# medians (single runs on this VM move by 10-50%); the Python script runs once.
 # Prints the numbers and ratios and writes them into docs/PERF.md's
 # "Analyzer" section with the command that reproduces them.
 #
 # Then the same for the seed story's vocabulary (perf-probe kprobe events and
 # free-form marker lines, `xskdbg-tracegen --vocab freeform`, --freeform-size,
-# 100M by default): xskdbg (median of 3) against `grep -c`.
+# 100M by default): xskdbg against `grep -c`, five runs each, alternating.
 #
 # Usage: scripts/bench-analyze.sh [--size 1G] [--seed 1] [--freeform-size 100M] [--no-docs] [--stats]
 #                                 [--baseline BIN] [--filtered]
@@ -42,7 +44,7 @@ while [ $# -gt 0 ]; do
         --stats) STATS=1; shift ;;
         --baseline) BASELINE=$2; shift 2 ;;
         --filtered) FILTERED=1; shift ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "bench-analyze: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -155,6 +157,7 @@ echo "bench-analyze: timing on $TRACE ($MB MB)" >&2
 # one: on this VM single runs of one build spread by 10-30%); all five wall
 # times are listed in the report.
 runs=()
+gruns=()
 bruns=()
 fruns_f=()
 for i in 1 2 3 4 5; do
@@ -165,6 +168,10 @@ for i in 1 2 3 4 5; do
     read -r _ rc_i wall_i rss_i cpu_i < <(measure xskdbg "$XSKDBG" analyze --json "$TRACE")
     runs+=("$wall_i $rc_i $rss_i $cpu_i")
     [ "$rc_i" -gt 1 ] && break
+    # grep alternates with xskdbg: on this VM a single run of either moves
+    # by 10-50%, so the ratio is of medians taken side by side.
+    read -r _ _ gwall_i grss_i gcpu_i < <(measure grep-c grep -c 'xskdbg:1' "$TRACE")
+    gruns+=("$gwall_i $grss_i $gcpu_i")
     if [ "$FILTERED" = 1 ]; then
         read -r _ _ fwall_i _ fcpu_i < <(measure filtered "$XSKDBG" analyze --json --socket 'q:1$' --since 0 "$TRACE")
         fruns_f+=("$fcpu_i $fwall_i")
@@ -210,7 +217,8 @@ if [ "$STATS" = 1 ]; then
     stats_line="$wall_s $rss_s $cpu_s"
 fi
 read -r _ _ wall_p rss_p cpu_p < <(measure python-re python3 "$NAIVE" "$TRACE")
-read -r _ _ wall_g rss_g cpu_g < <(measure grep-c grep -c 'xskdbg:1' "$TRACE")
+read -r wall_g rss_g cpu_g < <(printf '%s\n' "${gruns[@]}" | sort -n | sed -n "$(( (${#gruns[@]} + 1) / 2 ))p")
+walls_g=$(printf '%s\n' "${gruns[@]}" | cut -d' ' -f1 | paste -sd/)
 
 # The seed story's vocabulary.
 freeform=""
@@ -224,23 +232,27 @@ if [ "$FSIZE" != 0 ]; then
     cat "$FTRACE" > /dev/null
     FMB=$(python3 -c "print(round($(stat -c %s "$FTRACE")/1e6, 1))")
     fruns=()
-    for i in 1 2 3; do
+    fgruns=()
+    for i in 1 2 3 4 5; do
         read -r _ frc fwall frss fcpu < <(measure xskdbg-freeform "$XSKDBG" analyze --json "$FTRACE")
         fruns+=("$fwall $frc $frss $fcpu")
+        read -r _ _ gw gr gc < <(measure grep-c-freeform grep -c -F ': ' "$FTRACE")
+        fgruns+=("$gw $gr $gc")
     done
-    read -r fwall_x frc_x frss_x fcpu_x < <(printf '%s\n' "${fruns[@]}" | sort -n | sed -n 2p)
+    read -r fwall_x frc_x frss_x fcpu_x < <(printf '%s\n' "${fruns[@]}" | sort -n | sed -n 3p)
     fwalls=$(printf '%s\n' "${fruns[@]}" | cut -d' ' -f1 | paste -sd/)
-    read -r _ _ fwall_g frss_g fcpu_g < <(measure grep-c-freeform grep -c -F ': ' "$FTRACE")
+    read -r fwall_g frss_g fcpu_g < <(printf '%s\n' "${fgruns[@]}" | sort -n | sed -n 3p)
+    fwalls_g=$(printf '%s\n' "${fgruns[@]}" | cut -d' ' -f1 | paste -sd/)
     # A clean trace should give none; the count shows when it does not (the
     # report then weighs on the time too).
     ffindings=$(python3 -c "import json; print(len(json.load(open('$CACHE/out-xskdbg-freeform.txt'))['findings']))" 2>/dev/null || echo "?")
-    freeform=$(python3 - "$FMB" "$fwall_x $frss_x $fcpu_x" "$fwall_g $frss_g $fcpu_g" "$fwalls" "$frc_x" "$FSIZE" "$SEED" "$ffindings" <<'PY'
+    freeform=$(python3 - "$FMB" "$fwall_x $frss_x $fcpu_x" "$fwall_g $frss_g $fcpu_g" "$fwalls" "$frc_x" "$FSIZE" "$SEED" "$ffindings" "$fwalls_g" <<'PY'
 import sys
 mb = float(sys.argv[1])
 wx, rx, cx = (float(v) for v in sys.argv[2].split())
 wg, rg, cg = (float(v) for v in sys.argv[3].split())
-walls, rc, size, seed, findings = sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8]
-print(f"The seed story's vocabulary: `xskdbg-tracegen --scenario clean --vocab freeform --seed {seed} --size {size}`, {mb} MB (xskdbg: median of 3, wall {walls} s; exit {rc}, {findings} finding(s)).")
+walls, rc, size, seed, findings, gwalls = sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8], sys.argv[9]
+print(f"The seed story's vocabulary: `xskdbg-tracegen --scenario clean --vocab freeform --seed {seed} --size {size}`, {mb} MB (medians of 5 runs each, xskdbg and `grep -c -F ': '` alternating: xskdbg wall {walls} s, grep {gwalls} s; exit {rc}, {findings} finding(s)).")
 print()
 print("| contender | wall s | MB/s (wall) | CPU s | peak RSS MiB |")
 print("|---|---:|---:|---:|---:|")
@@ -299,8 +311,9 @@ section="## Analyzer
 
 \`scripts/bench-analyze.sh $args\` on $when (commit $rev; $host).
 Input: \`xskdbg-tracegen --scenario clean --seed $SEED --size $SIZE\`, $MB MB,
-page cache warm, every contender on the same file in the same run (xskdbg: the median
-of ${#runs[@]} runs, whose wall times were $walls_x s; the others once).
+page cache warm, every contender on the same file in the same run (xskdbg and
+\`grep -c 'xskdbg:1'\` alternating, the median of ${#runs[@]} runs each, whose wall times
+were $walls_x s and $walls_g s; the Python script once).
 
 $report
 ${vs_line:+$vs_line
