@@ -101,3 +101,56 @@ fn without_the_end_the_next_socket_is_not_blamed_on_the_kernel() {
         assert_ne!(format!("{:?}", f.verdict), "Kernel", "{}", r.to_json());
     }
 }
+
+/// A socket known only from kernel lines (its declaration overwritten, or
+/// a capture that starts mid-run), then the next socket's first
+/// declaration on its key, in SKB mode, the application reading and
+/// refilling one packet at a time: the new socket's kernel socket must be
+/// joined to it, or the SKB read-ahead cannot place a receive whose line
+/// sorts after the read and refill of its frame, and that receive takes the
+/// refilled frame from FILL again (a false `rx-twice`, KERNEL, on the next).
+#[test]
+fn a_first_declaration_does_not_keep_the_old_sockets_kernel_socket() {
+    let app = |ts: &str, body: &str| {
+        format!("app-1 [001] ..... {ts}: tracing_mark_write: xskdbg:1 {body}\n")
+    };
+    let krx = |ts: &str, xs: &str, a: &str, slot: u32| {
+        format!(
+            "k-3 [000] ..s2. {ts}: bpf_trace_printk: xskdbg:1 krx xs={xs} sk=1:2:0 a={a} len=40 slot={slot:x} mode=skb\n"
+        )
+    };
+    let mut t = String::from("# entries-in-buffer/entries-written: 14/14   #P:2\n");
+    t += &krx("1.000001", "ff00", "100", 7);
+    t += &app(
+        "1.000010",
+        "umem umem=1 size=400000 chunk=1000 mode=aligned headroom=0",
+    );
+    t += &app("1.000011", "pool pool=1 umem=1 sk=1:2:0");
+    t += &app(
+        "1.000012",
+        "sock sk=1:2:0 sid=11 pool=1 umem=1 fd=3 label=q0",
+    );
+    t += &app("1.000013", "fill pool=1 n=2 a=1000,2000");
+    t += &krx("1.000100", "ff80", "1100", 0);
+    t += &app(
+        "1.000200",
+        "rx sk=1:2:0 sid=11 pool=1 idx=0 n=1 d=1100:40 prod=1",
+    );
+    t += &app("1.000201", "fill pool=1 n=1 a=1000");
+    // Read and refilled in the microsecond of its receive, whose line
+    // comes after both.
+    t += &app(
+        "1.000300",
+        "rx sk=1:2:0 sid=11 pool=1 idx=1 n=1 d=2100:40 prod=2",
+    );
+    t += &app("1.000300", "fill pool=1 n=1 a=2000");
+    t += &krx("1.000300", "ff80", "2100", 1);
+    t += &krx("1.000400", "ff80", "2100", 2);
+    t += &app(
+        "1.000500",
+        "rx sk=1:2:0 sid=11 pool=1 idx=2 n=1 d=2100:40 prod=3",
+    );
+    t += &app("1.000501", "fill pool=1 n=1 a=2000");
+    let r = analyze_reader(t.as_bytes(), &Options::default()).unwrap();
+    assert!(r.findings.is_empty(), "{}", r.to_json());
+}

@@ -148,6 +148,12 @@ fn real_traces_of_fixed_rules() {
     // FILL+TX of 0x8b000 is the application's.
     check_fixture("real/host-skb-clean-tracepoint");
     check_fixture("real/host-skb-fill-tx-tracepoint.txt.gz");
+    // A new socket, UMEM and pool on an old socket's queue whose declaration
+    // a wrapped buffer overwrote (TEARDOWN, recorded before `gone=1`): the
+    // `pool` line must not give the old socket the new UMEM, and read from
+    // mid-run, the new declaration must not keep the old socket's `xs`.
+    check_fixture("real/host-teardown-oldrec-tracepoint.txt.gz");
+    check_fixture("real/host-teardown-oldrec-midrun-tracepoint.txt.gz");
 }
 
 /// The RX-full runs are a note per socket with their count, never a finding.

@@ -150,8 +150,18 @@ impl Analyzer {
             AppOp::Pool { pool, sk, .. } => {
                 let p = self.pool_id(*pool);
                 if let Some(sk) = sk {
+                    // The key's socket takes the pool when its own `sock`
+                    // line does not name one. A socket known by its `sid=`
+                    // has a `sock` line that names its pool: when that line
+                    // was overwritten (a wrapped buffer), a `pool` line on
+                    // its key is the next socket's, declared before it
+                    // (xskxceiver's TEARDOWN, each round a UMEM of its
+                    // own), and taking it gave the old socket the new UMEM:
+                    // it then looked alive beside the new one, the key was
+                    // shared, the new socket's receives were joined to no
+                    // socket and went to a stale UMEM (false `kernel`).
                     let s = self.asock_sk(*sk);
-                    if self.asocks[s].pool.is_none() {
+                    if self.asocks[s].pool.is_none() && self.asocks[s].sid.is_none() {
                         self.asocks[s].pool = Some(p);
                     }
                 }

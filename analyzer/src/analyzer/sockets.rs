@@ -146,7 +146,20 @@ impl Analyzer {
         let a = if group.is_empty() {
             // The key's first socket: the one kernel lines and lines
             // without `sid=` name while it is the only one.
-            self.asock_sk(sk)
+            let a = self.asock_sk(sk);
+            // Undeclared until now, it may have been joined to a kernel
+            // socket by the key alone: this socket's own (received before
+            // the declaration), or the previous socket's on the key, whose
+            // declaration a wrapped buffer overwrote (xskxceiver's
+            // TEARDOWN). Kept, the second left the new socket's kernel
+            // socket unjoined and its receives in a stale UMEM (false
+            // `kernel`); dropped, the key's next kernel line joins its own.
+            if self.asocks[a].sid.is_none() {
+                if let Some(k) = self.asocks[a].ks.take() {
+                    self.ksocks[k].asock = None;
+                }
+            }
+            a
         } else {
             let a = self.asock_named(sk.to_string());
             if let Some(p) = self.asocks[group[0]].pool {
