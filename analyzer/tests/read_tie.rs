@@ -5,22 +5,14 @@
 //! kernel "received" a frame the application held and its refill was an
 //! `application` finding (6.12's xskxceiver TEARDOWN, recorded on the host).
 
+mod common;
+
+use common::{app, declare_q0};
 use xskdbg_analyzer::{analyze_reader, Options};
 
 fn trace(krx_at: &str) -> String {
-    let app = |ts: &str, body: &str| {
-        format!("app-1 [001] ..... {ts}: tracing_mark_write: xskdbg:1 {body}\n")
-    };
     let mut t = String::from("# entries-in-buffer/entries-written: 9/9   #P:2\n");
-    t += &app(
-        "1.000001",
-        "umem umem=1 size=400000 chunk=1000 mode=aligned headroom=0",
-    );
-    t += &app("1.000002", "pool pool=1 umem=1 sk=1:2:0");
-    t += &app(
-        "1.000003",
-        "sock sk=1:2:0 sid=11 pool=1 umem=1 fd=3 label=q0",
-    );
+    t += &declare_q0(["1.000001", "1.000002", "1.000003"]);
     t += &app("1.000004", "fill pool=1 n=2 a=0,1000");
     t += &app("1.000100", "rx sk=1:2:0 sid=11 pool=1 idx=0 n=1 d=100:40");
     t += &format!(

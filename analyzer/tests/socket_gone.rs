@@ -6,6 +6,9 @@
 //! socket, so to the old UMEM, whose frames the app still held: false
 //! `duplicate_in_flight/rx-twice`, verdict KERNEL.
 
+mod common;
+
+use common::{app, declare_q0};
 use xskdbg_analyzer::{analyze_reader, Options};
 
 /// One round: a UMEM, its socket, 4 frames filled, received and read, and
@@ -111,9 +114,6 @@ fn without_the_end_the_next_socket_is_not_blamed_on_the_kernel() {
 /// refilled frame from FILL again (a false `rx-twice`, KERNEL, on the next).
 #[test]
 fn a_first_declaration_does_not_keep_the_old_sockets_kernel_socket() {
-    let app = |ts: &str, body: &str| {
-        format!("app-1 [001] ..... {ts}: tracing_mark_write: xskdbg:1 {body}\n")
-    };
     let krx = |ts: &str, xs: &str, a: &str, slot: u32| {
         format!(
             "k-3 [000] ..s2. {ts}: bpf_trace_printk: xskdbg:1 krx xs={xs} sk=1:2:0 a={a} len=40 slot={slot:x} mode=skb\n"
@@ -121,15 +121,7 @@ fn a_first_declaration_does_not_keep_the_old_sockets_kernel_socket() {
     };
     let mut t = String::from("# entries-in-buffer/entries-written: 14/14   #P:2\n");
     t += &krx("1.000001", "ff00", "100", 7);
-    t += &app(
-        "1.000010",
-        "umem umem=1 size=400000 chunk=1000 mode=aligned headroom=0",
-    );
-    t += &app("1.000011", "pool pool=1 umem=1 sk=1:2:0");
-    t += &app(
-        "1.000012",
-        "sock sk=1:2:0 sid=11 pool=1 umem=1 fd=3 label=q0",
-    );
+    t += &declare_q0(["1.000010", "1.000011", "1.000012"]);
     t += &app("1.000013", "fill pool=1 n=2 a=1000,2000");
     t += &krx("1.000100", "ff80", "1100", 0);
     t += &app(
