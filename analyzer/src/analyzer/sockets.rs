@@ -147,17 +147,16 @@ impl Analyzer {
             // The key's first socket: the one kernel lines and lines
             // without `sid=` name while it is the only one.
             let a = self.asock_sk(sk);
-            // Undeclared until now, it may have been joined to a kernel
-            // socket by the key alone: this socket's own (received before
-            // the declaration), or the previous socket's on the key, whose
-            // declaration a wrapped buffer overwrote (xskxceiver's
-            // TEARDOWN). Kept, the second left the new socket's kernel
-            // socket unjoined and its receives in a stale UMEM (false
-            // `kernel`); dropped, the key's next kernel line joins its own.
-            if self.asocks[a].sid.is_none() {
-                if let Some(k) = self.asocks[a].ks.take() {
-                    self.ksocks[k].asock = None;
-                }
+            // Never declared (a declared socket is in the key's group), it
+            // may have been joined to a kernel socket by the key alone:
+            // this socket's own (received before the declaration), or the
+            // previous socket's on the key, whose declaration a wrapped
+            // buffer overwrote (xskxceiver's TEARDOWN). Kept, the second
+            // left the new socket's kernel socket unjoined and its receives
+            // in a stale UMEM (false `kernel`); dropped, the key's next
+            // kernel line joins its own.
+            if let Some(k) = self.asocks[a].ks.take() {
+                self.ksocks[k].asock = None;
             }
             a
         } else {
