@@ -21,8 +21,10 @@
 //! bounded by [`MAX_HELD`] batches, past which the oldest lines go out
 //! anyway and a record arriving behind them is counted as late.
 //!
-//! A CPU's buffer that wrapped (`##### CPU N buffer started ####`) starts at
-//! its first entry; records drained into it that are stamped before that
+//! A CPU's buffer that wrapped (`##### CPU N buffer started ####`, or, for
+//! the CPU of the trace's first entry, which ftrace never marks, a header
+//! whose `entries-in-buffer` is below `entries-written`) starts at its
+//! first entry, whether or not the stage is holding lines yet; records drained into it that are stamped before that
 //! entry are the survivors of a stretch whose other records were lost with
 //! the overwritten part, so they are dropped like the rest of the unknown
 //! past: CPU N's history then starts where its buffer does, and the
@@ -167,6 +169,13 @@ pub(crate) struct Stage<H> {
     /// The largest ftrace stamp read.
     last_key: u64,
     starts: Vec<Start>,
+    /// CPUs whose start is [`Start::Pending`].
+    pending: usize,
+    /// The header says entries were overwritten (`entries-in-buffer` below
+    /// `entries-written`).
+    wrapped: bool,
+    /// The trace's first entry was read.
+    entry_seen: bool,
     lost_seen: Vec<(u32, u64)>,
     counts: Counts,
     scratch: Vec<Item>,
@@ -187,6 +196,9 @@ impl<H: Holds> Stage<H> {
             released: 0,
             last_key: 0,
             starts: Vec::new(),
+            pending: 0,
+            wrapped: false,
+            entry_seen: false,
             lost_seen: Vec::new(),
             counts: Counts::default(),
             scratch: Vec::new(),
@@ -215,6 +227,7 @@ impl<H: Holds> Stage<H> {
             let p = h.parsed();
             if !p.lines.iter().any(is_drained) {
                 for l in &p.lines {
+                    self.note_start(l, false);
                     if let Line::Event(ev) = l {
                         self.last_key = self.last_key.max(ev.ts.order);
                     }
@@ -266,6 +279,55 @@ impl<H: Holds> Stage<H> {
         &mut self.starts[i]
     }
 
+    /// Where the CPU buffers start, from every line, held or not: a
+    /// `buffer started` marker makes its CPU's start pending, and so does
+    /// the trace's first entry when the header says entries were
+    /// overwritten, since ftrace marks the start of every CPU's buffer but
+    /// that entry's (`test_cpu_buff_start()`: not before the first entry;
+    /// a one-CPU trace that wrapped has no marker at all). A pending start
+    /// is its CPU's first entry's ftrace stamp, whatever the entry carries:
+    /// a drainer's entry (its first line has the header; the packed ones
+    /// after it have none) is written after the records in it, and the
+    /// application's lines of their time on this CPU went with the
+    /// overwritten part.
+    fn note_start(&mut self, l: &Line<'_>, drained: bool) {
+        match l {
+            Line::Event(ev) if !drained || !ev.task.is_empty() => {
+                if !self.entry_seen {
+                    self.entry_seen = true;
+                    if self.wrapped && *self.start_of(ev.cpu) == Start::Whole {
+                        *self.start_of(ev.cpu) = Start::Pending;
+                        self.pending += 1;
+                    }
+                }
+                if self.pending > 0 {
+                    let s = self.start_of(ev.cpu);
+                    if *s == Start::Pending {
+                        *s = Start::At(ev.ts.order);
+                        self.pending -= 1;
+                    }
+                }
+            }
+            Line::Meta {
+                meta: Meta::CpuBufferStarted(cpu),
+                ..
+            } => {
+                let s = self.start_of(*cpu);
+                if *s != Start::Pending {
+                    *s = Start::Pending;
+                    self.pending += 1;
+                }
+            }
+            Line::Meta {
+                meta: Meta::Entries {
+                    in_buffer, written, ..
+                },
+                ..
+            } => self.wrapped = in_buffer < written,
+            _ => {}
+        }
+    }
+
     /// Queues a batch's lines by their stamps; returns how many it holds.
     fn classify(&mut self, batch: u64, p: &Parsed<'_>) -> usize {
         let mut n = 0;
@@ -274,20 +336,15 @@ impl<H: Holds> Stage<H> {
                 batch,
                 idx: idx as u32,
             };
+            let stamp = match l {
+                Line::Event(ev) => own_stamp(ev),
+                _ => None,
+            };
+            self.note_start(l, stamp.is_some());
             let key = match l {
-                Line::Event(ev) => match own_stamp(ev) {
+                Line::Event(ev) => match stamp {
                     Some((cpu, t, _)) => {
-                        // The buffer starts at its first entry's ftrace
-                        // stamp, whatever it carries: a drainer's entry
-                        // (its first line has the header; the packed ones
-                        // after it have none) is written after the records
-                        // in it, and the application's lines of their time
-                        // on this CPU went with the overwritten part.
-                        let start = self.start_of(ev.cpu);
-                        if *start == Start::Pending && !ev.task.is_empty() {
-                            *start = Start::At(ev.ts.order);
-                        }
-                        if let Start::At(s) = *start {
+                        if let Start::At(s) = *self.start_of(ev.cpu) {
                             if t < s {
                                 self.counts.before_start += 1;
                                 continue;
@@ -308,21 +365,10 @@ impl<H: Holds> Stage<H> {
                         }
                     }
                     None => {
-                        let s = self.start_of(ev.cpu);
-                        if *s == Start::Pending {
-                            *s = Start::At(ev.ts.order);
-                        }
                         self.last_key = self.last_key.max(ev.ts.order);
                         ev.ts.order.max(self.released)
                     }
                 },
-                Line::Meta {
-                    meta: Meta::CpuBufferStarted(cpu),
-                    ..
-                } => {
-                    *self.start_of(*cpu) = Start::Pending;
-                    self.last_key.max(self.released)
-                }
                 _ => self.last_key.max(self.released),
             };
             self.queue(key, item);
