@@ -227,9 +227,17 @@ impl<H: Holds> Stage<H> {
             let p = h.parsed();
             if !p.lines.iter().any(is_drained) {
                 for l in &p.lines {
-                    self.note_start(l, false);
-                    if let Line::Event(ev) = l {
-                        self.last_key = self.last_key.max(ev.ts.order);
+                    match l {
+                        Line::Event(ev) => {
+                            // Past the first entry with no start pending,
+                            // an entry changes no start: one test a line.
+                            if self.pending > 0 || !self.entry_seen {
+                                self.note_start(l, false);
+                            }
+                            self.last_key = self.last_key.max(ev.ts.order);
+                        }
+                        Line::Meta { .. } => self.note_start(l, false),
+                        _ => {}
                     }
                 }
                 consume(p);
