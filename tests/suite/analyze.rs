@@ -154,6 +154,9 @@ fn real_traces_of_fixed_rules() {
     // mid-run, the new declaration must not keep the old socket's `xs`.
     check_fixture("real/host-teardown-oldrec-tracepoint.txt.gz");
     check_fixture("real/host-teardown-oldrec-midrun-tracepoint.txt.gz");
+    // A one-CPU guest buffer that wrapped (no `buffer started` line): the
+    // completions drained from before its first entry are unknown past.
+    check_fixture("real/guest-wrapped-one-cpu-fentry.txt.gz");
 }
 
 /// The RX-full runs are a note per socket with their count, never a finding.
