@@ -228,6 +228,16 @@ uint64_t xskdbg_recycled(const xskdbg_recorder *r);
  * earlier run's violation left tracing_on at 0; then nothing this run checks
  * is written, see cfg.rearm). */
 int xskdbg_is_frozen(const xskdbg_recorder *r);
+/* Ends the recording: call it after the last line that belongs in the trace
+ * and before turning the buffer off to read it. Later ring operations are
+ * checked but not written, and no "stopped recording (tracing_on is 0)"
+ * warning is printed when sockets close afterwards. */
+void xskdbg_end(const xskdbg_recorder *r);
+/* TX descriptors the kernel refuses to send (an address past the UMEM, a
+ * packet crossing its chunk, unknown option bits): left out of the frames'
+ * histories, the frame stays the application's; the kernel counts them in
+ * tx_invalid_descs. */
+uint64_t xskdbg_tx_rejected(const xskdbg_recorder *r);
 /* Writes to the sink that failed for another reason than a frozen buffer. */
 uint64_t xskdbg_sink_errors(const xskdbg_recorder *r);
 /* Write an `audit` line per UMEM: the frames the application holds (taken

@@ -733,6 +733,36 @@ pub unsafe extern "C" fn xskdbg_is_frozen(r: *const xskdbg_recorder) -> c_int {
     c_int::from(unsafe { (*r).0.is_frozen() })
 }
 
+/// Ends the recording (`Recorder::end`): call it after the last line that
+/// belongs in the trace, before the buffer is turned off to be read; later
+/// ring operations are checked but not written, and no "stopped recording"
+/// warning follows. NULL: nothing.
+///
+/// # Safety
+/// `r` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_end(r: *const xskdbg_recorder) {
+    if r.is_null() {
+        return;
+    }
+    // SAFETY: by contract.
+    unsafe { (*r).0.end() }
+}
+
+/// TX descriptors the kernel refuses to send (`Recorder::tx_rejected`):
+/// left out of the frames' histories instead of counted as sends.
+///
+/// # Safety
+/// `r` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn xskdbg_tx_rejected(r: *const xskdbg_recorder) -> u64 {
+    if r.is_null() {
+        return 0;
+    }
+    // SAFETY: by contract.
+    unsafe { (*r).0.tx_rejected() }
+}
+
 /// Sink writes that failed (other than because the buffer was frozen).
 ///
 /// # Safety

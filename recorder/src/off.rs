@@ -103,6 +103,16 @@ impl Recorder {
         false
     }
 
+    /// Does nothing.
+    #[inline(always)]
+    pub fn end(&self) {}
+
+    /// Always 0.
+    #[inline(always)]
+    pub fn tx_rejected(&self) -> u64 {
+        0
+    }
+
     /// Always [`PostTrigger::NONE`]: nothing is recorded, nothing frozen.
     #[inline(always)]
     pub fn post_trigger(&self) -> PostTrigger {

@@ -489,6 +489,9 @@ pub fn run(cfg: &SoakConfig) -> Result<Outcome, SoakError> {
     // The recorder's account of the frames the application holds goes in
     // first: a leak is judged from it even when the buffer wrapped.
     recorder.audit();
+    // The sockets still close after the buffer is off; their lines are not
+    // the run's, and the recorder must not call the buffer's end a surprise.
+    recorder.end();
     let drained = probes.as_mut().and_then(|p| p.finish_drain());
     let trace = match &instance {
         Some(inst) => {

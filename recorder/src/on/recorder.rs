@@ -22,6 +22,9 @@ pub(super) struct RecInner {
     pub(super) frozen: AtomicBool,
     /// This recorder froze it (not someone else).
     pub(super) froze_it: AtomicBool,
+    /// The owner ended the recording ([`Recorder::end`]) while lines were
+    /// still written: lines stop, and a buffer found off is expected.
+    pub(super) ended: AtomicBool,
     /// The declarations were repeated before a `violation` line.
     pub(super) redeclared: AtomicBool,
     pub(super) violations: AtomicU64,
@@ -33,6 +36,8 @@ pub(super) struct RecInner {
     /// stale freeze), also printed to stderr.
     pub(super) notes: Vec<String>,
     pub(super) recycled: AtomicU64,
+    /// TX descriptors the kernel refuses (never sent nor completed).
+    pub(super) tx_rejected: AtomicU64,
     pub(super) sink_errors: AtomicU64,
     pub(super) last_sink_error: Mutex<Option<String>>,
     pub(super) last_violation: Mutex<Option<Violation>>,
@@ -174,7 +179,12 @@ impl RecInner {
     /// a trace that ends here without a violation looks like a clean run.
     #[cold]
     fn frozen_elsewhere(&self) {
-        if !self.frozen.swap(true, Ordering::Relaxed) && !self.froze_it.load(Ordering::Relaxed) {
+        // A line formatted just before the owner's `end` may reach the
+        // buffer after it was turned off: that is the end, not a surprise.
+        if !self.frozen.swap(true, Ordering::Relaxed)
+            && !self.froze_it.load(Ordering::Relaxed)
+            && !self.ended.load(Ordering::Relaxed)
+        {
             eprintln!(
                 "xskdbg-recorder: {} stopped recording (tracing_on is 0) though no violation froze it here: \
                  nothing more is written. Another program or an earlier run froze it; \
@@ -297,12 +307,14 @@ impl Recorder {
                 stacks: cfg.stacks,
                 frozen: AtomicBool::new(opened.frozen),
                 froze_it: AtomicBool::new(false),
+                ended: AtomicBool::new(false),
                 redeclared: AtomicBool::new(false),
                 violations: AtomicU64::new(0),
                 by_kind: std::array::from_fn(|_| AtomicU64::new(0)),
                 summarized: AtomicBool::new(false),
                 notes,
                 recycled: AtomicU64::new(0),
+                tx_rejected: AtomicU64::new(0),
                 sink_errors: AtomicU64::new(0),
                 last_sink_error: Mutex::new(None),
                 last_violation: Mutex::new(None),
@@ -360,6 +372,15 @@ impl Recorder {
         self.inner.sink_errors.load(Ordering::Relaxed)
     }
 
+    /// TX descriptors put on TX that the kernel refuses to send (an address
+    /// past the UMEM, a packet crossing its chunk, unknown option bits:
+    /// `xskdbg_format::reject`). They are left out of the frame's history
+    /// (the frame stays the application's) instead of being taken for a
+    /// send; the kernel counts them in `tx_invalid_descs`.
+    pub fn tx_rejected(&self) -> u64 {
+        self.inner.tx_rejected.load(Ordering::Relaxed)
+    }
+
     /// The last sink error message.
     pub fn last_sink_error(&self) -> Option<String> {
         lock(&self.inner.last_sink_error).clone()
@@ -370,9 +391,27 @@ impl Recorder {
         lock(&self.inner.last_violation).clone()
     }
 
-    /// Whether the buffer was frozen by a violation.
+    /// Whether the buffer was frozen: by a violation, found so at start,
+    /// or turned off by someone else; not by [`Recorder::end`].
     pub fn is_frozen(&self) -> bool {
-        self.inner.frozen.load(Ordering::Relaxed)
+        let i = &self.inner;
+        i.froze_it.load(Ordering::Relaxed)
+            || (i.frozen.load(Ordering::Relaxed) && !i.ended.load(Ordering::Relaxed))
+    }
+
+    /// Ends the recording: call it after the last line that belongs in the
+    /// trace and before turning the buffer off to read it (`xskdbg soak`
+    /// does, after its audit). Ring operations after it are still checked,
+    /// counted and given to the policy, but no longer written nor frozen
+    /// on, and the buffer found off later
+    /// (sockets closing, say) is not reported as stopped by someone else.
+    /// Idempotent; nothing to do when the buffer is already frozen.
+    pub fn end(&self) {
+        let i = &self.inner;
+        if !i.frozen.load(Ordering::Relaxed) {
+            i.ended.store(true, Ordering::Relaxed);
+            i.frozen.store(true, Ordering::Relaxed);
+        }
     }
 
     /// The post-trigger window in force: the configured one, or the one
@@ -648,6 +687,25 @@ mod window_tests {
             "{text}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn end_stops_the_lines_without_calling_it_a_freeze() {
+        let rec = recorder(PostTrigger::NONE, DumpTarget::None);
+        let u = rec.umem(UmemConfig::aligned(16, 2048)).unwrap();
+        u.hold(&[0]);
+        rec.end();
+        rec.end();
+        assert!(!rec.is_frozen(), "the owner's end is not a freeze");
+        // Still checked and counted after the end, but not written.
+        u.hold(&[0]);
+        u.hold(&[0x800]);
+        assert_eq!(rec.violations(), 1);
+        let l = lines(&rec);
+        assert_eq!(l.last().unwrap(), "xskdbg:1 hold umem=1 n=1 a=0", "{l:?}");
+        assert!(!l.iter().any(|l| l.contains("violation")), "{l:?}");
+        assert!(!rec.is_frozen(), "an ended recording has nothing to freeze");
+        assert_eq!(rec.sink_errors(), 0);
     }
 
     #[test]

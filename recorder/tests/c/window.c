@@ -1,6 +1,7 @@
 /* The post-trigger window through struct xskdbg_config: a zeroed config
  * gets the default window, a set one counts its lines after the first
- * violation and then freezes, 0/0 freezes at the violation. Prints the
+ * violation and then freezes, 0/0 freezes at the violation, xskdbg_end
+ * stops the lines without a freeze. Prints the
  * config's layout so tests/capi.rs can hold it against the Rust side. */
 #include <stddef.h>
 #include <stdio.h>
@@ -112,6 +113,19 @@ int main(void)
 	CHECK(strstr(last_line, "window=") == NULL);
 	hold(0x800);
 	d = dump();
+	CHECK(strstr(d, " n=1 a=800\n") == NULL);
+	free(d);
+	close_rec();
+
+	/* The owner's end: lines stop, and that is not a freeze. */
+	open_rec(1, 0, 0);
+	hold(0);
+	xskdbg_end(rec);
+	xskdbg_end(NULL);
+	CHECK(xskdbg_is_frozen(rec) == 0);
+	hold(0x800);
+	d = dump();
+	CHECK(strstr(d, " n=1 a=0\n") != NULL);
 	CHECK(strstr(d, " n=1 a=800\n") == NULL);
 	free(d);
 	close_rec();
