@@ -16,7 +16,8 @@
 //! - [`lex`]: the reading rules (numbers, blanks, `key=value` [`Fields`], a
 //!   [`Cursor`] for lines in canonical shape), on top of [`swar`]'s
 //!   eight-bytes-at-a-time helpers;
-//! - `write`: the one line writer, [`LineWriter`].
+//! - `write`: the one line writer, [`LineWriter`];
+//! - [`reject`]: the TX descriptors the kernel refuses ([`tx_rejected`]).
 //!
 //! No kernel calls, no allocation on the reading or writing path.
 
@@ -24,6 +25,7 @@ pub mod lex;
 mod list;
 pub mod names;
 mod ops;
+pub mod reject;
 mod sock;
 mod state;
 pub mod swar;
@@ -33,6 +35,7 @@ pub use lex::{Cursor, Fields};
 pub use list::{list_item, AddrList, Desc};
 pub use names::{key, op, word};
 pub use ops::{AppOp, FlushMode, KernelOp, Op, RxMode, SeedOp};
+pub use reject::{tx_rejected, Geometry, TxReject};
 pub use sock::{BadSockKey, SockKey};
 pub use state::State;
 pub use write::{hex_digits, LineWriter};

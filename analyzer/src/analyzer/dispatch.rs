@@ -226,7 +226,23 @@ impl Analyzer {
                 );
             }
             AppOp::Tx { .. } => {
+                let geom = self.tx_geometry(a);
                 for d in descs {
+                    // The kernel skips a descriptor it refuses: no send, no
+                    // completion, the frame stays the app's (the recorder
+                    // leaves it out the same way).
+                    if let Some(why) =
+                        geom.and_then(|g| xskdbg_format::tx_rejected(d.addr, d.len, d.options, &g))
+                    {
+                        self.tx_rejected += 1;
+                        self.tx_rejected_first.get_or_insert((
+                            d.addr,
+                            d.len.unwrap_or(0),
+                            why.as_str(),
+                            at,
+                        ));
+                        continue;
+                    }
                     self.app_tx(a, d.addr, None, at);
                 }
             }

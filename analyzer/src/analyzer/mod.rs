@@ -225,6 +225,12 @@ pub struct Analyzer {
     /// line (a program may give its UMEMs different chunk sizes: 6.12's
     /// xskxceiver opens one of 4 KiB chunks before a test's two of 2 KiB).
     umem_maps: Vec<Option<Mapping>>,
+    /// Each UMEM's layout, by ordinal, from its `umem` line: which TX
+    /// descriptors the kernel refuses (`xskdbg_format::reject`).
+    umem_geoms: Vec<Option<xskdbg_format::Geometry>>,
+    /// TX descriptors left out as refused by the kernel, and the first.
+    tx_rejected: u64,
+    tx_rejected_first: Option<(u64, u64, &'static str, At)>,
     /// Some UMEM's mapping differs from `mapping`: `frame_of` looks the
     /// event's UMEM up (else one mapping serves all, as it always did).
     mixed_maps: bool,
@@ -303,6 +309,9 @@ impl Analyzer {
             kpools: FxHashMap::default(),
             umem_of: UmemOf::default(),
             umem_maps: Vec::new(),
+            umem_geoms: Vec::new(),
+            tx_rejected: 0,
+            tx_rejected_first: None,
             mixed_maps: false,
             undeclared_to: None,
             opts,

@@ -149,6 +149,15 @@ impl Analyzer {
                 ));
             }
         }
+        if let Some((addr, len, why, at)) = self.tx_rejected_first {
+            notes.push(format!(
+                "{} TX descriptor(s) the kernel refuses to send (it skips them and counts them in tx_invalid_descs), \
+                 left out of their frames' histories: the frame stays the application's. The first: {addr:#x} len \
+                 {len:#x} at {} ({why})",
+                self.tx_rejected,
+                at.cite()
+            ));
+        }
         self.rx_full_notes(&mut notes);
         if let Some(u) = self
             .undeclared_to

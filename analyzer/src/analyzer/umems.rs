@@ -99,12 +99,14 @@ impl Analyzer {
         match app {
             AppOp::Umem {
                 umem,
+                size,
                 chunk,
                 unaligned,
                 ..
             } => {
                 let o = self.umem_ord(*umem);
                 self.learn_umem_map(o, *chunk, *unaligned);
+                self.learn_umem_geom(o, *size, *chunk, *unaligned);
             }
             AppOp::Pool {
                 pool,
@@ -277,6 +279,43 @@ impl Analyzer {
 
     /// A `umem` line's chunk size or mode, for its UMEM (ordinal `ord`).
     /// `--chunk-size`/`--unaligned` given by the user hold for every UMEM.
+    /// A UMEM's layout, for the TX descriptors the kernel refuses. Not
+    /// with `--chunk` (the user does not trust the lines' chunk sizes) nor
+    /// from a line without size and chunk: then nothing counts as refused.
+    fn learn_umem_geom(
+        &mut self,
+        ord: u16,
+        size: Option<u64>,
+        chunk: Option<u64>,
+        unaligned: bool,
+    ) {
+        let o = ord as usize;
+        if self.umem_geoms.len() <= o {
+            self.umem_geoms.resize(o + 1, None);
+        }
+        self.umem_geoms[o] = match (size, chunk) {
+            (Some(size), Some(chunk)) if self.chunk_source != "option" => {
+                Some(xskdbg_format::Geometry {
+                    size,
+                    chunk,
+                    unaligned,
+                })
+            }
+            _ => None,
+        };
+    }
+
+    /// The layout of an app socket's UMEM, when its `umem` line gave it;
+    /// with no socket or no UMEM of its own, the trace's only UMEM's.
+    pub(super) fn tx_geometry(&self, a: Option<ASockId>) -> Option<xskdbg_format::Geometry> {
+        let o = match a.and_then(|a| self.asock_umem(a)) {
+            Some(o) => o as usize,
+            None if self.umems.len() == 1 => 0,
+            None => return None,
+        };
+        self.umem_geoms.get(o).copied().flatten()
+    }
+
     fn learn_umem_map(&mut self, ord: u16, chunk: Option<u64>, unaligned: bool) {
         if self.chunk_source == "option" {
             return;

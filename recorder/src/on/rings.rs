@@ -14,7 +14,7 @@ use super::order::SockTx;
 use super::register::{PoolInner, SockInner, UmemInner};
 use super::report::Pending;
 use super::thread::small_tid;
-use crate::types::{Error, State, ViolationKind, XdpDesc, XdpStats, XDP_PKT_CONTD};
+use crate::types::{AddrMode, Error, State, ViolationKind, XdpDesc, XdpStats, XDP_PKT_CONTD};
 
 /// A registered UMEM.
 #[derive(Clone)]
@@ -488,8 +488,28 @@ impl Sock {
         }
         {
             let mut tx = lock(&s.tx);
+            let geom = xskdbg_format::Geometry {
+                size: u.cfg.size,
+                chunk: u64::from(u.cfg.chunk_size),
+                unaligned: u.cfg.mode == AddrMode::Unaligned,
+            };
             for d in descs {
                 let a = d.addr;
+                // The kernel skips a descriptor it refuses (counted in
+                // tx_invalid_descs): never sent, never completed, the frame
+                // stays the app's (xskdbg_format::reject). Written on the
+                // line all the same: the analyzer applies the same rule.
+                if xskdbg_format::tx_rejected(
+                    a,
+                    Some(u64::from(d.len)),
+                    u64::from(d.options),
+                    &geom,
+                )
+                .is_some()
+                {
+                    u.rec.tx_rejected.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let Some((fidx, key)) = u.frame_of(a) else {
                     pending.push(Pending::new(
                         ViolationKind::AddressOutOfRange,
