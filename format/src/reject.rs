@@ -3,11 +3,15 @@
 //!
 //! The kernel validates each TX descriptor as it consumes it
 //! (`xskq_cons_is_valid_desc` → `xp_validate_desc`, net/xdp/xsk_queue.h):
-//! an invalid one is skipped and counted in `tx_invalid_descs`, never sent
-//! and never completed, so its frame stays the application's. A checker
-//! that took it for a send saw the frame on TX until a completion that never
-//! comes, and called the application's next use of the frame a second send
-//! (xskxceiver's `*_INV_DESC` tests put rejected descriptors of a frame next
+//! an invalid one is counted in `tx_invalid_descs` and never sent, so its
+//! frame stays the application's. Whether its address comes back on
+//! COMPLETION depends on the kernel: the copy mode of recent ones (Debian's
+//! 6.12.118 and 6.18: `xsk_cq_submit_addr_single_locked` in
+//! `__xsk_generic_xmit`) completes it in ring order, older kernels (6.1)
+//! and zero-copy never do; checkers accept both. A checker that took it for
+//! a send saw the frame on TX until a completion that may never come, and
+//! called the application's next use of the frame a second send
+//! (xskxceiver's `*_INV_DESC` tests put refused descriptors of a frame next
 //! to valid ones in one batch).
 //!
 //! Only the rules every kernel since 5.10 applies are modelled: an address

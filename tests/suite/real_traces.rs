@@ -79,9 +79,15 @@ fn every_real_trace_is_listed_small_and_readable() {
             report["summary"]["lines_skipped"], expected["lines_skipped"],
             "{file}"
         );
+        // A trace kept whole may be as short as the program's run (one
+        // xskxceiver test); a cut one must still hold a run's worth.
+        let whole = readme
+            .lines()
+            .any(|l| l.starts_with(&format!("| `{file}` (whole,")));
+        let events = report["summary"]["events"].as_u64().unwrap();
         assert!(
-            report["summary"]["events"].as_u64().unwrap() > 300,
-            "{file}"
+            events > if whole { 30 } else { 300 },
+            "{file}: {events} events"
         );
     }
 }

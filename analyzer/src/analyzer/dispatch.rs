@@ -241,6 +241,7 @@ impl Analyzer {
                             why.as_str(),
                             at,
                         ));
+                        self.note_refused(d.addr);
                         continue;
                     }
                     self.app_tx(a, d.addr, None, at);

@@ -231,6 +231,17 @@ pub struct Analyzer {
     /// TX descriptors left out as refused by the kernel, and the first.
     tx_rejected: u64,
     tx_rejected_first: Option<(u64, u64, &'static str, At)>,
+    /// Refused TX descriptors not completed (yet), by frame key and raw
+    /// address: kernels whose copy mode completes a refused descriptor
+    /// (Debian's 6.12.118, 6.18) hand them back on COMPLETION, older ones
+    /// and zero-copy never do. At most `REFUSED_MAX`.
+    refused: FxHashMap<(u64, u64), u32>,
+    /// Completions that handed a refused descriptor back, and (frame key,
+    /// address) of each (at most `REFUSED_MAX`).
+    refused_completed: u64,
+    refused_back: FxHashSet<(u64, u64)>,
+    /// Recorder violation lines that a refused descriptor explains.
+    refused_recorder_lines: u64,
     /// Some UMEM's mapping differs from `mapping`: `frame_of` looks the
     /// event's UMEM up (else one mapping serves all, as it always did).
     mixed_maps: bool,
@@ -312,6 +323,10 @@ impl Analyzer {
             umem_geoms: Vec::new(),
             tx_rejected: 0,
             tx_rejected_first: None,
+            refused: FxHashMap::default(),
+            refused_completed: 0,
+            refused_back: FxHashSet::default(),
+            refused_recorder_lines: 0,
             mixed_maps: false,
             undeclared_to: None,
             opts,

@@ -10,6 +10,12 @@ use super::rules::Rule;
 use super::state::{ASockId, AppHold, At, Frame, KSockId, Place, PoolId};
 use super::umems::shown;
 use super::Analyzer;
+use rustc_hash::FxHashMap;
+
+/// Refused TX descriptors remembered for a completion that may come: past
+/// this many, new ones are not (a kernel that never completes them would
+/// otherwise grow the map for ever).
+const REFUSED_MAX: usize = 1 << 16;
 use crate::parse::RingState;
 use crate::report::{Kind, Verdict};
 
@@ -422,6 +428,46 @@ impl Analyzer {
         }
     }
 
+    /// A TX descriptor the kernel refuses (`xskdbg_format::reject`): its
+    /// address may come back on COMPLETION.
+    pub(super) fn note_refused(&mut self, addr: u64) {
+        let f = self.frame_of(addr);
+        if self.refused.len() < REFUSED_MAX {
+            *self.refused.entry((f, addr)).or_insert(0) += 1;
+        }
+    }
+
+    /// A completion handed refused descriptor (`f`, `addr`) back: a
+    /// recorder violation about it is no evidence (`refused_explains`).
+    fn note_refused_back(&mut self, f: u64, addr: u64) {
+        if self.refused_back.len() < REFUSED_MAX {
+            self.refused_back.insert((f, addr));
+        }
+    }
+
+    /// Removes one refused descriptor of frame `f` at `addr`; whether there
+    /// was one.
+    #[inline]
+    fn take_refused(
+        refused: &mut FxHashMap<(u64, u64), u32>,
+        completed: &mut u64,
+        f: u64,
+        addr: u64,
+    ) -> bool {
+        if refused.is_empty() {
+            return false;
+        }
+        let Some(n) = refused.get_mut(&(f, addr)) else {
+            return false;
+        };
+        *n -= 1;
+        if *n == 0 {
+            refused.remove(&(f, addr));
+        }
+        *completed += 1;
+        true
+    }
+
     /// The app put `addr` on TX.
     pub(super) fn app_tx(
         &mut self,
@@ -545,11 +591,27 @@ impl Analyzer {
             fs.held_at = taken;
             fs.held_addr = addr;
             self.frames.insert(f, fs);
+            if Self::take_refused(&mut self.refused, &mut self.refused_completed, f, addr) {
+                self.note_refused_back(f, addr);
+            }
             return;
         };
         let prev = fs.last;
         fs.last = at;
         let _ = from;
+        // A refused descriptor's address handed back (see `refused`): no
+        // send ends here, the frame was the app's all along. A copy on TX
+        // (sent for real) is completed first, in ring order.
+        if fs.kcomp == 0
+            && fs.tx == 0
+            && Self::take_refused(&mut self.refused, &mut self.refused_completed, f, addr)
+        {
+            fs.app = AppHold::Comp;
+            fs.held_at = taken;
+            fs.held_addr = addr;
+            self.note_refused_back(f, addr);
+            return;
+        }
         if fs.kcomp > 0 {
             fs.kcomp -= 1;
             fs.app = AppHold::Comp;

@@ -45,6 +45,10 @@ impl Analyzer {
             vec![self.frame_of(addr)]
         };
         let f = self.frame_of(addr);
+        if !poisoned && self.refused_explains(f, addr, from, to) {
+            self.refused_recorder_lines += 1;
+            return;
+        }
         // The recorder's report of a poisoned read the analyzer already saw
         // (the `rx` line is written first): one read, one entry.
         let same_read = match (k, self.last_poison) {
@@ -111,6 +115,29 @@ impl Analyzer {
         );
         if let (Some(id), Some(ri)) = (id, same_read) {
             self.raws[id].link = Link::Also(ri);
+        }
+    }
+
+    /// Whether a recorder violation is what a recorder that did not know
+    /// refused TX descriptors (before xskdbg_format::reject) made of one:
+    /// a second send of a frame with a refused descriptor on TX (`tx` ->
+    /// `tx`), or a completion the analyzer matched to a refused descriptor
+    /// (-> `comp`). Such a line is a gap of that recorder's model, not
+    /// evidence.
+    #[cold]
+    fn refused_explains(
+        &self,
+        f: u64,
+        addr: u64,
+        from: Option<RingState>,
+        to: Option<RingState>,
+    ) -> bool {
+        match (from, to) {
+            (_, Some(RingState::Comp)) => self.refused_back.contains(&(f, addr)),
+            (Some(RingState::Tx), Some(RingState::Tx)) => {
+                self.refused.keys().any(|&(rf, _)| rf == f)
+            }
+            _ => false,
         }
     }
 

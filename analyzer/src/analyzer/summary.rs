@@ -151,11 +151,22 @@ impl Analyzer {
         }
         if let Some((addr, len, why, at)) = self.tx_rejected_first {
             notes.push(format!(
-                "{} TX descriptor(s) the kernel refuses to send (it skips them and counts them in tx_invalid_descs), \
-                 left out of their frames' histories: the frame stays the application's. The first: {addr:#x} len \
-                 {len:#x} at {} ({why})",
+                "{} TX descriptor(s) the kernel refuses to send (xp_validate_desc: it sends nothing and counts \
+                 them in tx_invalid_descs), left out of their frames' histories: the frame stays the \
+                 application's. {} came back on COMPLETION (the copy mode of recent kernels, Debian's 6.12.118 \
+                 and 6.18, completes a refused descriptor; older kernels and zero-copy never do). The first: \
+                 {addr:#x} len {len:#x} at {} ({why})",
                 self.tx_rejected,
+                self.refused_completed,
                 at.cite()
+            ));
+        }
+        if self.refused_recorder_lines > 0 {
+            notes.push(format!(
+                "{} recorder violation line(s) about refused TX descriptors (a second send of a frame beside a \
+                 refused descriptor of it, or a refused descriptor handed back on COMPLETION) are not findings: \
+                 the recorder that wrote them did not know which descriptors the kernel refuses (upgrade it)",
+                self.refused_recorder_lines
             ));
         }
         self.rx_full_notes(&mut notes);

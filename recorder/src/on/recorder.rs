@@ -36,7 +36,7 @@ pub(super) struct RecInner {
     /// stale freeze), also printed to stderr.
     pub(super) notes: Vec<String>,
     pub(super) recycled: AtomicU64,
-    /// TX descriptors the kernel refuses (never sent nor completed).
+    /// TX descriptors the kernel refuses (never sent; maybe completed).
     pub(super) tx_rejected: AtomicU64,
     pub(super) sink_errors: AtomicU64,
     pub(super) last_sink_error: Mutex<Option<String>>,

@@ -28,7 +28,17 @@ pub(super) struct PoolInner {
     /// FILL producer / COMPLETION consumer index the app's calls gave.
     pub(super) fill_idx: RingIdx,
     pub(super) comp_idx: RingIdx,
+    /// TX descriptors of the pool's sockets the kernel refused, oldest
+    /// first (raw addresses, at most [`REFUSED_MAX`]): kernels whose copy
+    /// mode completes a refused descriptor (Debian's 6.12.118, 6.18) hand
+    /// the address back on COMPLETION, older ones and zero-copy never do.
+    pub(super) refused: Mutex<std::collections::VecDeque<u64>>,
 }
+
+/// Refused TX descriptors remembered per pool for a completion that may
+/// come: past this, the oldest are forgotten (a kernel that never completes
+/// them would otherwise grow the list for ever).
+pub(super) const REFUSED_MAX: usize = 1024;
 
 /// A socket's state, shared by its handles.
 pub(super) struct SockInner {
@@ -187,6 +197,7 @@ impl Umem {
             socks: RwLock::new(Vec::new()),
             fill_idx: RingIdx::default(),
             comp_idx: RingIdx::default(),
+            refused: Mutex::new(std::collections::VecDeque::new()),
         });
         pools.push(p.clone());
         drop(pools);

@@ -11,7 +11,7 @@ use super::lines::Owner;
 use super::lock;
 use super::order::IndexFault;
 use super::order::SockTx;
-use super::register::{PoolInner, SockInner, UmemInner};
+use super::register::{PoolInner, SockInner, UmemInner, REFUSED_MAX};
 use super::report::Pending;
 use super::thread::small_tid;
 use crate::types::{AddrMode, Error, State, ViolationKind, XdpDesc, XdpStats, XDP_PKT_CONTD};
@@ -210,7 +210,19 @@ impl Pool {
             let socks = u.socks.read().unwrap_or_else(|e| e.into_inner());
             let mut held: Option<(u16, MutexGuard<'_, SockTx>)> = None;
             for &a in addrs {
-                let Some((idx, key)) = u.frame_of(a) else {
+                let slot = u.frame_of(a);
+                // A refused descriptor's address handed back: no send ends
+                // here, the frame was the app's all along. A copy on TX
+                // (sent for real) is completed first, in ring order.
+                if slot.is_none_or(|(idx, _)| u.state_at(idx) != State::Tx)
+                    && take_refused(&p.refused, a)
+                {
+                    if let Some((idx, _)) = slot {
+                        u.force(idx, State::Comp, p.local, tid);
+                    }
+                    continue;
+                }
+                let Some((idx, key)) = slot else {
                     pending.push(Pending::new(
                         ViolationKind::AddressOutOfRange,
                         a,
@@ -496,9 +508,10 @@ impl Sock {
             for d in descs {
                 let a = d.addr;
                 // The kernel skips a descriptor it refuses (counted in
-                // tx_invalid_descs): never sent, never completed, the frame
-                // stays the app's (xskdbg_format::reject). Written on the
-                // line all the same: the analyzer applies the same rule.
+                // tx_invalid_descs): never sent, the frame stays the app's
+                // (xskdbg_format::reject); recent kernels may complete it,
+                // so the pool remembers it. Written on the line all the
+                // same: the analyzer applies the same rule.
                 if xskdbg_format::tx_rejected(
                     a,
                     Some(u64::from(d.len)),
@@ -508,6 +521,11 @@ impl Sock {
                 .is_some()
                 {
                     u.rec.tx_rejected.fetch_add(1, Ordering::Relaxed);
+                    let mut r = lock(&s.pool.refused);
+                    if r.len() == REFUSED_MAX {
+                        r.pop_front();
+                    }
+                    r.push_back(a);
                     continue;
                 }
                 let Some((fidx, key)) = u.frame_of(a) else {
@@ -569,6 +587,23 @@ impl Sock {
         let now = src.read().ok()?;
         self.u.write_stats(&self.s, &now);
         Some(now)
+    }
+}
+
+/// Removes one `addr` from the pool's refused TX descriptors; whether it
+/// was there.
+#[cold]
+fn take_refused(refused: &std::sync::Mutex<std::collections::VecDeque<u64>>, addr: u64) -> bool {
+    let mut r = lock(refused);
+    if r.is_empty() {
+        return false;
+    }
+    match r.iter().position(|&x| x == addr) {
+        Some(i) => {
+            r.remove(i);
+            true
+        }
+        None => false,
     }
 }
 

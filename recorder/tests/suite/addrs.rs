@@ -113,6 +113,18 @@ fn tx_descriptors_the_kernel_refuses_are_not_sends() {
     // Its completion is the one send's: nothing waits for the others.
     p.comp(&[0]);
     assert!(rig.violations().is_empty(), "{:?}", rig.violations());
+    // Kernels whose copy mode completes a refused descriptor (Debian's
+    // 6.12.118, 6.18) hand some back, in ring order: the frame was the
+    // app's all along, even after the app freed it.
+    u.free(&[0]);
+    p.comp(&[u64::MAX - 1, 0, 4 * 2048]);
+    assert!(rig.violations().is_empty(), "{:?}", rig.violations());
+    assert_eq!(u.state(0), Some(State::Comp));
+    // Each refused descriptor comes back once at most.
+    u.free(&[0]);
+    p.comp(&[0]);
+    assert_eq!(rig.violations().len(), 1, "{:?}", rig.violations());
+    rig.seen.lock().unwrap().clear();
     // Sent twice for real is still caught.
     s.tx(&[XdpDesc::new(0x800, 0x40), XdpDesc::new(0x810, 0x40)]);
     let v = rig.violations();
