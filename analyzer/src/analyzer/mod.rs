@@ -242,6 +242,10 @@ pub struct Analyzer {
     refused_back: FxHashSet<(u64, u64)>,
     /// Recorder violation lines that a refused descriptor explains.
     refused_recorder_lines: u64,
+    /// (frame key, address) of completions of addresses never sent that
+    /// `comp_never_sent` reported: the recorder's `not_recorded` about the
+    /// same completion folds into it.
+    comp_unsent: FxHashSet<(u64, u64)>,
     /// Some UMEM's mapping differs from `mapping`: `frame_of` looks the
     /// event's UMEM up (else one mapping serves all, as it always did).
     mixed_maps: bool,
@@ -327,6 +331,7 @@ impl Analyzer {
             refused_completed: 0,
             refused_back: FxHashSet::default(),
             refused_recorder_lines: 0,
+            comp_unsent: FxHashSet::default(),
             mixed_maps: false,
             undeclared_to: None,
             opts,

@@ -428,6 +428,58 @@ impl Analyzer {
         }
     }
 
+    /// The app took from COMPLETION an address the trace never shows on TX.
+    /// With the whole recording in the trace (not wrapped) and a recorded
+    /// send still due, this is no missing `tx` line alone: either the
+    /// kernel completed an address it was not sending, or the program sent
+    /// it without recording it. (6.18's generic transmit keeps one
+    /// completion address as `addr | 1` and drops bit 0 on the way back: an
+    /// odd unaligned address completes as its even neighbour.) The
+    /// recorder's `not_recorded` about it is this same observation.
+    #[cold]
+    fn comp_never_sent(&mut self, a: Option<ASockId>, f: u64, addr: u64, at: At) {
+        if self.entries.is_some_and(|(inb, w)| w > inb) || at.order < self.complete_now {
+            return;
+        }
+        let due = self
+            .asocks
+            .iter()
+            .flat_map(|s| s.tx_fifo.front())
+            .filter(|e| self.frames.get(e.0).is_some_and(|fs| fs.tx > 0))
+            .min_by_key(|e| e.1.order)
+            .map(|e| (e.0, e.1));
+        let Some((yf, yat)) = due else { return };
+        if self.comp_unsent.len() < REFUSED_MAX {
+            self.comp_unsent.insert((f, addr));
+        }
+        let expl = format!(
+            "The application took {addr:#x} from COMPLETION at {}, an address the trace never shows on TX, while \
+             frame {:#x}, put on TX at {}, has not come back. Either the kernel completed an address it was not \
+             sending (on 6.18 generic transmit was seen completing an odd unaligned address as its even neighbour), \
+             or the program put {addr:#x} on TX without recording it; without kernel completion events the trace \
+             cannot say which.",
+            at.cite(),
+            shown(yf),
+            yat.cite()
+        );
+        self.raw(
+            Kind::InvalidTransition,
+            Verdict::Inconclusive,
+            Rule::CompNotSent,
+            Some(addr),
+            vec![f, yf],
+            at,
+            vec![at.cpu, yat.cpu],
+            None,
+            a,
+            None,
+            expl,
+            yat.order,
+            false,
+            at.line,
+        );
+    }
+
     /// A TX descriptor the kernel refuses (`xskdbg_format::reject`): its
     /// address may come back on COMPLETION.
     pub(super) fn note_refused(&mut self, addr: u64) {
@@ -593,6 +645,8 @@ impl Analyzer {
             self.frames.insert(f, fs);
             if Self::take_refused(&mut self.refused, &mut self.refused_completed, f, addr) {
                 self.note_refused_back(f, addr);
+            } else if seen_tx && !seen_kcomp {
+                self.comp_never_sent(a, f, addr, at);
             }
             return;
         };

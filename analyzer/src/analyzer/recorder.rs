@@ -32,6 +32,15 @@ impl Analyzer {
         at: At,
     ) {
         if let Some(rule) = super::instrumentation::recorder_rule(kind) {
+            // A completion of an address never sent that the analyzer
+            // reported (`comp_never_sent`): the same observation.
+            if rule == Rule::RecorderNotRecorded
+                && to == Some(RingState::Comp)
+                && !self.comp_unsent.is_empty()
+                && self.comp_unsent.contains(&(self.frame_of(addr), addr))
+            {
+                return;
+            }
             self.recorder_instrumentation(rule, a, addr, at);
             return;
         }
