@@ -228,9 +228,10 @@ impl Analyzer {
             AppOp::Tx { .. } => {
                 let geom = self.tx_geometry(a);
                 for d in descs {
-                    // The kernel skips a descriptor it refuses: no send, no
-                    // completion, the frame stays the app's (the recorder
-                    // leaves it out the same way).
+                    // The kernel skips a descriptor it refuses: no send,
+                    // the frame stays the app's, and recent kernels may hand
+                    // the address back on COMPLETION (the recorder does the
+                    // same).
                     if let Some(why) =
                         geom.and_then(|g| xskdbg_format::tx_rejected(d.addr, d.len, d.options, &g))
                     {

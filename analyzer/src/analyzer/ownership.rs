@@ -10,14 +10,14 @@ use super::rules::Rule;
 use super::state::{ASockId, AppHold, At, Frame, KSockId, Place, PoolId};
 use super::umems::shown;
 use super::Analyzer;
+use crate::parse::RingState;
+use crate::report::{Kind, Verdict};
 use rustc_hash::FxHashMap;
 
 /// Refused TX descriptors remembered for a completion that may come: past
 /// this many, new ones are not (a kernel that never completes them would
 /// otherwise grow the map for ever).
 const REFUSED_MAX: usize = 1 << 16;
-use crate::parse::RingState;
-use crate::report::{Kind, Verdict};
 
 impl Analyzer {
     /// The frame's move of a kernel receive: off FILL, onto RX.

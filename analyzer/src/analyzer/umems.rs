@@ -277,8 +277,6 @@ impl Analyzer {
         }
     }
 
-    /// A `umem` line's chunk size or mode, for its UMEM (ordinal `ord`).
-    /// `--chunk-size`/`--unaligned` given by the user hold for every UMEM.
     /// A UMEM's layout, for the TX descriptors the kernel refuses. Not
     /// with `--chunk` (the user does not trust the lines' chunk sizes) nor
     /// from a line without size and chunk: then nothing counts as refused.
@@ -316,6 +314,8 @@ impl Analyzer {
         self.umem_geoms.get(o).copied().flatten()
     }
 
+    /// A `umem` line's chunk size or mode, for its UMEM (ordinal `ord`).
+    /// `--chunk-size`/`--unaligned` given by the user hold for every UMEM.
     fn learn_umem_map(&mut self, ord: u16, chunk: Option<u64>, unaligned: bool) {
         if self.chunk_source == "option" {
             return;

@@ -139,12 +139,6 @@ impl UmemInner {
 
     /// After a violation the frame is where the app or kernel just put it.
     #[cold]
-    /// The state frame `idx` is in now.
-    #[inline]
-    pub(super) fn state_at(&self, idx: usize) -> State {
-        w_state(self.table[idx].load(Ordering::Acquire))
-    }
-
     pub(super) fn force(&self, idx: usize, to: State, owner: u16, tid: u16) {
         let slot = &self.table[idx];
         let cur = slot.load(Ordering::Acquire);

@@ -210,19 +210,12 @@ impl Pool {
             let socks = u.socks.read().unwrap_or_else(|e| e.into_inner());
             let mut held: Option<(u16, MutexGuard<'_, SockTx>)> = None;
             for &a in addrs {
-                let slot = u.frame_of(a);
-                // A refused descriptor's address handed back: no send ends
-                // here, the frame was the app's all along. A copy on TX
-                // (sent for real) is completed first, in ring order.
-                if slot.is_none_or(|(idx, _)| u.state_at(idx) != State::Tx)
-                    && take_refused(&p.refused, a)
-                {
-                    if let Some((idx, _)) = slot {
-                        u.force(idx, State::Comp, p.local, tid);
+                let Some((idx, key)) = u.frame_of(a) else {
+                    // A refused descriptor's address handed back (see
+                    // `PoolInner::refused`).
+                    if take_refused(&p.refused, a) {
+                        continue;
                     }
-                    continue;
-                }
-                let Some((idx, key)) = slot else {
                     pending.push(Pending::new(
                         ViolationKind::AddressOutOfRange,
                         a,
@@ -236,6 +229,13 @@ impl Pool {
                 };
                 let prev = match u.transition(idx, State::Comp, p.local, tid) {
                     Ok(prev) => prev,
+                    // Not on TX: a refused descriptor's address handed back
+                    // is no violation, the frame was the app's all along (a
+                    // copy on TX, sent for real, completes first, above).
+                    Err(_) if take_refused(&p.refused, a) => {
+                        u.force(idx, State::Comp, p.local, tid);
+                        continue;
+                    }
                     Err(cur) => {
                         pending.push(Pending::transition(
                             cur,
