@@ -366,3 +366,28 @@ fn clean_with_records_dropped(t: &str) {
         r.summary.notes
     );
 }
+
+/// Lines read before the chunk size is known (no `umem` line yet) are kept
+/// as text and fed again once it is: a drainer's header line must come back
+/// with its record's own CPU and stamp there too. Fed again with the
+/// drainer's (a stamp after CPU 0's buffer started), the receive below was
+/// judged instead of being unknown past, and the application's FILL of a
+/// frame it had read in the overwritten part of CPU 0's buffer was
+/// `app-into-kernel-owned`, application (a clean host soak with tracepoint
+/// probes, 2026-12-06).
+#[test]
+fn a_drained_line_fed_again_after_the_chunk_size_keeps_its_own_stamp() {
+    let t = "\
+# entries-in-buffer/entries-written: 8/40   #P:2
+<idle>-0 [001] d..2. 1.000050: sched_switch: prev_comm=swapper/1 prev_pid=0 next_comm=app next_pid=1
+xskdbg-drain1-9 [001] ..... 1.000500: tracing_mark_write: xskdbg:1 krx cpu=1 t=1.000100000 xs=ff00 sk=1:2:0 a=100 len=40 slot=0 mode=drv
+##### CPU 0 buffer started ####
+app-1 [000] ..... 1.000300: tracing_mark_write: xskdbg:1 umem umem=1 size=100000 chunk=800 mode=aligned headroom=0
+app-1 [000] ..... 1.000301: tracing_mark_write: xskdbg:1 pool pool=1 umem=1 sk=1:2:0
+app-1 [000] ..... 1.000302: tracing_mark_write: xskdbg:1 sock sk=1:2:0 pool=1 umem=1 fd=3 label=q0
+app-1 [000] ..... 1.000600: tracing_mark_write: xskdbg:1 fill pool=1 n=1 a=0
+";
+    let r = analyze(t.as_bytes());
+    let rules: Vec<&str> = r.findings.iter().map(|f| f.rule.as_str()).collect();
+    assert!(rules.is_empty(), "{rules:?}");
+}

@@ -118,7 +118,12 @@ impl Analyzer {
             match b {
                 Buffered::Meta(m) => self.meta(m),
                 Buffered::Line(n, raw) => {
+                    // Parsed again from the text: a drained record must
+                    // get back its own CPU and stamp, as the reordering
+                    // stage gave them (its header line would otherwise
+                    // carry the drainer's, after every CPU had started).
                     if let Line::Event(ev) = parse_line(n, &raw) {
+                        let ev = crate::drained::as_recorded(&ev);
                         self.process(&ev, At::of(&ev), None);
                     }
                 }
