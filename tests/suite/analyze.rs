@@ -161,6 +161,9 @@ fn real_traces_of_fixed_rules() {
     // refuses are no sends, and 6.18's copy mode hands them back on
     // COMPLETION; an older recorder's violations about them are no evidence.
     check_fixture("real/host-inv-desc-2k-instrumented-tracepoint.txt.gz");
+    // A clean soak whose buffers wrapped past the declarations: the lines
+    // fed again once the chunk size is known keep their own stamps.
+    check_fixture("real/host-clean-wrapped-tracepoint.txt.gz");
 }
 
 /// The RX-full runs are a note per socket with their count, never a finding.
