@@ -396,8 +396,16 @@ impl Analyzer {
                 // against that partial past (a wrapped buffer's false
                 // "RX -> FREE").
                 self.settle(f);
-                if let Some(fs) = self.frames.get_mut(f) {
-                    fs.last = at;
+                let unsent = match self.frames.get_mut(f) {
+                    Some(fs) => {
+                        let was = (fs.tx == 0).then(|| (fs.last, fs.place(), fs.state_name()));
+                        fs.last = at;
+                        was
+                    }
+                    None => None,
+                };
+                if let Some(was) = unsent.filter(|_| self.seen_tx) {
+                    self.ktx_unrecorded(f, at, was);
                 }
             }
             KernelOp::Comp { .. } => {

@@ -217,7 +217,12 @@ impl Analyzer {
 
     /// The root of `rule` on socket `a` (the first finding), to file a
     /// later one under; `None` makes this one the root.
-    fn instr_fire(&mut self, rule: Rule, a: Option<ASockId>, id: Option<RawId>) {
+    /// The root finding of `rule` on socket `a`, once one fired.
+    pub(super) fn instr_first(&self, rule: Rule, a: Option<ASockId>) -> Option<RawId> {
+        self.instr.first.get(&(rule.as_str(), a)).copied()
+    }
+
+    pub(super) fn instr_fire(&mut self, rule: Rule, a: Option<ASockId>, id: Option<RawId>) {
         let Some(id) = id else { return };
         match self.instr.first.get(&(rule.as_str(), a)) {
             Some(&root) => self.raws[id].link = Link::Consequence(root),

@@ -246,6 +246,12 @@ pub struct Analyzer {
     /// `comp_never_sent` reported: the recorder's `not_recorded` about the
     /// same completion folds into it.
     comp_unsent: FxHashSet<(u64, u64)>,
+    /// Frames the kernel read from TX (`ktx`) while the application's
+    /// record did not show them there, and where: a completion of one is
+    /// no proof that the kernel completed a frame it was not sending (the
+    /// app may have sent it without recording the batch). At most
+    /// `KTX_UNSENT_MAX`.
+    ktx_unsent: FxHashMap<u64, ownership::KtxUnsent>,
     /// Some UMEM's mapping differs from `mapping`: `frame_of` looks the
     /// event's UMEM up (else one mapping serves all, as it always did).
     mixed_maps: bool,
@@ -332,6 +338,7 @@ impl Analyzer {
             refused_back: FxHashSet::default(),
             refused_recorder_lines: 0,
             comp_unsent: FxHashSet::default(),
+            ktx_unsent: FxHashMap::default(),
             mixed_maps: false,
             undeclared_to: None,
             opts,

@@ -19,6 +19,22 @@ use rustc_hash::FxHashMap;
 /// otherwise grow the map for ever).
 const REFUSED_MAX: usize = 1 << 16;
 
+/// Kernel TX reads of frames the record did not show on TX, kept at most
+/// (`ktx_unsent`): each one is an application mistake or a kernel one, and
+/// a trace with this many has a recording problem the first ones show.
+const KTX_UNSENT_MAX: usize = 1 << 16;
+
+/// A kernel read from TX of a frame the record did not show on TX.
+#[derive(Clone, Copy)]
+pub(super) struct KtxUnsent {
+    /// The `ktx`.
+    read: At,
+    /// The frame's last event before it, and where it was then.
+    since: At,
+    place: Place,
+    state: &'static str,
+}
+
 impl Analyzer {
     /// The frame's move of a kernel receive: off FILL, onto RX.
     #[inline]
@@ -60,9 +76,15 @@ impl Analyzer {
         let was = fs.place();
         let state = fs.state_name();
         let twice = fs.krx > 0;
+        let held = fs.kernel_copies() == 0 && fs.app != AppHold::No;
         fs.krx += 1;
         if !seen_fill {
             return; // fills are not traced: nothing to compare with
+        }
+        if held {
+            let a = self.ksocks[ks].asock;
+            self.received_while_held(ks, a, f, addr, slot, was, state, prev, at);
+            return;
         }
         let xs = self.ksocks[ks].xs;
         let (kind, rule, what) = if twice {
@@ -125,6 +147,67 @@ impl Analyzer {
             false,
             at.line,
         );
+    }
+
+    /// The kernel received frame `f` while the record shows the
+    /// application holding it (read from RX or COMPLETION, held, freed)
+    /// and no kernel ring holding it. The kernel takes frames from FILL
+    /// only up to the producer the application sets (or from its free
+    /// list, of frames it took from FILL): either the application put the
+    /// frame on FILL without recording it (a forgotten fill call: the
+    /// usual cause), or the kernel handed out a frame it had not been
+    /// given. Nothing in the trace proves the record complete, so this is
+    /// no proof against the kernel. One forgotten batch touches each of
+    /// its frames: the first is the root.
+    #[cold]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the caller has the frame's history at hand"
+    )]
+    fn received_while_held(
+        &mut self,
+        ks: KSockId,
+        a: Option<ASockId>,
+        f: u64,
+        addr: u64,
+        slot: Option<u64>,
+        was: Place,
+        state: &'static str,
+        prev: At,
+        at: At,
+    ) {
+        let xs = self.ksocks[ks].xs;
+        let expl = Expl::Later(Box::new(move || {
+            format!(
+                "The kernel received frame {f:#x} (addr {addr:#x}) into RX of xs {xs:#x} at {}, but the \
+                 application never recorded putting it on FILL: the trace shows it {was} since {} ({state} -> \
+                 RX). The kernel takes frames from FILL, up to the producer the application sets, so either the \
+                 application put the frame on FILL without recording it (a forgotten fill call: the usual \
+                 cause) or the kernel handed out a frame the application still held; the trace cannot say \
+                 which. Fix: record every batch put on FILL, the first one included, before submitting it \
+                 (Pool::fill, xskdbg_fill). If every batch is recorded, the kernel handed out a frame it was not given.",
+                at.cite(),
+                prev.cite(),
+                f = shown(f)
+            )
+        }));
+        let id = self.raw(
+            Kind::InvalidTransition,
+            Verdict::Inconclusive,
+            Rule::NotFromFillHeld,
+            Some(addr),
+            vec![f],
+            at,
+            vec![at.cpu, prev.cpu],
+            Some(ks),
+            a,
+            slot,
+            expl,
+            prev.order,
+            false,
+            at.line,
+        );
+        self.instr_fire(Rule::NotFromFillHeld, a, id);
     }
 
     /// The app's stated `from` state contradicts where it holds the frame.
@@ -533,6 +616,11 @@ impl Analyzer {
         }
         self.seen_tx = true;
         let f = self.frame_of(addr);
+        if !self.ktx_unsent.is_empty() {
+            // Recorded after the kernel read it: a line written after the
+            // fact, not a send left out.
+            self.ktx_unsent.remove(&f);
+        }
         self.comp_resent(f);
         // The sender is not known for sure (see `ring_sock`): its place in
         // a socket's TX order is not either.
@@ -600,6 +688,16 @@ impl Analyzer {
         }
         let was = fs.place();
         let state = fs.state_name();
+        let a = fs.tx_as;
+        if Self::take_refused(&mut self.refused, &mut self.refused_completed, f, addr) {
+            // A refused descriptor handed back (see `refused`).
+            self.note_refused_back(f, addr);
+            return;
+        }
+        if let Some(read) = self.ktx_unsent.remove(&f) {
+            self.kcomp_tx_unrecorded(ks, a, f, addr, read, at);
+            return;
+        }
         let expl = format!(
             "The kernel completed frame {f:#x} (addr {addr:#x}) at {}, but the trace shows it {was} since {}, \
              not on TX ({state} -> COMP): the kernel returned a frame it was not sending.",
@@ -621,6 +719,79 @@ impl Analyzer {
             false,
             at.line,
         );
+    }
+
+    /// The kernel read frame `f` from TX (`ktx`) at `at` while the record
+    /// showed it elsewhere (`was`: since when, where, the state's name):
+    /// remembered until its completion (`ktx_unsent`).
+    pub(super) fn ktx_unrecorded(&mut self, f: u64, at: At, was: (At, Place, &'static str)) {
+        if self.ktx_unsent.len() < KTX_UNSENT_MAX || self.ktx_unsent.contains_key(&f) {
+            let (since, place, state) = was;
+            self.ktx_unsent.insert(
+                f,
+                KtxUnsent {
+                    read: at,
+                    since,
+                    place,
+                    state,
+                },
+            );
+        }
+    }
+
+    /// A kernel completion of a frame not on TX that the kernel had read
+    /// from TX (`read`). The kernel reads TX only up to the producer the
+    /// application sets, so either the application put the frame there
+    /// without recording the batch (a forgotten call: the usual cause) or
+    /// the kernel read a slot that was never produced; the record cannot
+    /// say which, so this is no proof against the kernel. One forgotten
+    /// batch touches each of its frames: the first is the root.
+    #[cold]
+    fn kcomp_tx_unrecorded(
+        &mut self,
+        ks: Option<KSockId>,
+        a: Option<ASockId>,
+        f: u64,
+        addr: u64,
+        k: KtxUnsent,
+        at: At,
+    ) {
+        let KtxUnsent {
+            read,
+            since,
+            place,
+            state,
+        } = k;
+        let expl = format!(
+            "The kernel completed frame {f:#x} (addr {addr:#x}) at {}, after reading it from TX at {}, but the \
+             application never recorded putting it on TX: when the kernel read it, the trace showed it {place} \
+             since {} ({state} -> TX). The kernel reads TX only up to the producer the application sets, so \
+             either the application sent the frame without recording that batch (a forgotten tx call: the \
+             usual cause) or the kernel read a TX slot that was never produced; the trace cannot say which. \
+             Fix: record every batch put on TX before submitting it, with its ring index (Sock::tx_at, \
+             xskdbg_tx): the recorder then reports a batch left out as a ring_index violation.",
+            at.cite(),
+            read.cite(),
+            since.cite(),
+            f = shown(f)
+        );
+        let id = self.raw(
+            Kind::InvalidTransition,
+            Verdict::Inconclusive,
+            Rule::KcompTxUnrecorded,
+            Some(addr),
+            vec![f],
+            at,
+            vec![at.cpu, read.cpu, since.cpu],
+            ks,
+            a,
+            None,
+            expl,
+            since.order,
+            false,
+            at.line,
+        );
+        self.instr_fire(Rule::KcompTxUnrecorded, a, id);
     }
 
     /// The app took `addr` from COMPLETION.

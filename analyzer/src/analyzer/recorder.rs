@@ -86,7 +86,19 @@ impl Analyzer {
         // Whoever made the move into the target state is to blame: the kernel
         // produces RX and COMPLETION, the application FILL, TX and its own
         // held/free states (a completion recycled twice lands in `free` twice).
+        // But a frame the application held (read, taken, held, freed) comes
+        // back on RX or COMPLETION also when the application put it on FILL
+        // or TX without telling the recorder: one forgotten call, so that is
+        // no proof against the kernel.
+        let held = matches!(
+            from,
+            Some(RingState::Rx | RingState::Comp | RingState::Held | RingState::Free)
+        );
         let verdict = match (k, to) {
+            (
+                Kind::InvalidTransition | Kind::DuplicateInFlight,
+                Some(RingState::Rx | RingState::Comp),
+            ) if held => Verdict::Inconclusive,
             (
                 Kind::InvalidTransition | Kind::DuplicateInFlight,
                 Some(RingState::Rx | RingState::Comp),
@@ -106,6 +118,22 @@ impl Analyzer {
             let _ = write!(expl, " ({} -> {})", fr.name(), t.name());
         }
         expl.push('.');
+        if held && verdict == Verdict::Inconclusive {
+            let (ring, call) = if to == Some(RingState::Rx) {
+                ("FILL", "fill")
+            } else {
+                ("TX", "tx")
+            };
+            let _ = write!(
+                expl,
+                " The application held the frame by its own record, and the kernel puts on {} only frames \
+                 from {ring}: either the kernel handed back a frame it was not given, or the application put it \
+                 on {ring} without recording that batch (a forgotten {call} call); the trace cannot say which. \
+                 Fix: record every batch put on {ring} before submitting it, with its ring index where the \
+                 call takes one.",
+                to.map_or("", RingState::name),
+            );
+        }
         let id = self.raw(
             k,
             verdict,

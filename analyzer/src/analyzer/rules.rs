@@ -70,6 +70,9 @@ rules! {
     RxMismatchPublishedBeforeRedirect = "rx_mismatch/published-before-redirect",
     /// The same, at or past the last published producer.
     RxMismatchReadPastProducer = "rx_mismatch/read-past-producer",
+    /// The app read a frame the kernel wrote at another, still unread slot
+    /// than the index it recorded: the index, not the ring, disagrees.
+    RxMismatchIndex = "rx_mismatch/index",
 
     /// The app put a frame on FILL/TX the kernel owned elsewhere.
     AppIntoKernelOwned = "invalid_transition/app-into-kernel-owned",
@@ -77,10 +80,16 @@ rules! {
     AppReusesKernelOwned = "invalid_transition/app-reuses-kernel-owned",
     /// The kernel received a frame that was not on FILL.
     NotFromFill = "invalid_transition/not-from-fill",
+    /// The kernel received a frame the record shows the application
+    /// holding: its FILL may not have been recorded.
+    NotFromFillHeld = "invalid_transition/not-from-fill-held",
     /// The app read from RX a frame the kernel was never given.
     RxNotGiven = "invalid_transition/rx-not-given",
     /// The kernel completed a frame that was not on TX.
     KcompNotSent = "invalid_transition/kcomp-not-sent",
+    /// The same, but the kernel had read the frame from TX: the application
+    /// may have sent it without recording the batch.
+    KcompTxUnrecorded = "invalid_transition/kcomp-tx-unrecorded",
     /// The app consumed a completion no traced kernel completion covers.
     CompNotProduced = "invalid_transition/comp-not-produced",
     /// The app consumed a completion of a frame not on TX (kernel

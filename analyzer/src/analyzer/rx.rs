@@ -424,6 +424,14 @@ impl Analyzer {
         } else if past_producer {
             (Verdict::Application, Rule::RxMismatchReadPastProducer)
         } else {
+            if let Some(w) = self.written_elsewhere(ks, f, pos) {
+                self.read_at_other_index(r, e, f, Ok(w));
+                return;
+            }
+            if let Some(root) = self.index_root(a) {
+                self.read_at_other_index(r, e, f, Err(root));
+                return;
+            }
             (Verdict::Kernel, Rule::RxMismatchPosition)
         };
         // Written only if reported: a wrapped trace without slots can make
@@ -471,6 +479,106 @@ impl Analyzer {
         if let (Some(ri), Some(cp)) = (read, e.early_raw.filter(|_| e.early)) {
             self.raws[ri].link = Link::Consequence(cp);
         }
+    }
+}
+
+impl Analyzer {
+    /// The kernel's unread receive of frame `f` on `ks` at another slot
+    /// than `pos`, if there is one.
+    fn written_elsewhere(&self, ks: Option<KSockId>, f: u64, pos: Option<u64>) -> Option<KRx> {
+        let ks = ks?;
+        let pos = pos?;
+        self.ksocks[ks]
+            .q
+            .iter()
+            .find(|w| w.frame == f && w.slot.is_some_and(|s| s != pos))
+            .copied()
+    }
+
+    /// Where this socket's recorded RX indices were first shown to
+    /// disagree with the kernel's slots (`rx_mismatch/index`), if they were.
+    fn index_root(&self, a: Option<ASockId>) -> Option<At> {
+        a?;
+        let root = self.instr_first(Rule::RxMismatchIndex, a)?;
+        Some(self.raws[root].at)
+    }
+
+    /// A read of frame `f` at recorded index `pos`, where the kernel wrote
+    /// `e`, of a frame the kernel wrote at slot `w` (unread); or, `Err`, on
+    /// a socket whose indices were shown off at that moment before. The ring holds
+    /// what the kernel wrote; the index the application recorded disagrees
+    /// with it. A batch read but not recorded, its indices counted by the
+    /// recorder (`Sock::rx`), shifts every later index by its length: every
+    /// later read then looks like this one. Proving the kernel wrong would
+    /// take the same frame in two slots; its own records show it in one.
+    /// One mistake: the first is the root, every later one its consequence.
+    #[cold]
+    fn read_at_other_index(&mut self, r: &Read, e: KRx, f: u64, w: Result<KRx, At>) {
+        let Read {
+            a,
+            ks,
+            addr,
+            pos,
+            at,
+            evidence_from: kev,
+            ..
+        } = *r;
+        let p = pos.unwrap_or_default();
+        let expl = Expl::Later(Box::new(move || {
+            let read = format!(
+                "The application recorded reading frame {:#x} (addr {addr:#x}) at RX index {p:#x} at {}, where the \
+                 kernel wrote frame {:#x} (addr {:#x}) at {}.",
+                shown(f),
+                at.cite(),
+                shown(e.frame),
+                e.addr,
+                e.at.cite(),
+            );
+            let why = match w {
+                Ok(w) => format!(
+                    "The kernel wrote frame {:#x} itself at slot {:#x} at {}, and the application had not read \
+                     that slot: what it read matches the kernel's writes, at another index than the one it \
+                     recorded. Either the recorded index is not the ring's (a batch read but not recorded while \
+                     the recorder counts the indices itself, Sock::rx: every later index is then off by that \
+                     batch's length), or the kernel wrote the frame to another slot than the one it reserved; \
+                     the trace cannot say which.",
+                    shown(f),
+                    w.slot.unwrap_or_default(),
+                    w.at.cite(),
+                ),
+                Err(root) => format!(
+                    "This socket's recorded RX indices already disagreed with the kernel's slots at {} (a read \
+                     matching a kernel write at another index), so a comparison by index is no evidence here.",
+                    root.cite()
+                ),
+            };
+            format!(
+                "{read} {why} Fix: record every batch read from RX with the ring's consumer index \
+                 (Sock::rx_at_prod, xskdbg_rx_prod): the recorder then reports a batch left out as a ring_index \
+                 violation."
+            )
+        }));
+        let (cpus, from) = match w {
+            Ok(w) => (vec![at.cpu, e.at.cpu, w.at.cpu], kev.min(w.at.order)),
+            Err(_) => (vec![at.cpu, e.at.cpu], kev),
+        };
+        let id = self.raw(
+            Kind::RxMismatch,
+            Verdict::Inconclusive,
+            Rule::RxMismatchIndex,
+            Some(addr),
+            vec![f, e.frame],
+            at,
+            cpus,
+            ks,
+            a,
+            pos,
+            expl,
+            from,
+            false,
+            at.line,
+        );
+        self.instr_fire(Rule::RxMismatchIndex, a, id);
     }
 }
 
