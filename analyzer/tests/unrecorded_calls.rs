@@ -126,6 +126,16 @@ fn no_kernel(r: &Report) {
     );
 }
 
+/// Nor on the application: the program's mistake is in its recording.
+fn no_application(r: &Report) {
+    let v = verdicts(r);
+    assert!(
+        v.iter().all(|(_, v)| v != "application"),
+        "a forgotten call blamed on the application's ring use: {v:?}\n{}",
+        r.to_json()
+    );
+}
+
 fn has(r: &Report, rule: &str, verdict: &str) {
     let v = verdicts(r);
     assert!(
@@ -141,6 +151,7 @@ fn the_fixtures_are_clean_with_every_call() {
         "host-skb-clean-tracepoint.txt",
         "host-teardown-oldrec-midrun-tracepoint.txt.gz",
         "host-inv-desc-2k-instrumented-tracepoint.txt.gz",
+        "guest-rx-full-seed-probes.txt",
     ] {
         let r = analyze(&real(name));
         assert!(r.findings.is_empty(), "{name}: {}", r.to_json());
@@ -191,6 +202,49 @@ fn a_read_left_out_is_not_the_kernel_writing_the_wrong_slot() {
     let r = analyze(&t);
     no_kernel(&r);
     has(&r, "rx_mismatch/index", "inconclusive");
+    // The frame read unrecorded then went on TX: the record showed it
+    // still in RX, but the later reads show its slot read.
+    no_application(&r);
+    has(
+        &r,
+        "invalid_transition/app-into-kernel-owned",
+        "inconclusive",
+    );
+}
+
+/// The same without RX slots (the seed story's perf probes on the 6.1
+/// guest): receives and reads are matched in order, and the read frame's
+/// receive is still unread further on.
+#[test]
+fn a_read_left_out_without_slots_is_not_the_kernel_either() {
+    let t = forget(
+        &real("guest-rx-full-seed-probes.txt"),
+        "rx sk=2:1267:0 pool=1 idx=3 n=20 ",
+    );
+    let r = analyze(&t);
+    no_kernel(&r);
+    has(&r, "rx_mismatch/index", "inconclusive");
+}
+
+/// A COMPLETION read not recorded (tracepoint backend: kernel completions
+/// not traced): the frame seems still on TX when the program frees it, the
+/// AF_XDP FAQ's reuse before completion; but a frame sent after it comes
+/// back next, and completions come back in TX order.
+#[test]
+fn a_completion_read_left_out_is_not_a_reuse_before_completion() {
+    let t = forget(
+        &real("host-skb-clean-tracepoint.txt"),
+        "comp pool=1 n=1 a=25900",
+    );
+    let r = analyze(&t);
+    no_kernel(&r);
+    no_application(&r);
+    has(
+        &r,
+        "invalid_transition/app-reuses-kernel-owned",
+        "inconclusive",
+    );
+    assert!(r.to_json().contains("a forgotten comp call"));
 }
 
 /// A FILL not recorded (xskxceiver with the recorder's C API, tracepoint

@@ -89,15 +89,17 @@ impl Analyzer {
         }
     }
 
-    /// A completion: the frame should be the oldest sent on its socket.
-    /// Out of order: when `f` was sent, the oldest and when it was sent,
-    /// and the finding.
+    /// A completion (`read`: the application's read of it, kernel
+    /// completions not traced): the frame should be the oldest sent on its
+    /// socket. Out of order: when `f` was sent, the oldest and when it was
+    /// sent, and the finding.
     pub(super) fn tx_fifo_check(
         &mut self,
         a: Option<ASockId>,
         f: u64,
         addr: u64,
         at: At,
+        read: bool,
     ) -> Option<(At, u64, At, Option<RawId>)> {
         let a = a?;
         let complete_now = self.complete_now;
@@ -118,6 +120,31 @@ impl Analyzer {
         }
         let i = s.tx_fifo.iter().position(|e| e.0 == f)?;
         let (head, head_at, _) = s.tx_fifo[0];
+        // Completions come back in TX order on copy mode and the common
+        // zero-copy drivers: the ones of the frames sent before `f` were
+        // then read before it, without being recorded (the application
+        // reads COMPLETION in ring order).
+        let skipped: Vec<(u64, At)> = if read {
+            s.tx_fifo
+                .iter()
+                .take(i.min(64))
+                .map(|e| (e.0, e.1))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for (h, sent) in skipped {
+            let sentence = format!(
+                " But frame {:#x}, put on TX after it, came back on COMPLETION at {}: completions come back in TX \
+                 order on copy mode and the common zero-copy drivers, so this frame's completion may have been \
+                 read before, without being recorded (a forgotten comp call), and this is no proof against the \
+                 application.",
+                shown(f),
+                at.cite()
+            );
+            self.taken_unrecorded(h, sent, &sentence);
+        }
+        let s = &mut self.asocks[a];
         let mut sent = at;
         if let Some((_, sent_at, seq)) = s.tx_fifo.remove(i) {
             s.tx_consumed = s.tx_consumed.max(seq);

@@ -374,6 +374,22 @@ impl Analyzer {
         // Free-running 32-bit counters: ahead or behind, across the wrap.
         let ahead = idx.wrapping_sub(want) & 0xffff_ffff;
         let how = if ahead < 1 << 31 {
+            // The slots skipped were read without being recorded: what
+            // the kernel wrote there was the application's since.
+            if let Some(ks) = self.asocks[a].ks {
+                let skipped: Vec<_> = self.ksocks[ks]
+                    .q
+                    .iter()
+                    .filter_map(|e| {
+                        let s = e.slot?;
+                        (s.wrapping_sub(want) & 0xffff_ffff < ahead).then_some((e.frame, s, e.at))
+                    })
+                    .take(64)
+                    .collect();
+                for (g, s, written) in skipped {
+                    self.read_unrecorded(g, Some(s), written, at);
+                }
+            }
             "skips ahead (a batch not recorded, or a masked index after the ring wrapped)"
         } else {
             "goes back (a batch recorded twice, or a masked index)"

@@ -252,6 +252,8 @@ pub struct Analyzer {
     /// app may have sent it without recording the batch). At most
     /// `KTX_UNSENT_MAX`.
     ktx_unsent: FxHashMap<u64, ownership::KtxUnsent>,
+    /// (frame, moment) pairs `taken_unrecorded` already looked back from.
+    unrecorded_walked: FxHashSet<(u64, u64)>,
     /// Some UMEM's mapping differs from `mapping`: `frame_of` looks the
     /// event's UMEM up (else one mapping serves all, as it always did).
     mixed_maps: bool,
@@ -339,6 +341,7 @@ impl Analyzer {
             refused_recorder_lines: 0,
             comp_unsent: FxHashSet::default(),
             ktx_unsent: FxHashMap::default(),
+            unrecorded_walked: FxHashSet::default(),
             mixed_maps: false,
             undeclared_to: None,
             opts,

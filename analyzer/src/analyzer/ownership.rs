@@ -678,7 +678,7 @@ impl Analyzer {
             fs.tx -= 1;
             fs.kcomp += 1;
             let a = fs.tx_as;
-            self.tx_fifo_check(a, f, addr, at);
+            self.tx_fifo_check(a, f, addr, at, false);
             self.comp_produced(a, f, at);
             return;
         }
@@ -853,7 +853,8 @@ impl Analyzer {
             fs.held_addr = addr;
             let txa = fs.tx_as.or(a);
             if !seen_kcomp {
-                if let Some((sent, head, head_at, raw)) = self.tx_fifo_check(txa, f, addr, at) {
+                if let Some((sent, head, head_at, raw)) = self.tx_fifo_check(txa, f, addr, at, true)
+                {
                     self.comp_taken_early(txa, f, sent, head, head_at, raw, at);
                 }
             }

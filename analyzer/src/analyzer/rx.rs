@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::explain::Expl;
 use super::raw::Link;
 use super::rules::Rule;
-use super::state::{ASockId, At, KRx, KSock, KSockId};
+use super::state::{ASockId, AppHold, At, KRx, KSock, KSockId};
 use super::umems::shown;
 use super::Analyzer;
 use crate::parse::{AddrList, RingState};
@@ -424,7 +424,7 @@ impl Analyzer {
         } else if past_producer {
             (Verdict::Application, Rule::RxMismatchReadPastProducer)
         } else {
-            if let Some(w) = self.written_elsewhere(ks, f, pos) {
+            if let Some(w) = self.written_elsewhere(ks, f, pos, &e) {
                 self.read_at_other_index(r, e, f, Ok(w));
                 return;
             }
@@ -484,15 +484,93 @@ impl Analyzer {
 
 impl Analyzer {
     /// The kernel's unread receive of frame `f` on `ks` at another slot
-    /// than `pos`, if there is one.
-    fn written_elsewhere(&self, ks: Option<KSockId>, f: u64, pos: Option<u64>) -> Option<KRx> {
+    /// than `pos`, if there is one; without slots (receives matched in
+    /// order), that the kernel wrote `f` into this socket's RX and the
+    /// application had not read it (slot unknown, `at` its last event).
+    fn written_elsewhere(
+        &self,
+        ks: Option<KSockId>,
+        f: u64,
+        pos: Option<u64>,
+        e: &KRx,
+    ) -> Option<KRx> {
         let ks = ks?;
+        if e.slot.is_none() {
+            let fs = self.frames.get(f)?;
+            return (fs.krx > 0 && fs.krx_ks == Some(ks)).then_some(KRx {
+                frame: f,
+                slot: None,
+                at: fs.last,
+                ..*e
+            });
+        }
         let pos = pos?;
         self.ksocks[ks]
             .q
             .iter()
             .find(|w| w.frame == f && w.slot.is_some_and(|s| s != pos))
             .copied()
+    }
+
+    /// Frame `g`, which the kernel wrote into RX (at `slot`, when known) at
+    /// `written`, was read without being recorded (seen at `seen`): the
+    /// application holds it since, and findings that rested on it sitting
+    /// unread in RX are no proof.
+    pub(super) fn read_unrecorded(&mut self, g: u64, slot: Option<u64>, written: At, seen: At) {
+        if let Some(fs) = self.frames.get_mut(g) {
+            if fs.krx > 0 {
+                fs.krx -= 1;
+                if fs.kernel_copies() == 0 {
+                    fs.app = AppHold::Rx;
+                }
+            }
+        }
+        let slot = slot.map(|s| format!(" slot {s:#x}")).unwrap_or_default();
+        let sentence = format!(
+            " But the kernel had written frame {:#x} into RX{slot} at {}, and the application's later reads \
+             show it read without being recorded ({}): it may have read this frame before, so this is no proof \
+             against the application.",
+            shown(g),
+            written.cite(),
+            seen.cite()
+        );
+        self.taken_unrecorded(g, written, &sentence);
+    }
+
+    /// The application took frame `g` out of a kernel ring (RX or
+    /// COMPLETION) since `since` without recording it, as `sentence` says:
+    /// a finding since that rested on `g` still being the kernel's (the
+    /// application moving a frame the kernel owned) may be about a frame
+    /// the application had taken. No proof against the application, then.
+    pub(super) fn taken_unrecorded(&mut self, g: u64, since: At, sentence: &str) {
+        // Once per frame and moment: a frame left behind in a FIFO order is
+        // passed by every later completion.
+        if self.unrecorded_walked.len() >= 1 << 16 {
+            self.unrecorded_walked.clear();
+        }
+        if !self.unrecorded_walked.insert((g, since.order)) {
+            return;
+        }
+        const RESTS_ON_KERNEL_OWNED: &[Rule] = &[
+            Rule::AppIntoKernelOwned,
+            Rule::AppReusesKernelOwned,
+            Rule::TxWhileKernelOwned,
+            Rule::FillWhileKernelOwned,
+            Rule::RecorderViolation,
+        ];
+        for r in self.raws.iter_mut().rev() {
+            if r.at.order < since.order {
+                break;
+            }
+            if r.verdict != Verdict::Application
+                || !RESTS_ON_KERNEL_OWNED.contains(&r.rule)
+                || !r.frames.contains(&g)
+            {
+                continue;
+            }
+            r.verdict = Verdict::Inconclusive;
+            r.explanation.text_mut().push_str(sentence);
+        }
     }
 
     /// Where this socket's recorded RX indices were first shown to
@@ -536,14 +614,13 @@ impl Analyzer {
             );
             let why = match w {
                 Ok(w) => format!(
-                    "The kernel wrote frame {:#x} itself at slot {:#x} at {}, and the application had not read \
-                     that slot: what it read matches the kernel's writes, at another index than the one it \
-                     recorded. Either the recorded index is not the ring's (a batch read but not recorded while \
+                    "The kernel wrote frame {:#x} itself{} at {}, and the application had not read it: what it \
+                     read matches the kernel's writes, at another index than the one it recorded. Either the recorded index is not the ring's (a batch read but not recorded while \
                      the recorder counts the indices itself, Sock::rx: every later index is then off by that \
                      batch's length), or the kernel wrote the frame to another slot than the one it reserved; \
                      the trace cannot say which.",
                     shown(f),
-                    w.slot.unwrap_or_default(),
+                    w.slot.map(|s| format!(" at slot {s:#x}")).unwrap_or_default(),
                     w.at.cite(),
                 ),
                 Err(root) => format!(
@@ -562,6 +639,11 @@ impl Analyzer {
             Ok(w) => (vec![at.cpu, e.at.cpu, w.at.cpu], kev.min(w.at.order)),
             Err(_) => (vec![at.cpu, e.at.cpu], kev),
         };
+        if w.is_ok() {
+            // The kernel's entry at the recorded index (or next in order):
+            // read, unrecorded.
+            self.read_unrecorded(e.frame, e.slot.or(pos), e.at, at);
+        }
         let id = self.raw(
             Kind::RxMismatch,
             Verdict::Inconclusive,
