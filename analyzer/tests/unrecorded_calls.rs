@@ -162,18 +162,17 @@ fn the_fixtures_are_clean_with_every_call() {
 /// completed it (kprobe backend, Debian 6.1 guest).
 #[test]
 fn a_send_left_out_is_not_the_kernels_completion_of_a_frame_never_sent() {
-    let t = forget(
-        &real("guest-rx-full-kprobe.txt"),
+    let r = left_out(
+        "guest-rx-full-kprobe.txt",
         "tx sk=4:1267:0 pool=2 idx=1 n=1 d=23100:80",
+        "invalid_transition/kcomp-tx-unrecorded",
     );
-    let r = analyze(&t);
-    no_kernel(&r);
-    has(&r, "invalid_transition/kcomp-tx-unrecorded", "inconclusive");
-    let text = r.to_json();
-    assert!(
-        text.contains("after reading it from TX at line 367")
-            && text.contains("a forgotten tx call"),
-        "{text}"
+    says(
+        &r,
+        &[
+            "after reading it from TX at line 367",
+            "a forgotten tx call",
+        ],
     );
 }
 
@@ -195,13 +194,11 @@ fn a_completion_the_kernel_never_read_from_tx_stays_the_kernels() {
 /// of its frame (tracepoint backend, SKB mode, 6.18 host).
 #[test]
 fn a_read_left_out_is_not_the_kernel_writing_the_wrong_slot() {
-    let t = forget(
-        &real("host-skb-clean-tracepoint.txt"),
+    let r = left_out(
+        "host-skb-clean-tracepoint.txt",
         "rx sk=1105:1267:0 pool=1 idx=4b n=1 d=45900:5ea",
+        "rx_mismatch/index",
     );
-    let r = analyze(&t);
-    no_kernel(&r);
-    has(&r, "rx_mismatch/index", "inconclusive");
     // The frame read unrecorded then went on TX: the record showed it
     // still in RX, but the later reads show its slot read.
     no_application(&r);
@@ -217,13 +214,11 @@ fn a_read_left_out_is_not_the_kernel_writing_the_wrong_slot() {
 /// receive is still unread further on.
 #[test]
 fn a_read_left_out_without_slots_is_not_the_kernel_either() {
-    let t = forget(
-        &real("guest-rx-full-seed-probes.txt"),
+    left_out(
+        "guest-rx-full-seed-probes.txt",
         "rx sk=2:1267:0 pool=1 idx=3 n=20 ",
+        "rx_mismatch/index",
     );
-    let r = analyze(&t);
-    no_kernel(&r);
-    has(&r, "rx_mismatch/index", "inconclusive");
 }
 
 /// A COMPLETION read not recorded (tracepoint backend: kernel completions
@@ -252,18 +247,17 @@ fn a_completion_read_left_out_is_not_a_reuse_before_completion() {
 /// program holding.
 #[test]
 fn a_fill_left_out_is_not_the_kernel_handing_out_a_held_frame() {
-    let t = forget(
-        &real("host-teardown-oldrec-midrun-tracepoint.txt.gz"),
+    let r = left_out(
+        "host-teardown-oldrec-midrun-tracepoint.txt.gz",
         "fill seq=789400000025fe pool=5 n=1 a=78100",
+        "invalid_transition/not-from-fill-held",
     );
-    let r = analyze(&t);
-    no_kernel(&r);
-    has(&r, "invalid_transition/not-from-fill-held", "inconclusive");
-    let text = r.to_json();
-    assert!(
-        text.contains("held by the app after RX since line 419")
-            && text.contains("a forgotten fill call"),
-        "{text}"
+    says(
+        &r,
+        &[
+            "held by the app after RX since line 419",
+            "a forgotten fill call",
+        ],
     );
 }
 
@@ -272,15 +266,12 @@ fn a_fill_left_out_is_not_the_kernel_handing_out_a_held_frame() {
 /// own report of a frame it had freed coming back on COMPLETION.
 #[test]
 fn the_recorders_report_of_a_held_frame_coming_back_is_not_the_kernels() {
-    let t = forget(
-        &real("host-inv-desc-2k-instrumented-tracepoint.txt.gz"),
+    let r = left_out(
+        "host-inv-desc-2k-instrumented-tracepoint.txt.gz",
         "tx seq=38b70000000011 ",
+        "recorder/violation",
     );
-    let r = analyze(&t);
-    no_kernel(&r);
-    has(&r, "recorder/violation", "inconclusive");
-    let j = r.to_json();
-    assert!(j.contains("a forgotten tx call"), "{j}");
+    says(&r, &["a forgotten tx call"]);
 }
 
 /// Every clean real fixture, one recorder call left out at a time, at
@@ -346,6 +337,22 @@ fn no_single_forgotten_call_in_a_clean_real_trace_blames_the_kernel() {
         }
     }
     assert!(tried >= 100, "only {tried} calls left out");
+}
+
+/// `fixture` without the line of `call`: nothing blames the kernel, and
+/// `rule` says inconclusive.
+fn left_out(fixture: &str, call: &str, rule: &str) -> Report {
+    let r = analyze(&forget(&real(fixture), call));
+    no_kernel(&r);
+    has(&r, rule, "inconclusive");
+    r
+}
+
+fn says(r: &Report, words: &[&str]) {
+    let j = r.to_json();
+    for w in words {
+        assert!(j.contains(w), "no {w:?} in {j}");
+    }
 }
 
 fn krx(ts: &str, a: &str, slot: u32) -> String {
