@@ -355,6 +355,47 @@ fn says(r: &Report, words: &[&str]) {
     }
 }
 
+/// With the kernel's completions traced: two sends completed in order,
+/// the program frees the first without having recorded taking it from
+/// COMPLETION, then records taking the second.
+#[test]
+fn a_traced_completion_read_left_out_is_cleared_by_the_next_one() {
+    // One CPU: every line is judged from the first.
+    let k =
+        |ts: &str, body: &str| format!("k-2 [001] ..s2. {ts}: bpf_trace_printk: xskdbg:1 {body}\n");
+    let head = app(
+        "1.000000",
+        "probe backend=fentry kernel=6.1.0 flush=exact rxslot=1 tx=1 comp=1",
+    ) + &declare_q0(["1.000001", "1.000002", "1.000003"])
+        + &app("1.000010", "fill pool=1 n=1 a=8000")
+        + &app(
+            "1.000020",
+            "tx sk=1:2:0 sid=11 pool=1 idx=0 n=2 d=1000:40,2000:40",
+        )
+        + &k("1.000030", "ktx xs=ff00 sk=1:2:0 a=1000")
+        + &k("1.000031", "ktx xs=ff00 sk=1:2:0 a=2000")
+        + &k("1.000040", "kcomp xs=ff00 sk=1:2:0 n=2 a=1000,2000")
+        + &app("1.000050", "free umem=1 n=1 a=1000");
+    // Alone, the free of a frame whose completion was never taken is the
+    // application's: nothing later says otherwise.
+    let r = analyze(head.as_bytes());
+    has(
+        &r,
+        "invalid_transition/app-reuses-kernel-owned",
+        "application",
+    );
+    let t = head + &app("1.000060", "comp pool=1 n=1 a=2000");
+    let r = analyze(t.as_bytes());
+    no_kernel(&r);
+    no_application(&r);
+    has(
+        &r,
+        "invalid_transition/app-reuses-kernel-owned",
+        "inconclusive",
+    );
+    says(&r, &["a forgotten comp call"]);
+}
+
 fn krx(ts: &str, a: &str, slot: u32) -> String {
     format!(
         "k-2 [000] ..s2. {ts}: bpf_trace_printk: xskdbg:1 krx xs=ff00 sk=1:2:0 a={a} len=40 slot={slot:x} mode=drv\n\

@@ -121,8 +121,24 @@ impl Analyzer {
         let Some(i) = q.iter().position(|e| e.0 == f) else {
             return;
         };
+        // The application reads COMPLETION in ring order, the order the
+        // kernel completed in: the completions before `f` were read before
+        // it, without being recorded (or lost to an overrun, judged below).
+        let skipped: Vec<(u64, At)> = q.iter().take(i.min(64)).copied().collect();
         let (head, head_at) = q[0];
         let kcomp = q.remove(i).map(|e| e.1);
+        for (h, completed) in skipped {
+            let sentence = format!(
+                " But the kernel completed it at {} and frame {:#x} after it, and the application read that one \
+                 from COMPLETION at {}: it reads COMPLETION in ring order, so it may have read this frame's \
+                 completion before without recording it (a forgotten comp call), and this is no proof against \
+                 the application.",
+                completed.cite(),
+                shown(f),
+                at.cite()
+            );
+            self.taken_unrecorded(h, completed, &sentence);
+        }
         self.early(Early {
             frame: f,
             pool,
