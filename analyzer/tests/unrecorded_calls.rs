@@ -117,23 +117,23 @@ fn verdicts(r: &Report) -> Vec<(String, String)> {
     out
 }
 
-fn no_kernel(r: &Report) {
+/// No verdict, `also` or consequence of `r` says `who`.
+fn none_say(r: &Report, who: &str) {
     let v = verdicts(r);
     assert!(
-        v.iter().all(|(_, v)| v != "kernel"),
-        "a forgotten call blamed on the kernel: {v:?}\n{}",
+        v.iter().all(|(_, v)| v != who),
+        "a forgotten call blamed on the {who}: {v:?}\n{}",
         r.to_json()
     );
 }
 
+fn no_kernel(r: &Report) {
+    none_say(r, "kernel");
+}
+
 /// Nor on the application: the program's mistake is in its recording.
 fn no_application(r: &Report) {
-    let v = verdicts(r);
-    assert!(
-        v.iter().all(|(_, v)| v != "application"),
-        "a forgotten call blamed on the application's ring use: {v:?}\n{}",
-        r.to_json()
-    );
+    none_say(r, "application");
 }
 
 fn has(r: &Report, rule: &str, verdict: &str) {
