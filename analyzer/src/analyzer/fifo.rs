@@ -134,15 +134,16 @@ impl Analyzer {
             Vec::new()
         };
         for (h, sent) in skipped {
-            let sentence = format!(
-                " But frame {:#x}, put on TX after it, came back on COMPLETION at {}: completions come back in TX \
-                 order on copy mode and the common zero-copy drivers, so this frame's completion may have been \
-                 read before, without being recorded (a forgotten comp call), and this is no proof against the \
-                 application.",
-                shown(f),
-                at.cite()
-            );
-            self.taken_unrecorded(h, sent, &sentence);
+            self.taken_unrecorded(h, sent, || {
+                format!(
+                    " But frame {:#x}, put on TX after it, came back on COMPLETION at {}: completions come back \
+                     in TX order on copy mode and the common zero-copy drivers, so this frame's completion may \
+                     have been read before, without being recorded (a forgotten comp call), and this is no \
+                     proof against the application.",
+                    shown(f),
+                    at.cite()
+                )
+            });
         }
         let s = &mut self.asocks[a];
         let mut sent = at;

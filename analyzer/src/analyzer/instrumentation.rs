@@ -215,13 +215,13 @@ impl Analyzer {
         (self.lost == 0 && (self.complete_now == 0 || r.order >= self.complete_now)).then_some(r)
     }
 
-    /// The root of `rule` on socket `a` (the first finding), to file a
-    /// later one under; `None` makes this one the root.
     /// The root finding of `rule` on socket `a`, once one fired.
     pub(super) fn instr_first(&self, rule: Rule, a: Option<ASockId>) -> Option<RawId> {
         self.instr.first.get(&(rule.as_str(), a)).copied()
     }
 
+    /// The root of `rule` on socket `a` (the first finding), to file a
+    /// later one under; `None` makes this one the root.
     pub(super) fn instr_fire(&mut self, rule: Rule, a: Option<ASockId>, id: Option<RawId>) {
         let Some(id) = id else { return };
         match self.instr.first.get(&(rule.as_str(), a)) {

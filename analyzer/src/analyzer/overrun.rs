@@ -128,16 +128,17 @@ impl Analyzer {
         let (head, head_at) = q[0];
         let kcomp = q.remove(i).map(|e| e.1);
         for (h, completed) in skipped {
-            let sentence = format!(
-                " But the kernel completed it at {} and frame {:#x} after it, and the application read that one \
-                 from COMPLETION at {}: it reads COMPLETION in ring order, so it may have read this frame's \
-                 completion before without recording it (a forgotten comp call), and this is no proof against \
-                 the application.",
-                completed.cite(),
-                shown(f),
-                at.cite()
-            );
-            self.taken_unrecorded(h, completed, &sentence);
+            self.taken_unrecorded(h, completed, || {
+                format!(
+                    " But the kernel completed it at {} and frame {:#x} after it, and the application read that \
+                     one from COMPLETION at {}: it reads COMPLETION in ring order, so it may have read this \
+                     frame's completion before without recording it (a forgotten comp call), and this is no \
+                     proof against the application.",
+                    completed.cite(),
+                    shown(f),
+                    at.cite()
+                )
+            });
         }
         self.early(Early {
             frame: f,

@@ -185,7 +185,8 @@ impl Analyzer {
                  application put the frame on FILL without recording it (a forgotten fill call: the usual \
                  cause) or the kernel handed out a frame the application still held; the trace cannot say \
                  which. Fix: record every batch put on FILL, the first one included, before submitting it \
-                 (Pool::fill, xskdbg_fill). If every batch is recorded, the kernel handed out a frame it was not given.",
+                 (Pool::fill, xskdbg_fill). If every batch is recorded, the kernel handed out a frame it was \
+                 not given.",
                 at.cite(),
                 prev.cite(),
                 f = shown(f)

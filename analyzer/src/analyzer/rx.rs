@@ -525,24 +525,31 @@ impl Analyzer {
                 }
             }
         }
-        let slot = slot.map(|s| format!(" slot {s:#x}")).unwrap_or_default();
-        let sentence = format!(
-            " But the kernel had written frame {:#x} into RX{slot} at {}, and the application's later reads \
-             show it read without being recorded ({}): it may have read this frame before, so this is no proof \
-             against the application.",
-            shown(g),
-            written.cite(),
-            seen.cite()
-        );
-        self.taken_unrecorded(g, written, &sentence);
+        self.taken_unrecorded(g, written, || {
+            let slot = slot.map(|s| format!(" slot {s:#x}")).unwrap_or_default();
+            format!(
+                " But the kernel had written frame {:#x} into RX{slot} at {}, and the application's later \
+                 reads show it read without being recorded ({}): it may have read this frame before, so this \
+                 is no proof against the application.",
+                shown(g),
+                written.cite(),
+                seen.cite()
+            )
+        });
     }
 
     /// The application took frame `g` out of a kernel ring (RX or
-    /// COMPLETION) since `since` without recording it, as `sentence` says:
+    /// COMPLETION) since `since` without recording it, as `sentence` says
+    /// (written only if a finding takes it):
     /// a finding since that rested on `g` still being the kernel's (the
     /// application moving a frame the kernel owned) may be about a frame
     /// the application had taken. No proof against the application, then.
-    pub(super) fn taken_unrecorded(&mut self, g: u64, since: At, sentence: &str) {
+    pub(super) fn taken_unrecorded(
+        &mut self,
+        g: u64,
+        since: At,
+        sentence: impl FnOnce() -> String,
+    ) {
         // Once per frame and moment: a frame left behind in a FIFO order is
         // passed by every later completion.
         if self.unrecorded_walked.len() >= 1 << 16 {
@@ -558,6 +565,8 @@ impl Analyzer {
             Rule::FillWhileKernelOwned,
             Rule::RecorderViolation,
         ];
+        let mut sentence = Some(sentence);
+        let mut text = String::new();
         for r in self.raws.iter_mut().rev() {
             if r.at.order < since.order {
                 break;
@@ -568,8 +577,11 @@ impl Analyzer {
             {
                 continue;
             }
+            if let Some(s) = sentence.take() {
+                text = s();
+            }
             r.verdict = Verdict::Inconclusive;
-            r.explanation.text_mut().push_str(sentence);
+            r.explanation.text_mut().push_str(&text);
         }
     }
 
@@ -615,10 +627,11 @@ impl Analyzer {
             let why = match w {
                 Ok(w) => format!(
                     "The kernel wrote frame {:#x} itself{} at {}, and the application had not read it: what it \
-                     read matches the kernel's writes, at another index than the one it recorded. Either the recorded index is not the ring's (a batch read but not recorded while \
-                     the recorder counts the indices itself, Sock::rx: every later index is then off by that \
-                     batch's length), or the kernel wrote the frame to another slot than the one it reserved; \
-                     the trace cannot say which.",
+                     read matches the kernel's writes, at another index than the one it recorded. Either the \
+                     recorded index is not the ring's (a batch read but not recorded while the recorder counts \
+                     the indices itself, Sock::rx: every later index is then off by that batch's length), or \
+                     the kernel wrote the frame to another slot than the one it reserved; the trace cannot say \
+                     which.",
                     shown(f),
                     w.slot.map(|s| format!(" at slot {s:#x}")).unwrap_or_default(),
                     w.at.cite(),
